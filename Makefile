@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh clone: `make demo` and `make test`.
+# Each (re)builds .venv when it is missing or older than the pinned requirements.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test bench venv clean
+
+$(STAMP): requirements.lock requirements-lava.txt pyproject.toml
+	@echo "[make] building $(VENV) from requirements.lock"
+	@rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PIPQ) -r requirements.lock
+	$(PIPQ) --no-deps --ignore-requires-python -r requirements-lava.txt
+	$(PIPQ) --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m neurosim demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) bench/cuba.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

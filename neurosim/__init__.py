@@ -1,0 +1,26 @@
+"""neurosim: one canonical discrete-time SNN model, fast simulators, training and hardware mapping.
+
+Time unit: seconds. Decays are per-step factors. See README.md for the model equations.
+"""
+from .errors import BackendUnavailable, FileFormatError, NetworkError, NeurosimError
+from .models import ALIF, IF, LI, LIF, NeuronParams, NeuronState, decay, heaviside, neuron_step
+from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
+from .result import SimulationResult, SpikeTrains
+from .simulate import simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALIF", "IF", "LI", "LIF", "CSR", "Network", "Population", "Projection", "SpikeInput",
+    "PoissonInput", "NeuronParams", "NeuronState", "SimulationResult", "SpikeTrains",
+    "simulate", "neuron_step", "heaviside", "decay", "load", "save", "load_result",
+    "save_result", "NeurosimError", "NetworkError", "FileFormatError", "BackendUnavailable",
+]
+
+
+def __getattr__(name: str):  # lazy: h5py is imported only when files are used
+    if name in ("load", "save", "load_result", "save_result"):
+        from . import storage
+
+        return getattr(storage, name)
+    raise AttributeError(name)

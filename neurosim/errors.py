@@ -1,0 +1,31 @@
+"""Error types. Every message names the offending field (and file) and the expected form."""
+from __future__ import annotations
+
+
+class NeurosimError(Exception):
+    """Base class of every error neurosim raises on purpose (the CLI maps it to exit code 2)."""
+
+
+class NetworkError(NeurosimError, ValueError):
+    """A network, population, projection or input description is invalid.
+
+    `field` is the dotted path of the offending field, e.g. ``projections.ee.delay``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class FileFormatError(NeurosimError, ValueError):
+    """A file cannot be read as what it claims to be; names the file and the field."""
+
+    def __init__(self, path: str, field: str, message: str) -> None:
+        self.path = str(path)
+        self.field = field
+        where = f"{self.path}:{field}" if field else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class BackendUnavailable(NeurosimError, RuntimeError):
+    """The requested simulation backend cannot run here (missing package or device)."""

@@ -1,0 +1,350 @@
+"""The network description: populations, input sources, projections and dt.
+
+Records are immutable and validate themselves on construction; every error names the field.
+Time unit: seconds (``dt``); delays and refractory periods are whole steps.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Optional, Union
+
+import numpy as np
+
+from .errors import NetworkError
+from .models import LI, Model, NeuronParams
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise NetworkError(where, f"expected a name of letters, digits, '_', '.', '-' "
+                                  f"starting with a letter or '_' (at most 64), got {name!r}")
+    return name
+
+
+def _check_size(size: Any, where: str) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise NetworkError(where, f"expected a whole number >= 1, got {size!r}")
+    return int(size)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """`size` neurons of one model with per-neuron parameters and initial state (v0, i0, a0)."""
+
+    name: str
+    size: int
+    model: Model
+    v0: Any = 0.0
+    i0: Any = 0.0
+    a0: Any = 0.0
+
+    def __post_init__(self) -> None:
+        where = f"populations.{self.name}"
+        _check_name(self.name, "populations.name")
+        object.__setattr__(self, "size", _check_size(self.size, f"{where}.size"))
+        from .models import MODELS
+
+        if type(self.model) not in MODELS.values():
+            raise NetworkError(f"{where}.model", f"expected LIF, ALIF, IF or LI, got {type(self.model).__name__}")
+        for init in ("v0", "i0", "a0"):
+            vals = _vector_like(getattr(self, init), self.size, f"{where}.{init}")
+            object.__setattr__(self, init, _readonly(vals))
+        object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
+
+    @property
+    def params(self) -> NeuronParams:
+        """Lowered per-neuron parameters (float64, shape (size,))."""
+        return self._params  # type: ignore[attr-defined]
+
+    @property
+    def spiking(self) -> bool:
+        return not isinstance(self.model, LI)
+
+
+def _vector_like(value: Any, n: int, where: str) -> np.ndarray:
+    from .models import _vector
+
+    return _vector(value, n, where)
+
+
+@dataclass(frozen=True, eq=False)
+class SpikeInput:
+    """A source of `size` channels whose spikes are given to :func:`neurosim.simulate`."""
+
+    name: str
+    size: int
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "inputs.name")
+        object.__setattr__(self, "size", _check_size(self.size, f"inputs.{self.name}.size"))
+
+
+@dataclass(frozen=True, eq=False)
+class PoissonInput:
+    """`size` independent Poisson sources; `rate` in Hz (scalar or per channel).
+
+    A channel spikes in a step with probability ``rate * dt`` (must be <= 1).
+    """
+
+    name: str
+    size: int
+    rate: Any = 10.0
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "inputs.name")
+        object.__setattr__(self, "size", _check_size(self.size, f"inputs.{self.name}.size"))
+        r = _vector_like(self.rate, self.size, f"inputs.{self.name}.rate")
+        if np.any(r < 0):
+            raise NetworkError(f"inputs.{self.name}.rate", "expected rates >= 0 Hz")
+        object.__setattr__(self, "rate", _readonly(r))
+
+
+Source = Union[SpikeInput, PoissonInput]
+
+
+@dataclass(frozen=True, eq=False)
+class CSR:
+    """Compressed sparse rows: row j (presynaptic) holds columns ``indices[indptr[j]:indptr[j+1]]``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_dense(cls, w: np.ndarray) -> "CSR":
+        """Nonzero entries of a dense (n_pre, n_post) matrix, rows in order."""
+        w = np.asarray(w)
+        rows, cols = np.nonzero(w)
+        indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls(np.cumsum(indptr), cols.astype(np.int64), w[rows, cols], (w.shape[0], w.shape[1]))
+
+    @classmethod
+    def from_coo(cls, pre: np.ndarray, post: np.ndarray, values: np.ndarray,
+                 shape: tuple[int, int]) -> "CSR":
+        """From (pre, post, value) triplets; stable order within a row."""
+        pre = np.asarray(pre, dtype=np.int64)
+        order = np.argsort(pre, kind="stable")
+        counts = np.bincount(pre, minlength=shape[0]) if pre.size else np.zeros(shape[0], np.int64)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(indptr, np.asarray(post, dtype=np.int64)[order],
+                   np.asarray(values)[order], (int(shape[0]), int(shape[1])))
+
+    def to_dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=np.asarray(self.values).dtype)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        out[rows, self.indices] = self.values
+        return out
+
+    @property
+    def nnz(self) -> int:
+        return int(len(self.indices))
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """Synapses from node `pre` (population or input) to population `post`.
+
+    `weights`: dense array (n_pre, n_post) or :class:`CSR` (or a scipy.sparse matrix);
+    `delay`: whole steps >= 1, scalar or one per synapse (dense: (n_pre, n_post); CSR: (nnz,)).
+    A spike sent at step t adds its weight to the target's input x at step t + delay.
+    """
+
+    name: str
+    pre: str
+    post: str
+    weights: Any
+    delay: Any = 1
+
+    def __post_init__(self) -> None:
+        where = f"projections.{self.name}"
+        _check_name(self.name, "projections.name")
+        _check_name(self.pre, f"{where}.pre")
+        _check_name(self.post, f"{where}.post")
+        w = self.weights
+        if hasattr(w, "tocsr") and not isinstance(w, np.ndarray):  # scipy.sparse
+            w = w.tocsr()
+            w = CSR(np.asarray(w.indptr, np.int64), np.asarray(w.indices, np.int64),
+                    np.asarray(w.data), (int(w.shape[0]), int(w.shape[1])))
+        if isinstance(w, CSR):
+            w = _validate_csr(w, f"{where}.weights")
+        else:
+            try:
+                w = np.asarray(w, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise NetworkError(f"{where}.weights", "expected a 2-D array of numbers or a CSR") from None
+            if w.ndim != 2:
+                raise NetworkError(f"{where}.weights", f"expected a 2-D (n_pre, n_post) array, got shape {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise NetworkError(f"{where}.weights", "expected finite values, found NaN or inf")
+            w = _readonly(w)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "delay", self._validated_delay(where))
+
+    def _validated_delay(self, where: str) -> Union[int, np.ndarray]:
+        d = np.asarray(self.delay)
+        if d.dtype.kind not in "iuf" or (d.dtype.kind == "f" and np.any(d != np.round(d))):
+            raise NetworkError(f"{where}.delay", f"expected whole numbers of steps >= 1, got dtype {d.dtype}")
+        if d.size and np.any(d < 1):
+            raise NetworkError(f"{where}.delay", f"expected delays >= 1 step, got minimum {int(d.min())}")
+        if d.ndim == 0:
+            return int(d)
+        expected = (self.weights.nnz,) if isinstance(self.weights, CSR) else self.weights.shape
+        if d.shape != expected:
+            raise NetworkError(f"{where}.delay", f"expected a scalar or shape {expected}, got {d.shape}")
+        return _readonly(d.astype(np.int64))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.weights.shape)  # type: ignore[return-value]
+
+    @property
+    def is_sparse(self) -> bool:
+        return isinstance(self.weights, CSR)
+
+    def to_csr(self) -> tuple[CSR, np.ndarray]:
+        """(CSR of the synapses, per-synapse delays). Dense zeros are not synapses."""
+        if isinstance(self.weights, CSR):
+            csr = self.weights
+            delays = np.broadcast_to(np.asarray(self.delay, np.int64), (csr.nnz,))
+            return csr, np.array(delays)
+        csr = CSR.from_dense(self.weights)
+        if np.ndim(self.delay) == 0:
+            delays = np.full(csr.nnz, int(self.delay), np.int64)
+        else:
+            rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+            delays = np.asarray(self.delay)[rows, csr.indices].astype(np.int64)
+        return csr, delays
+
+    @property
+    def max_delay(self) -> int:
+        return int(np.max(self.delay)) if np.size(self.delay) else 1
+
+
+def _validate_csr(c: CSR, where: str) -> CSR:
+    try:
+        indptr = np.asarray(c.indptr)
+        indices = np.asarray(c.indices)
+        values = np.asarray(c.values, dtype=np.float64)
+        n_pre, n_post = (int(s) for s in c.shape)
+    except (TypeError, ValueError):
+        raise NetworkError(where, "expected CSR(indptr, indices, values, (n_pre, n_post))") from None
+    if indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu":
+        raise NetworkError(where, "expected integer indptr and indices")
+    if indptr.shape != (n_pre + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise NetworkError(f"{where}.indptr", f"expected {n_pre + 1} non-decreasing offsets starting at 0")
+    if indices.shape != (int(indptr[-1]),) or values.shape != indices.shape:
+        raise NetworkError(f"{where}.indices", f"expected {int(indptr[-1])} indices and values, "
+                                               f"got {indices.shape} and {values.shape}")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_post):
+        raise NetworkError(f"{where}.indices", f"expected column indices in [0, {n_post})")
+    if not np.all(np.isfinite(values)):
+        raise NetworkError(f"{where}.values", "expected finite values, found NaN or inf")
+    return CSR(_readonly(indptr.astype(np.int64)), _readonly(indices.astype(np.int64)),
+               _readonly(values), (n_pre, n_post))
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A whole network: `dt` (seconds), populations, input sources and projections."""
+
+    dt: float
+    populations: tuple[Population, ...] = ()
+    projections: tuple[Projection, ...] = ()
+    inputs: tuple[Source, ...] = ()
+    name: str = "network"
+
+    def __post_init__(self) -> None:
+        try:
+            dt = float(self.dt)
+        except (TypeError, ValueError):
+            raise NetworkError("dt", f"expected a time step in seconds, got {self.dt!r}") from None
+        if not (np.isfinite(dt) and dt > 0):
+            raise NetworkError("dt", f"expected a finite time step > 0 in seconds, got {self.dt!r}")
+        object.__setattr__(self, "dt", dt)
+        for attr, kinds, label in (("populations", (Population,), "Population"),
+                                   ("projections", (Projection,), "Projection"),
+                                   ("inputs", (SpikeInput, PoissonInput), "SpikeInput or PoissonInput")):
+            items = tuple(getattr(self, attr))
+            for k, item in enumerate(items):
+                if not isinstance(item, kinds):
+                    raise NetworkError(f"{attr}[{k}]", f"expected a {label}, got {type(item).__name__}")
+            object.__setattr__(self, attr, items)
+        if not self.populations:
+            raise NetworkError("populations", "expected at least one population")
+        nodes: dict[str, int] = {}
+        for item in (*self.inputs, *self.populations):
+            kind = "inputs" if isinstance(item, (SpikeInput, PoissonInput)) else "populations"
+            if item.name in nodes:
+                raise NetworkError(f"{kind}.{item.name}", "name already used by another population or input")
+            nodes[item.name] = item.size
+        pops = {p.name for p in self.populations}
+        seen: set[str] = set()
+        for proj in self.projections:
+            where = f"projections.{proj.name}"
+            if proj.name in seen:
+                raise NetworkError(where, "name already used by another projection")
+            seen.add(proj.name)
+            if proj.pre not in nodes:
+                raise NetworkError(f"{where}.pre", f"no population or input named {proj.pre!r} (have {sorted(nodes)})")
+            if proj.post not in pops:
+                raise NetworkError(f"{where}.post", f"no population named {proj.post!r} (have {sorted(pops)})")
+            expected = (nodes[proj.pre], nodes[proj.post])
+            if proj.shape != expected:
+                raise NetworkError(f"{where}.weights", f"expected shape {expected} (pre.size, post.size), got {proj.shape}")
+            if proj.pre in pops and not self.population(proj.pre).spiking:
+                raise NetworkError(f"{where}.pre", f"{proj.pre!r} is an LI readout and never spikes")
+        for src in self.inputs:
+            if isinstance(src, PoissonInput) and np.any(src.rate * dt > 1):
+                raise NetworkError(f"inputs.{src.name}.rate", f"rate * dt must be <= 1 (rate <= {1 / dt:g} Hz)")
+
+    # ----------------------------------------------------------------- lookups
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def input(self, name: str) -> Source:
+        for s in self.inputs:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.populations)
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(p.weights.nnz if p.is_sparse else int(np.count_nonzero(p.weights)) for p in self.projections)
+
+    def replace(self, **changes: Any) -> "Network":
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
+
+    def summary(self) -> str:
+        """Human-readable multi-line description."""
+        lines = [f"network {self.name!r}: dt = {self.dt:g} s, {self.n_neurons} neurons, "
+                 f"{self.n_synapses} synapses"]
+        for s in self.inputs:
+            extra = f", rate {float(np.mean(s.rate)):g} Hz mean" if isinstance(s, PoissonInput) else ""
+            lines.append(f"  input      {s.name:<16} {type(s).__name__:<12} size {s.size}{extra}")
+        for p in self.populations:
+            lines.append(f"  population {p.name:<16} {type(p.model).__name__:<12} size {p.size}")
+        for j in self.projections:
+            kind = "csr" if j.is_sparse else "dense"
+            nnz = j.weights.nnz if j.is_sparse else int(np.count_nonzero(j.weights))
+            lines.append(f"  projection {j.name:<16} {j.pre} -> {j.post} ({kind}, {nnz} synapses, "
+                         f"delay {j.delay if np.ndim(j.delay) == 0 else f'{int(np.min(j.delay))}..{j.max_delay}'})")
+        return "\n".join(lines)

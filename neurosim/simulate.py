@@ -1,0 +1,225 @@
+"""`simulate`: run a Network on a backend and collect spikes, traces and timings."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from . import backends
+from .errors import NetworkError
+from .network import Network, PoissonInput, SpikeInput
+from .plan import Plan, lower
+from .result import SimulationResult, SpikeTrains
+
+TraceSpec = Union[None, Mapping[str, Iterable[str]], Iterable[str]]
+
+
+def simulate(
+    network: Network,
+    inputs: Optional[Mapping[str, Any]] = None,
+    steps: Optional[int] = None,
+    *,
+    batch: Optional[int] = None,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    seed: int = 0,
+    traces: TraceSpec = None,
+    progress: bool = False,
+    chunk: Optional[int] = None,
+) -> SimulationResult:
+    """Simulate `network` for `steps` steps of ``network.dt`` on `backend`.
+
+    inputs: SpikeInput name -> spikes, shape (T, size) or (T, batch, size) with T >= steps,
+    values 0/1 (bool or numbers); Poisson inputs are drawn from `seed`, independently per
+    input, trial and step, the same whatever the backend or chunking.
+    batch: number of independent trials (default: from the inputs, else 1).
+    backend: 'numpy' (reference), 'numba' (compiled CPU), 'cupy' (GPU) or 'auto'.
+    traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(network, Network):
+        raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
+    inputs = dict(inputs or {})
+    steps = _check_steps(steps, inputs)
+    batch = _batch_size(network, inputs, batch)
+    spike_inputs = _check_inputs(network, inputs, steps, batch)
+    name = backends.resolve(backend)
+    module = backends.load(name)
+    plan = lower(network, dtype)
+    trace_spec = _trace_spec(network, traces)
+    trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
+    trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
+    runner = module.Runner(plan, batch, trace_idx, trace_vars)
+    rngs = {s.name: np.random.default_rng([int(seed), k]) for k, s in enumerate(network.inputs)}
+    chunk = int(chunk) if chunk else _default_chunk(plan, batch)
+    t_setup = time.perf_counter()
+
+    events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    src_events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    trace_parts: list[dict[str, np.ndarray]] = []
+    run_s = 0.0
+    bar = _progress(steps, progress, f"simulate ({name})")
+    try:
+        for t0 in range(0, steps, chunk):
+            n = min(chunk, steps - t0)
+            src = _sources(network, plan, spike_inputs, rngs, t0, n, batch)
+            tr = time.perf_counter()
+            ev_t, ev_b, ev_j, tr_chunk = runner.run(t0, src)
+            run_s += time.perf_counter() - tr
+            events.append((ev_t, ev_b, ev_j))
+            st, sb, sj = np.nonzero(src)
+            src_events.append((st + t0, sb, sj + plan.n_neurons))
+            trace_parts.append(tr_chunk)
+            bar.update(n)
+    finally:
+        bar.close()
+    t_rec = time.perf_counter()
+    spikes = _split_events(network, plan, events + src_events, steps, batch)
+    trace_out = _split_traces(network, trace_spec, trace_vars, trace_parts)
+    t_end = time.perf_counter()
+    timings = {"setup": t_setup - t_start, "run": run_s, "record": t_end - t_rec, "total": t_end - t_start}
+    return SimulationResult(
+        spikes=spikes, traces=trace_out, timings=timings, backend=name, dtype=str(plan.dtype),
+        dt=network.dt, steps=steps, batch=batch, seed=int(seed),
+        meta={"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices))},
+    )
+
+
+def _check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:
+    if steps is None:
+        lengths = {np.shape(v)[0] for v in inputs.values() if np.ndim(v) >= 1}
+        if len(lengths) != 1:
+            raise NetworkError("steps", "expected a number of steps (or inputs that all have the same length)")
+        steps = lengths.pop()
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise NetworkError("steps", f"expected a whole number of steps >= 1, got {steps!r}")
+    return int(steps)
+
+
+def _batch_size(network: Network, inputs: Mapping[str, Any], batch: Optional[int]) -> int:
+    found = {np.shape(v)[1] for v in inputs.values() if np.ndim(v) == 3}
+    if len(found) > 1:
+        raise NetworkError("inputs", f"inputs disagree on the batch size: {sorted(found)}")
+    if batch is None:
+        batch = found.pop() if found else 1
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise NetworkError("batch", f"expected a whole number of trials >= 1, got {batch!r}")
+    if found and found.pop() != batch:
+        raise NetworkError("batch", f"batch={batch} but the inputs have another batch size")
+    return int(batch)
+
+
+def _check_inputs(network: Network, inputs: Mapping[str, Any], steps: int, batch: int) -> dict[str, np.ndarray]:
+    """Validate user spike arrays; returns name -> bool array (steps, batch, size)."""
+    names = {s.name: s for s in network.inputs}
+    for key in inputs:
+        if key not in names:
+            raise NetworkError(f"inputs.{key}", f"the network has no input named {key!r} (has {sorted(names)})")
+        if isinstance(names[key], PoissonInput):
+            raise NetworkError(f"inputs.{key}", "is a PoissonInput: its spikes are drawn, not given")
+    out = {}
+    for s in network.inputs:
+        if not isinstance(s, SpikeInput):
+            continue
+        if s.name not in inputs:
+            raise NetworkError(f"inputs.{s.name}", f"missing spikes for SpikeInput {s.name!r}, "
+                                                   f"expected shape ({steps}, {s.size}) or ({steps}, {batch}, {s.size})")
+        arr = np.asarray(inputs[s.name])
+        if arr.ndim == 2:
+            arr = arr[:, None, :]
+        if arr.ndim != 3 or arr.shape[2] != s.size or arr.shape[0] < steps or arr.shape[1] not in (1, batch):
+            raise NetworkError(f"inputs.{s.name}", f"expected shape (>= {steps}, {s.size}) or "
+                                                   f"(>= {steps}, {batch}, {s.size}), got {np.shape(inputs[s.name])}")
+        if arr.dtype != bool:
+            if arr.dtype.kind not in "biuf" or not np.all((arr == 0) | (arr == 1)):
+                raise NetworkError(f"inputs.{s.name}", "expected spikes as 0/1 or bool values")
+            arr = arr != 0
+        out[s.name] = np.broadcast_to(arr[:steps], (steps, batch, s.size))
+    return out
+
+
+def _trace_spec(network: Network, traces: TraceSpec) -> dict[str, list[str]]:
+    if not traces:
+        return {}
+    spec: dict[str, list[str]] = {}
+    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
+    for item in items:
+        if len(item) != 2:
+            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
+        pop, variables = item
+        variables = [variables] if isinstance(variables, str) else list(variables)
+        if pop not in {p.name for p in network.populations}:
+            raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
+        for v in variables:
+            if v not in backends.TRACE_VARS:
+                raise NetworkError(f"traces.{pop}", f"unknown variable {v!r}, expected one of {backends.TRACE_VARS}")
+            spec.setdefault(pop, [])
+            if v not in spec[pop]:
+                spec[pop].append(v)
+    order = [p.name for p in network.populations]
+    return {p: spec[p] for p in order if p in spec}
+
+
+def _default_chunk(plan: Plan, batch: int) -> int:
+    """Steps per runner call: keeps input chunks near 16 MB and progress responsive."""
+    per_step = max(1, batch * max(plan.n_sources, 1))
+    return int(max(1, min(2000, (16 << 20) // per_step)))
+
+
+def _sources(network: Network, plan: Plan, spike_inputs: dict[str, np.ndarray],
+             rngs: dict[str, np.random.Generator], t0: int, n: int, batch: int) -> np.ndarray:
+    """Input spikes of steps [t0, t0 + n) as bool (n, batch, n_sources), in plan order."""
+    parts = []
+    for s in network.inputs:
+        if isinstance(s, SpikeInput):
+            parts.append(spike_inputs[s.name][t0:t0 + n])
+        else:
+            parts.append(rngs[s.name].random((n, batch, s.size)) < plan.poisson[s.name])
+    if not parts:
+        return np.zeros((n, batch, 0), dtype=bool)
+    return np.concatenate(parts, axis=2)
+
+
+def _split_events(network: Network, plan: Plan, events: list, steps: int, batch: int) -> dict[str, SpikeTrains]:
+    t = np.concatenate([e[0] for e in events]) if events else np.zeros(0, np.int64)
+    b = np.concatenate([e[1] for e in events]) if events else np.zeros(0, np.int64)
+    j = np.concatenate([e[2] for e in events]) if events else np.zeros(0, np.int64)
+    out = {}
+    for node in (*network.populations, *network.inputs):
+        lo, hi = plan.slices[node.name]
+        m = (j >= lo) & (j < hi)
+        tt, bb, jj = t[m], b[m].astype(np.int32), (j[m] - lo).astype(np.int32)
+        order = np.lexsort((jj, bb, tt))
+        out[node.name] = SpikeTrains(tt[order].astype(np.int64), bb[order], jj[order], node.size, steps, batch)
+    return out
+
+
+def _split_traces(network: Network, spec: dict[str, list[str]], variables: list[str],
+                  parts: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    if not spec:
+        return {}
+    full = {v: np.concatenate([p[v] for p in parts], axis=0) for v in variables}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    offset = 0
+    for pop, vs in spec.items():
+        size = network.population(pop).size
+        out[pop] = {v: full[v][:, :, offset:offset + size] for v in vs}
+        offset += size
+    return out
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False)
