@@ -131,7 +131,9 @@ def run_brian2_cuba(
     * ``run_binary_s`` (cpp_standalone): the binary's process, i.e. ``sim_s``
       plus reading static arrays and writing results.  ``None`` otherwise.
     * ``setup_s``: child start to network built (mostly ``import brian2``
-      and ``Synapses.connect``).
+      and ``Synapses.connect``).  With a cold Cython cache it also contains
+      compiling the code that sets initial values and creates synapses
+      (a large share of the cold-cache cost).
 
     ``cache_warm`` says whether nothing had to be compiled: cython: no new
     extension module appeared in the cache; cpp_standalone: the ``main``
@@ -227,7 +229,8 @@ def _child_main(spec_path: str) -> None:
         binary_mtime = binary.stat().st_mtime_ns if binary.exists() else None
     else:
         b2.prefs.codegen.target = target
-        b2.prefs.codegen.runtime.cython.cache_dir = spec["cython_cache"]
+        if target == "cython":
+            b2.prefs.codegen.runtime.cython.cache_dir = spec["cython_cache"]
         modules_before = _cython_modules(spec["cython_cache"])
     b2.defaultclock.dt = dt * b2.second
 

@@ -1,0 +1,107 @@
+"""The CUBA benchmark network (Vogels and Abbott 2005), with one synaptic time constant.
+
+Continuous model (voltages relative to the reset potential, so reset is 0)::
+
+    tau_m dv/dt = g - (v - v_rest),   tau_syn dg/dt = -g,   spike: v > theta, reset v = 0,
+    refractory 5 ms, on a spike: g += w
+
+The original has separate excitatory (5 ms) and inhibitory (10 ms) synapses; here both use
+5 ms and the inhibitory weight is doubled, which keeps the charge of each inhibitory event.
+Lowering onto neurosim's LIF is exact between spikes: ``beta = exp(-dt/tau_m)``,
+``alpha = exp(-dt/tau_syn)``, and a jump w in g adds ``K*w`` to i with
+``K = tau_syn/(tau_syn - tau_m) * (alpha - beta)`` (the exact response of v over one step);
+the leak towards v_rest is a bias ``(1-alpha)*(1-beta)*v_rest`` whose current starts at its
+fixed point ``i0 = (1-beta)*v_rest``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurosim import CSR, LIF, Network, Population, Projection
+
+
+@dataclass(frozen=True)
+class CubaParams:
+    """Physical parameters in SI units (s, V)."""
+
+    tau_m: float = 20e-3
+    tau_syn: float = 5e-3
+    theta: float = 10e-3  # Vt - Vr
+    v_rest: float = 11e-3  # El - Vr
+    refractory: float = 5e-3
+    w_exc: float = 60 * 0.27 / 10 * 1e-3  # 1.62 mV
+    w_inh: float = -20 * 4.5 / 10 * 1e-3 * 2  # -18 mV: -9 mV at 10 ms, charge kept at 5 ms
+    exc_fraction: float = 0.8
+
+
+def jump_gain(dt: float, tau_m: float, tau_syn: float) -> float:
+    """K: the contribution to v over one step of a unit jump of g at the step's start."""
+    beta, alpha = math.exp(-dt / tau_m), math.exp(-dt / tau_syn)
+    if math.isclose(tau_m, tau_syn):
+        return dt / tau_m * beta
+    return tau_syn / (tau_syn - tau_m) * (alpha - beta)
+
+
+def connectivity(n: int, syn_per_neuron: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random (pre, post) pairs: each neuron sends Binomial(n, k/n) synapses to uniform targets."""
+    p = min(1.0, syn_per_neuron / n)
+    counts = rng.binomial(n, p, size=n)
+    pre = np.repeat(np.arange(n, dtype=np.int64), counts)
+    post = rng.integers(0, n, size=pre.size, dtype=np.int64)
+    return pre, post
+
+
+def cuba_network(n: int = 4000, syn_per_neuron: int = 80, seed: int = 0, dt: float = 1e-4,
+                 params: CubaParams = CubaParams()) -> Network:
+    """CUBA with `n` neurons (80% excitatory), `syn_per_neuron` outgoing synapses on average.
+
+    Weights are scaled by 80/syn_per_neuron so that the mean input stays that of the original.
+    Populations 'exc' and 'inh'; projections 'ee', 'ei', 'ie', 'ii' (CSR, delay 1 step).
+    """
+    if n < 10:
+        raise ValueError(f"n: expected at least 10 neurons, got {n}")
+    rng = np.random.default_rng(seed)
+    n_exc = int(round(params.exc_fraction * n))
+    beta, alpha = math.exp(-dt / params.tau_m), math.exp(-dt / params.tau_syn)
+    k = jump_gain(dt, params.tau_m, params.tau_syn)
+    scale = 80.0 / syn_per_neuron
+    model = LIF(beta=beta, alpha=alpha, theta=params.theta,
+                bias=(1 - alpha) * (1 - beta) * params.v_rest,
+                refractory=int(round(params.refractory / dt)), reset="zero")
+    v0 = rng.uniform(0.0, params.theta, size=n)
+    i0 = (1 - beta) * params.v_rest
+    pre, post = connectivity(n, syn_per_neuron, rng)
+    groups = {"exc": (0, n_exc), "inh": (n_exc, n)}
+    pops = [Population(name, hi - lo, model, v0=v0[lo:hi], i0=i0) for name, (lo, hi) in groups.items()]
+    projs = []
+    for src, (slo, shi) in groups.items():
+        w = k * scale * (params.w_exc if src == "exc" else params.w_inh)
+        for dst, (dlo, dhi) in groups.items():
+            m = (pre >= slo) & (pre < shi) & (post >= dlo) & (post < dhi)
+            csr = CSR.from_coo(pre[m] - slo, post[m] - dlo, np.full(int(m.sum()), w), (shi - slo, dhi - dlo))
+            projs.append(Projection(f"{src[0]}{dst[0]}", src, dst, csr, delay=1))
+    return Network(dt=dt, populations=pops, projections=projs, name=f"cuba{n}")
+
+
+def brian2_description(network: Network, params: CubaParams = CubaParams(),
+                       syn_per_neuron: int = 80) -> dict:
+    """The same network as arrays for the Brian2 peer (bench/brian2_cuba.py): SI units."""
+    n_exc = network.population("exc").size
+    offsets = {"exc": 0, "inh": n_exc}
+    pre, post, w = [], [], []
+    scale = 80.0 / syn_per_neuron
+    for proj in network.projections:
+        csr, _ = proj.to_csr()
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        pre.append(rows + offsets[proj.pre])
+        post.append(np.asarray(csr.indices) + offsets[proj.post])
+        w.append(np.full(csr.nnz, scale * (params.w_exc if proj.pre == "exc" else params.w_inh)))
+    v0 = np.concatenate([network.population(p).v0 for p in ("exc", "inh")])
+    return dict(n=int(v0.size), pre=np.concatenate(pre).astype(np.int32),
+                post=np.concatenate(post).astype(np.int32), w=np.concatenate(w), v0=v0,
+                g0=np.zeros(v0.size), tau_m=params.tau_m, tau_syn=params.tau_syn,
+                theta=params.theta, v_rest=params.v_rest, refractory_s=params.refractory,
+                delay_s=0.0)
