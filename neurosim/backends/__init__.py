@@ -33,7 +33,10 @@ def load(name: str) -> Any:
         raise BackendUnavailable(f"backend: expected one of {sorted(_MODULES)} or 'auto', got {name!r}")
     try:
         return importlib.import_module(f".{_MODULES[name]}", __name__)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__name__}.{_MODULES[name]}":
+            raise BackendUnavailable(f"backend {name!r} is not part of this neurosim build yet; "
+                                     "use backend='numba' or 'numpy'") from None
         raise BackendUnavailable(f"backend {name!r} is not installed here ({exc})") from None
 
 
