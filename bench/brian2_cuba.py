@@ -138,7 +138,9 @@ def run_brian2_cuba(
     ``cache_warm`` says whether nothing had to be compiled: cython: no new
     extension module appeared in the cache; cpp_standalone: the ``main``
     binary existed and was not relinked; always ``True`` for numpy.
-    cpp_standalone runs single-threaded (``openmp_threads = 0``).
+    cpp_standalone runs single-threaded (``openmp_threads = 0``); cython and
+    cpp_standalone use Brian2's default flags (``-O3 -ffast-math -march=native``).
+    A failed subprocess raises ``RuntimeError`` carrying its stderr tail.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
