@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim import CSR, LIF, Network, Population, Projection
+from neurosim import CSR, LIF, Network, NetworkError, Population, Projection
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def cuba_network(n: int = 4000, syn_per_neuron: int = 80, seed: int = 0, dt: flo
     Populations 'exc' and 'inh'; projections 'ee', 'ei', 'ie', 'ii' (CSR, delay 1 step).
     """
     if n < 10:
-        raise ValueError(f"n: expected at least 10 neurons, got {n}")
+        raise NetworkError("n", f"expected at least 10 neurons, got {n}")
     rng = np.random.default_rng(seed)
     n_exc = int(round(params.exc_fraction * n))
     beta, alpha = math.exp(-dt / params.tau_m), math.exp(-dt / params.tau_syn)

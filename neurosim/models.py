@@ -11,7 +11,7 @@ Order inside one step t (identical everywhere):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, Union
 
 import numpy as np
@@ -160,6 +160,18 @@ class _Model:
 
     kind: ClassVar[str] = ""
     decays: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        """Array parameters are copied and frozen, so later edits by the caller cannot leak in."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (list, tuple, np.ndarray)):
+                try:
+                    arr = np.array(value, dtype=np.float64)
+                except (TypeError, ValueError):
+                    continue  # left for per_neuron() to report with the field's name
+                arr.setflags(write=False)
+                object.__setattr__(self, f.name, arr)
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if f.name != "reset")

@@ -14,12 +14,13 @@ import numpy as np
 from .errors import NetworkError
 from .models import LI, Model, NeuronParams
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+MAX_DELAY = 100_000  # steps; the ring buffer holds max_delay + 1 steps of input per neuron
 
 
 def _check_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise NetworkError(where, f"expected a name of letters, digits, '_', '.', '-' "
+        raise NetworkError(where, f"expected a name of letters, digits, '_', '-' "
                                   f"starting with a letter or '_' (at most 64), got {name!r}")
     return name
 
@@ -195,8 +196,12 @@ class Projection:
         d = np.asarray(self.delay)
         if d.dtype.kind not in "iuf" or (d.dtype.kind == "f" and np.any(d != np.round(d))):
             raise NetworkError(f"{where}.delay", f"expected whole numbers of steps >= 1, got dtype {d.dtype}")
+        if d.size and not np.all(np.isfinite(d)):
+            raise NetworkError(f"{where}.delay", "expected finite whole numbers of steps, found NaN or inf")
         if d.size and np.any(d < 1):
             raise NetworkError(f"{where}.delay", f"expected delays >= 1 step, got minimum {int(d.min())}")
+        if d.size and np.any(d > MAX_DELAY):
+            raise NetworkError(f"{where}.delay", f"expected delays <= {MAX_DELAY} steps, got {int(d.max())}")
         if d.ndim == 0:
             return int(d)
         expected = (self.weights.nnz,) if isinstance(self.weights, CSR) else self.weights.shape
@@ -265,10 +270,11 @@ class Network:
     name: str = "network"
 
     def __post_init__(self) -> None:
-        try:
-            dt = float(self.dt)
-        except (TypeError, ValueError):
-            raise NetworkError("dt", f"expected a time step in seconds, got {self.dt!r}") from None
+        if isinstance(self.dt, bool) or not isinstance(self.dt, (int, float, np.integer, np.floating)):
+            raise NetworkError("dt", f"expected a time step in seconds (a number), got {self.dt!r}")
+        dt = float(self.dt)
+        if not isinstance(self.name, str) or len(self.name) > 256:
+            raise NetworkError("name", f"expected a text label of at most 256 characters, got {self.name!r}")
         if not (np.isfinite(dt) and dt > 0):
             raise NetworkError("dt", f"expected a finite time step > 0 in seconds, got {self.dt!r}")
         object.__setattr__(self, "dt", dt)
@@ -310,16 +316,19 @@ class Network:
 
     # ----------------------------------------------------------------- lookups
     def population(self, name: str) -> Population:
+        """The population called `name` (NetworkError if none)."""
         for p in self.populations:
             if p.name == name:
                 return p
-        raise KeyError(name)
+        raise NetworkError(f"populations.{name}", f"no population named {name!r} "
+                                                  f"(have {[p.name for p in self.populations]})")
 
     def input(self, name: str) -> Source:
+        """The input source called `name` (NetworkError if none)."""
         for s in self.inputs:
             if s.name == name:
                 return s
-        raise KeyError(name)
+        raise NetworkError(f"inputs.{name}", f"no input named {name!r} (have {[s.name for s in self.inputs]})")
 
     @property
     def n_neurons(self) -> int:

@@ -65,7 +65,7 @@ class SimulationResult:
         """Mean firing rate of every population and input, Hz."""
         return {k: v.rate_hz(self.dt) for k, v in self.spikes.items()}
 
-    def n_events(self) -> int:
+    def n_spikes(self) -> int:
         """Total spikes across populations (inputs excluded)."""
         return int(sum(len(self.spikes[k]) for k in self.meta.get("populations", self.spikes)))
 

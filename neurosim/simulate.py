@@ -98,7 +98,8 @@ def _check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:
 
 
 def _batch_size(network: Network, inputs: Mapping[str, Any], batch: Optional[int]) -> int:
-    found = {np.shape(v)[1] for v in inputs.values() if np.ndim(v) == 3}
+    """Trials: `batch` if given, else the inputs' batch size; inputs of batch 1 broadcast."""
+    found = {np.shape(v)[1] for v in inputs.values() if np.ndim(v) == 3} - {1}
     if len(found) > 1:
         raise NetworkError("inputs", f"inputs disagree on the batch size: {sorted(found)}")
     if batch is None:

@@ -123,3 +123,27 @@ def test_networks_are_immutable_and_replace_revalidates():
 def test_csr_dense_round_trip():
     w = np.random.default_rng(0).normal(size=(5, 4)) * (np.random.default_rng(1).random((5, 4)) < 0.5)
     np.testing.assert_array_equal(ns.CSR.from_dense(w).to_dense(), w)
+
+
+@pytest.mark.parametrize("delay", [np.inf, np.array([[np.inf, 1.0]] * 3), 10**12])
+def test_non_finite_and_absurd_delays(delay):
+    raises("projections.ab.delay", ns.Projection, "ab", "a", "b", np.ones((3, 2)), delay=delay)
+
+
+def test_dt_and_name_must_be_real_values():
+    raises("dt", net, dt="1e-3")
+    raises("dt", net, dt=True)
+    with pytest.raises(ns.NetworkError, match="name"):
+        ns.Network(dt=1e-3, populations=[ns.Population("a", 1, ns.LIF())], name=123)
+
+
+def test_models_copy_caller_arrays():
+    beta = np.full(3, 0.5)
+    pop = ns.Population("p", 3, ns.LIF(beta=beta))
+    beta[:] = 0.9
+    assert np.all(pop.model.beta == 0.5) and np.all(pop.params.beta == 0.5)
+
+
+def test_lookup_of_unknown_names_is_a_network_error():
+    raises("populations.zz", net().population, "zz")
+    raises("inputs.zz", net().input, "zz")

@@ -174,3 +174,12 @@ def test_bad_arguments():
         assert exc.value.field == field
     with pytest.raises(ns.BackendUnavailable, match="expected one of"):
         ns.simulate(net, inp, 10, backend="fpga")
+
+
+def test_batch_one_inputs_broadcast_to_explicit_batch():
+    net = random_network(7)
+    one = random_inputs(7, 60, 1)
+    res = ns.simulate(net, one, 60, batch=3, seed=1)
+    assert res.batch == 3
+    dense = res.spikes["in"].dense()
+    assert np.array_equal(dense[:, 0], dense[:, 2]) and np.array_equal(dense[:, 0], one["in"][:, 0])

@@ -36,7 +36,7 @@ def load(name: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name == f"{__name__}.{_MODULES[name]}":
             raise BackendUnavailable(f"backend {name!r} is not part of this neurosim build yet; "
-                                     "use backend='numba' or 'numpy'") from None
+                                     "the 'numba' and 'numpy' backends run here") from None
         raise BackendUnavailable(f"backend {name!r} is not installed here ({exc})") from None
 
 

@@ -1,0 +1,540 @@
+"""The ``neurosim`` command line (also ``python -m neurosim``).
+
+Subcommands: simulate, info, raster, example, backends, demo; ``neurosim CMD --help`` explains
+each. Bad input (any :class:`~neurosim.errors.NeurosimError`, a missing or unwritable file, a
+usage error) prints one line ``neurosim: error: ...`` on stderr and exits with 2; Ctrl-C exits
+with 130. Every output file is written atomically, so an interrupted run leaves no partial file.
+Heavy modules (h5py, matplotlib, numba, the example networks) are imported only when needed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from typing import Any, NoReturn, Optional, Sequence
+
+import numpy as np
+
+from . import __version__, backends
+from .errors import FileFormatError, NeurosimError
+
+PROG = "neurosim"
+FORMATS = ("neurosim.network", "neurosim.result")
+
+
+class CLIError(NeurosimError):
+    """A command-line argument or environment problem found by the CLI itself."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{sub}: " if sub else ""
+        self.exit(2, f"{PROG}: error: {where}{message} (see '{self.prog} --help')\n")
+
+
+# ------------------------------------------------------------------------------ argument types
+
+
+def _int_at_least(lo: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected {what} >= {lo}, got {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def _names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, e.g. exc,inh, got {text!r}")
+    return names
+
+
+def _trace(text: str) -> str:
+    pop, sep, var = text.partition(":")
+    if not sep or not pop or var not in backends.TRACE_VARS:
+        raise argparse.ArgumentTypeError(
+            f"expected POPULATION:VARIABLE with VARIABLE one of {', '.join(backends.TRACE_VARS)}, got {text!r}")
+    return text
+
+
+# ------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Spiking-network simulator: run saved networks, inspect files, "
+                                            "plot rasters. Time unit: seconds; delays in whole steps.",
+                     epilog="Errors print one line 'neurosim: error: ...' and exit with code 2.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("simulate", help="simulate a saved network and save the result",
+                       description="Load MODEL.h5, simulate it for --steps steps of the model's dt, "
+                                   "save the spikes (and traces) to --out and print a summary.")
+    p.add_argument("model", metavar="MODEL.h5", help="network file written by neurosim.save or 'neurosim example'")
+    p.add_argument("--steps", required=True, type=_int_at_least(1, "steps"), metavar="T",
+                   help="number of time steps to simulate (whole number >= 1; duration = steps * dt of the model)")
+    p.add_argument("--input", metavar="IN.npz",
+                   help="spikes for the model's SpikeInputs: a numpy .npz archive (np.savez) with one array "
+                        "per SpikeInput, keyed by its name, shaped (T, n) or (T, B, n) with T >= --steps, "
+                        "n the input's size and B trials; values 0/1 or bool. PoissonInputs are drawn from --seed")
+    p.add_argument("--backend", default="numpy", choices=("numpy", "numba", "cupy", "auto"),
+                   help="simulator: numpy (reference), numba (compiled CPU), cupy (NVIDIA GPU) or auto "
+                        "(cupy if a GPU is usable, else numba if installed, else numpy; the choice is printed). "
+                        "Default: numpy")
+    p.add_argument("--dtype", default="float64", choices=("float32", "float64"),
+                   help="floating-point type of the state and weights (default: float64)")
+    p.add_argument("--batch", type=_int_at_least(1, "trials"), default=None, metavar="B",
+                   help="number of independent trials B (default: B of the inputs, else 1)")
+    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
+                   help="seed of the Poisson inputs (whole number >= 0, default 0); the same seed gives "
+                        "the same spikes on every backend")
+    p.add_argument("--trace", metavar="POP:VAR", type=_trace, nargs="+", action="extend", default=[],
+                   help=f"record a state variable of a population every step, e.g. exc:v; VAR is one of "
+                        f"{', '.join(backends.TRACE_VARS)}; may be repeated")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
+    p.add_argument("--out", required=True, metavar="OUT.h5",
+                   help="result file to write (HDF5; its directory must exist; replaced atomically)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("info", help="describe a network or result file",
+                       description="Print what a neurosim HDF5 file holds: for a network, its populations, "
+                                   "inputs, projections, dt and counts; for a result, spike counts, rates and "
+                                   "timings. The kind is read from the file's root attribute 'format'.")
+    p.add_argument("file", metavar="FILE.h5", help="a network (MODEL.h5) or result (OUT.h5) file")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("raster", help="plot a spike raster from a result file",
+                       description="Draw the spikes of one trial (time in ms, populations stacked) above the "
+                                   "population rates (Hz) and write a PNG.")
+    p.add_argument("result", metavar="OUT.h5", help="result file written by 'neurosim simulate'")
+    p.add_argument("--png", required=True, metavar="FILE.png", help="image to write (replaced atomically)")
+    p.add_argument("--trial", type=_int_at_least(0, "trial index"), default=0, metavar="K",
+                   help="which trial of the batch to draw (0-based, default 0)")
+    p.add_argument("--populations", type=_names, metavar="A,B",
+                   help="comma-separated populations (or inputs) to draw, bottom to top "
+                        "(default: every neuron population)")
+    p.add_argument("--max-points", type=_int_at_least(1, "points"), default=200_000, metavar="N",
+                   help="draw at most this many spikes, evenly subsampled beyond it (default 200000)")
+    p.set_defaults(func=cmd_raster)
+
+    p = sub.add_parser("example", help="write a bundled example network",
+                       description="Write an example network as a MODEL.h5 file. 'cuba': the CUBA benchmark "
+                                   "(Vogels and Abbott 2005; 80% excitatory LIF neurons, dt 0.1 ms); "
+                                   "'small_lif': the small saved model shipped in assets/small_lif.h5.")
+    p.add_argument("name", choices=("cuba", "small_lif"), help="which example: cuba or small_lif")
+    p.add_argument("--n", type=_int_at_least(10, "neurons"), default=4000,
+                   help="cuba: number of neurons (>= 10, default 4000)")
+    p.add_argument("--syn-per-neuron", type=_int_at_least(1, "synapses per neuron"), default=80, metavar="K",
+                   help="cuba: mean outgoing synapses per neuron (default 80; weights scale by 80/this)")
+    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
+                   help="cuba: seed of the connectivity and initial voltages (default 0)")
+    p.add_argument("--out", required=True, metavar="MODEL.h5", help="network file to write (replaced atomically)")
+    p.set_defaults(func=cmd_example)
+
+    p = sub.add_parser("backends", help="list the simulation backends and whether each can run here",
+                       description="List the backends (numpy, numba, cupy), whether each is usable on this "
+                                   "machine (and why not), and which one --backend auto picks.")
+    p.set_defaults(func=cmd_backends)
+
+    p = sub.add_parser("demo", help="build, simulate and plot the CUBA network in one go",
+                       description="Build the CUBA network, save it as model.h5 in --out, simulate it "
+                                   "(default 10000 steps of 0.1 ms = 1 s), and write result.h5, raster.png "
+                                   "and summary.md (rates, timings, backend, synaptic events, versions).")
+    p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
+                   help="output directory, created if missing (default runs/demo)")
+    p.add_argument("--n", type=_int_at_least(10, "neurons"), default=4000, help="number of neurons (default 4000)")
+    p.add_argument("--steps", type=_int_at_least(1, "steps"), default=10_000, metavar="T",
+                   help="number of 0.1 ms steps (default 10000 = 1 s)")
+    p.add_argument("--backend", default="auto", choices=("numpy", "numba", "cupy", "auto"),
+                   help="simulator (default auto: cupy if a GPU is usable, else numba, else numpy)")
+    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
+                   help="seed of the network's connectivity and initial voltages (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+# ------------------------------------------------------------------------------------- entry
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with `argv` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _error("interrupted (no partial output files were written)")
+        return 130
+    except NeurosimError as exc:
+        _error(str(exc))
+        return 2
+    except BrokenPipeError:  # e.g. `neurosim info x.h5 | head -1`: not an error of the user's input
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
+    except OSError as exc:
+        _error(_os_message(exc))
+        return 2
+
+
+def _error(message: str) -> None:
+    line = " ".join(str(message).split())  # exactly one line
+    print(f"{PROG}: error: {line}", file=sys.stderr, flush=True)
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------- commands
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from . import storage
+    from .simulate import simulate
+
+    _check_writable(args.out, "--out")
+    network = storage.load(args.model)
+    inputs = load_inputs(args.input, network, args.steps, args.batch) if args.input else {}
+    missing = [s.name for s in _spike_inputs(network) if s.name not in inputs]
+    if missing:
+        raise CLIError(f"{args.model}: the network has SpikeInput {missing[0]!r} (size "
+                       f"{network.input(missing[0]).size}); pass --input IN.npz with an array under that key")
+    pops = [p.name for p in network.populations]
+    for spec in args.trace:
+        if spec.partition(":")[0] not in pops:
+            raise CLIError(f"--trace {spec}: {args.model} has no population named {spec.partition(':')[0]!r} "
+                           f"(populations: {', '.join(pops)})")
+    name = _resolve_backend(args.backend)
+    result = simulate(network, inputs, args.steps, batch=args.batch, backend=name, dtype=args.dtype,
+                      seed=args.seed, traces=args.trace or None, progress=not args.no_progress)
+    storage.save_result(result, args.out)
+    print(result.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import storage
+
+    kind = peek_format(args.file)
+    if kind == "neurosim.network":
+        net = storage.load(args.file)
+        print(f"{args.file}: neurosim network")
+        print(net.summary())
+        max_delay = max((p.max_delay for p in net.projections), default=0)
+        print(f"dt: {net.dt:g} s ({net.dt * 1e3:g} ms)")
+        print(f"counts: {len(net.populations)} populations, {len(net.inputs)} inputs, "
+              f"{len(net.projections)} projections, {net.n_neurons} neurons, {net.n_synapses} synapses, "
+              f"max delay {max_delay} steps")
+    else:
+        res = storage.load_result(args.file)
+        print(f"{args.file}: neurosim result")
+        print(res.summary())
+        print(f"dt: {res.dt:g} s; duration {res.steps * res.dt:g} s; seed {res.seed}")
+        traced = [f"{p}:{v}" for p, vs in res.traces.items() for v in vs]
+        print(f"traces: {', '.join(traced) if traced else 'none'}")
+    return 0
+
+
+def cmd_raster(args: argparse.Namespace) -> int:
+    from . import plot, storage
+
+    _check_writable(args.png, "--png")
+    res = storage.load_result(args.result)
+    if args.trial >= res.batch:
+        raise CLIError(f"--trial {args.trial}: {args.result} has {res.batch} trial(s), expected 0..{res.batch - 1}")
+    unknown = [p for p in args.populations or () if p not in res.spikes]
+    if unknown:
+        raise CLIError(f"--populations: {args.result} has no population or input named {unknown[0]!r} "
+                       f"(has {', '.join(res.spikes)})")
+    plot.raster(res, args.png, populations=args.populations, trial=args.trial, max_points=args.max_points,
+                title=os.path.basename(args.result))
+    print(f"wrote {args.png}")
+    return 0
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    from . import storage
+
+    _check_writable(args.out, "--out")
+    if args.name == "cuba":
+        net = _cuba(args.n, args.syn_per_neuron, args.seed)
+    else:
+        net = storage.load(_asset_path("small_lif.h5"))
+    storage.save(net, args.out)
+    print(net.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    status = backends.available()
+    width = max(len(n) for n in status)
+    for name, reason in status.items():
+        print(f"{name:<{width}}  {'usable' if not reason else 'unavailable: ' + reason}")
+    print(f"auto -> {backends.resolve('auto')}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import plot, storage
+    from .simulate import simulate
+
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    _check_writable(os.path.join(out, "summary.md"), "--out")
+    paths = {k: os.path.join(out, f) for k, f in
+             (("model", "model.h5"), ("result", "result.h5"), ("raster", "raster.png"), ("summary", "summary.md"))}
+    name = _resolve_backend(args.backend)
+    t0 = time.perf_counter()
+    net = _cuba(args.n, 80, args.seed)
+    t_build = time.perf_counter() - t0
+    storage.save(net, paths["model"])
+    print(f"network: {net.n_neurons} neurons, {net.n_synapses} synapses, dt {net.dt * 1e3:g} ms -> {paths['model']}")
+    result = simulate(net, None, args.steps, backend=name, seed=args.seed, progress=not args.no_progress)
+    t1 = time.perf_counter()
+    storage.save_result(result, paths["result"])
+    plot.raster(result, paths["raster"], title=f"CUBA, {net.n_neurons} neurons, {name}")
+    events = synaptic_events(net, result)
+    t_files = time.perf_counter() - t1
+    stages = {"build network": t_build, "save result, plot raster": t_files, "demo wall clock": time.perf_counter() - t0}
+    _write_text_atomic(paths["summary"], demo_summary(net, result, events, stages, paths))
+    print(result.summary())
+    print(f"synaptic events: {events} ({events / max(result.timings['run'], 1e-12):.3g} per second of run time)")
+    for key in ("model", "result", "raster", "summary"):
+        print(f"wrote {paths[key]}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def peek_format(path: str) -> str:
+    """The root attribute 'format' of a neurosim HDF5 file ('neurosim.network' or 'neurosim.result')."""
+    import h5py
+
+    if not os.path.isfile(path):
+        raise FileFormatError(path, "", "no such file" if not os.path.exists(path) else "not a regular file")
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except (OSError, ValueError, KeyError) as exc:
+        raise FileFormatError(path, "", f"not a readable HDF5 file ({' '.join(str(exc).split())})") from None
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
+    if fmt is None:
+        raise FileFormatError(path, "format", f"missing root attribute; expected one of {list(FORMATS)}")
+    if fmt not in FORMATS:
+        raise FileFormatError(path, "format", f"expected one of {list(FORMATS)}, got {fmt!r}")
+    return str(fmt)
+
+
+def load_inputs(path: str, network: Any, steps: int, batch: Optional[int]) -> dict[str, np.ndarray]:
+    """Read and validate spike inputs from an .npz; errors name the file and the key."""
+    import zipfile
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise FileFormatError(path, "", f"not a numpy .npz archive ({' '.join(str(exc).split())})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise FileFormatError(path, "", "expected a .npz archive of named arrays (np.savez), got a single array")
+    sources = {s.name: s for s in network.inputs}
+    spike_inputs = {s.name: s for s in _spike_inputs(network)}
+    out: dict[str, np.ndarray] = {}
+    trials: dict[int, str] = {}
+    with archive:
+        for key in archive.files:
+            if key not in sources:
+                raise FileFormatError(path, key, f"the network has no input named {key!r} "
+                                                 f"(SpikeInputs: {sorted(spike_inputs) or 'none'})")
+            if key not in spike_inputs:
+                raise FileFormatError(path, key, f"{key!r} is a PoissonInput; its spikes are drawn from --seed, "
+                                                 "remove it from the file")
+            try:
+                arr = archive[key]
+            except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                raise FileFormatError(path, key, f"cannot read the array ({' '.join(str(exc).split())})") from None
+            size = spike_inputs[key].size
+            forms = f"(T, {size}) or (T, B, {size}) with T >= {steps}"
+            if arr.ndim not in (2, 3) or arr.shape[-1] != size or arr.shape[0] < steps:
+                raise FileFormatError(path, key, f"expected shape {forms}, got {arr.shape}")
+            if arr.ndim == 3:
+                if batch is not None and arr.shape[1] != batch:
+                    raise FileFormatError(path, key, f"has {arr.shape[1]} trials but --batch is {batch}")
+                if trials and arr.shape[1] not in trials:
+                    other = next(iter(trials.values()))
+                    raise FileFormatError(path, key, f"has {arr.shape[1]} trials but {other!r} has "
+                                                     f"{next(iter(trials))}")
+                trials[arr.shape[1]] = key
+            if arr.dtype != bool:
+                if arr.dtype.kind not in "biuf":
+                    raise FileFormatError(path, key, f"expected spikes as 0/1 or bool values, got dtype {arr.dtype}")
+                bad = (arr != 0) & (arr != 1)
+                if np.any(bad):
+                    raise FileFormatError(path, key, f"expected spikes as 0/1 or bool values, found "
+                                                     f"{arr[bad].flat[0]!r} at index {np.argwhere(bad)[0].tolist()}")
+                arr = arr != 0
+            out[key] = arr
+    return out
+
+
+def synaptic_events(network: Any, result: Any) -> int:
+    """Synapses driven by the spikes of the run: sum over spikes of the sender's out-degree."""
+    total = 0
+    for proj in network.projections:
+        spikes = result.spikes.get(proj.pre)
+        if spikes is None or not len(spikes):
+            continue
+        csr, _ = proj.to_csr()
+        degree = np.diff(np.asarray(csr.indptr))
+        total += int(degree[np.asarray(spikes.index)].sum())
+    return total
+
+
+def demo_summary(net: Any, result: Any, events: int, stages: dict[str, float], paths: dict[str, str]) -> str:
+    import h5py
+
+    sim_s = result.steps * result.dt
+    run = result.timings.get("run", float("nan"))
+    lines = [
+        f"# neurosim demo: CUBA network, {net.n_neurons} neurons, {sim_s:g} s",
+        "",
+        f"- network: `{net.name}`, {net.n_neurons} LIF neurons, {net.n_synapses} synapses, "
+        f"dt = {net.dt * 1e3:g} ms ({os.path.basename(paths['model'])})",
+        f"- simulation: {result.steps} steps ({sim_s:g} s of model time), {result.batch} trial(s), "
+        f"backend **{result.backend}** ({result.dtype}), seed {result.seed} ({os.path.basename(paths['result'])})",
+        f"- synaptic events: {events} ({events / max(run, 1e-12):.3g} per second of run time); "
+        f"steps per second: {result.steps / max(run, 1e-12):.3g}",
+        f"- raster: {os.path.basename(paths['raster'])}",
+        "",
+        "## Rates per population",
+        "",
+        "| population | neurons | spikes | rate (Hz) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, spikes in result.spikes.items():
+        lines.append(f"| {name} | {spikes.size} | {len(spikes)} | {spikes.rate_hz(result.dt):.2f} |")
+    lines += ["", "## Timings (wall clock, seconds)", "", "| stage | s |", "|---|---:|"]
+    for key in ("setup", "run", "record", "total"):
+        if key in result.timings:
+            lines.append(f"| simulate: {key} | {result.timings[key]:.3f} |")
+    lines += [f"| {key} | {value:.3f} |" for key, value in stages.items()]
+    lines += ["", "## Versions", "",
+              f"- neurosim {__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
+              f"h5py {h5py.__version__}" + _numba_version(result.backend),
+              f"- machine: {platform.machine()}, {platform.system()} {platform.release()}, "
+              f"{os.cpu_count()} CPUs", ""]
+    return "\n".join(lines)
+
+
+def _numba_version(backend: str) -> str:
+    if backend != "numba":
+        return ""
+    try:
+        import numba
+
+        return f", numba {numba.__version__}"
+    except ImportError:  # pragma: no cover - the backend would not have run
+        return ""
+
+
+def _spike_inputs(network: Any) -> list:
+    from .network import SpikeInput
+
+    return [s for s in network.inputs if isinstance(s, SpikeInput)]
+
+
+def _resolve_backend(name: str) -> str:
+    """The backend to use; prints the choice for 'auto'. Unusable backends raise BackendUnavailable."""
+    from .errors import BackendUnavailable
+
+    try:
+        chosen = backends.resolve(name)
+    except NeurosimError:
+        raise
+    except Exception as exc:  # e.g. a CUDA driver error while probing the GPU: no traceback for that
+        raise BackendUnavailable(f"backend {name!r} cannot run here: {type(exc).__name__}: {exc}") from None
+    if name == "auto":
+        print(f"backend: auto -> {chosen}")
+    return chosen
+
+
+def _cuba(n: int, syn_per_neuron: int, seed: int) -> Any:
+    try:
+        from assets.cuba import cuba_network
+    except ImportError as exc:
+        raise CLIError(f"the CUBA example needs the 'assets' package of neurosim (assets/cuba.py): {exc}") from None
+    return cuba_network(n=n, syn_per_neuron=syn_per_neuron, seed=seed)
+
+
+def _asset_path(name: str) -> str:
+    try:
+        import assets
+    except ImportError as exc:
+        raise CLIError(f"the examples need the 'assets' package of neurosim: {exc}") from None
+    path = os.path.join(os.path.dirname(os.path.abspath(assets.__file__)), name)
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: bundled example file is missing from this installation")
+    return path
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Fail before any work if `path` cannot be created: its directory must exist and be writable."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a directory, expected a file name")
+    if not os.path.isdir(directory):
+        raise CLIError(f"{option} {path}: directory {os.path.dirname(path) or directory} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".neurosim-probe-", dir=directory)
+    except OSError as exc:
+        raise CLIError(f"{option} {path}: cannot write in {directory} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

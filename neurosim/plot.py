@@ -1,0 +1,221 @@
+"""Plots of simulation results: spike rasters with population rates, and state traces.
+
+Figures are built on matplotlib's object API with the Agg canvas (no pyplot, no display,
+no global state) and written atomically: a temporary file in the target directory, then
+``os.replace``. Time axes are in milliseconds (``step * dt``), rates in Hz.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import NetworkError
+from .result import SimulationResult, SpikeTrains
+
+SpikesLike = Union[SimulationResult, Mapping[str, SpikeTrains], SpikeTrains]
+
+
+def raster(
+    result_or_spikes: SpikesLike,
+    path: Union[str, os.PathLike],
+    populations: Optional[Iterable[str]] = None,
+    trial: int = 0,
+    max_points: int = 200_000,
+    title: Optional[str] = None,
+    *,
+    dt: Optional[float] = None,
+) -> None:
+    """Write a PNG raster of one trial: spikes (top) and population rates in Hz (bottom).
+
+    result_or_spikes: a :class:`SimulationResult`, a mapping name -> :class:`SpikeTrains`, or
+    one SpikeTrains. populations: names to stack bottom to top (default: the result's neuron
+    populations, else every entry). trial: index into the batch. max_points: if the trial
+    has more spikes than this, an evenly spaced subset is drawn (the rates use every spike)
+    and the title says so. dt: step in seconds for mappings/SpikeTrains (a result carries
+    its own); without it the time axis is in steps and rates are per step.
+    """
+    spikes, dt, default = _spikes_of(result_or_spikes, dt)
+    names = _select(spikes, populations, default)
+    n_steps = max(s.n_steps for s in spikes.values())
+    trial = _check_trial(trial, spikes[names[0]].n_batch)
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
+        raise NetworkError("max_points", f"expected a whole number >= 1, got {max_points!r}")
+    scale, unit = (dt * 1e3, "time (ms)") if dt else (1.0, "time (steps)")
+
+    # Stack populations: y = offset of the population + neuron index.
+    xs, ys, groups, offsets = [], [], [], [0]
+    for k, name in enumerate(names):
+        s = spikes[name]
+        m = s.batch == trial
+        xs.append(np.asarray(s.step[m], np.float64) * scale)
+        ys.append(np.asarray(s.index[m], np.int64) + offsets[-1])
+        groups.append(np.full(int(m.sum()), k, np.int32))
+        offsets.append(offsets[-1] + s.size)
+    x, y, g = np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
+    total = len(x)
+    shown = total
+    if total > max_points:
+        keep = np.linspace(0, total - 1, int(max_points)).round().astype(np.int64)
+        x, y, g = x[keep], y[keep], g[keep]
+        shown = int(max_points)
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 6.5), dpi=100, layout="constrained")
+    ax, ax_rate = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    colors = _colors(len(names))
+    dot = 6.0 if shown < 5_000 else 3.0 if shown < 50_000 else 1.5
+    for k, name in enumerate(names):
+        m = g == k
+        ax.scatter(x[m], y[m], s=dot, marker=".", linewidths=0, color=colors[k], rasterized=True)
+    for k, name in enumerate(names):
+        if k:
+            ax.axhline(offsets[k] - 0.5, color="0.3", lw=0.8, ls="--")
+        ax.text(1.005, (offsets[k] + offsets[k + 1]) / 2 / max(offsets[-1], 1), name, color=colors[k],
+                transform=ax.transAxes, va="center", ha="left", fontsize=9, rotation=90)
+    ax.set_ylim(-0.5, offsets[-1] - 0.5)
+    ax.set_xlim(0, n_steps * scale)
+    ax.set_ylabel("neuron (populations stacked)")
+
+    bin_steps = max(1, n_steps // 200)
+    edges = np.arange(0, n_steps + bin_steps, bin_steps)
+    for k, name in enumerate(names):
+        s = spikes[name]
+        counts, _ = np.histogram(s.step[s.batch == trial], bins=edges)
+        width = np.diff(edges).astype(np.float64)
+        rate = counts / (s.size * width * (dt if dt else 1.0))
+        ax_rate.step(edges[:-1] * scale, rate, where="post", color=colors[k], lw=1.0,
+                     label=f"{name} ({len(s.step[s.batch == trial]) / (s.size * s.n_steps * (dt or 1.0)):.3g})")
+    ax_rate.set_ylim(bottom=0)
+    ax_rate.set_xlabel(unit)
+    ax_rate.set_ylabel("rate (Hz)" if dt else "spikes/neuron/step")
+    ax_rate.legend(loc="upper right", fontsize=8, title="mean rate (Hz)", title_fontsize=8)
+
+    head = title if title is not None else "spike raster"
+    detail = f"trial {trial}, {total} spikes"
+    if shown < total:
+        detail = f"trial {trial}, showing {shown} of {total} spikes (evenly subsampled)"
+    elif total == 0:
+        detail = f"trial {trial}, no spikes"
+    bin_text = f"rate bins {bin_steps * scale:g} ms" if dt else f"rate bins {bin_steps} steps"
+    ax.set_title(f"{head}\n{detail}; {bin_text}", fontsize=10)
+    _save_atomic(fig, path)
+
+
+def traces(
+    result: SimulationResult,
+    path: Union[str, os.PathLike],
+    population: str,
+    var: str = "v",
+    neurons: Sequence[int] = (0, 1, 2),
+    trial: int = 0,
+) -> None:
+    """Write a PNG of recorded state `var` of `neurons` of `population` in one trial.
+
+    The trace must have been recorded (``simulate(..., traces={population: [var]})`` or
+    ``neurosim simulate --trace population:var``). With var 'v' and a recorded 'threshold',
+    each neuron's threshold is drawn dashed. Time in ms.
+    """
+    if not isinstance(result, SimulationResult):
+        raise NetworkError("result", f"expected a SimulationResult, got {type(result).__name__}")
+    recorded = result.traces.get(population)
+    if recorded is None:
+        raise NetworkError(f"traces.{population}", f"no traces recorded for {population!r} "
+                                                   f"(recorded: {sorted(result.traces) or 'none'})")
+    if var not in recorded:
+        raise NetworkError(f"traces.{population}.{var}", f"variable {var!r} was not recorded "
+                                                          f"(recorded: {sorted(recorded)})")
+    data = np.asarray(recorded[var])
+    trial = _check_trial(trial, data.shape[1])
+    neurons = [int(j) for j in neurons]
+    bad = [j for j in neurons if not 0 <= j < data.shape[2]]
+    if bad or not neurons:
+        raise NetworkError("neurons", f"expected indices in [0, {data.shape[2]}) of {population!r}, got {neurons}")
+    t = np.arange(data.shape[0]) * result.dt * 1e3
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    colors = _colors(len(neurons))
+    thr = recorded.get("threshold") if var == "v" else None
+    for k, j in enumerate(neurons):
+        ax.plot(t, data[:, trial, j], color=colors[k], lw=1.0, label=f"neuron {j}")
+        if thr is not None:
+            ax.plot(t, np.asarray(thr)[:, trial, j], color=colors[k], lw=0.8, ls="--")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel(var)
+    ax.set_xlim(0, max(t[-1], 1e-12) if len(t) else 1)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{population}.{var}, trial {trial}" + (" (dashed: threshold)" if thr is not None else ""),
+                 fontsize=10)
+    _save_atomic(fig, path)
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _spikes_of(obj: Any, dt: Optional[float]) -> tuple[dict[str, SpikeTrains], Optional[float], list[str]]:
+    if isinstance(obj, SimulationResult):
+        pops = [p for p in obj.meta.get("populations", []) if p in obj.spikes]
+        return dict(obj.spikes), obj.dt, pops or list(obj.spikes)
+    if isinstance(obj, SpikeTrains):
+        return {"spikes": obj}, dt, ["spikes"]
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, SpikeTrains) for v in obj.values()):
+        return dict(obj), dt, list(obj)
+    raise NetworkError("result_or_spikes", "expected a SimulationResult, a SpikeTrains or a non-empty "
+                                           f"mapping name -> SpikeTrains, got {type(obj).__name__}")
+
+
+def _select(spikes: Mapping[str, SpikeTrains], populations: Optional[Iterable[str]], default: list[str]) -> list[str]:
+    if populations is None:
+        names = list(default)
+    else:
+        names = [populations] if isinstance(populations, str) else list(populations)
+    if not names:
+        raise NetworkError("populations", "expected at least one population name")
+    unknown = [n for n in names if n not in spikes]
+    if unknown:
+        raise NetworkError("populations", f"no population or input named {unknown[0]!r} "
+                                          f"(have {sorted(spikes)})")
+    return names
+
+
+def _check_trial(trial: Any, n_batch: int) -> int:
+    if isinstance(trial, bool) or not isinstance(trial, (int, np.integer)) or not 0 <= trial < n_batch:
+        raise NetworkError("trial", f"expected a trial index in [0, {n_batch}), got {trial!r}")
+    return int(trial)
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return [cmap(k % 10) for k in range(n)]
+
+
+def _save_atomic(fig: Any, path: Union[str, os.PathLike]) -> None:
+    """Save `fig` as PNG to a temporary file beside `path`, then rename it into place."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
