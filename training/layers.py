@@ -1,0 +1,179 @@
+"""Torch module of a neurosim Network: the canonical step, with a surrogate-gradient Heaviside.
+
+:class:`SNN` holds one trainable dense weight matrix per projection (CSR projections keep
+their sparsity through a fixed mask), the lowered neuron parameters as buffers, and nothing
+else: the time loop's state is an explicit :class:`SNNState`, passed in and returned by
+:meth:`SNN.step`, so every learning rule (full, truncated or memory-budgeted BPTT, online
+rules) drives the same step. :meth:`SNN.to_network` gives back a Network with the weights.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurosim.errors import NetworkError
+from neurosim.models import NeuronParams, NeuronState, neuron_step
+from neurosim.network import CSR, Network, PoissonInput, Projection
+from neurosim.plan import lower
+
+from .surrogate import make_spike_fn
+
+
+class SNNState(NamedTuple):
+    """neurons: NeuronState of all neurons (B, N); history[k]: spikes of all neurons and input
+    channels sent k + 1 steps ago, (B, N + S), k = 0 .. max_delay - 1."""
+
+    neurons: NeuronState
+    history: tuple[torch.Tensor, ...]
+
+
+class SNN(nn.Module):
+    """Differentiable simulation of `network` (SpikeInputs and PoissonInputs are both given as
+    spike tensors to :meth:`forward`); `surrogate` names the pseudo-derivative (see
+    training.surrogate)."""
+
+    def __init__(self, network: Network, surrogate: str = "fast_sigmoid",
+                 dtype: torch.dtype = torch.float32, **surrogate_params: float) -> None:
+        super().__init__()
+        self.network = network
+        self.spike_fn = make_spike_fn(surrogate, **surrogate_params)
+        self.surrogate = surrogate
+        plan = lower(network, "float64")
+        self.slices = dict(plan.slices)
+        self.n_neurons, self.n_sources = plan.n_neurons, plan.n_sources
+        self.max_delay = plan.ring - 1
+        for f in NeuronParams._fields:
+            self.register_buffer(f"p_{f}", torch.as_tensor(getattr(plan.params, f), dtype=dtype))
+        for k in ("v0", "i0", "a0"):
+            self.register_buffer(k, torch.as_tensor(getattr(plan, k), dtype=dtype))
+        self.weights = nn.ParameterDict()
+        self._routes: list[tuple[str, tuple[int, int], tuple[int, int], list[tuple[int, str]]]] = []
+        for j, proj in enumerate(network.projections):
+            csr, delays = proj.to_csr()
+            dense = csr.to_dense() if proj.is_sparse else np.asarray(proj.weights)
+            self.weights[proj.name] = nn.Parameter(torch.tensor(dense, dtype=dtype))
+            rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+            per_delay = []
+            if proj.is_sparse or np.ndim(proj.delay) > 0:
+                for d in np.unique(delays):
+                    mask = np.zeros(csr.shape)
+                    if proj.is_sparse:
+                        sel = delays == d
+                        mask[rows[sel], np.asarray(csr.indices)[sel]] = 1.0
+                    else:
+                        mask[np.asarray(proj.delay) == d] = 1.0
+                    name = f"mask_{j}_{int(d)}"
+                    self.register_buffer(name, torch.as_tensor(mask, dtype=dtype))
+                    per_delay.append((int(d), name))
+            else:
+                per_delay.append((int(proj.delay), ""))
+            self._routes.append((proj.name, self.slices[proj.pre], self.slices[proj.post], per_delay))
+
+    # ---------------------------------------------------------------- the step
+    @property
+    def params(self) -> NeuronParams:
+        return NeuronParams(*(getattr(self, f"p_{f}") for f in NeuronParams._fields))
+
+    def initial_state(self, batch: int) -> SNNState:
+        """State before step 0: the network's initial v, i, a; no spikes in flight."""
+        n, dt, dev = self.n_neurons, self.v0.dtype, self.v0.device
+        tile = lambda a: a.expand(batch, n).clone()  # noqa: E731
+        neurons = NeuronState(tile(self.i0), tile(self.v0), tile(self.a0),
+                              torch.zeros(batch, n, dtype=dt, device=dev), torch.zeros(batch, n, dtype=dt, device=dev))
+        hist = tuple(torch.zeros(batch, n + self.n_sources, dtype=dt, device=dev) for _ in range(self.max_delay))
+        return SNNState(neurons, hist)
+
+    def synaptic_input(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """x[t] = sum over projections and delays d of z_pre[t - d] @ (W * mask_d), shape (B, N)."""
+        batch = history[0].shape[0]
+        parts: dict[tuple[int, int], torch.Tensor] = {}
+        for name, (plo, phi), post, per_delay in self._routes:
+            w = self.weights[name]
+            for d, mask in per_delay:
+                wd = w * getattr(self, mask) if mask else w
+                term = history[d - 1][:, plo:phi] @ wd
+                parts[post] = parts[post] + term if post in parts else term
+        x = []
+        for pop in self.network.populations:
+            lo, hi = self.slices[pop.name]
+            x.append(parts.get((lo, hi), history[0].new_zeros(batch, hi - lo)))
+        return torch.cat(x, dim=1)
+
+    def step(self, state: SNNState, sources: torch.Tensor) -> SNNState:
+        """One canonical step; `sources` are this step's input spikes (B, S) in network.inputs order."""
+        x = self.synaptic_input(state.history)
+        neurons = neuron_step(self.params, state.neurons, x, self.spike_fn)
+        z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
+        return SNNState(neurons, (z_all,) + state.history[:-1])
+
+    # ---------------------------------------------------------------- whole sequences
+    def source_tensor(self, inputs: Union[torch.Tensor, Mapping[str, Any]], steps: Optional[int] = None) -> torch.Tensor:
+        """Input spikes as one tensor (T, B, S) in network.inputs order, from a dict name ->
+        (T, B, n) or (T, n), or a tensor that already has that layout."""
+        if isinstance(inputs, torch.Tensor):
+            if inputs.ndim != 3 or inputs.shape[2] != self.n_sources:
+                raise NetworkError("inputs", f"expected a (T, B, {self.n_sources}) tensor, got {tuple(inputs.shape)}")
+            return inputs
+        parts = []
+        for src in self.network.inputs:
+            if src.name not in inputs:
+                kind = "PoissonInput (draw its spikes first)" if isinstance(src, PoissonInput) else "SpikeInput"
+                raise NetworkError(f"inputs.{src.name}", f"missing spikes for {kind} {src.name!r}")
+            a = torch.as_tensor(inputs[src.name], dtype=self.v0.dtype, device=self.v0.device)
+            a = a[:, None, :] if a.ndim == 2 else a
+            if a.ndim != 3 or a.shape[2] != src.size:
+                raise NetworkError(f"inputs.{src.name}", f"expected (T, B, {src.size}) or (T, {src.size}), got {tuple(a.shape)}")
+            parts.append(a)
+        if not parts:
+            if steps is None:
+                raise NetworkError("steps", "a network without inputs needs `steps`")
+            return torch.zeros(steps, 1, 0, dtype=self.v0.dtype, device=self.v0.device)
+        batch = max(p.shape[1] for p in parts)
+        return torch.cat([p.expand(-1, batch, -1) for p in parts], dim=2)
+
+    def forward(self, inputs: Union[torch.Tensor, Mapping[str, Any]], state: Optional[SNNState] = None,
+                record: Sequence[str] = ("z", "v")) -> tuple[dict[str, dict[str, torch.Tensor]], SNNState]:
+        """Run all steps of `inputs`; returns ({population: {var: (T, B, n)}}, final state).
+
+        `record` chooses among the NeuronState fields ('i', 'v', 'a', 'z', 'r').
+        """
+        src = self.source_tensor(inputs)
+        state = self.initial_state(src.shape[1]) if state is None else state
+        rec: dict[str, list[torch.Tensor]] = {k: [] for k in record}
+        for t in range(src.shape[0]):
+            state = self.step(state, src[t])
+            for k in record:
+                rec[k].append(getattr(state.neurons, k))
+        stacked = {k: torch.stack(v) for k, v in rec.items()}
+        out = {p.name: {k: v[:, :, slice(*self.slices[p.name])] for k, v in stacked.items()}
+               for p in self.network.populations}
+        return out, state
+
+    # ---------------------------------------------------------------- back to a Network
+    def to_network(self) -> Network:
+        """The network with the current weights (CSR stays CSR with the same synapses and delays)."""
+        projs = []
+        for proj in self.network.projections:
+            w = self.weights[proj.name].detach().cpu().double().numpy()
+            if proj.is_sparse:
+                c = proj.weights
+                rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
+                new = CSR(c.indptr, c.indices, w[rows, c.indices], c.shape)
+                projs.append(Projection(proj.name, proj.pre, proj.post, new, proj.delay))
+            else:
+                projs.append(Projection(proj.name, proj.pre, proj.post, w, proj.delay))
+        return self.network.replace(projections=tuple(projs))
+
+
+def from_network(network: Network, surrogate: str = "fast_sigmoid", dtype: torch.dtype = torch.float32,
+                 **surrogate_params: float) -> SNN:
+    """The torch module of `network` (see :class:`SNN`)."""
+    return SNN(network, surrogate, dtype, **surrogate_params)
+
+
+def to_network(module: SNN) -> Network:
+    """The Network of a (trained) :class:`SNN`."""
+    return module.to_network()
