@@ -1,6 +1,6 @@
 """The ``neurosim`` command line (also ``python -m neurosim``).
 
-Subcommands: simulate, info, raster, example, backends, demo; ``neurosim CMD --help`` explains
+Subcommands: simulate, info, raster, example, backends, demo, train; ``neurosim CMD --help`` explains
 each. Bad input (any :class:`~neurosim.errors.NeurosimError`, a missing or unwritable file, a
 usage error) prints one line ``neurosim: error: ...`` on stderr and exits with 2; Ctrl-C exits
 with 130. Every output file is written atomically, so an interrupted run leaves no partial file.
@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the network's connectivity and initial voltages (default 0)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
     p.set_defaults(func=cmd_demo)
+
+    from training.cli_train import register  # defines arguments only; torch loads when it runs
+
+    register(sub, _int_at_least(1, "count"))
     return parser
 
 

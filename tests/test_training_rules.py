@@ -1,0 +1,110 @@
+"""Rules share one interface; truncation at k >= T is BPTT; training resumes exactly."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from neurosim.cli import main  # noqa: E402
+from training.layers import from_network  # noqa: E402
+from training.nets import recurrent_network  # noqa: E402
+from training.rules import Batch, make_rule, parse_bytes  # noqa: E402
+from training.trainer import TrainConfig, train  # noqa: E402
+
+
+def _batch(T=50, B=3, n_in=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, B, n_in, generator=g, dtype=torch.float64) < 0.25).double()
+    return Batch(x, torch.tensor([0, 1, 2])[:B], torch.arange(T) >= T - 15)
+
+
+def _grads(net, rule, batch):
+    m = from_network(net, dtype=torch.float64)
+    out = rule.backward(m, batch)
+    return out, {k: p.grad.clone() for k, p in m.weights.items()}
+
+
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_tbptt_with_k_at_least_T_is_bptt_and_shorter_k_is_not(model):
+    net = recurrent_network(8, 24, 3, model=model, seed=2)
+    batch = _batch()
+    ref, g_ref = _grads(net, make_rule("bptt"), batch)
+    full, g_full = _grads(net, make_rule("tbptt", k=50), batch)
+    short, g_short = _grads(net, make_rule("tbptt", k=5), batch)
+    assert ref.loss == full.loss == pytest.approx(short.loss, rel=1e-12)  # same forward pass
+    for k in g_ref:
+        assert torch.equal(g_ref[k], g_full[k])
+    rel = (g_ref["in_hidden"] - g_short["in_hidden"]).norm() / g_ref["in_hidden"].norm()
+    assert rel > 0.05  # truncation really drops long paths
+
+
+def test_rule_errors_name_the_option():
+    from neurosim.errors import NetworkError
+
+    for kw, field in [(dict(name="tbptt"), "k"), (dict(name="budgeted"), "budget"), (dict(name="rtrl"), "rule")]:
+        with pytest.raises(NetworkError) as exc:
+            make_rule(**kw)
+        assert exc.value.field == field
+    assert parse_bytes("64MB") == 64e6 and parse_bytes("1.5GiB") == 1.5 * 2**30 and parse_bytes("100") == 100
+    with pytest.raises(NetworkError, match="budget"):
+        parse_bytes("lots")
+
+
+def _cfg(**kw):
+    base = dict(task="digits", rule="bptt", epochs=2, batch_size=32, hidden=16, n_train=64, n_test=32, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    straight = train(_cfg(), tmp_path / "a", progress=False)
+    class Stop(Exception):  # interrupts run "c" right after its first epoch
+        pass
+
+    def stop(row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(_cfg(), tmp_path / "c", progress=False, on_epoch=stop)
+    resumed = train(_cfg(), tmp_path / "c", resume=True, progress=False)
+    for k, p in straight["model"].state_dict().items():
+        assert torch.equal(p, resumed["model"].state_dict()[k]), k
+    a = np.genfromtxt(tmp_path / "a" / "metrics.csv", delimiter=",", names=True)
+    c = np.genfromtxt(tmp_path / "c" / "metrics.csv", delimiter=",", names=True)
+    np.testing.assert_array_equal(a["train_loss"], c["train_loss"])
+    for f in ("model.h5", "curve.png", "config.json", "checkpoint.pt"):
+        assert (tmp_path / "c" / f).stat().st_size > 0
+    assert not list((tmp_path / "c").glob("*.tmp"))
+
+
+def test_resume_refuses_other_config_and_tampered_checkpoint(tmp_path):
+    from neurosim.errors import NeurosimError
+
+    train(_cfg(epochs=1), tmp_path, progress=False)
+    with pytest.raises(NeurosimError, match="another configuration"):
+        train(_cfg(epochs=1, lr=0.1), tmp_path, resume=True, progress=False)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(NeurosimError, match="not a readable neurosim checkpoint"):
+        train(_cfg(epochs=1), tmp_path, resume=True, progress=False)
+
+
+def test_cli_train_writes_a_loadable_model_and_rejects_missing_options(tmp_path, capsys):
+    import neurosim as ns
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "digits", "--epochs", "1", "--hidden", "8", "--n-train", "32",
+                 "--n-test", "16", "--no-progress", "--out", str(out)]) == 0
+    net = ns.load(out / "model.h5")
+    assert net.population("hidden").size == 8
+    assert main(["train", "--task", "digits", "--rule", "tbptt", "--out", str(tmp_path / "x")]) == 2
+    assert "--k" in capsys.readouterr().err
+    assert main(["train", "--task", "nope", "--out", str(tmp_path / "y")]) == 2
+    assert main(["train", "--task", "digits", "--resume", "--out", str(tmp_path / "z")]) == 2

@@ -1,0 +1,63 @@
+"""`neurosim train`: argument definitions and the command (torch is imported only when it runs)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any
+
+RULES = ("bptt", "tbptt", "budgeted")
+TASKS = ("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
+
+
+def register(sub: Any, positive_int: Any) -> None:
+    """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
+    p = sub.add_parser(
+        "train", help="train a recurrent spiking network on a bundled task",
+        description="Train input -> recurrent LIF/ALIF -> LI readout on a bundled task with a learning rule. "
+                    "Writes into --out: checkpoint.pt (after every epoch, atomically), metrics.csv, "
+                    "curve.png, config.json and the trained network as model.h5 (neurosim HDF5). "
+                    "--resume continues from the last checkpoint and ends with the same weights as an "
+                    "uninterrupted run.")
+    p.add_argument("--task", required=True, choices=TASKS, help="bundled task (no download)")
+    p.add_argument("--rule", default="bptt", choices=RULES,
+                   help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
+                        "--budget memory (Gruslys et al. 2016)")
+    p.add_argument("--k", type=positive_int, default=None, metavar="STEPS", help="truncation length for tbptt")
+    p.add_argument("--budget", default=None, metavar="N|BYTES",
+                   help="for budgeted: number of stored hidden states, or bytes such as 64MB or 1.5GiB")
+    p.add_argument("--policy", default="hsm", choices=("hsm", "ism", "mixed"),
+                   help="budgeted: what the schedule may store (hidden states, internal states, or both)")
+    p.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="training epochs (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="mini-batch size (default 32)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    p.add_argument("--hidden", type=positive_int, default=64, metavar="N", help="hidden neurons (default 64)")
+    p.add_argument("--model", default="alif", choices=("alif", "lif"), help="hidden neuron model (default alif)")
+    p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
+                   help="pseudo-derivative of the spike (default fast_sigmoid)")
+    p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
+    p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling (default 0)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neurosim.errors import NeurosimError
+
+    from .trainer import TrainConfig, train
+
+    names = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if config.rule == "tbptt" and config.k is None:
+        raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
+    if config.rule == "budgeted" and config.budget is None:
+        raise NeurosimError("--budget: rule budgeted needs a budget, e.g. --budget 20 or --budget 64MB")
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    last = result["history"][-1] if result["history"] else None
+    if last:
+        print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "
+              f"test accuracy {last['test_acc']:.3f}")
+    print(f"wrote {args.out}/model.h5, metrics.csv, curve.png, checkpoint.pt")
+    return 0

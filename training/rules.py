@@ -1,0 +1,216 @@
+"""Learning rules behind one interface: a rule takes a model and a batch, accumulates the
+parameters' `.grad` and returns the loss and the readout.
+
+Loss (decomposable over time, as every rule here needs)::
+
+    L = sum_t mask[t] * l(v_out[t], y) / sum_t mask[t]
+
+with l the cross-entropy of the readout potentials (class labels y of shape (B,)) or the
+squared error (targets of shape (B, T, n_out)); v_out is the LI readout population.
+
+| rule | gradient | memory in T |
+|---|---|---|
+| ``bptt`` | exact (surrogate) gradient, one graph over all steps | O(T) |
+| ``tbptt`` | truncated every k steps (state detached between chunks) | O(k) |
+| ``budgeted`` | exact, recomputation schedule of Gruslys et al. 2016 for a budget | O(budget) |
+"""
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from neurosim.errors import NetworkError
+
+from .layers import SNN, SNNState
+
+
+@dataclass(frozen=True)
+class Batch:
+    """inputs: (T, B, S) spikes in network.inputs order; targets: (B,) labels or (B, T, n_out);
+    loss_mask: (T,) bool, steps whose readout enters the loss."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    loss_mask: torch.Tensor
+
+    @property
+    def steps(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+@dataclass(frozen=True)
+class RuleOutput:
+    """loss: the batch loss; readout: mean readout potential over the masked steps (B, n_out)."""
+
+    loss: float
+    readout: torch.Tensor
+
+
+class Objective:
+    """Per-step loss of the readout population `readout` of `model` for a batch."""
+
+    def __init__(self, model: SNN, batch: Batch, readout: str = "out") -> None:
+        if readout not in model.slices:
+            raise NetworkError("readout", f"the network has no population {readout!r} to read out")
+        self.lo, self.hi = model.slices[readout]
+        self.batch = batch
+        self.weight = 1.0 / max(int(batch.loss_mask.sum()), 1)
+        self.readouts: dict[int, torch.Tensor] = {}
+
+    def __call__(self, state: SNNState, t: int) -> torch.Tensor:
+        v = state.neurons.v[:, self.lo:self.hi]
+        if not bool(self.batch.loss_mask[t]):
+            return v.new_zeros(())
+        self.readouts[t] = v.detach()
+        y = self.batch.targets
+        if y.ndim == 1:
+            return F.cross_entropy(v, y, reduction="mean") * self.weight
+        return F.mse_loss(v, y[:, t].to(v.dtype), reduction="mean") * self.weight
+
+    def mean_readout(self) -> torch.Tensor:
+        return torch.stack([self.readouts[t] for t in sorted(self.readouts)]).mean(0)
+
+
+class Rule(ABC):
+    """A credit-assignment rule: `backward` accumulates `.grad` of the model's parameters."""
+
+    name: str = ""
+
+    @abstractmethod
+    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        ...
+
+
+class BPTT(Rule):
+    """Full backpropagation through time: one autograd graph over all T steps."""
+
+    name = "bptt"
+
+    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        obj = Objective(model, batch)
+        state = model.initial_state(batch.inputs.shape[1])
+        total = batch.inputs.new_zeros(())
+        for t in range(batch.steps):
+            state = model.step(state, batch.inputs[t])
+            total = total + obj(state, t)
+        total.backward()
+        return RuleOutput(float(total.detach()), obj.mean_readout())
+
+
+class TruncatedBPTT(Rule):
+    """BPTT truncated every `k` steps: the state entering each chunk is detached."""
+
+    name = "tbptt"
+
+    def __init__(self, k: int) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise NetworkError("k", f"expected a truncation length >= 1 step, got {k!r}")
+        self.k = k
+
+    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        obj = Objective(model, batch)
+        state = model.initial_state(batch.inputs.shape[1])
+        loss = 0.0
+        for t0 in range(0, batch.steps, self.k):
+            state = detach_state(state)
+            chunk = batch.inputs.new_zeros(())
+            for t in range(t0, min(t0 + self.k, batch.steps)):
+                state = model.step(state, batch.inputs[t])
+                chunk = chunk + obj(state, t)
+            if chunk.requires_grad:
+                chunk.backward()
+            loss += float(chunk.detach())
+        return RuleOutput(loss, obj.mean_readout())
+
+
+class BudgetedBPTT(Rule):
+    """Exact BPTT under a memory budget (Gruslys et al. 2016): `budget` is a number of stored
+    hidden states (int) or bytes ('64MB', '1.5GB', or an int with `unit='bytes'`);
+    `policy` is 'hsm', 'ism' or 'mixed'."""
+
+    name = "budgeted"
+
+    def __init__(self, budget: Union[int, str], policy: str = "hsm") -> None:
+        self.budget = budget
+        self.policy = policy
+
+    def slots(self, model: SNN, batch: Batch) -> int:
+        """Hidden-state slots that fit the budget for this model and batch size."""
+        if isinstance(self.budget, int) and not isinstance(self.budget, bool):
+            slots = self.budget
+        else:
+            state_bytes = state_nbytes(model.initial_state(batch.inputs.shape[1]))
+            slots = int(parse_bytes(str(self.budget)) // state_bytes)
+        if slots < 1:
+            raise NetworkError("budget", f"{self.budget!r} holds no hidden state "
+                                         f"({state_nbytes(model.initial_state(batch.inputs.shape[1]))} bytes each)")
+        return slots
+
+    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        from .budgeted import budgeted_backward
+        from .checkpoint_plan import plan
+
+        obj = Objective(model, batch)
+        state0 = model.initial_state(batch.inputs.shape[1])
+        flat0, unflatten = flatten_state(state0)
+
+        def step(flat: tuple[torch.Tensor, ...], t: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+            s = model.step(unflatten(flat), batch.inputs[t])
+            return flatten_state(s)[0], obj(s, t)
+
+        schedule = plan(batch.steps, min(self.slots(model, batch), batch.steps), self.policy)
+        loss = budgeted_backward(step, flat0, batch.steps, schedule)
+        return RuleOutput(float(loss), obj.mean_readout())
+
+
+def detach_state(state: SNNState) -> SNNState:
+    return SNNState(type(state.neurons)(*(x.detach() for x in state.neurons)),
+                    tuple(h.detach() for h in state.history))
+
+
+def flatten_state(state: SNNState):
+    """(tuple of tensors, function rebuilding an SNNState from such a tuple)."""
+    n_fields = len(state.neurons)
+    cls = type(state.neurons)
+
+    def unflatten(flat: tuple[torch.Tensor, ...]) -> SNNState:
+        return SNNState(cls(*flat[:n_fields]), tuple(flat[n_fields:]))
+
+    return tuple(state.neurons) + tuple(state.history), unflatten
+
+
+def state_nbytes(state: SNNState) -> int:
+    flat, _ = flatten_state(state)
+    return int(sum(t.numel() * t.element_size() for t in flat))
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_bytes(text: str) -> float:
+    """'64MB' -> 64e6, '1.5GiB' -> 1.5 * 2**30, '1000' -> 1000."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?i?[bB]?)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise NetworkError("budget", f"expected a number of states or bytes like '64MB' or '1.5GiB', got {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, None] = None,
+              policy: str = "hsm") -> Rule:
+    """The rule called `name` ('bptt', 'tbptt', 'budgeted') with its options."""
+    if name == "bptt":
+        return BPTT()
+    if name == "tbptt":
+        if k is None:
+            raise NetworkError("k", "rule 'tbptt' needs a truncation length k (steps)")
+        return TruncatedBPTT(k)
+    if name == "budgeted":
+        if budget is None:
+            raise NetworkError("budget", "rule 'budgeted' needs a budget: a number of states or bytes like '64MB'")
+        return BudgetedBPTT(budget, policy)
+    raise NetworkError("rule", f"expected one of ['bptt', 'budgeted', 'tbptt'], got {name!r}")

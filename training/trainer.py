@@ -1,0 +1,210 @@
+"""Training loop behind `neurosim train`: task -> network -> rule -> checkpoints, metrics, model.
+
+Everything random derives from `seed` and the epoch number (shuffles use a generator seeded
+with (seed, epoch)), so resuming from the checkpoint of epoch e gives the same final weights
+as an uninterrupted run. Files in RUN_DIR, each written atomically (temporary file + rename):
+``checkpoint.pt`` (after every epoch), ``metrics.csv``, ``curve.png``, ``model.h5``, ``config.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from neurosim.errors import NeurosimError
+
+from .layers import SNN, from_network
+from .nets import recurrent_network
+from .rules import Batch, Objective, make_rule
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run; stored in config.json and in every checkpoint."""
+
+    task: str = "evidence"
+    rule: str = "bptt"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    seed: int = 0
+    hidden: int = 64
+    model: str = "alif"
+    surrogate: str = "fast_sigmoid"
+    k: Optional[int] = None
+    budget: Optional[str] = None
+    policy: str = "hsm"
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+
+
+@dataclass
+class History:
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _to_batch(split: Any, idx: np.ndarray, dtype: torch.dtype) -> Batch:
+    x = torch.as_tensor(np.asarray(split.inputs)[idx], dtype=dtype).transpose(0, 1).contiguous()
+    y = torch.as_tensor(np.asarray(split.targets)[idx])
+    if y.dtype.is_floating_point:
+        y = y.to(dtype)
+    return Batch(x, y, torch.as_tensor(np.asarray(split.loss_mask), dtype=torch.bool))
+
+
+def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, float]:
+    """(mean loss, accuracy or negative MSE) on a split, without gradients."""
+    losses, correct, total = [], 0, 0
+    with torch.no_grad():
+        for lo in range(0, len(split.inputs), batch_size):
+            idx = np.arange(lo, min(lo + batch_size, len(split.inputs)))
+            b = _to_batch(split, idx, model.v0.dtype)
+            obj = Objective(model, b)
+            state = model.initial_state(len(idx))
+            loss = 0.0
+            for t in range(b.steps):
+                state = model.step(state, b.inputs[t])
+                loss += float(obj(state, t))
+            losses.append(loss * len(idx))
+            if b.targets.ndim == 1:
+                correct += int((obj.mean_readout().argmax(1) == b.targets).sum())
+            total += len(idx)
+    acc = correct / total if split.targets.ndim == 1 else float("nan")
+    return float(np.sum(losses) / total), acc
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
+          on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, Any]:
+    """Train per `config` into `run_dir`; with `resume`, continue from run_dir/checkpoint.pt."""
+    from neurosim.storage import save
+
+    from .tasks import make_task
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run / "checkpoint.pt"
+    task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
+    torch.manual_seed(config.seed)
+    net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt, seed=config.seed)
+    model = from_network(net, surrogate=config.surrogate)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy)
+    history: list[dict[str, float]] = []
+    start = 0
+    if resume:
+        if not ckpt_path.exists():
+            raise NeurosimError(f"{ckpt_path}: no checkpoint to resume from")
+        try:  # weights_only: a checkpoint is data, never code to unpickle
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+            raise NeurosimError(f"{ckpt_path}: not a readable neurosim checkpoint "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        if not isinstance(state, dict):
+            raise NeurosimError(f"{ckpt_path}: not a neurosim checkpoint (expected a dict of tensors)")
+        if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
+            raise NeurosimError(f"{ckpt_path}: checkpoint was written by another configuration or version; "
+                                "use the same options or a new run directory")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history = [dict(r) for r in state["history"]]
+        start = int(state["epoch"]) + 1
+    _atomic_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
+
+    from tqdm.auto import tqdm
+
+    n = len(task.train.inputs)
+    batches = (n + config.batch_size - 1) // config.batch_size
+    bar = tqdm(total=(config.epochs - start) * batches, desc=f"train {config.task} ({config.rule})",
+               unit="batch", disable=not progress, leave=False)
+    try:
+        for epoch in range(start, config.epochs):
+            t0 = time.perf_counter()
+            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            loss_sum, correct = 0.0, 0
+            for lo in range(0, n, config.batch_size):
+                idx = order[lo:lo + config.batch_size]
+                b = _to_batch(task.train, idx, model.v0.dtype)
+                opt.zero_grad(set_to_none=True)
+                out = rule.backward(model, b)
+                opt.step()
+                loss_sum += out.loss * len(idx)
+                if b.targets.ndim == 1:
+                    correct += int((out.readout.argmax(1) == b.targets).sum())
+                bar.update(1)
+            test_loss, test_acc = evaluate(model, task.test)
+            row = dict(epoch=epoch, train_loss=loss_sum / n,
+                       train_acc=correct / n if task.train.targets.ndim == 1 else float("nan"),
+                       test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
+            history.append(row)
+            buf = io.BytesIO()
+            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
+                        "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
+            _atomic_bytes(ckpt_path, buf.getvalue())
+            _write_metrics(run / "metrics.csv", history)
+            if on_epoch:
+                on_epoch(row)
+    finally:
+        bar.close()
+    _plot_curve(run / "curve.png", history, config)
+    save(model.to_network(), run / "model.h5")
+    return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
+
+
+def _budget(text: Optional[str]) -> Any:
+    if text is None:
+        return None
+    return int(text) if str(text).isdigit() else str(text)
+
+
+def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    _atomic_bytes(path, buf.getvalue().encode())
+
+
+def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig) -> None:
+    if not history:
+        return
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    ep = [r["epoch"] + 1 for r in history]
+    ax1.plot(ep, [r["train_loss"] for r in history], label="train")
+    ax1.plot(ep, [r["test_loss"] for r in history], label="test")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax1.legend()
+    ax2.plot(ep, [r["train_acc"] for r in history], label="train")
+    ax2.plot(ep, [r["test_acc"] for r in history], label="test")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title=f"{config.task}, rule {config.rule}", ylim=(0, 1.02))
+    ax2.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _atomic_bytes(path, buf.getvalue())
