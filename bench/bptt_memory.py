@@ -1,0 +1,194 @@
+"""Memory and time per iteration: full BPTT vs memory-budgeted BPTT (Gruslys et al. 2016) vs
+torch.utils.checkpoint's uniform segments, on recurrent LIF and ALIF networks.
+
+Each configuration runs in a fresh subprocess. Memory: the peak bytes of tensor storage alive
+during one iteration, counted exactly by a TorchDispatchMode that records every storage an op
+creates and a weakref finaliser that subtracts it when freed (parameters and data exist before
+and are not counted: this is activation plus temporary memory). Time: the median of
+`--repeats` further iterations, without the tracker. Ratios are against full BPTT measured in
+the same run. The planner's predicted cost (forward step evaluations / T) stands beside the
+measured time ratio.
+
+    python bench/bptt_memory.py                       # T in 100 300 1000 3000, lif and alif
+    python bench/bptt_memory.py --T 1000 --models alif
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class LiveBytes:
+    """Context manager: peak bytes of tensor storages created inside it and still alive."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_map_only
+
+        tracker = self
+        self.live = self.peak = 0
+        self._sizes: dict[int, int] = {}
+
+        def track(t: "torch.Tensor") -> None:
+            st = t.untyped_storage()
+            key, n = st.data_ptr(), st.nbytes()
+            if n == 0 or key in tracker._sizes:
+                return
+            tracker._sizes[key] = n
+            tracker.live += n
+            tracker.peak = max(tracker.peak, tracker.live)
+            weakref.finalize(st, tracker._free, key)
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                tree_map_only(torch.Tensor, track, out)
+                return out
+
+        self._mode = Mode()
+
+    def _free(self, key: int) -> None:
+        self.live -= self._sizes.pop(key, 0)
+
+    def __enter__(self) -> "LiveBytes":
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)
+
+
+def worker(cfg: dict) -> dict:
+    """One configuration; returns peak memory above baseline, time per iteration, loss."""
+    import torch
+
+    from training.layers import from_network
+    from training.nets import recurrent_network
+    from training.rules import Batch, BudgetedBPTT, Objective, flatten_state, make_rule, state_nbytes
+
+    torch.set_num_threads(1)
+    T, B = cfg["T"], cfg["batch"]
+    net = recurrent_network(cfg["n_in"], cfg["hidden"], cfg["n_out"], model=cfg["model"], seed=0)
+    model = from_network(net)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch((torch.rand(T, B, cfg["n_in"], generator=g) < 0.05).float(),
+                  torch.randint(0, cfg["n_out"], (B,), generator=g), torch.arange(T) >= T - max(T // 10, 1))
+    method = cfg["method"]
+    if method == "checkpoint":
+        seg = cfg["segment"]
+
+        def iteration() -> float:
+            from torch.utils.checkpoint import checkpoint
+
+            obj = Objective(model, batch)
+            flat, unflatten = flatten_state(model.initial_state(B))
+            total = batch.inputs.new_zeros(())
+
+            def run(t0: int, *flat_state):
+                s = unflatten(flat_state)
+                loss = batch.inputs.new_zeros(())
+                for t in range(t0, min(t0 + seg, T)):
+                    s = model.step(s, batch.inputs[t])
+                    loss = loss + obj(s, t)
+                return (*flatten_state(s)[0], loss)
+
+            for t0 in range(0, T, seg):
+                out = checkpoint(run, t0, *flat, use_reentrant=False)
+                flat, total = out[:-1], total + out[-1]
+            total.backward()
+            return float(total.detach())
+    else:
+        rule = make_rule("bptt") if method == "bptt" else BudgetedBPTT(cfg["slots"], cfg["policy"])
+
+        def iteration() -> float:
+            return rule.backward(model, batch).loss
+
+    model.zero_grad()
+    with LiveBytes() as mem:
+        loss = iteration()
+    peak = mem.peak
+    times = []
+    for _ in range(cfg["repeats"]):
+        model.zero_grad()
+        t0 = time.perf_counter()
+        iteration()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return dict(cfg, loss=loss, peak_bytes=max(peak, 0), time_s=times[len(times) // 2],
+                state_bytes=state_nbytes(model.initial_state(B)))
+
+
+def run_config(cfg: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker failed for {cfg}:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--T", type=int, nargs="+", default=[100, 300, 1000, 3000])
+    ap.add_argument("--models", nargs="+", default=["lif", "alif"])
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.2],
+                    help="budgets as fractions of full BPTT's measured peak memory")
+    ap.add_argument("--policy", default="hsm", choices=("hsm", "ism", "mixed"))
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json", default="bench/out/bptt_memory.json")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    from training.checkpoint_plan import plan
+
+    rows = []
+    for model in args.models:
+        for T in args.T:
+            base = dict(T=T, batch=args.batch, n_in=20, hidden=args.hidden, n_out=2, model=model,
+                        repeats=args.repeats)
+            ref = run_config(dict(base, method="bptt"))
+            rows.append(dict(ref, predicted=1.0))
+            for frac in args.fractions:
+                slots = max(2, min(T, int(frac * ref["peak_bytes"] // ref["state_bytes"])))
+                p = plan(T, slots, args.policy)
+                r = run_config(dict(base, method="budgeted", slots=slots, policy=args.policy))
+                rows.append(dict(r, predicted=p.cost / T))
+            seg = max(1, int(round(math.sqrt(T))))
+            rows.append(dict(run_config(dict(base, method="checkpoint", segment=seg)), predicted=2.0))
+            print_rows([r for r in rows if r["T"] == T and r["model"] == model], ref)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def print_rows(rows: list[dict], ref: dict) -> None:
+    T, model = ref["T"], ref["model"]
+    print(f"\n{model.upper()} recurrent, {ref['hidden']} hidden, batch {ref['batch']}, T = {T} "
+          f"(hidden state {ref['state_bytes'] / 1024:.0f} KiB)")
+    print("| method | budget | peak MB | memory saved | time s/iter | time ratio | predicted cost ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        budget = (f"{r['slots']} states ({r['policy']})" if r["method"] == "budgeted"
+                  else f"segments of {r['segment']}" if r["method"] == "checkpoint" else "all")
+        saved = 1 - r["peak_bytes"] / max(ref["peak_bytes"], 1)
+        print(f"| {r['method']} | {budget} | {r['peak_bytes'] / 1e6:.1f} | {100 * saved:.1f}% | "
+              f"{r['time_s']:.3f} | {r['time_s'] / ref['time_s']:.2f}x | {r['predicted']:.2f} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
