@@ -126,8 +126,9 @@ def worker(cfg: dict) -> dict:
         iteration()
         times.append(time.perf_counter() - t0)
     times.sort()
+    alpha = rule.alpha if method == "budgeted" else None
     return dict(cfg, loss=loss, peak_bytes=max(peak, 0), time_s=times[len(times) // 2],
-                state_bytes=state_nbytes(model.initial_state(B)))
+                state_bytes=state_nbytes(model.initial_state(B)), alpha=alpha)
 
 
 def run_config(cfg: dict) -> dict:
@@ -146,7 +147,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.2],
                     help="budgets as fractions of full BPTT's measured peak memory")
-    ap.add_argument("--policy", default="hsm", choices=("hsm", "ism", "mixed"))
+    ap.add_argument("--policies", nargs="+", default=["hsm", "mixed"], choices=("hsm", "ism", "mixed"))
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", default="bench/out/bptt_memory.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -165,9 +166,10 @@ def main() -> int:
             rows.append(dict(ref, predicted=1.0))
             for frac in args.fractions:
                 slots = max(2, min(T, int(frac * ref["peak_bytes"] // ref["state_bytes"])))
-                p = plan(T, slots, args.policy)
-                r = run_config(dict(base, method="budgeted", slots=slots, policy=args.policy))
-                rows.append(dict(r, predicted=p.cost / T))
+                for policy in args.policies:
+                    r = run_config(dict(base, method="budgeted", slots=slots, policy=policy))
+                    p = plan(T, slots, policy, alpha=r["alpha"])
+                    rows.append(dict(r, predicted=p.cost / T, budget_fraction=frac))
             seg = max(1, int(round(math.sqrt(T))))
             rows.append(dict(run_config(dict(base, method="checkpoint", segment=seg)), predicted=2.0))
             print_rows([r for r in rows if r["T"] == T and r["model"] == model], ref)
@@ -183,7 +185,8 @@ def print_rows(rows: list[dict], ref: dict) -> None:
     print("| method | budget | peak MB | memory saved | time s/iter | time ratio | predicted cost ratio |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        budget = (f"{r['slots']} states ({r['policy']})" if r["method"] == "budgeted"
+        budget = (f"{100 * r['budget_fraction']:.0f}%: {r['slots']} states, {r['policy']}, alpha {r['alpha']:.2f}"
+                  if r["method"] == "budgeted"
                   else f"segments of {r['segment']}" if r["method"] == "checkpoint" else "all")
         saved = 1 - r["peak_bytes"] / max(ref["peak_bytes"], 1)
         print(f"| {r['method']} | {budget} | {r['peak_bytes'] / 1e6:.1f} | {100 * saved:.1f}% | "

@@ -108,3 +108,29 @@ def test_cli_train_writes_a_loadable_model_and_rejects_missing_options(tmp_path,
     assert "--k" in capsys.readouterr().err
     assert main(["train", "--task", "nope", "--out", str(tmp_path / "y")]) == 2
     assert main(["train", "--task", "digits", "--resume", "--out", str(tmp_path / "z")]) == 2
+
+
+@pytest.mark.parametrize("model,recurrent", [("lif", False), ("lif", True), ("alif", False), ("alif", True)])
+@pytest.mark.parametrize("policy,budget", [("hsm", 1), ("hsm", 7), ("ism", 12), ("mixed", 9), ("mixed", 80)])
+def test_budgeted_bptt_equals_full_bptt(model, recurrent, policy, budget):
+    """The executed recompute schedule gives BPTT's gradients to 1e-10 relative (float64)."""
+    net = recurrent_network(8, 20, 3, model=model, recurrent=recurrent, seed=5)
+    batch = _batch(T=40)
+    ref, g_ref = _grads(net, make_rule("bptt"), batch)
+    out, g = _grads(net, make_rule("budgeted", budget=budget, policy=policy), batch)
+    assert out.loss == pytest.approx(ref.loss, rel=1e-14)
+    for k in g_ref:
+        rel = ((g[k] - g_ref[k]).norm() / g_ref[k].norm()).item()
+        assert rel < 1e-10, (k, rel)
+    torch.testing.assert_close(out.readout, ref.readout, rtol=0, atol=0)
+
+
+def test_budgeted_measures_alpha_and_converts_byte_budgets():
+    net = recurrent_network(8, 20, 3, model="alif", seed=5)
+    batch = _batch(T=30)
+    rule = make_rule("budgeted", budget="40KB", policy="mixed")
+    m = from_network(net, dtype=torch.float64)
+    alpha = rule.measure_alpha(m, batch)
+    assert 0.2 < alpha < 20
+    from training.rules import state_nbytes
+    assert rule.slots(m, batch) == int(40e3 // state_nbytes(m.initial_state(3)))

@@ -54,19 +54,22 @@ class RuleOutput:
 class Objective:
     """Per-step loss of the readout population `readout` of `model` for a batch."""
 
-    def __init__(self, model: SNN, batch: Batch, readout: str = "out") -> None:
+    def __init__(self, model: SNN, batch: Batch, readout: str = "out", skip_without_grad: bool = True) -> None:
         if readout not in model.slices:
             raise NetworkError("readout", f"the network has no population {readout!r} to read out")
         self.lo, self.hi = model.slices[readout]
         self.batch = batch
         self.weight = 1.0 / max(int(batch.loss_mask.sum()), 1)
         self.readouts: dict[int, torch.Tensor] = {}
+        self.skip_without_grad = skip_without_grad
 
     def __call__(self, state: SNNState, t: int) -> torch.Tensor:
+        """loss_t; zero (not computed) outside the mask, and in no-grad recomputation sweeps when
+        `skip_without_grad` (no rule reads those: each step's loss comes from its graph evaluation)."""
         v = state.neurons.v[:, self.lo:self.hi]
-        if not bool(self.batch.loss_mask[t]):
+        if not bool(self.batch.loss_mask[t]) or (self.skip_without_grad and not torch.is_grad_enabled()):
             return v.new_zeros(())
-        self.readouts[t] = v.detach()
+        self.readouts[t] = v.detach().clone()  # a view would keep the whole state alive
         y = self.batch.targets
         if y.ndim == 1:
             return F.cross_entropy(v, y, reduction="mean") * self.weight
@@ -136,8 +139,33 @@ class BudgetedBPTT(Rule):
     name = "budgeted"
 
     def __init__(self, budget: Union[int, str], policy: str = "hsm") -> None:
+        if policy not in ("hsm", "ism", "mixed"):
+            raise NetworkError("policy", f"expected 'hsm', 'ism' or 'mixed', got {policy!r}")
         self.budget = budget
         self.policy = policy
+        self.alpha: Optional[float] = None  # measured: bytes of one step's graph / hidden state
+
+    def measure_alpha(self, model: SNN, batch: Batch) -> float:
+        """Internal-state size of one step (bytes autograd saves, storages counted once) over
+        the hidden-state size, for the plan's cost model."""
+        sizes: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            st = t.untyped_storage()
+            sizes[st.data_ptr()] = st.nbytes()
+            return t
+
+        state = model.initial_state(batch.inputs.shape[1])
+        flat, unflatten = flatten_state(state)
+        flat = tuple(x.detach().requires_grad_(x.is_floating_point()) for x in flat)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model.step(unflatten(flat), batch.inputs[0])
+        for x in flatten_state(out)[0]:  # a kept step graph also keeps its output state
+            sizes[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
+        existing = [*flat, *model.parameters(), *model.buffers(), batch.inputs]  # not per-step memory
+        known = {x.untyped_storage().data_ptr() for x in existing}
+        internal = sum(n for k, n in sizes.items() if k not in known)
+        return max(internal / state_nbytes(state), 1.0)
 
     def slots(self, model: SNN, batch: Batch) -> int:
         """Hidden-state slots that fit the budget for this model and batch size."""
@@ -163,7 +191,9 @@ class BudgetedBPTT(Rule):
             s = model.step(unflatten(flat), batch.inputs[t])
             return flatten_state(s)[0], obj(s, t)
 
-        schedule = plan(batch.steps, min(self.slots(model, batch), batch.steps), self.policy)
+        if self.alpha is None:
+            self.alpha = self.measure_alpha(model, batch)
+        schedule = plan(batch.steps, min(self.slots(model, batch), batch.steps), self.policy, alpha=self.alpha)
         loss = budgeted_backward(step, flat0, batch.steps, schedule)
         return RuleOutput(float(loss), obj.mean_readout())
 
@@ -174,14 +204,20 @@ def detach_state(state: SNNState) -> SNNState:
 
 
 def flatten_state(state: SNNState):
-    """(tuple of tensors, function rebuilding an SNNState from such a tuple)."""
-    n_fields = len(state.neurons)
+    """(tuple of tensors, function rebuilding an SNNState from such a tuple).
+
+    The spikes z are not stored: they are the neurons' part of history[0] (a view, so gradients
+    flow through it), which keeps a stored hidden state as small as the step really needs.
+    """
+    i, v, a, z, r = state.neurons
+    n = z.shape[1]
     cls = type(state.neurons)
 
     def unflatten(flat: tuple[torch.Tensor, ...]) -> SNNState:
-        return SNNState(cls(*flat[:n_fields]), tuple(flat[n_fields:]))
+        history = tuple(flat[4:])
+        return SNNState(cls(flat[0], flat[1], flat[2], history[0][:, :n], flat[3]), history)
 
-    return tuple(state.neurons) + tuple(state.history), unflatten
+    return (i, v, a, r) + tuple(state.history), unflatten
 
 
 def state_nbytes(state: SNNState) -> int:

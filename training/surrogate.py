@@ -68,6 +68,8 @@ def make_spike_fn(name: str = "fast_sigmoid", **params: float) -> SpikeFn:
             raise NetworkError(f"surrogate.{k}", f"expected a finite value > 0, got {v}")
 
     def spike(u: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and u.requires_grad):  # no graph: the plain Heaviside
+            return (u > 0).to(u.dtype)
         return _Heaviside.apply(u, name, p)
 
     spike.surrogate = name  # type: ignore[attr-defined]

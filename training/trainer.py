@@ -83,7 +83,7 @@ def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, floa
         for lo in range(0, len(split.inputs), batch_size):
             idx = np.arange(lo, min(lo + batch_size, len(split.inputs)))
             b = _to_batch(split, idx, model.v0.dtype)
-            obj = Objective(model, b)
+            obj = Objective(model, b, skip_without_grad=False)
             state = model.initial_state(len(idx))
             loss = 0.0
             for t in range(b.steps):
