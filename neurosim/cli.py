@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, backends
+from . import __version__, atomic, backends
 from .errors import FileFormatError, NeurosimError
 
 PROG = "neurosim"
@@ -324,7 +324,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     events = synaptic_events(net, result)
     t_files = time.perf_counter() - t1
     stages = {"build network": t_build, "save result, plot raster": t_files, "demo wall clock": time.perf_counter() - t0}
-    _write_text_atomic(paths["summary"], demo_summary(net, result, events, stages, paths))
+    atomic.write_text(paths["summary"], demo_summary(net, result, events, stages, paths))
     print(result.summary())
     print(f"synaptic events: {events} ({events / max(result.timings['run'], 1e-12):.3g} per second of run time)")
     for key in ("model", "result", "raster", "summary"):
@@ -520,24 +520,6 @@ def _check_writable(path: str, option: str) -> None:
         raise CLIError(f"{option} {path}: cannot write in {directory} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,8 +6,8 @@ Time unit: seconds (``dt``); delays and refractory periods are whole steps.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Optional, Union
+from dataclasses import dataclass, replace
+from typing import Any, Union
 
 import numpy as np
 

@@ -7,11 +7,11 @@ no global state) and written atomically: a temporary file in the target director
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import NetworkError
 from .result import SimulationResult, SpikeTrains
 
@@ -199,23 +199,7 @@ def _colors(n: int) -> list:
 
 def _save_atomic(fig: Any, path: Union[str, os.PathLike]) -> None:
     """Save `fig` as PNG to a temporary file beside `path`, then rename it into place."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

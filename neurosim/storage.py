@@ -27,12 +27,9 @@ path with attributes written ``group@attr`` (``@dt`` for a root attribute).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import stat
-import tempfile
 from dataclasses import fields
 from typing import Any, Callable, NoReturn, Optional, Union
 
@@ -40,6 +37,7 @@ import h5py
 import numpy as np
 from h5py import h5t
 
+from .atomic import atomic_path
 from .errors import FileFormatError, NetworkError
 from .models import MODELS, model_from_params
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
@@ -88,47 +86,10 @@ def load_result(path: PathLike) -> SimulationResult:
 
 # -------------------------------------------------------------------------------------- writing
 def _atomic_write(path: PathLike, write: Callable[[h5py.File], None]) -> None:
-    """Run `write` on a temporary file beside `path`, then move it over `path` in one step."""
-    target = os.path.abspath(os.fsdecode(os.fspath(path)))
-    directory = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """Run `write` on a temporary HDF5 file beside `path`, then move it over `path` in one step."""
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             write(f)
-        os.chmod(tmp, _file_mode(target))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where directories can be synced
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def _file_mode(target: str) -> int:
-    """The target's current permissions, or what a new file would get under the umask."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(os.stat(target).st_mode)
-    mask = None
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    mask = int(line.split()[1], 8)
-    if mask is None:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _set_text(obj: Any, key: str, value: str) -> None:

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 
 from .layers import SNN, from_network
@@ -52,20 +52,6 @@ class TrainConfig:
 @dataclass
 class History:
     rows: list[dict[str, float]] = field(default_factory=list)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _to_batch(split: Any, idx: np.ndarray, dtype: torch.dtype) -> Batch:
@@ -132,7 +118,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
         opt.load_state_dict(state["optimizer"])
         history = [dict(r) for r in state["history"]]
         start = int(state["epoch"]) + 1
-    _atomic_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
+    write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
 
     from tqdm.auto import tqdm
 
@@ -163,7 +149,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
             buf = io.BytesIO()
             torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
                         "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-            _atomic_bytes(ckpt_path, buf.getvalue())
+            write_bytes(ckpt_path, buf.getvalue())
             _write_metrics(run / "metrics.csv", history)
             if on_epoch:
                 on_epoch(row)
@@ -185,7 +171,7 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     w = csv.DictWriter(buf, fieldnames=list(history[0]))
     w.writeheader()
     w.writerows(history)
-    _atomic_bytes(path, buf.getvalue().encode())
+    write_bytes(path, buf.getvalue().encode())
 
 
 def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig) -> None:
@@ -207,4 +193,4 @@ def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _atomic_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
