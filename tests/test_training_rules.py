@@ -134,3 +134,19 @@ def test_budgeted_measures_alpha_and_converts_byte_budgets():
     assert 0.2 < alpha < 20
     from training.rules import state_nbytes
     assert rule.slots(m, batch) == int(40e3 // state_nbytes(m.initial_state(3)))
+
+
+def test_cuda_device_is_refused_clearly_without_a_gpu(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: nothing to refuse")
+    assert main(["train", "--task", "digits", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_matches_cpu(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device (CI has none)")
+    cpu = train(_cfg(epochs=1), tmp_path / "cpu", progress=False, device="cpu")
+    gpu = train(_cfg(epochs=1), tmp_path / "gpu", progress=False, device="cuda")
+    assert cpu["history"][0]["train_loss"] == pytest.approx(gpu["history"][0]["train_loss"], rel=1e-4)

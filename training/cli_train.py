@@ -39,6 +39,8 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling (default 0)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="torch device (default auto: CUDA when torch sees a GPU, else CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -54,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
     if config.rule == "budgeted" and config.budget is None:
         raise NeurosimError("--budget: rule budgeted needs a budget, e.g. --budget 20 or --budget 64MB")
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device)
     last = result["history"][-1] if result["history"] else None
     if last:
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "

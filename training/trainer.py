@@ -54,12 +54,12 @@ class History:
     rows: list[dict[str, float]] = field(default_factory=list)
 
 
-def _to_batch(split: Any, idx: np.ndarray, dtype: torch.dtype) -> Batch:
-    x = torch.as_tensor(np.asarray(split.inputs)[idx], dtype=dtype).transpose(0, 1).contiguous()
-    y = torch.as_tensor(np.asarray(split.targets)[idx])
+def _to_batch(split: Any, idx: np.ndarray, dtype: torch.dtype, device: torch.device = torch.device("cpu")) -> Batch:
+    x = torch.as_tensor(np.asarray(split.inputs)[idx], dtype=dtype, device=device).transpose(0, 1).contiguous()
+    y = torch.as_tensor(np.asarray(split.targets)[idx], device=device)
     if y.dtype.is_floating_point:
         y = y.to(dtype)
-    return Batch(x, y, torch.as_tensor(np.asarray(split.loss_mask), dtype=torch.bool))
+    return Batch(x, y, torch.as_tensor(np.asarray(split.loss_mask), dtype=torch.bool, device=device))
 
 
 def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, float]:
@@ -68,7 +68,7 @@ def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, floa
     with torch.no_grad():
         for lo in range(0, len(split.inputs), batch_size):
             idx = np.arange(lo, min(lo + batch_size, len(split.inputs)))
-            b = _to_batch(split, idx, model.v0.dtype)
+            b = _to_batch(split, idx, model.v0.dtype, model.v0.device)
             obj = Objective(model, b, skip_without_grad=False)
             state = model.initial_state(len(idx))
             loss = 0.0
@@ -77,15 +77,25 @@ def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, floa
                 loss += float(obj(state, t))
             losses.append(loss * len(idx))
             if b.targets.ndim == 1:
-                correct += int((obj.mean_readout().argmax(1) == b.targets).sum())
+                correct += int((obj.mean_readout().argmax(1) == b.targets).sum().item())
             total += len(idx)
     acc = correct / total if split.targets.ndim == 1 else float("nan")
     return float(np.sum(losses) / total), acc
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto': CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is an error."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise NeurosimError(f"--device: expected auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise NeurosimError("--device cuda: torch sees no CUDA device here (this torch build: "
+                            f"{torch.__version__}); use --device cpu")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-          on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, Any]:
-    """Train per `config` into `run_dir`; with `resume`, continue from run_dir/checkpoint.pt."""
+          device: str = "auto", on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, Any]:
+    """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt."""
     from neurosim.storage import save
 
     from .tasks import make_task
@@ -96,7 +106,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt, seed=config.seed)
-    model = from_network(net, surrogate=config.surrogate)
+    dev = pick_device(device)
+    model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy)
     history: list[dict[str, float]] = []
@@ -133,7 +144,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
             loss_sum, correct = 0.0, 0
             for lo in range(0, n, config.batch_size):
                 idx = order[lo:lo + config.batch_size]
-                b = _to_batch(task.train, idx, model.v0.dtype)
+                b = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
                 opt.zero_grad(set_to_none=True)
                 out = rule.backward(model, b)
                 opt.step()
