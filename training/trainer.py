@@ -166,7 +166,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
                 on_epoch(row)
     finally:
         bar.close()
-    _plot_curve(run / "curve.png", history, config)
+    _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
     save(model.to_network(), run / "model.h5")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
 
@@ -185,7 +185,8 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     write_bytes(path, buf.getvalue().encode())
 
 
-def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig) -> None:
+def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
+                bar: Optional[float] = None) -> None:
     if not history:
         return
     from matplotlib.figure import Figure
@@ -199,6 +200,8 @@ def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig
     ax1.legend()
     ax2.plot(ep, [r["train_acc"] for r in history], label="train")
     ax2.plot(ep, [r["test_acc"] for r in history], label="test")
+    if bar is not None:
+        ax2.axhline(bar, color="grey", linestyle="--", linewidth=1, label=f"task bar {bar:g}")
     ax2.set(xlabel="epoch", ylabel="accuracy", title=f"{config.task}, rule {config.rule}", ylim=(0, 1.02))
     ax2.legend()
     fig.tight_layout()
