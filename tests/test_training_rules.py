@@ -150,3 +150,10 @@ def test_training_on_cuda_matches_cpu(tmp_path):
     cpu = train(_cfg(epochs=1), tmp_path / "cpu", progress=False, device="cpu")
     gpu = train(_cfg(epochs=1), tmp_path / "gpu", progress=False, device="cuda")
     assert cpu["history"][0]["train_loss"] == pytest.approx(gpu["history"][0]["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("option,value", [("--clip", "-1"), ("--tau-adapt", "0"), ("--lr", "nan")])
+def test_cli_train_rejects_bad_numbers(tmp_path, capsys, option, value):
+    assert main(["train", "--task", "digits", option, value, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert option in err and len(err.strip().splitlines()) == 1

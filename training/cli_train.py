@@ -32,6 +32,10 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
     p.add_argument("--hidden", type=positive_int, default=64, metavar="N", help="hidden neurons (default 64)")
     p.add_argument("--model", default="alif", choices=("alif", "lif"), help="hidden neuron model (default alif)")
+    p.add_argument("--tau-adapt", type=float, default=0.2, metavar="SECONDS",
+                   help="ALIF adaptation time constant in seconds (default 0.2; the e-prop evidence task used 2.0)")
+    p.add_argument("--clip", type=float, default=None, metavar="NORM",
+                   help="clip the gradient's global norm to NORM before each update (default: no clipping)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
                    help="pseudo-derivative of the spike (default fast_sigmoid)")
     p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
@@ -52,6 +56,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if config.clip is not None and not (config.clip > 0 and config.clip < float("inf")):
+        raise NeurosimError(f"--clip: expected a finite gradient norm > 0, got {config.clip}")
+    if not (config.tau_adapt > 0 and config.tau_adapt < float("inf")):
+        raise NeurosimError(f"--tau-adapt: expected a finite time constant > 0 seconds, got {config.tau_adapt}")
+    if not (config.lr > 0 and config.lr < float("inf")):
+        raise NeurosimError(f"--lr: expected a finite learning rate > 0, got {config.lr}")
     if config.rule == "tbptt" and config.k is None:
         raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
     if config.rule == "budgeted" and config.budget is None:

@@ -47,6 +47,8 @@ class TrainConfig:
     policy: str = "hsm"
     n_train: Optional[int] = None
     n_test: Optional[int] = None
+    tau_adapt: float = 0.2
+    clip: Optional[float] = None
 
 
 @dataclass
@@ -105,7 +107,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     ckpt_path = run / "checkpoint.pt"
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
     torch.manual_seed(config.seed)
-    net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt, seed=config.seed)
+    net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
+                            tau_adapt=config.tau_adapt, seed=config.seed)
     dev = pick_device(device)
     model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -147,6 +150,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
                 b = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
                 opt.zero_grad(set_to_none=True)
                 out = rule.backward(model, b)
+                if config.clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 opt.step()
                 loss_sum += out.loss * len(idx)
                 if b.targets.ndim == 1:
