@@ -71,11 +71,28 @@ class SNN(nn.Module):
             else:
                 per_delay.append((int(proj.delay), ""))
             self._routes.append((proj.name, self.slices[proj.pre], self.slices[proj.post], per_delay))
+        self._post_order = [self.slices[p.name] for p in network.populations]
+        self._cache: Optional[tuple[NeuronParams, list]] = None
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "SNN":
+        """Moving or casting the module replaces buffers: drop the cached references."""
+        self._cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def _refs(self) -> tuple[NeuronParams, list]:
+        """Plain references to the parameter record and the routes (nn.Module lookups cost
+        microseconds each, and a step makes dozens)."""
+        if self._cache is None:
+            params = NeuronParams(*(getattr(self, f"p_{f}") for f in NeuronParams._fields))
+            routes = [(self.weights[name], [(d, getattr(self, m) if m else None) for d, m in per_delay], pre, post)
+                      for name, pre, post, per_delay in self._routes]
+            self._cache = (params, routes)
+        return self._cache
 
     # ---------------------------------------------------------------- the step
     @property
     def params(self) -> NeuronParams:
-        return NeuronParams(*(getattr(self, f"p_{f}") for f in NeuronParams._fields))
+        return self._refs()[0]
 
     def initial_state(self, batch: int) -> SNNState:
         """State before step 0: the network's initial v, i, a; no spikes in flight."""
@@ -90,17 +107,13 @@ class SNN(nn.Module):
         """x[t] = sum over projections and delays d of z_pre[t - d] @ (W * mask_d), shape (B, N)."""
         batch = history[0].shape[0]
         parts: dict[tuple[int, int], torch.Tensor] = {}
-        for name, (plo, phi), post, per_delay in self._routes:
-            w = self.weights[name]
+        for w, per_delay, (plo, phi), post in self._refs()[1]:
             for d, mask in per_delay:
-                wd = w * getattr(self, mask) if mask else w
-                term = history[d - 1][:, plo:phi] @ wd
+                term = history[d - 1][:, plo:phi] @ (w if mask is None else w * mask)
                 parts[post] = parts[post] + term if post in parts else term
-        x = []
-        for pop in self.network.populations:
-            lo, hi = self.slices[pop.name]
-            x.append(parts.get((lo, hi), history[0].new_zeros(batch, hi - lo)))
-        return torch.cat(x, dim=1)
+        x = [parts[key] if key in parts else history[0].new_zeros(batch, key[1] - key[0])
+             for key in self._post_order]
+        return x[0] if len(x) == 1 else torch.cat(x, dim=1)
 
     def step(self, state: SNNState, sources: torch.Tensor) -> SNNState:
         """One canonical step; `sources` are this step's input spikes (B, S) in network.inputs order."""
