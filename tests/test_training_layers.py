@@ -93,3 +93,15 @@ def test_surrogate_errors_name_the_field():
         make_spike_fn("atan", beta=1.0)
     with pytest.raises(ns.NetworkError, match="surrogate.slope"):
         make_spike_fn("fast_sigmoid", slope=-1.0)
+
+
+def test_cached_references_follow_dtype_and_device_moves():
+    net = random_network(2)
+    module = from_network(net, dtype=torch.float32)
+    res = ns.simulate(net, random_inputs(2, 40, 1), 40, seed=2)
+    out32, _ = module(_sources(net, res))  # fills the cache with float32 buffers
+    module.double()
+    assert module.params.beta.dtype == torch.float64
+    out64, _ = module(_sources(net, res))
+    assert out64["lif"]["v"].dtype == torch.float64
+    np.testing.assert_array_equal(out64["alif"]["z"].numpy() > 0, res.spikes["alif"].dense())
