@@ -19,7 +19,7 @@ from typing import Any, NoReturn, Optional, Sequence
 import numpy as np
 
 from . import __version__, atomic, backends
-from .errors import FileFormatError, NeurosimError
+from .errors import FileFormatError, NetworkError, NeurosimError
 
 PROG = "neurosim"
 FORMATS = ("neurosim.network", "neurosim.result")
@@ -220,23 +220,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     _check_writable(args.out, "--out")
     network = storage.load(args.model)
-    inputs = load_inputs(args.input, network, args.steps, args.batch) if args.input else {}
-    missing = [s.name for s in _spike_inputs(network) if s.name not in inputs]
-    if missing:
-        raise CLIError(f"{args.model}: the network has SpikeInput {missing[0]!r} (size "
-                       f"{network.input(missing[0]).size}); pass --input IN.npz with an array under that key")
-    pops = [p.name for p in network.populations]
-    for spec in args.trace:
-        if spec.partition(":")[0] not in pops:
-            raise CLIError(f"--trace {spec}: {args.model} has no population named {spec.partition(':')[0]!r} "
-                           f"(populations: {', '.join(pops)})")
+    inputs = load_inputs(args.input) if args.input else {}
     name = _resolve_backend(args.backend)
-    result = simulate(network, inputs, args.steps, batch=args.batch, backend=name, dtype=args.dtype,
-                      seed=args.seed, traces=args.trace or None, progress=not args.no_progress)
+    try:
+        result = simulate(network, inputs, args.steps, batch=args.batch, backend=name, dtype=args.dtype,
+                          seed=args.seed, traces=args.trace or None, progress=not args.no_progress)
+    except NetworkError as exc:  # simulate validates the arguments; say it in the CLI's terms
+        raise _argument_error(exc, args) from None
     storage.save_result(result, args.out)
     print(result.summary())
     print(f"wrote {args.out}")
     return 0
+
+
+def _argument_error(exc: NetworkError, args: argparse.Namespace) -> NeurosimError:
+    """A validation error of simulate() named by the file, key or option it came from."""
+    field = exc.field
+    if field.startswith("inputs"):
+        key = field[len("inputs."):]
+        if args.input:
+            return FileFormatError(args.input, key, exc.message)
+        return CLIError(f"{args.model}: {exc.message}; pass --input IN.npz with an array under that key")
+    if field == "batch":
+        return CLIError(f"--batch {args.batch}: {exc.message}" + (f" ({args.input})" if args.input else ""))
+    if field.startswith("traces."):
+        pop = field[len("traces."):]
+        spec = next((t for t in args.trace if t.partition(":")[0] == pop), pop)
+        return CLIError(f"--trace {spec}: {args.model}: {exc.message}")
+    return exc
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -355,8 +366,8 @@ def peek_format(path: str) -> str:
     return str(fmt)
 
 
-def load_inputs(path: str, network: Any, steps: int, batch: Optional[int]) -> dict[str, np.ndarray]:
-    """Read and validate spike inputs from an .npz; errors name the file and the key."""
+def load_inputs(path: str) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file; simulate() validates them against the network."""
     import zipfile
 
     if not os.path.exists(path):
@@ -367,43 +378,13 @@ def load_inputs(path: str, network: Any, steps: int, batch: Optional[int]) -> di
         raise FileFormatError(path, "", f"not a numpy .npz archive ({' '.join(str(exc).split())})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise FileFormatError(path, "", "expected a .npz archive of named arrays (np.savez), got a single array")
-    sources = {s.name: s for s in network.inputs}
-    spike_inputs = {s.name: s for s in _spike_inputs(network)}
     out: dict[str, np.ndarray] = {}
-    trials: dict[int, str] = {}
     with archive:
         for key in archive.files:
-            if key not in sources:
-                raise FileFormatError(path, key, f"the network has no input named {key!r} "
-                                                 f"(SpikeInputs: {sorted(spike_inputs) or 'none'})")
-            if key not in spike_inputs:
-                raise FileFormatError(path, key, f"{key!r} is a PoissonInput; its spikes are drawn from --seed, "
-                                                 "remove it from the file")
             try:
-                arr = archive[key]
+                out[key] = archive[key]
             except (ValueError, OSError, zipfile.BadZipFile) as exc:
                 raise FileFormatError(path, key, f"cannot read the array ({' '.join(str(exc).split())})") from None
-            size = spike_inputs[key].size
-            forms = f"(T, {size}) or (T, B, {size}) with T >= {steps}"
-            if arr.ndim not in (2, 3) or arr.shape[-1] != size or arr.shape[0] < steps:
-                raise FileFormatError(path, key, f"expected shape {forms}, got {arr.shape}")
-            if arr.ndim == 3:
-                if batch is not None and arr.shape[1] != batch:
-                    raise FileFormatError(path, key, f"has {arr.shape[1]} trials but --batch is {batch}")
-                if trials and arr.shape[1] not in trials:
-                    other = next(iter(trials.values()))
-                    raise FileFormatError(path, key, f"has {arr.shape[1]} trials but {other!r} has "
-                                                     f"{next(iter(trials))}")
-                trials[arr.shape[1]] = key
-            if arr.dtype != bool:
-                if arr.dtype.kind not in "biuf":
-                    raise FileFormatError(path, key, f"expected spikes as 0/1 or bool values, got dtype {arr.dtype}")
-                bad = (arr != 0) & (arr != 1)
-                if np.any(bad):
-                    raise FileFormatError(path, key, f"expected spikes as 0/1 or bool values, found "
-                                                     f"{arr[bad].flat[0]!r} at index {np.argwhere(bad)[0].tolist()}")
-                arr = arr != 0
-            out[key] = arr
     return out
 
 
@@ -465,12 +446,6 @@ def _numba_version(backend: str) -> str:
         return f", numba {numba.__version__}"
     except ImportError:  # pragma: no cover - the backend would not have run
         return ""
-
-
-def _spike_inputs(network: Any) -> list:
-    from .network import SpikeInput
-
-    return [s for s in network.inputs if isinstance(s, SpikeInput)]
 
 
 def _resolve_backend(name: str) -> str:

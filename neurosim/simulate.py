@@ -99,15 +99,17 @@ def _check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:
 
 def _batch_size(network: Network, inputs: Mapping[str, Any], batch: Optional[int]) -> int:
     """Trials: `batch` if given, else the inputs' batch size; inputs of batch 1 broadcast."""
-    found = {np.shape(v)[1] for v in inputs.values() if np.ndim(v) == 3} - {1}
+    trials = {k: np.shape(v)[1] for k, v in inputs.items() if np.ndim(v) == 3 and np.shape(v)[1] != 1}
+    found = set(trials.values())
     if len(found) > 1:
-        raise NetworkError("inputs", f"inputs disagree on the batch size: {sorted(found)}")
+        raise NetworkError("inputs", f"inputs disagree on the number of trials: {trials}")
     if batch is None:
         batch = found.pop() if found else 1
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise NetworkError("batch", f"expected a whole number of trials >= 1, got {batch!r}")
     if found and found.pop() != batch:
-        raise NetworkError("batch", f"batch={batch} but the inputs have another batch size")
+        name, n = next(iter(trials.items()))
+        raise NetworkError("batch", f"batch={batch} but input {name!r} has {n} trials")
     return int(batch)
 
 
@@ -130,11 +132,16 @@ def _check_inputs(network: Network, inputs: Mapping[str, Any], steps: int, batch
         if arr.ndim == 2:
             arr = arr[:, None, :]
         if arr.ndim != 3 or arr.shape[2] != s.size or arr.shape[0] < steps or arr.shape[1] not in (1, batch):
-            raise NetworkError(f"inputs.{s.name}", f"expected shape (>= {steps}, {s.size}) or "
-                                                   f"(>= {steps}, {batch}, {s.size}), got {np.shape(inputs[s.name])}")
+            raise NetworkError(f"inputs.{s.name}", f"expected shape (T, {s.size}) or (T, {batch}, {s.size}) "
+                                                   f"with T >= {steps}, got {np.shape(inputs[s.name])}")
         if arr.dtype != bool:
-            if arr.dtype.kind not in "biuf" or not np.all((arr == 0) | (arr == 1)):
-                raise NetworkError(f"inputs.{s.name}", "expected spikes as 0/1 or bool values")
+            if arr.dtype.kind not in "biuf":
+                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, got dtype {arr.dtype}")
+            given = np.asarray(inputs[s.name])  # indices as the caller wrote the array
+            bad = (given != 0) & (given != 1)
+            if np.any(bad):
+                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, found "
+                                                       f"{given[bad].flat[0]!r} at index {np.argwhere(bad)[0].tolist()}")
             arr = arr != 0
         out[s.name] = np.broadcast_to(arr[:steps], (steps, batch, s.size))
     return out
