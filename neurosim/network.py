@@ -12,7 +12,7 @@ from typing import Any, Union
 import numpy as np
 
 from .errors import NetworkError
-from .models import LI, Model, NeuronParams
+from .models import LI, MODELS, Model, NeuronParams, _vector
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_DELAY = 100_000  # steps; the ring buffer holds max_delay + 1 steps of input per neuron
@@ -52,12 +52,10 @@ class Population:
         where = f"populations.{self.name}"
         _check_name(self.name, "populations.name")
         object.__setattr__(self, "size", _check_size(self.size, f"{where}.size"))
-        from .models import MODELS
-
         if type(self.model) not in MODELS.values():
             raise NetworkError(f"{where}.model", f"expected LIF, ALIF, IF or LI, got {type(self.model).__name__}")
         for init in ("v0", "i0", "a0"):
-            vals = _vector_like(getattr(self, init), self.size, f"{where}.{init}")
+            vals = _vector(getattr(self, init), self.size, f"{where}.{init}")
             object.__setattr__(self, init, _readonly(vals))
         object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
 
@@ -69,12 +67,6 @@ class Population:
     @property
     def spiking(self) -> bool:
         return not isinstance(self.model, LI)
-
-
-def _vector_like(value: Any, n: int, where: str) -> np.ndarray:
-    from .models import _vector
-
-    return _vector(value, n, where)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +95,7 @@ class PoissonInput:
     def __post_init__(self) -> None:
         _check_name(self.name, "inputs.name")
         object.__setattr__(self, "size", _check_size(self.size, f"inputs.{self.name}.size"))
-        r = _vector_like(self.rate, self.size, f"inputs.{self.name}.rate")
+        r = _vector(self.rate, self.size, f"inputs.{self.name}.rate")
         if np.any(r < 0):
             raise NetworkError(f"inputs.{self.name}.rate", "expected rates >= 0 Hz")
         object.__setattr__(self, "rate", _readonly(r))

@@ -217,17 +217,7 @@ def _split_traces(network: Network, spec: dict[str, list[str]], variables: list[
     return out
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False)
+    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False, disable=not enabled)

@@ -170,14 +170,13 @@ class BudgetedBPTT(Rule):
 
     def slots(self, model: SNN, batch: Batch) -> int:
         """Hidden-state slots that fit the budget for this model and batch size."""
+        state_bytes = state_nbytes(model.initial_state(batch.inputs.shape[1]))
         if isinstance(self.budget, int) and not isinstance(self.budget, bool):
             slots = self.budget
         else:
-            state_bytes = state_nbytes(model.initial_state(batch.inputs.shape[1]))
             slots = int(parse_bytes(str(self.budget)) // state_bytes)
         if slots < 1:
-            raise NetworkError("budget", f"{self.budget!r} holds no hidden state "
-                                         f"({state_nbytes(model.initial_state(batch.inputs.shape[1]))} bytes each)")
+            raise NetworkError("budget", f"{self.budget!r} holds no hidden state ({state_bytes} bytes each)")
         return slots
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
