@@ -86,19 +86,21 @@ def cuba_network(n: int = 4000, syn_per_neuron: int = 80, seed: int = 0, dt: flo
     return Network(dt=dt, populations=pops, projections=projs, name=f"cuba{n}")
 
 
-def brian2_description(network: Network, params: CubaParams = CubaParams(),
-                       syn_per_neuron: int = 80) -> dict:
-    """The same network as arrays for the Brian2 peer (bench/brian2_cuba.py): SI units."""
+def brian2_description(network: Network, params: CubaParams = CubaParams()) -> dict:
+    """The same network as arrays for the Brian2 peer (bench/brian2_cuba.py): SI units.
+
+    Each synapse's jump of g is read back from the network's weight: ``w = weight / K``.
+    """
     n_exc = network.population("exc").size
     offsets = {"exc": 0, "inh": n_exc}
+    k = jump_gain(network.dt, params.tau_m, params.tau_syn)
     pre, post, w = [], [], []
-    scale = 80.0 / syn_per_neuron
     for proj in network.projections:
         csr, _ = proj.to_csr()
         rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
         pre.append(rows + offsets[proj.pre])
         post.append(np.asarray(csr.indices) + offsets[proj.post])
-        w.append(np.full(csr.nnz, scale * (params.w_exc if proj.pre == "exc" else params.w_inh)))
+        w.append(np.asarray(csr.values) / k)
     v0 = np.concatenate([network.population(p).v0 for p in ("exc", "inh")])
     return dict(n=int(v0.size), pre=np.concatenate(pre).astype(np.int32),
                 post=np.concatenate(post).astype(np.int32), w=np.concatenate(w), v0=v0,
