@@ -248,6 +248,13 @@ def _nan_weight(f):
     f["projections/in_a/weights"][0, 0] = np.nan
 
 
+def _string_weights(f):
+    w = f["projections/in_a/weights"]
+    shape = w.shape
+    del f["projections/in_a/weights"]
+    f["projections/in_a/weights"] = np.full(shape, b"0.5")
+
+
 def _negative_delay(f):
     f["projections/a_b/delay"][()] = -1
 
@@ -260,6 +267,7 @@ def _missing_group(f):
     ("missing", ["nothere.h5"]),
     ("truncated", ["model.h5"]),
     ("nan", ["model.h5", "projections/in_a/weights", "NaN"]),
+    ("dtype", ["model.h5", "projections/in_a/weights"]),
     ("delay", ["model.h5", "projections/a_b/delay", ">= 1"]),
     ("group", ["model.h5", "projections", "missing"]),
 ])
@@ -269,7 +277,8 @@ def test_bad_model_files(tmp_path, model, npz, capsys, case, needles):
     elif case == "truncated":
         _truncate(model)
     else:
-        _edit(model, {"nan": _nan_weight, "delay": _negative_delay, "group": _missing_group}[case])
+        _edit(model, {"nan": _nan_weight, "dtype": _string_weights, "delay": _negative_delay,
+                      "group": _missing_group}[case])
     out = tmp_path / "out.h5"
     assert main(["simulate", model, "--steps", "10", "--input", npz, "--no-progress", "--out", str(out)]) == 2
     line = one_error_line(capsys)
