@@ -8,12 +8,12 @@ PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test bench venv clean
 
-$(STAMP): requirements.lock requirements-lava.txt pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@echo "[make] building $(VENV) from requirements.lock"
 	@rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PIPQ) -r requirements.lock
-	$(PIPQ) --no-deps --ignore-requires-python -r requirements-lava.txt
+	$(PIPQ) --no-deps --ignore-requires-python -r requirements-nodeps.txt
 	$(PIPQ) --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
