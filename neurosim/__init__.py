@@ -2,7 +2,7 @@
 
 Time unit: seconds. Decays are per-step factors. See README.md for the model equations.
 """
-from .errors import BackendUnavailable, FileFormatError, NetworkError, NeurosimError
+from .errors import BackendUnavailable, ExportError, FileFormatError, NetworkError, NeurosimError
 from .models import ALIF, IF, LI, LIF, NeuronParams, NeuronState, decay, heaviside, neuron_step
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
 from .result import SimulationResult, SpikeTrains
@@ -14,7 +14,7 @@ __all__ = [
     "ALIF", "IF", "LI", "LIF", "CSR", "Network", "Population", "Projection", "SpikeInput",
     "PoissonInput", "NeuronParams", "NeuronState", "SimulationResult", "SpikeTrains",
     "simulate", "neuron_step", "heaviside", "decay", "load", "save", "load_result",
-    "save_result", "NeurosimError", "NetworkError", "FileFormatError", "BackendUnavailable",
+    "save_result", "NeurosimError", "NetworkError", "FileFormatError", "BackendUnavailable", "ExportError",
 ]
 
 

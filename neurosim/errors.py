@@ -30,3 +30,18 @@ class FileFormatError(NeurosimError, ValueError):
 
 class BackendUnavailable(NeurosimError, RuntimeError):
     """The requested simulation backend cannot run here (missing package or device)."""
+
+
+class ExportError(NeurosimError, ValueError):
+    """A network (or part of it) cannot be expressed in an export target, or a peer refused it.
+
+    `target` names the target ('nir', 'netx', 'brian2', 'lava'); `field` the offending field,
+    e.g. ``populations.h.model``.
+    """
+
+    def __init__(self, target: str, field: str, message: str) -> None:
+        self.target = target
+        self.field = field
+        self.message = message
+        where = f"{target}: {field}" if field else target
+        super().__init__(f"{where}: {message}")
