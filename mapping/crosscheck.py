@@ -70,6 +70,7 @@ class Agreement:
     bins: float
     spikes: float
     divergence: Optional[Divergence]
+    max_abs_dv: Optional[float] = None  # largest |v_ref - v_target| over the run (when both traced)
 
     def value(self, metric: str) -> float:
         if metric not in METRICS:
@@ -96,12 +97,12 @@ class CrossCheck:
     def table(self) -> str:
         """Markdown table of every row."""
         lines = ["| target | reference | population | spikes (ref / target) | count | bins identical | "
-                 "spike times | first divergence |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "spike times | max abs dv | first divergence |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             lines.append(f"| {r.target} | {r.reference} | {r.population} | {r.reference_spikes} / "
                          f"{r.target_spikes} | {_pct(r.count)} | {_pct(r.bins)} | {_pct(r.spikes)} | "
-                         f"{_describe(r.divergence)} |")
+                         f"{'-' if r.max_abs_dv is None else f'{r.max_abs_dv:.3g}'} | {_describe(r.divergence)} |")
         return "\n".join(lines)
 
     def write_report(self, directory: str, metric: str = "bins", plot: bool = True) -> dict[str, str]:
@@ -116,7 +117,8 @@ class CrossCheck:
                 if ref is None:
                     continue
                 path = os.path.join(directory, f"overlay_{name}.png")
-                plot_overlay(self.results[ref], self.results[name], path, title=f"{name} against {ref}")
+                plot_overlay(self.results[ref], self.results[name], path, title=f"{name} against {ref}",
+                             readouts=[p.name for p in self.network.populations if not p.spiking])
                 paths[f"overlay_{name}"] = path
         csv = ["target,reference,population,reference_spikes,target_spikes,count,bins,spikes,"
                "divergence_step,divergence_trial,divergence_neuron,reason"]
@@ -285,8 +287,10 @@ def compare(reference: SimulationResult, target: SimulationResult, target_name: 
         if diff.any():
             t, k, j = (int(x) for x in np.argwhere(diff)[0])
             div = _divergence(reference, target, pop, t, k, j, bool(a[t, k, j]), bool(b[t, k, j]), quantised)
+        va, vb = reference.traces.get(pop, {}).get("v"), target.traces.get(pop, {}).get("v")
+        dv = float(np.max(np.abs(va - vb))) if va is not None and vb is not None and va.size else None
         rows.append(Agreement(target_name, reference_name, pop, int(ca.sum()), int(cb.sum()), count,
-                              1.0 - float(diff.mean()) if diff.size else 1.0, spikes, div))
+                              1.0 - float(diff.mean()) if diff.size else 1.0, spikes, div, dv))
     return rows
 
 
@@ -341,9 +345,10 @@ def _describe(d: Optional[Divergence]) -> str:
 
 
 def plot_overlay(reference: SimulationResult, target: SimulationResult, path: str, trial: int = 0,
-                 title: str = "", max_neurons: int = 200) -> None:
-    """PNG: per population, spikes in both (black), only in the reference (red), only in the
-    target (blue); below, the membrane trace of the first diverging neuron (or neuron 0) in both."""
+                 title: str = "", max_neurons: int = 200, readouts: Sequence[str] = ()) -> None:
+    """PNG: per spiking population, spikes in both (black), only in the reference (red), only in
+    the target (blue); per readout population (never spikes), the traces of up to 4 neurons in
+    both; at the bottom, the membrane trace of the first diverging neuron (or neuron 0) in both."""
     from matplotlib.figure import Figure
 
     pops = [p for p in reference.meta.get("populations", list(reference.spikes)) if p in target.spikes]
@@ -352,6 +357,15 @@ def plot_overlay(reference: SimulationResult, target: SimulationResult, path: st
     scale = reference.dt * 1e3
     focus: Optional[tuple[str, int]] = None
     for ax, pop in zip(axes, pops):
+        if pop in readouts:
+            for j, color in zip(range(min(4, reference.spikes[pop].size)), ("C0", "C1", "C2", "C3")):
+                for res, style in ((reference, "-"), (target, "--")):
+                    v = res.traces.get(pop, {}).get("v")
+                    if v is not None:
+                        ax.plot(np.arange(res.steps) * scale, v[:, trial, j], style, color=color, lw=0.9)
+            ax.set_ylabel(f"{pop} v\n(solid: ref,\ndashed: target)")
+            ax.set_xlim(0, reference.steps * scale)
+            continue
         a = reference.spikes[pop].dense()[:, trial, :max_neurons]
         b = target.spikes[pop].dense()[:, trial, :max_neurons]
         for mask, color, label in ((a & b, "k", "both"), (a & ~b, "tab:red", "reference only"),
@@ -364,7 +378,8 @@ def plot_overlay(reference: SimulationResult, target: SimulationResult, path: st
         ax.legend(loc="upper right", fontsize=7, ncol=3)
         if focus is None and np.any(a != b):
             focus = (pop, int(np.argwhere(a != b)[0][1]))
-    pop, j = focus if focus is not None else (pops[0], 0)
+    spiking = [p for p in pops if p not in readouts] or pops
+    pop, j = focus if focus is not None else (spiking[0], 0)
     ax = axes[-1]
     time_ms = np.arange(reference.steps) * scale
     for res, style, label in ((reference, "k-", "reference"), (target, "C1--", "target")):

@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     from training.cli_train import register  # defines arguments only; torch loads when it runs
 
     register(sub, _int_at_least(1, "count"))
+    from mapping.cli_mapping import register as register_mapping  # peers load only when a command runs
+
+    register_mapping(sub, _int_at_least(1, "count"))
     return parser
 
 

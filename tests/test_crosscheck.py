@@ -107,3 +107,30 @@ def test_targets_that_cannot_express_the_network_are_skipped_with_the_reason(mon
 def test_unknown_target_is_named():
     with pytest.raises(ns.NetworkError, match="unknown target 'lava-flaot'.*lava-float"):
         cc.parse_targets("brian2,lava-flaot")
+
+
+def _saved_model(tmp_path):
+    net = random_network(7)
+    path = str(tmp_path / "model.h5")
+    ns.save(net, path)
+    np.savez(tmp_path / "in.npz", **{"in": random_inputs(7, 120, 1)["in"][:, 0]})
+    return path, str(tmp_path / "in.npz")
+
+
+def test_cli_exit_codes(monkeypatch, tmp_path, capsys):
+    from neurosim.cli import main
+
+    model, inp = _saved_model(tmp_path)
+    monkeypatch.setitem(cc.TARGETS, "perturbed", _perturbed(1.5))
+    monkeypatch.setitem(cc.TARGETS, "same", _perturbed(1.0))
+    common = [model, "--steps", "120", "--input", inp, "--no-progress", "--min-agreement", "0.999"]
+    assert main(["crosscheck", *common, "--against", "same", "--report", str(tmp_path / "a")]) == 0
+    assert main(["crosscheck", *common, "--against", "perturbed", "--metric", "spikes",
+                 "--report", str(tmp_path / "b")]) == 1
+    out = capsys.readouterr().out
+    assert "below --min-agreement 0.999" in out and (tmp_path / "b" / "report.md").exists()
+    assert main(["crosscheck", *common, "--against", "nope", "--report", str(tmp_path / "c")]) == 2
+    assert "--against: unknown target 'nope'" in capsys.readouterr().err
+    assert main(["crosscheck", model, "--steps", "120", "--against", "same", "--report", str(tmp_path / "d")]) == 2
+    assert "pass --input IN.npz" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()

@@ -1,0 +1,144 @@
+"""`neurosim export`, `neurosim import` and `neurosim crosscheck` (peer packages load only when run)."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+EXPORT_FORMATS = ("nir", "netx", "brian2")
+IMPORT_FORMATS = ("nir", "netx")
+
+
+def register(sub: Any, positive_int: Any) -> None:
+    """Add the mapping subcommands to `sub` (argparse subparsers of the neurosim CLI)."""
+    from .crosscheck import METRICS, TARGETS
+
+    p = sub.add_parser(
+        "export", help="export a network to NIR, lava-dl NetX or a Brian2 script",
+        description="Write MODEL.h5 in another tool's format. nir: a NIR graph in HDF5 (read by snnTorch, "
+                    "Norse, SpikingJelly, lava-dl...), with the discretisation named by --discretization; "
+                    "netx: lava-dl NetX HDF5 for Loihi (fixed-point quantised; the quantisation error is "
+                    "printed); brian2: a standalone Python script (and an .npz of its data beside it) that "
+                    "reproduces neurosim's spikes. Nothing is written when the network cannot be expressed.")
+    p.add_argument("model", metavar="MODEL.h5", help="network file written by neurosim")
+    p.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="target format")
+    p.add_argument("--out", required=True, metavar="PATH", help="file to write (replaced atomically)")
+    p.add_argument("--discretization", default="euler", choices=("euler", "exact"),
+                   help="nir: how per-step decays become time constants: euler (beta = 1 - dt/tau, as snnTorch "
+                        "exports) or exact (beta = exp(-dt/tau)); default euler")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import", help="import a NIR graph or a NetX file as a neurosim network",
+        description="Read a NIR graph (HDF5) or a lava-dl NetX file and write it as a neurosim MODEL.h5. "
+                    "NIR has no time step: give the dt the graph was exported with (snnTorch and "
+                    "SpikingJelly use 1e-4 s, Norse 1e-3 s).")
+    p.add_argument("file", metavar="FILE", help="the NIR graph or NetX HDF5 file")
+    p.add_argument("--from", dest="fmt", required=True, choices=IMPORT_FORMATS, help="format of FILE")
+    p.add_argument("--dt", required=True, type=float, metavar="SECONDS", help="time step in seconds")
+    p.add_argument("--discretization", default="euler", choices=("euler", "exact"),
+                   help="nir: how time constants become per-step decays (default euler)")
+    p.add_argument("--out", required=True, metavar="MODEL.h5", help="network file to write (replaced atomically)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "crosscheck", help="run one network on several simulators and report where they disagree",
+        description="Simulate MODEL.h5 on neurosim's NumPy backend (float64, the reference) and on every "
+                    "target of --against with the same input (Poisson inputs are drawn once and handed "
+                    "to every target), then write DIR/report.md, DIR/agreement.csv and one raster and "
+                    "membrane overlay PNG per target. lava-fixed is compared bit for bit with neurosim's "
+                    "fixed-point mode ('fixed', added automatically) and approximately with the float "
+                    "reference. Exit code 1 when the worst --metric agreement is below --min-agreement.")
+    p.add_argument("model", metavar="MODEL.h5", help="network file written by neurosim")
+    p.add_argument("--against", default="brian2,lava-float,lava-fixed", metavar="T1,T2",
+                   help=f"comma-separated targets among {', '.join(TARGETS)} (default brian2,lava-float,lava-fixed)")
+    p.add_argument("--steps", required=True, type=positive_int, metavar="T", help="number of steps")
+    p.add_argument("--input", metavar="IN.npz", help="spikes for the SpikeInputs, as for 'neurosim simulate'")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the Poisson inputs (default 0)")
+    p.add_argument("--report", required=True, metavar="DIR", help="report directory (created if missing)")
+    p.add_argument("--metric", default="bins", choices=METRICS,
+                   help="agreement measure for --min-agreement: bins (identical (step, neuron) bins), spikes "
+                        "(exact spike-time agreement) or count (spike-count agreement); default bins")
+    p.add_argument("--min-agreement", type=float, default=None, metavar="X",
+                   help="fail (exit 1) when the worst agreement over the exact targets is below X in [0, 1]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_crosscheck, batch=None, trace=[])  # read by neurosim.cli._argument_error
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from neurosim import storage
+    from neurosim.cli import _check_writable
+
+    _check_writable(args.out, "--out")
+    network = storage.load(args.model)
+    if args.to == "nir":
+        from .nir_graph import write_nir
+
+        write_nir(network, args.out, discretization=args.discretization)
+    elif args.to == "netx":
+        from .netx import to_netx
+
+        report = to_netx(network, args.out)
+        print(report)
+    else:
+        from .brian2_export import write_brian2_script
+
+        write_brian2_script(network, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from neurosim import storage
+    from neurosim.cli import _check_writable
+    from neurosim.errors import NeurosimError
+
+    if not (args.dt > 0 and args.dt < float("inf")):
+        raise NeurosimError(f"--dt: expected a time step > 0 in seconds, got {args.dt}")
+    _check_writable(args.out, "--out")
+    if args.fmt == "nir":
+        from .nir_graph import read_nir
+
+        network = read_nir(args.file, args.dt, discretization=args.discretization)
+    else:
+        from .netx import read_netx
+
+        network = read_netx(args.file, args.dt)
+    storage.save(network, args.out)
+    print(network.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    from neurosim import storage
+    from neurosim.cli import _argument_error, load_inputs
+    from neurosim.errors import NetworkError, NeurosimError
+
+    from .crosscheck import TARGETS, crosscheck, parse_targets
+
+    if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
+        raise NeurosimError(f"--min-agreement: expected a fraction in [0, 1], got {args.min_agreement}")
+    try:
+        targets = parse_targets(args.against)
+    except NetworkError as exc:
+        raise NeurosimError(f"--against: {exc.message}") from None
+    if os.path.exists(args.report) and not os.path.isdir(args.report):
+        raise NeurosimError(f"--report {args.report}: exists and is not a directory")
+    network = storage.load(args.model)
+    inputs = load_inputs(args.input) if args.input else {}
+    try:
+        check = crosscheck(network, inputs, args.steps, targets, seed=args.seed, progress=not args.no_progress)
+    except NetworkError as exc:
+        raise _argument_error(exc, args) from None
+    paths = check.write_report(args.report, metric=args.metric)
+    print(check.table())
+    for name, reason in check.skipped.items():
+        print(f"skipped {name}: {reason}")
+    print(f"wrote {paths['report']}")
+    exact = [t for t in check.results if t in TARGETS and TARGETS[t].exact]
+    worst = check.worst(args.metric, exact)
+    if args.min_agreement is not None and worst < args.min_agreement:
+        print(f"agreement {worst:.6f} ({args.metric}) is below --min-agreement {args.min_agreement}")
+        return 1
+    return 0
