@@ -405,7 +405,8 @@ def test_trace_of_an_unknown_population(tmp_path, model, npz, capsys):
 def test_every_option_has_help(capsys):
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == {"simulate", "info", "raster", "example", "backends", "demo", "train"}
+    assert set(subparsers.choices) == {"simulate", "info", "raster", "example", "backends", "demo", "train",
+                                       "export", "import", "crosscheck"}
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help, (name, action.dest)
