@@ -1,0 +1,631 @@
+"""Loihi fixed-point mode: quantise a Network to Lava 0.10's integer LIF + Dense and simulate it.
+
+:func:`simulate_fixed` reproduces, bit for bit, Lava 0.10's ``PyLifModelBitAcc`` (``LIF``,
+tag ``fixed_pt``) fed by ``PyDenseModelBitAcc`` / ``PyDelayDenseModelBitAcc`` connections.
+Per step t, for every population (all integers; int32 arithmetic wraps as in Lava):
+
+::
+
+    c_k   = shift(sum of W[pre, post] over the pre neurons of projection k that spiked at
+            t - d, separately for every delay d), shift(x, e) = x << e (e > 0) or x >> -e (floor)
+    a_in  = sum_k c_k                                    (int32, wraps)
+    u     = trunc(u * (4096 - (du + 1)) / 4096) + (a_in << 6)    (int32; trunc rounds to 0)
+    u     = u - 2**24 if u > 2**23;  u + 2**24 if u <= -2**23     (one 24-bit wrap, as Lava)
+    v     = clip(trunc(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp), +-(2**23 - 1))
+    s     = v > (vth << 6);   v[s] = 0                   (reset to zero; u is kept)
+
+:func:`quantize` maps a float network (LIF or IF, ``reset='zero'``) onto it. Each neuron j
+gets a scale ``S_j = 64 * vth / theta_j`` (integer state units per float unit), so
+
+::
+
+    alpha ~ (4095 - du) / 4096      beta ~ (4096 - dv) / 4096      theta_j = 64 * vth / S_j
+    w_ij * gain_j ~ m_ij * 2**e * 64 / S_j      bias_j * gain_j ~ bias_mant_j * 2**bias_exp_j / S_j
+
+with 12-bit du, dv in [0, 4095], a 17-bit vth, 8-bit weight mantissas m (Lava's ranges:
+mixed signs: even values in [-256, 254], since Lava drops their lowest bit; excitatory
+[0, 255]; inhibitory [-255, 0]), one weight exponent e in [-8, 7] per projection, 13-bit
+bias mantissas and bias exponents in [0, 7]. Nothing is clipped: a value that does not fit
+raises :class:`~neurosim.errors.ExportError` naming the field. Lava's LIF has one du, dv and
+vth per process, so alpha and beta must be uniform within a population (theta may vary: it
+is absorbed into S_j). The float equivalent of the integer model is :func:`dequantize`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from .errors import ExportError, NetworkError
+from .models import IF, LIF
+from .network import Network, PoissonInput, Population, Projection, SpikeInput
+from .result import SimulationResult, SpikeTrains
+
+TARGET = "lava"
+DECAY_ONE = 4096                      # decays are 12-bit fractions of 2**12
+UV_MAX = 2 ** 23                      # u and v are 24-bit signed
+VTH_MAX = 2 ** 17 - 1                 # unsigned 17-bit threshold mantissa
+WEIGHT_EXP_RANGE = (-8, 7)
+BIAS_MANT_RANGE = (-4096, 4095)       # signed 13-bit
+BIAS_EXP_RANGE = (0, 7)               # unsigned 3-bit
+MAX_DELAY = 64                        # DelayDense holds 0..63 extra steps (6 bits)
+WEIGHT_LIMITS = {"mixed": (-256, 254), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+TRACE_VARS = ("v", "i", "v_int", "u_int")
+
+
+# ------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, eq=False)
+class FixedPopulation:
+    """Lava LIF parameters of one population (what ``lava.proc.lif.process.LIF`` is given).
+
+    du, dv: decays as Lava takes them (u decays by (4095 - du)/4096, v by (4096 - dv)/4096);
+    vth: threshold mantissa (compared as vth << 6); bias_mant, bias_exp, u0, v0: int64 (N,);
+    scale: S_j, integer units per float unit of i and v, float64 (N,).
+    """
+
+    name: str
+    size: int
+    du: int
+    dv: int
+    vth: int
+    bias_mant: np.ndarray
+    bias_exp: np.ndarray
+    u0: np.ndarray
+    v0: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        where = f"populations.{self.name}"
+        for name, lo, hi in (("du", -1, DECAY_ONE - 1), ("dv", 0, DECAY_ONE), ("vth", 0, VTH_MAX)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+                raise NetworkError(f"{where}.{name}", f"expected an integer in [{lo}, {hi}], got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name, lo, hi in (("bias_mant", *BIAS_MANT_RANGE), ("bias_exp", -8, 7),
+                             ("u0", -UV_MAX + 1, UV_MAX - 1), ("v0", -UV_MAX + 1, UV_MAX - 1)):
+            object.__setattr__(self, name, _int_vector(getattr(self, name), self.size, lo, hi, f"{where}.{name}"))
+        scale = np.broadcast_to(np.asarray(self.scale, np.float64), (self.size,)).copy()
+        if not np.all(np.isfinite(scale) & (scale > 0)):
+            raise NetworkError(f"{where}.scale", "expected finite scales > 0")
+        scale.setflags(write=False)
+        object.__setattr__(self, "scale", scale)
+
+    @property
+    def alpha(self) -> float:
+        """Current decay of the integer model, (4095 - du) / 4096."""
+        return (DECAY_ONE - 1 - self.du) / DECAY_ONE
+
+    @property
+    def beta(self) -> float:
+        """Membrane decay of the integer model, (4096 - dv) / 4096."""
+        return (DECAY_ONE - self.dv) / DECAY_ONE
+
+    @property
+    def effective_bias(self) -> np.ndarray:
+        """bias_mant << bias_exp (>> for negative exponents), added to v every step."""
+        return np.where(self.bias_exp >= 0, self.bias_mant << np.maximum(self.bias_exp, 0),
+                        self.bias_mant >> np.maximum(-self.bias_exp, 0))
+
+
+@dataclass(frozen=True, eq=False)
+class FixedProjection:
+    """Integer synapses of one projection (what ``Dense``/``DelayDense`` are given).
+
+    weights: int64 mantissas (n_pre, n_post), within :data:`WEIGHT_LIMITS` of `sign_mode`
+    (even for 'mixed'); weight_exp: shared exponent; delay: steps >= 1, scalar or
+    (n_pre, n_post); sparse: the float projection was CSR (exported as Lava ``Sparse``).
+    """
+
+    name: str
+    pre: str
+    post: str
+    weights: np.ndarray
+    weight_exp: int
+    delay: Union[int, np.ndarray]
+    sign_mode: str
+    sparse: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"projections.{self.name}"
+        w = np.asarray(self.weights)
+        if w.ndim != 2 or w.dtype.kind not in "iu":
+            raise NetworkError(f"{where}.weights", f"expected a 2-D integer array, got {w.dtype} shape {w.shape}")
+        if self.sign_mode not in WEIGHT_LIMITS:
+            raise NetworkError(f"{where}.sign_mode", f"expected one of {sorted(WEIGHT_LIMITS)}, got {self.sign_mode!r}")
+        lo, hi = WEIGHT_LIMITS[self.sign_mode]
+        if w.size and (w.min() < lo or w.max() > hi):
+            raise NetworkError(f"{where}.weights", f"{self.sign_mode} mantissas must lie in [{lo}, {hi}], "
+                                                   f"got [{w.min()}, {w.max()}] (Lava would clip them)")
+        if self.sign_mode == "mixed" and np.any(w % 2):
+            raise NetworkError(f"{where}.weights", "mixed-sign mantissas must be even (Lava drops their lowest bit)")
+        e = self.weight_exp
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -16 <= e <= 16:
+            raise NetworkError(f"{where}.weight_exp", f"expected an integer exponent, got {e!r}")
+        object.__setattr__(self, "weight_exp", int(e))
+        object.__setattr__(self, "weights", _frozen(w.astype(np.int64)))
+        d = np.asarray(self.delay)
+        if d.dtype.kind not in "iu" or (d.ndim and d.shape != w.shape) or (d.size and d.min() < 1):
+            raise NetworkError(f"{where}.delay", f"expected whole steps >= 1, scalar or shape {w.shape}")
+        object.__setattr__(self, "delay", int(d) if d.ndim == 0 else _frozen(d.astype(np.int64)))
+
+    @property
+    def delays(self) -> np.ndarray:
+        """Per-synapse delays, (n_pre, n_post)."""
+        return np.broadcast_to(np.asarray(self.delay, np.int64), self.weights.shape)
+
+    @property
+    def max_delay(self) -> int:
+        return int(np.max(self.delay))
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizationReport:
+    """Quantisation error of every parameter against the float network it came from.
+
+    populations[name]: vth_mant, du, dv, alpha/alpha_q/alpha_error, beta/beta_q/beta_error,
+    theta_max_abs_error, bias_max_abs_error, v0_max_abs_error, i0_max_abs_error,
+    state_limit (the smallest |u|, |v| in float units that would leave the 24-bit range).
+    projections[name]: weight_exp, sign_mode, n_synapses, n_zeroed (nonzero float weights
+    quantised to 0), max_abs_error, rms_error, max_rel_error (to the largest |w * gain|),
+    error_bound (largest allowed |error|: half a mantissa step, a full one for mixed signs,
+    in float units of the target's i) and error (dequantised - float w * gain, (n_pre, n_post)).
+    """
+
+    populations: dict[str, dict[str, Any]]
+    projections: dict[str, dict[str, Any]]
+
+    def summary(self) -> str:
+        lines = ["population  vth   du    dv    |d alpha|  |d beta|   |d bias|   state limit"]
+        for k, p in self.populations.items():
+            lines.append(f"{k:<11} {p['vth_mant']:<5} {p['du']:<5} {p['dv']:<5} {abs(p['alpha_error']):<10.2e} "
+                         f"{abs(p['beta_error']):<10.2e} {p['bias_max_abs_error']:<10.2e} {p['state_limit']:.4g}")
+        lines.append("projection  exp  sign        max |dw|   rel       zeroed")
+        for k, p in self.projections.items():
+            lines.append(f"{k:<11} {p['weight_exp']:<4} {p['sign_mode']:<11} {p['max_abs_error']:<10.2e} "
+                         f"{p['max_rel_error']:<9.2e} {p['n_zeroed']}/{p['n_synapses']}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, eq=False)
+class FixedPointNetwork:
+    """A network in Loihi's integer representation; `report` compares it with its float source."""
+
+    dt: float
+    populations: tuple[FixedPopulation, ...]
+    projections: tuple[FixedProjection, ...]
+    inputs: tuple[SpikeInput, ...] = ()
+    name: str = "network"
+    report: Optional[QuantizationReport] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "populations", tuple(self.populations))
+        object.__setattr__(self, "projections", tuple(self.projections))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        sizes: dict[str, int] = {}
+        for node in (*self.inputs, *self.populations):
+            if node.name in sizes:
+                raise NetworkError(f"populations.{node.name}", "name used twice")
+            sizes[node.name] = node.size
+        pops = {p.name for p in self.populations}
+        for proj in self.projections:
+            where = f"projections.{proj.name}"
+            if proj.pre not in sizes:
+                raise NetworkError(f"{where}.pre", f"no population or input named {proj.pre!r}")
+            if proj.post not in pops:
+                raise NetworkError(f"{where}.post", f"no population named {proj.post!r}")
+            if proj.weights.shape != (sizes[proj.pre], sizes[proj.post]):
+                raise NetworkError(f"{where}.weights", f"expected shape {(sizes[proj.pre], sizes[proj.post])}, "
+                                                       f"got {proj.weights.shape}")
+
+    def population(self, name: str) -> FixedPopulation:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise NetworkError(f"populations.{name}", f"no population named {name!r}")
+
+
+# ------------------------------------------------------------------------------ quantize
+
+
+def lava_lif_params(pop: Population, *, fixed: bool, target: str = TARGET) -> dict[str, Any]:
+    """Check that `pop` is a Lava LIF and return its uniform alpha, beta, refractory.
+
+    Lava's LIF: ``u = u*(1 - du) + a_in; v = v*(1 - dv) + u + bias; spike if v > vth; v = 0``
+    with one du, dv (and refractory period) per process. neurosim adds bias to i, Lava to v:
+    the two agree only when alpha = 0. Raises ExportError naming the first field that
+    cannot be expressed.
+    """
+    where = f"populations.{pop.name}.model"
+    if not isinstance(pop.model, (LIF, IF)):
+        raise ExportError(target, where, f"{type(pop.model).__name__} is not a Lava LIF "
+                                         "(only LIF and IF with reset='zero' are)")
+    if pop.model.reset != "zero":
+        raise ExportError(target, f"{where}.reset", "Lava's LIF resets v to 0; reset='subtract' cannot be expressed")
+    p = pop.params
+    out: dict[str, Any] = {}
+    for name in ("alpha", "beta", "refractory"):
+        vals = np.asarray(getattr(p, name))
+        if np.ptp(vals) != 0:
+            raise ExportError(target, f"{where}.{name}", f"Lava's LIF takes one value per population, got "
+                                                         f"{vals.min():g}..{vals.max():g}")
+        out[name] = float(vals[0])
+    if np.any(p.theta <= 0):
+        raise ExportError(target, f"{where}.theta", f"expected thresholds > 0 (Lava's vth), got min {p.theta.min():g}")
+    if out["alpha"] != 0 and np.any(p.bias != 0):
+        raise ExportError(target, f"{where}.bias", "Lava adds bias to v, neurosim to i: equal only when alpha = 0 "
+                                                   f"(alpha = {out['alpha']:g})")
+    if fixed and out["refractory"] > 0:
+        raise ExportError(target, f"{where}.refractory", "Lava 0.10 has no fixed-point LIFRefractory model")
+    return out
+
+
+def check_lava_inputs(network: Network, target: str = TARGET) -> None:
+    """Lava is driven by given spikes only: PoissonInput raises ExportError."""
+    for src in network.inputs:
+        if isinstance(src, PoissonInput):
+            raise ExportError(target, f"inputs.{src.name}", "a PoissonInput is drawn by neurosim's generator; "
+                                                            "draw its spikes and give them as a SpikeInput")
+
+
+def quantize(
+    network: Network,
+    *,
+    vth_mant: Union[None, int, Mapping[str, int]] = None,
+    weight_exp: Optional[int] = None,
+    bias_exp: Optional[int] = None,
+    headroom: float = 64.0,
+    max_delay: int = MAX_DELAY,
+    target: str = TARGET,
+) -> FixedPointNetwork:
+    """Quantise `network` to Loihi's integer LIF + Dense (see the module docstring).
+
+    vth_mant: threshold mantissa per population (int or {population: int}); by default the
+    largest with ``64 * vth * headroom <= 2**23``, so |u|, |v| up to `headroom` thresholds fit
+    (2048 for headroom 64), lowered where a fixed `weight_exp`/`bias_exp` needs it.
+    weight_exp: one exponent for every projection (NetX files need 0); by default each
+    projection gets the smallest in [-8, 7] that fits its largest weight.
+    bias_exp: one bias exponent (NetX uses 6); by default the smallest per neuron that fits.
+    Raises ExportError (naming the field) for anything Lava's fixed-point LIF cannot hold.
+    """
+    if not isinstance(network, Network):
+        raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
+    if not (np.isfinite(headroom) and headroom >= 1):
+        raise NetworkError("headroom", f"expected a number >= 1 of thresholds, got {headroom!r}")
+    check_lava_inputs(network, target)
+    lif = {p.name: lava_lif_params(p, fixed=True, target=target) for p in network.populations}
+    incoming: dict[str, list[Projection]] = {p.name: [] for p in network.populations}
+    for proj in network.projections:
+        if proj.max_delay > max_delay:
+            raise ExportError(target, f"projections.{proj.name}.delay",
+                              f"at most {max_delay} steps (DelayDense holds {max_delay - 1} extra steps), got {proj.max_delay}")
+        incoming[proj.post].append(proj)
+
+    pops, pop_reports, scales = [], {}, {}
+    for pop in network.populations:
+        v = _vth_mant(pop, vth_mant, incoming[pop.name], weight_exp, bias_exp, headroom, target)
+        fp, rep = _quantize_population(pop, lif[pop.name], v, bias_exp, target)
+        pops.append(fp)
+        pop_reports[pop.name] = rep
+        scales[pop.name] = fp.scale
+    projs, proj_reports = [], {}
+    for proj in network.projections:
+        fq, rep = _quantize_projection(proj, network.population(proj.post), scales[proj.post], weight_exp, target)
+        projs.append(fq)
+        proj_reports[proj.name] = rep
+    return FixedPointNetwork(dt=network.dt, populations=tuple(pops), projections=tuple(projs),
+                             inputs=tuple(network.inputs), name=network.name,
+                             report=QuantizationReport(pop_reports, proj_reports))
+
+
+def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incoming: list[Projection],
+              weight_exp: Optional[int], bias_exp: Optional[int], headroom: float, target: str) -> int:
+    where = f"populations.{pop.name}.model.theta"
+    if isinstance(given, Mapping):
+        given = given.get(pop.name)
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or not 1 <= given <= VTH_MAX:
+            raise NetworkError("vth_mant", f"expected an integer in [1, {VTH_MAX}], got {given!r}")
+        return int(given)
+    v = float(np.floor(UV_MAX / (64 * headroom)))
+    p = pop.params
+    per_unit = p.gain / p.theta  # integer input units per float unit of w, per unit of vth
+    if weight_exp is not None:
+        for proj in incoming:
+            w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights) * per_unit[None, :]
+            lo, hi = WEIGHT_LIMITS[_sign_mode(w)]
+            if w.max() > 0:
+                v = min(v, hi * 2.0 ** weight_exp / w.max())
+            if w.min() < 0:
+                v = min(v, lo * 2.0 ** weight_exp / w.min())
+    if bias_exp is not None and np.any(p.bias != 0):
+        b = np.abs(p.bias * 64 * per_unit).max()
+        v = min(v, BIAS_MANT_RANGE[1] * 2.0 ** bias_exp / b)
+    if v < 1:
+        raise ExportError(target, where, "no threshold mantissa >= 1 lets the weights or bias fit the fixed "
+                                         f"exponents (weight_exp={weight_exp}, bias_exp={bias_exp})")
+    return int(min(np.floor(v), VTH_MAX))
+
+
+def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_exp: Optional[int],
+                         target: str) -> tuple[FixedPopulation, dict[str, Any]]:
+    where = f"populations.{pop.name}"
+    p = pop.params
+    scale = 64.0 * vth / p.theta
+    du = int(np.clip(DECAY_ONE - 1 - np.round(lif["alpha"] * DECAY_ONE), 0, DECAY_ONE - 1))
+    dv = int(np.clip(np.round((1.0 - lif["beta"]) * DECAY_ONE), 0, DECAY_ONE - 1))
+    b_mant, b_exp = _quantize_bias(p.bias * p.gain * scale, bias_exp, f"{where}.model.bias", target)
+    u0, v0 = np.round(pop.i0 * scale), np.round(pop.v0 * scale)
+    for name, arr in (("i0", u0), ("v0", v0)):
+        if np.any(np.abs(arr) >= UV_MAX):
+            raise ExportError(target, f"{where}.{name}", f"initial state beyond the 24-bit range (|x| < "
+                                                         f"{UV_MAX / scale.max():.4g} at vth_mant={vth})")
+    fp = FixedPopulation(pop.name, pop.size, du, dv, vth, b_mant, b_exp, u0.astype(np.int64),
+                         v0.astype(np.int64), scale)
+    bias_q = fp.effective_bias / scale
+    rep = {
+        "vth_mant": vth, "du": du, "dv": dv,
+        "alpha": lif["alpha"], "alpha_q": fp.alpha, "alpha_error": fp.alpha - lif["alpha"],
+        "beta": lif["beta"], "beta_q": fp.beta, "beta_error": fp.beta - lif["beta"],
+        "theta_max_abs_error": float(np.abs(64.0 * vth / scale - p.theta).max()),
+        "bias_max_abs_error": float(np.abs(bias_q - p.bias * p.gain).max()),
+        "v0_max_abs_error": float(np.abs(fp.v0 / scale - pop.v0).max()),
+        "i0_max_abs_error": float(np.abs(fp.u0 / scale - pop.i0).max()),
+        "state_limit": float((UV_MAX / scale).min()),
+    }
+    return fp, rep
+
+
+def _quantize_bias(b: np.ndarray, bias_exp: Optional[int], where: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron: mantissa and exponent with mant << exp ~ b; the smallest exponent that fits."""
+    lo, hi = BIAS_MANT_RANGE
+    exps = [bias_exp] if bias_exp is not None else range(BIAS_EXP_RANGE[0], BIAS_EXP_RANGE[1] + 1)
+    mant = np.zeros(b.shape, np.int64)
+    exp = np.full(b.shape, exps[0] if bias_exp is not None else 0, np.int64)
+    todo = np.ones(b.shape, bool)
+    for e in exps:
+        m = np.round(b / 2.0 ** e)
+        ok = todo & (m >= lo) & (m <= hi)
+        mant[ok], exp[ok] = m[ok], e
+        todo &= ~ok
+    if np.any(todo):
+        j = int(np.argmax(todo))
+        raise ExportError(target, where, f"bias of neuron {j} needs {b[j]:.4g} integer units per step, more than "
+                                         f"a 13-bit mantissa << {exps[-1]} holds; lower vth_mant")
+    return mant, exp
+
+
+def _sign_mode(w: np.ndarray) -> str:
+    """Lava's determine_sign_mode: excitatory if min >= 0, inhibitory if max <= 0, else mixed."""
+    if w.size == 0 or w.min() >= 0:
+        return "excitatory"
+    if w.max() <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+def _mantissas(target_units: np.ndarray, e: int, mode: str) -> np.ndarray:
+    x = target_units / 2.0 ** e
+    return (2 * np.round(x / 2) if mode == "mixed" else np.round(x)).astype(np.int64)
+
+
+def _quantize_projection(proj: Projection, post: Population, scale: np.ndarray, weight_exp: Optional[int],
+                         target: str) -> tuple[FixedProjection, dict[str, Any]]:
+    where = f"projections.{proj.name}"
+    w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights, np.float64)
+    eff = w * post.params.gain[None, :]          # the jump of the target's i per spike
+    units = eff * scale[None, :] / 64.0          # in a_in units (a_in << 6 is added to u)
+    mode = _sign_mode(eff)
+    lo, hi = WEIGHT_LIMITS[mode]
+    exps = [weight_exp] if weight_exp is not None else range(WEIGHT_EXP_RANGE[0], WEIGHT_EXP_RANGE[1] + 1)
+    if not np.any(w) and weight_exp is None:
+        exps = [0]
+    for e in exps:
+        m = _mantissas(units, e, mode)
+        if m.size == 0 or (m.min() >= lo and m.max() <= hi):
+            break
+    else:
+        raise ExportError(target, f"{where}.weights",
+                          f"largest |weight| needs {np.abs(units).max():.4g} input units, more than an 8-bit "
+                          f"{mode} mantissa << {exps[-1]} holds without clipping; lower vth_mant")
+    if proj.is_sparse:
+        csr, delays = proj.to_csr()
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        dense_delay = np.ones(w.shape, np.int64)
+        dense_delay[rows, csr.indices] = delays
+        delay: Union[int, np.ndarray] = int(delays[0]) if delays.size and np.all(delays == delays[0]) else dense_delay
+    else:
+        delay = proj.delay
+    fq = FixedProjection(proj.name, proj.pre, proj.post, m, int(e), delay, mode, sparse=proj.is_sparse)
+    step = 2.0 ** e * 64.0 / scale                # float value of one mantissa unit, per post neuron
+    err = m * step[None, :] - eff
+    bound = np.broadcast_to(step * (1.0 if mode == "mixed" else 0.5), w.shape)
+    nz = eff != 0
+    rep = {
+        "weight_exp": int(e), "sign_mode": mode, "n_synapses": int(nz.sum()),
+        "n_zeroed": int((nz & (m == 0)).sum()),
+        "max_abs_error": float(np.abs(err).max()) if err.size else 0.0,
+        "rms_error": float(np.sqrt(np.mean(err[nz] ** 2))) if nz.any() else 0.0,
+        "max_rel_error": float(np.abs(err).max() / np.abs(eff).max()) if nz.any() else 0.0,
+        "error_bound": bound, "error": err,
+    }
+    return fq, rep
+
+
+def dequantize(fixed: FixedPointNetwork) -> Network:
+    """The float network the integer one stands for (gain folded into weights and bias).
+
+    LIF(alpha=(4095-du)/4096, beta=(4096-dv)/4096, theta=64*vth/S, bias=(bias_mant<<bias_exp)/S,
+    reset='zero'), v0 = v0/S, i0 = u0/S, weights m * 2**e * 64 / S_post. It differs from the
+    integer model only by its rounding (the integer decay truncates toward zero every step).
+    """
+    pops = []
+    for p in fixed.populations:
+        model = LIF(alpha=p.alpha, beta=p.beta, theta=64.0 * p.vth / p.scale, bias=p.effective_bias / p.scale,
+                    reset="zero")
+        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=p.u0 / p.scale))
+    scale = {p.name: p.scale for p in fixed.populations}
+    projs = [Projection(q.name, q.pre, q.post, q.weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
+                        delay=q.delay) for q in fixed.projections]
+    return Network(dt=fixed.dt, populations=pops, projections=projs, inputs=fixed.inputs, name=fixed.name)
+
+
+# ------------------------------------------------------------------------------ simulate
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32 (kept as int64)."""
+    return ((x + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+
+
+def _decay(x: np.ndarray, factor: int) -> np.ndarray:
+    """Lava's decay: sign(p) * (|p| >> 12) with p = x * factor in int64."""
+    p = x * factor
+    return np.sign(p) * (np.abs(p) >> 12)
+
+
+def lif_step_fixed(pop: FixedPopulation, u: np.ndarray, v: np.ndarray, a_in: np.ndarray,
+                   counters: Optional[dict[str, int]] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of Lava's PyLifModelBitAcc on int64 arrays holding int32 values: (u, v, spikes)."""
+    act = _wrap32(_wrap32(a_in) << 6)
+    u = _wrap32(_decay(u, DECAY_ONE - (pop.du + 1)) + act)
+    wrapped = np.where(u > UV_MAX, u - 2 * UV_MAX, np.where(u <= -UV_MAX, u + 2 * UV_MAX, u))
+    raw = _wrap32(_decay(v, DECAY_ONE - pop.dv) + wrapped + pop.effective_bias)
+    v = np.clip(raw, -UV_MAX + 1, UV_MAX - 1)
+    if counters is not None:
+        counters["u_wraps"] += int(np.count_nonzero(wrapped != u))
+        counters["v_clips"] += int(np.count_nonzero(raw != v))
+    s = v > (pop.vth << 6)
+    return wrapped, np.where(s, 0, v), s
+
+
+def simulate_fixed(
+    fixed: FixedPointNetwork,
+    inputs: Optional[Mapping[str, Any]] = None,
+    steps: Optional[int] = None,
+    *,
+    batch: Optional[int] = None,
+    traces: Union[None, Mapping[str, Iterable[str]], Iterable[str]] = None,
+) -> SimulationResult:
+    """Simulate `fixed` with Lava 0.10's integer arithmetic (module docstring), bit-exactly.
+
+    inputs, steps, batch: as :func:`neurosim.simulate`. traces: {'pop': [...]} or ['pop:var'];
+    variables 'v_int', 'u_int' (the integers, int64) and 'v', 'i' (float: v_int / S and
+    u_int / S + bias, the units of the float network). meta['u_wraps'] and meta['v_clips']
+    count the 24-bit wraps of u and clips of v per population (0 for a well-scaled network).
+    """
+    from .simulate import _batch_size, _check_inputs, _check_steps
+
+    t0 = time.perf_counter()
+    if not isinstance(fixed, FixedPointNetwork):
+        raise NetworkError("network", f"expected a FixedPointNetwork (from quantize), got {type(fixed).__name__}")
+    inputs = dict(inputs or {})
+    steps = _check_steps(steps, inputs)
+    batch = _batch_size(fixed, inputs, batch)
+    given = _check_inputs(SimpleNamespace(inputs=fixed.inputs), inputs, steps, batch)
+    spec = _trace_spec(fixed, traces)
+
+    rings = {p.name: np.zeros((max([q.max_delay for q in fixed.projections if q.post == p.name], default=1) + 1,
+                               batch, p.size), np.int64) for p in fixed.populations}
+    routes: dict[str, list[tuple[FixedProjection, list[tuple[int, np.ndarray]]]]] = {}
+    for q in fixed.projections:
+        by_delay = [(int(d), np.where(q.delays == d, q.weights, 0)) for d in np.unique(q.delays)]
+        routes.setdefault(q.pre, []).append((q, by_delay))
+    state = {p.name: (np.broadcast_to(p.u0, (batch, p.size)).copy(), np.broadcast_to(p.v0, (batch, p.size)).copy())
+             for p in fixed.populations}
+    spikes = {p.name: np.zeros((steps, batch, p.size), bool) for p in fixed.populations}
+    rec = {p: {v: np.zeros((steps, batch, fixed.population(p).size), np.int64) for v in ("u_int", "v_int")}
+           for p in spec}
+    counters = {p.name: {"u_wraps": 0, "v_clips": 0} for p in fixed.populations}
+    t_setup = time.perf_counter()
+
+    for t in range(steps):
+        for p in fixed.populations:
+            ring = rings[p.name]
+            slot = t % len(ring)
+            a_in = ring[slot].copy()
+            ring[slot] = 0
+            u, v, s = lif_step_fixed(p, *state[p.name], a_in, counters[p.name])
+            state[p.name] = (u, v)
+            spikes[p.name][t] = s
+            if p.name in rec:
+                rec[p.name]["u_int"][t], rec[p.name]["v_int"][t] = u, v
+        for pre, outgoing in routes.items():
+            s = (spikes[pre][t] if pre in spikes else given[pre][t]).astype(np.int64)
+            if not s.any():
+                continue
+            for q, by_delay in outgoing:
+                ring = rings[q.post]
+                for d, w in by_delay:
+                    acc = s @ w
+                    ring[(t + d) % len(ring)] += (acc << q.weight_exp) if q.weight_exp > 0 else (acc >> -q.weight_exp)
+    t_run = time.perf_counter()
+
+    trains = {name: _trains(arr, steps, batch) for name, arr in spikes.items()}
+    for src in fixed.inputs:
+        trains[src.name] = _trains(np.asarray(given[src.name]), steps, batch)
+    out_traces: dict[str, dict[str, np.ndarray]] = {}
+    for name, variables in spec.items():
+        p = fixed.population(name)
+        conv = {"u_int": rec[name]["u_int"], "v_int": rec[name]["v_int"], "v": rec[name]["v_int"] / p.scale,
+                "i": rec[name]["u_int"] / p.scale + p.effective_bias / p.scale}
+        out_traces[name] = {var: conv[var] for var in variables}
+    t_end = time.perf_counter()
+    return SimulationResult(
+        spikes=trains, traces=out_traces,
+        timings={"setup": t_setup - t0, "run": t_run - t_setup, "record": t_end - t_run, "total": t_end - t0},
+        backend="fixed-point", dtype="int32", dt=fixed.dt, steps=steps, batch=batch, seed=0,
+        meta={"populations": [p.name for p in fixed.populations],
+              "u_wraps": {k: c["u_wraps"] for k, c in counters.items()},
+              "v_clips": {k: c["v_clips"] for k, c in counters.items()}},
+    )
+
+
+def _trains(dense: np.ndarray, steps: int, batch: int) -> SpikeTrains:
+    t, b, j = np.nonzero(dense)
+    return SpikeTrains(t.astype(np.int64), b.astype(np.int32), j.astype(np.int32), dense.shape[2], steps, batch)
+
+
+def _trace_spec(fixed: FixedPointNetwork, traces: Any) -> dict[str, list[str]]:
+    if not traces:
+        return {}
+    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
+    spec: dict[str, list[str]] = {}
+    names = {p.name for p in fixed.populations}
+    for item in items:
+        if len(item) != 2:
+            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
+        pop, variables = item
+        if pop not in names:
+            raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
+        for var in [variables] if isinstance(variables, str) else list(variables):
+            if var not in TRACE_VARS:
+                raise NetworkError(f"traces.{pop}", f"unknown variable {var!r}, expected one of {TRACE_VARS}")
+            spec.setdefault(pop, [])
+            if var not in spec[pop]:
+                spec[pop].append(var)
+    return spec
+
+
+def _int_vector(value: Any, n: int, lo: int, hi: int, where: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise NetworkError(where, f"expected integers, got dtype {arr.dtype}")
+    arr = np.broadcast_to(arr.astype(np.int64), (n,)) if arr.ndim == 0 or arr.shape == (n,) else None
+    if arr is None:
+        raise NetworkError(where, f"expected a scalar or shape ({n},), got shape {np.shape(value)}")
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise NetworkError(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+    return _frozen(arr)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
