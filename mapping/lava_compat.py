@@ -10,7 +10,9 @@ are imported, ``dataclasses._get_field`` is wrapped so that a default whose clas
 :data:`SHARED_DEFAULT_CLASSES` is accepted exactly as Python 3.10 accepted it (the one
 instance is shared, as it was on 3.10). Every other class is checked as usual, and the
 original function is restored before returning, also on error. On Python 3.10 nothing is
-patched.
+patched. Lava also calls ``multiprocessing.set_start_method('fork')`` at import, which fails
+if the start method was already fixed; an identical method is let through (see
+:func:`_same_start_method_allowed`).
 """
 from __future__ import annotations
 
@@ -71,14 +73,38 @@ def _shared_defaults_allowed() -> Iterator[None]:
             dataclasses._get_field = original  # type: ignore[attr-defined]
 
 
+@contextlib.contextmanager
+def _same_start_method_allowed() -> Iterator[None]:
+    """Let Lava's import-time ``multiprocessing.set_start_method('fork')`` pass when the
+    context is already 'fork' (anything that called ``get_start_method()`` before, e.g.
+    tqdm, fixes it, and the call then raises 'context has already been set'). A different
+    method already set still raises, reported as BackendUnavailable."""
+    import multiprocessing
+
+    original = multiprocessing.set_start_method
+
+    def set_start_method(method: str, force: bool = False) -> None:
+        if not force and multiprocessing.get_start_method(allow_none=True) == method:
+            return
+        original(method, force=force)
+
+    multiprocessing.set_start_method = set_start_method  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original  # type: ignore[assignment]
+
+
 def _import(modules: tuple[str, ...], hint: str, what: str) -> dict[str, Any]:
     loaded = {}
-    with _shared_defaults_allowed():
+    with _shared_defaults_allowed(), _same_start_method_allowed():
         for name in modules:
             try:
                 loaded[name] = importlib.import_module(name)
             except ImportError as exc:
                 raise BackendUnavailable(f"{what} is not importable ({exc}); install it with: {hint}") from exc
+            except RuntimeError as exc:  # e.g. a start method other than 'fork' already set
+                raise BackendUnavailable(f"{what} failed to import: {exc}") from exc
     return loaded
 
 

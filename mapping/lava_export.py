@@ -1,0 +1,348 @@
+"""Lava (lava-nc 0.10) export: Dense/Sparse + LIF processes, run with ``Loihi2SimCfg``.
+
+Mapping of one population (LIF or IF with ``reset='zero'``, see
+:func:`neurosim.fixed_point.lava_lif_params` for what is refused):
+
+- ``floating_pt``: ``LIF(du=1-alpha, dv=1-beta, vth, bias_mant=bias*gain, u=i0, v=v0)``
+  (``LIFRefractory`` when refractory > 0); Lava's step ``u = u*(1-du) + a_in;
+  v = v*(1-dv) + u + bias; s = v > vth; v[s] = 0`` is the canonical LIF step with i = u + bias
+  (bias only with alpha = 0). Per-neuron thresholds are absorbed by scaling neuron j's
+  input weights, bias and initial state by 1/theta_j (vth = 1).
+- ``fixed_pt``: the integers of :func:`neurosim.fixed_point.quantize` (or a given
+  :class:`~neurosim.fixed_point.FixedPointNetwork`), whose spikes and u, v equal
+  :func:`neurosim.fixed_point.simulate_fixed` exactly.
+
+Latency: a ``lava.proc.io.source.RingBuffer`` sends its column t at Lava step t + 1 (steps
+count from 1) with no extra delay; ``Dense``/``Sparse`` deliver a spike of step t at t + 1,
+which is neurosim's delay 1. Delay d > 1 uses ``DelayDense``/``DelaySparse`` with Lava
+delay d - 1. Spikes are recorded by one sink ``RingBuffer`` per population, traces by Monitors.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Optional, Union
+
+import numpy as np
+
+from neurosim.errors import NetworkError
+from neurosim.fixed_point import (FixedPointNetwork, check_lava_inputs, lava_lif_params, quantize)
+from neurosim.network import Network, SpikeInput
+from neurosim.result import SimulationResult, SpikeTrains
+
+from .lava_compat import import_lava
+
+Mode = Literal["floating_pt", "fixed_pt"]
+MODES = ("floating_pt", "fixed_pt")
+TRACE_VARS = ("v", "i", "v_int", "u_int")
+
+
+@dataclass(eq=False)
+class LavaBuild:
+    """The Lava processes of one trial.
+
+    Lava compiles and runs the processes connected to the one it is asked to run, so each
+    connected part of the network (`components`: lists of population names) is run on its
+    own: run ``sinks[component[0]]`` with `run_cfg` and `condition`, read, then stop it.
+    neurons / connections / sources: name -> process; sinks: population -> RingBuffer
+    recording its spikes (Lava step t + 1 into column t); monitors: (pop, var) ->
+    Monitor; scale: pop -> (N,) factor from Lava's u, v to neurosim's units (v = v_lava / scale);
+    bias: pop -> (N,) Lava bias in Lava units (i = (u + bias) / scale).
+    """
+
+    mode: str
+    steps: int
+    neurons: dict[str, Any]
+    connections: dict[str, Any]
+    sources: dict[str, Any]
+    sinks: dict[str, Any]
+    components: list[list[str]]
+    monitors: dict[tuple[str, str], Any]
+    scale: dict[str, np.ndarray]
+    bias: dict[str, np.ndarray]
+    run_cfg: Any
+    condition: Any
+    fixed: Optional[FixedPointNetwork] = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise NetworkError("mode", f"expected 'floating_pt' or 'fixed_pt', got {mode!r}")
+    return mode
+
+
+def _prepare(network: Union[Network, FixedPointNetwork], mode: str) -> Optional[FixedPointNetwork]:
+    """Check that Lava can express `network` in `mode` (ExportError otherwise), before Lava is
+    imported; for fixed_pt return the integer network (a Network is quantised with defaults)."""
+    _check_mode(mode)
+    if isinstance(network, FixedPointNetwork):
+        if mode != "fixed_pt":
+            raise NetworkError("mode", "a FixedPointNetwork runs in mode 'fixed_pt' only")
+        return network
+    if not isinstance(network, Network):
+        raise NetworkError("network", f"expected a Network or FixedPointNetwork, got {type(network).__name__}")
+    check_lava_inputs(network)
+    for pop in network.populations:
+        lava_lif_params(pop, fixed=mode == "fixed_pt")
+    return quantize(network) if mode == "fixed_pt" else None
+
+
+def to_lava(
+    network: Union[Network, FixedPointNetwork],
+    inputs: Mapping[str, Any],
+    steps: int,
+    mode: Mode = "floating_pt",
+    *,
+    traces: Optional[Mapping[str, Iterable[str]]] = None,
+) -> LavaBuild:
+    """Build Lava processes for one trial of `network` driven by `inputs` for `steps` steps.
+
+    inputs: SpikeInput name -> spikes (steps, size) (or (steps, 1, size)); mode: 'floating_pt'
+    or 'fixed_pt' (a Network is quantised with default options; a FixedPointNetwork is used as
+    it is, fixed_pt only). traces: {'pop': ['v', 'i', 'v_int', 'u_int']} recorded by Monitors.
+    Raises ExportError for anything Lava cannot express.
+    """
+    fixed = _prepare(network, mode)
+    spec = _trace_spec(network, traces)
+    trial = _one_trial(network, inputs, steps)
+    lava = import_lava()
+
+    neurons, scale, bias = (_fixed_neurons(lava, fixed) if fixed is not None
+                            else _float_neurons(lava, network))  # type: ignore[arg-type]
+    sources = {}
+    for src in network.inputs:
+        if any(p.pre == src.name for p in network.projections):
+            data = trial[src.name].T.astype(np.int32 if fixed is not None else np.float64)
+            sources[src.name] = lava.RingBufferSource(data=data)
+    connections = {}
+    for k, proj in enumerate(network.projections):
+        conn = (_fixed_connection(lava, fixed.projections[k]) if fixed is not None
+                else _float_connection(lava, proj, scale[proj.post], network))
+        pre = neurons[proj.pre].s_out if proj.pre in neurons else sources[proj.pre].s_out
+        pre.connect(conn.s_in)
+        conn.a_out.connect(neurons[proj.post].a_in)
+        connections[proj.name] = conn
+
+    sinks = {}
+    for p in network.populations:
+        sinks[p.name] = lava.RingBufferSink(shape=(p.size,), buffer=steps)
+        neurons[p.name].s_out.connect(sinks[p.name].a_in)
+    monitors = {}
+    for pop, variables in spec.items():
+        for var in sorted({"v" if v in ("v", "v_int") else "u" for v in variables}
+                          | ({"u"} if "i" in variables else set())):
+            mon = lava.Monitor()
+            mon.probe(getattr(neurons[pop], var), steps)
+            monitors[(pop, var)] = mon
+    return LavaBuild(mode=mode, steps=steps, neurons=neurons, connections=connections, sources=sources,
+                     sinks=sinks, components=_components(network), monitors=monitors, scale=scale, bias=bias,
+                     run_cfg=lava.Loihi2SimCfg(select_tag=mode), condition=lava.RunSteps(num_steps=steps),
+                     fixed=fixed, meta={"traces": spec})
+
+
+def run_lava(
+    network: Union[Network, FixedPointNetwork],
+    inputs: Optional[Mapping[str, Any]] = None,
+    steps: Optional[int] = None,
+    *,
+    mode: Mode = "floating_pt",
+    traces: Union[None, Mapping[str, Iterable[str]], Iterable[str]] = None,
+    batch: Optional[int] = None,
+) -> SimulationResult:
+    """Run `network` in Lava (``Loihi2SimCfg(select_tag=mode)``); the record neurosim.simulate returns.
+
+    Trials of a batch run one after another, each on freshly built processes. The runtime is
+    stopped after every trial, also on error. backend is 'lava-floating_pt' or 'lava-fixed_pt';
+    traces: 'v', 'i' in the network's float units, 'v_int', 'u_int' Lava's integers (fixed_pt).
+    """
+    from neurosim.simulate import _batch_size, _check_inputs, _check_steps
+
+    t0 = time.perf_counter()
+    fixed = _prepare(network, mode)
+    model = fixed if fixed is not None else network
+    inputs = dict(inputs or {})
+    steps = _check_steps(steps, inputs)
+    batch = _batch_size(network, inputs, batch)
+    given = _check_inputs(network, inputs, steps, batch)
+    spec = _trace_spec(network, traces)
+    if mode == "floating_pt" and any(v.endswith("_int") for vs in spec.values() for v in vs):
+        raise NetworkError("traces", "'v_int' and 'u_int' exist in mode 'fixed_pt' only")
+    pops = list(network.populations)
+    dense = {p.name: np.zeros((steps, batch, p.size), bool) for p in pops}
+    rec = {p: {v: np.zeros((steps, batch, network.population(p).size),
+                           np.int64 if v.endswith("_int") else np.float64) for v in vs} for p, vs in spec.items()}
+    run_s = 0.0
+    for b in range(batch):
+        build = to_lava(model, {k: v[:, b] for k, v in given.items()}, steps, mode, traces=spec)
+        recorded = {}
+        for component in build.components:
+            root = build.sinks[component[0]]
+            tr = time.perf_counter()
+            try:
+                root.run(condition=build.condition, run_cfg=build.run_cfg)
+                run_s += time.perf_counter() - tr
+                for name in component:
+                    dense[name][:, b] = np.asarray(build.sinks[name].data.get()).T != 0
+                recorded.update({key: mon.get_data() for key, mon in build.monitors.items() if key[0] in component})
+            finally:
+                root.stop()
+        for (pop, var), got in recorded.items():
+            proc = build.neurons[pop]
+            values = np.asarray(got[proc.name][var], np.float64)  # (steps, N)
+            _store(rec[pop], var, values, build.scale[pop], build.bias[pop], b)
+    trains = {name: _trains(d) for name, d in dense.items()}
+    for src in network.inputs:
+        trains[src.name] = _trains(np.asarray(given[src.name]))
+    t_end = time.perf_counter()
+    meta: dict[str, Any] = {"populations": [p.name for p in pops], "mode": mode}
+    if fixed is not None and fixed.report is not None:
+        meta["quantization"] = fixed.report
+    return SimulationResult(
+        spikes=trains, traces=rec, timings={"setup": 0.0, "run": run_s, "record": 0.0, "total": t_end - t0},
+        backend=f"lava-{mode}", dtype="int32" if mode == "fixed_pt" else "float64", dt=network.dt,
+        steps=steps, batch=batch, seed=0, meta=meta,
+    )
+
+
+# ------------------------------------------------------------------------------ builders
+
+
+def _float_neurons(lava: Any, network: Network) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    neurons, scale, bias = {}, {}, {}
+    for pop in network.populations:
+        lif = lava_lif_params(pop, fixed=False)
+        p = pop.params
+        uniform = np.ptp(p.theta) == 0
+        c = np.ones(pop.size) if uniform else 1.0 / p.theta        # Lava units per neurosim unit
+        vth = float(p.theta[0]) if uniform else 1.0
+        b = p.bias * p.gain * c
+        kw = dict(shape=(pop.size,), du=1.0 - lif["alpha"], dv=1.0 - lif["beta"], vth=vth, bias_mant=b,
+                  bias_exp=0, u=pop.i0 * c, v=pop.v0 * c, name=pop.name)
+        if lif["refractory"] > 0:
+            neurons[pop.name] = lava.LIFRefractory(refractory_period=int(lif["refractory"]), **kw)
+        else:
+            neurons[pop.name] = lava.LIF(**kw)
+        scale[pop.name], bias[pop.name] = c, b
+    return neurons, scale, bias
+
+
+def _fixed_neurons(lava: Any, fixed: FixedPointNetwork) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    neurons, scale, bias = {}, {}, {}
+    for p in fixed.populations:
+        neurons[p.name] = lava.LIF(shape=(p.size,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias_mant,
+                                   bias_exp=p.bias_exp, u=p.u0, v=p.v0, name=p.name)
+        scale[p.name], bias[p.name] = p.scale, p.effective_bias
+    return neurons, scale, bias
+
+
+def _float_connection(lava: Any, proj: Any, c_post: np.ndarray, network: Network) -> Any:
+    """Dense/Sparse (delay 1) or DelayDense/DelaySparse, weights (n_post, n_pre) = (w * gain * c).T."""
+    from scipy.sparse import csr_matrix
+
+    gain = network.population(proj.post).params.gain
+    csr, delays = proj.to_csr()
+    w = np.asarray(csr.to_dense(), np.float64) * (gain * c_post)[None, :]
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    d = np.zeros(w.shape, np.int64)
+    d[rows, csr.indices] = delays - 1
+    return _connection(lava, proj.name, w.T, d.T, proj.is_sparse, {}, csr_matrix)
+
+
+def _fixed_connection(lava: Any, q: Any) -> Any:
+    from scipy.sparse import csr_matrix
+
+    from lava.utils.weightutils import SignMode
+
+    opts = {"weight_exp": q.weight_exp, "num_weight_bits": 8, "sign_mode": SignMode[q.sign_mode.upper()]}
+    return _connection(lava, q.name, q.weights.T.astype(np.int32), (q.delays - 1).T, q.sparse, opts, csr_matrix)
+
+
+def _connection(lava: Any, name: str, w: np.ndarray, d: np.ndarray, sparse: bool, opts: dict[str, Any],
+                csr_matrix: Any) -> Any:
+    if not np.any(d):
+        if sparse:
+            return lava.Sparse(weights=csr_matrix(w), name=name, **opts)
+        return lava.Dense(weights=w, name=name, **opts)
+    d = np.where(w != 0, d, 0)
+    if sparse:
+        return lava.DelaySparse(weights=csr_matrix(w), delays=csr_matrix(d), max_delay=int(d.max()), name=name, **opts)
+    return lava.DelayDense(weights=w, delays=d, max_delay=int(d.max()), name=name, **opts)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _components(network: Union[Network, FixedPointNetwork]) -> list[list[str]]:
+    """Populations grouped by connectivity (inputs and projections join them), in network order."""
+    parent = {n.name: n.name for n in (*network.populations, *network.inputs)}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for proj in network.projections:
+        parent[find(proj.pre)] = find(proj.post)
+    groups: dict[str, list[str]] = {}
+    for p in network.populations:
+        groups.setdefault(find(p.name), []).append(p.name)
+    return list(groups.values())
+
+
+def _one_trial(network: Union[Network, FixedPointNetwork], inputs: Mapping[str, Any], steps: int) -> dict[str, np.ndarray]:
+    out = {}
+    for src in network.inputs:
+        if not isinstance(src, SpikeInput):
+            continue
+        if src.name not in inputs:
+            raise NetworkError(f"inputs.{src.name}", f"missing spikes for SpikeInput {src.name!r}")
+        arr = np.asarray(inputs[src.name])
+        if arr.ndim == 3 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 2 or arr.shape[0] < steps or arr.shape[1] != src.size:
+            raise NetworkError(f"inputs.{src.name}", f"expected one trial of shape ({steps}, {src.size}), "
+                                                     f"got {np.shape(inputs[src.name])} (run_lava loops over a batch)")
+        out[src.name] = arr[:steps] != 0
+    return out
+
+
+def _trace_spec(network: Union[Network, FixedPointNetwork], traces: Any) -> dict[str, list[str]]:
+    if not traces:
+        return {}
+    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
+    names = {p.name for p in network.populations}
+    spec: dict[str, list[str]] = {}
+    for item in items:
+        if len(item) != 2:
+            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
+        pop, variables = item
+        if pop not in names:
+            raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
+        for var in [variables] if isinstance(variables, str) else list(variables):
+            if var not in TRACE_VARS:
+                raise NetworkError(f"traces.{pop}", f"unknown variable {var!r}, expected one of {TRACE_VARS}")
+            if var not in spec.setdefault(pop, []):
+                spec[pop].append(var)
+    return spec
+
+
+def _store(out: dict[str, np.ndarray], var: str, values: np.ndarray, scale: np.ndarray, bias: np.ndarray, b: int) -> None:
+    """Lava's u or v of one trial into the requested neurosim trace variables."""
+    if var == "v":
+        if "v" in out:
+            out["v"][:, b] = values / scale
+        if "v_int" in out:
+            out["v_int"][:, b] = np.round(values).astype(np.int64)
+    else:
+        if "i" in out:
+            out["i"][:, b] = (values + bias) / scale
+        if "u_int" in out:
+            out["u_int"][:, b] = np.round(values).astype(np.int64)
+
+
+def _trains(dense: np.ndarray) -> SpikeTrains:
+    t, b, j = np.nonzero(dense)
+    return SpikeTrains(t.astype(np.int64), b.astype(np.int32), j.astype(np.int32), dense.shape[2],
+                       dense.shape[0], dense.shape[1])
