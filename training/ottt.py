@@ -1,0 +1,277 @@
+"""Online training through time (OTTT, Xiao et al., NeurIPS 2022), and the per-step local
+quantities every online rule here shares (OTTT, e-prop, rate-based BP).
+
+OTTT keeps, for every projection ``P: q -> p`` (delay d), the presynaptic trace filtered by the
+postsynaptic membrane's own kernel::
+
+    c[t] = alpha_p * c[t-1] + z_q[t-d]          (c = z_q[t-d] when alpha_p = 0)
+    a[t] = beta_p  * a[t-1] + c[t]              (a = lambda a + s of the paper, lambda = beta)
+
+which is ``dv_p[t]/dW`` with the reset and all spike-to-spike paths ignored, and the
+instantaneous loss ``l_t`` of the readout. At each step with a loss, the error is propagated
+spatially only, along feed-forward projections (each costs its delay, so a population ``lag``
+steps upstream of the readout receives the error of its step ``t - lag``)::
+
+    dx_out[t]      = gain_out * dl_t / dv_out[t]
+    dz_q[t-lag_q]  = sum_P  dx_p[t-lag_p] @ W_P^T               (P: q -> p feed-forward)
+    dx_q[t-lag_q]  = gain_q * psi_q[t-lag_q] * dz_q[t-lag_q]    (psi: the surrogate dz/dv)
+    grad W_P      += a_P[t-lag_p]^T @ dx_p[t-lag_p]
+
+No autograd graph is built (the loss derivative uses one tiny graph inside the step), and only
+``max lag + 1`` steps of traces are kept: memory does not grow with T. For the readout the rule
+is exact (an LI readout has no reset). ``update='sequence'`` accumulates over the sequence and
+leaves the update to the caller (OTTT_A); ``update='step'`` applies the optimizer after every
+step with a loss (OTTT_O). Recurrent projections (those that close a cycle) are trained with
+their trace but carry no error (the paper's networks are feed-forward).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+from neurosim.errors import NetworkError
+from neurosim.models import NeuronState, heaviside, neuron_step
+
+from .layers import SNN, SNNState
+from .rules import Batch, Objective, Rule, RuleOutput
+from .surrogate import pseudo_derivative
+
+# --------------------------------------------------------------------------------------------
+# Local quantities shared by the online rules
+
+
+def step_with_u(model: SNN, state: SNNState, sources: torch.Tensor) -> tuple[SNNState, torch.Tensor]:
+    """`model.step` without a graph, also returning the spike function's argument
+    ``u = v~ - A`` (B, N) that the surrogate derivative needs (tests check it equals model.step)."""
+    seen: list[torch.Tensor] = []
+
+    def spike(u: torch.Tensor) -> torch.Tensor:
+        seen.append(u)
+        return heaviside(u)
+
+    x = model.synaptic_input(state.history)
+    neurons = neuron_step(model.params, state.neurons, x, spike)
+    z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
+    return SNNState(neurons, (z_all,) + state.history[:-1]), seen[0]
+
+
+def psi(model: SNN, u: torch.Tensor, prev: NeuronState) -> torch.Tensor:
+    """``psi[t] = dz[t]/dv~[t]``: the surrogate's pseudo-derivative at u, zero while refractory
+    (r[t-1] > 0) and for non-spiking neurons, exactly the factor neuron_step applies to H."""
+    d = pseudo_derivative(model.surrogate, u, **model.spike_fn.params)  # type: ignore[attr-defined]
+    return d * ((prev.r <= 0) * model.p_spiking)
+
+
+def readout_error(obj: Objective, state: SNNState, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss_t, dl_t/dv[t] of all neurons (B, N)) from the Objective's own loss, by autograd on
+    a one-step graph that is freed before returning."""
+    v = state.neurons.v.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = obj(SNNState(state.neurons._replace(v=v), state.history), t)
+        (g,) = torch.autograd.grad(loss, v)
+    return loss.detach(), g
+
+
+class KernelTrace:
+    """``c = alpha*c + s``, ``a = beta*a + c`` (one stage when alpha = 0): `a` is the membrane's
+    response ``sum_k K(k) s[t-k]`` to an input s (the current and membrane decays of neuron_step)."""
+
+    def __init__(self, alpha: float, beta: float) -> None:
+        self.alpha, self.beta = alpha, beta
+        self.c: Optional[torch.Tensor] = None
+        self.value: Optional[torch.Tensor] = None
+
+    def update(self, s: torch.Tensor) -> torch.Tensor:
+        if self.value is None:
+            self.c, self.value = s, s
+            return s
+        if self.alpha != 0.0:
+            self.c = self.c * self.alpha + s  # type: ignore[operator]
+            s = self.c
+        self.value = self.value * self.beta + s
+        return self.value
+
+
+@dataclass(frozen=True)
+class Route:
+    """One projection seen from the neurons: columns `pre` of the spike history (global index),
+    neurons `post`, scalar `delay`, its weight and sparsity mask; pre_pop is None for inputs."""
+
+    name: str
+    index: int
+    pre: slice
+    post: slice
+    pre_pop: Optional[str]
+    post_pop: str
+    delay: int
+    weight: torch.nn.Parameter
+    mask: Optional[torch.Tensor]
+    feedforward: bool
+
+    def effective(self) -> torch.Tensor:
+        """The weight as the forward pass uses it (masked for CSR projections)."""
+        return self.weight if self.mask is None else self.weight * self.mask
+
+    def add_grad(self, g: torch.Tensor) -> None:
+        """Accumulate `g` (n_pre, n_post) into ``weight.grad`` (masked like the forward pass)."""
+        if self.mask is not None:
+            g = g * self.mask
+        w = self.weight
+        w.grad = g.detach().clone() if w.grad is None else w.grad + g
+
+
+class LocalView:
+    """Routes, population kernels and the feed-forward structure of an SNN, for local rules."""
+
+    def __init__(self, model: SNN, readout: str = "out") -> None:
+        net = model.network
+        pops = [p.name for p in net.populations]
+        if readout not in pops:
+            raise NetworkError("readout", f"the network has no population {readout!r} to read out")
+        self.model, self.readout = model, readout
+        self.slices = {p: slice(*model.slices[p]) for p in pops}
+        edges = {(j.pre, j.post) for j in net.projections if j.pre in pops}
+        reach = {p: _reachable(p, edges) for p in pops}
+        routes = []
+        for k, (name, pre, post, per_delay) in enumerate(model._routes):
+            proj = net.projections[k]
+            if len(per_delay) != 1:
+                raise NetworkError(f"projections.{name}.delay",
+                                   "local rules need one delay per projection (got per-synapse delays)")
+            d, mask_name = per_delay[0]
+            pre_pop = proj.pre if proj.pre in pops else None
+            ff = pre_pop is not None and pre_pop != proj.post and pre_pop not in reach[proj.post]
+            routes.append(Route(name, k, slice(*pre), slice(*post), pre_pop, proj.post, int(d),
+                                model.weights[name], getattr(model, mask_name) if mask_name else None, ff))
+        self.routes = routes
+        self.lag = self._lags()
+
+    def _lags(self) -> dict[str, int]:
+        """Steps from each population's spikes to the readout along feed-forward projections."""
+        lag = {self.readout: 0}
+        changed = True
+        while changed:
+            changed = False
+            for r in self.routes:
+                if r.feedforward and r.post_pop in lag:
+                    want = lag[r.post_pop] + r.delay
+                    if r.pre_pop in lag and lag[r.pre_pop] != want:
+                        raise NetworkError(f"projections.{r.name}.delay",
+                                           f"population {r.pre_pop!r} reaches the readout by paths of "
+                                           f"{lag[r.pre_pop]} and {want} steps; spatial error propagation "
+                                           "needs one path length per population")
+                    if r.pre_pop not in lag:
+                        lag[r.pre_pop] = want  # type: ignore[index]
+                        changed = True
+        return lag
+
+    def param(self, field: str, pop: str) -> torch.Tensor:
+        """Per-neuron parameter `field` of population `pop`, shape (n,)."""
+        return getattr(self.model, f"p_{field}")[self.slices[pop]]
+
+    def kernel(self, pop: str) -> tuple[float, float]:
+        """(alpha, beta) of `pop`, which must be the same for all its neurons."""
+        out = []
+        for f in ("alpha", "beta"):
+            x = self.param(f, pop)
+            if not bool(torch.all(x == x[0])):
+                raise NetworkError(f"populations.{pop}.model.{f}",
+                                   "local rules need one decay per population (per-neuron values differ)")
+            out.append(float(x[0]))
+        return out[0], out[1]
+
+    def routes_into(self, pop: str) -> list[Route]:
+        return [r for r in self.routes if r.post_pop == pop]
+
+
+def _reachable(start: str, edges: set[tuple[str, str]]) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        a = todo.pop()
+        for p, q in edges:
+            if p == a and q not in seen:
+                seen.add(q)
+                todo.append(q)
+    return seen
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    if optimizer is None or not callable(getattr(optimizer, "step", None)):
+        raise NetworkError("optimizer", "update='step' applies the optimizer after every step: pass one "
+                                        "(rule.bind(optimizer)) before calling backward")
+
+
+# --------------------------------------------------------------------------------------------
+# OTTT
+
+
+class OTTT(Rule):
+    """OTTT (module docstring). `update`: 'sequence' (OTTT_A, accumulate ``.grad``) or 'step'
+    (OTTT_O: ``optimizer.step()`` after every step with a loss; bind the optimizer first)."""
+
+    name = "ottt"
+
+    def __init__(self, update: str = "sequence", readout: str = "out") -> None:
+        if update not in ("sequence", "step"):
+            raise NetworkError("update", f"expected 'sequence' or 'step', got {update!r}")
+        self.update, self.readout = update, readout
+        self.optimizer: Any = None
+        self.clip: Optional[float] = None
+
+    @property
+    def updates_online(self) -> bool:
+        return self.update == "step"
+
+    def bind(self, optimizer: Any, clip: Optional[float] = None) -> None:
+        """The optimizer (and gradient-norm clip) that update='step' applies after every step."""
+        self.optimizer, self.clip = optimizer, clip
+
+    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        if self.updates_online:
+            _check_optimizer(self.optimizer)
+        view = LocalView(model, self.readout)
+        lag = view.lag
+        live = [r for r in view.routes if r.post_pop in lag]
+        traces = {r.name: KernelTrace(*view.kernel(r.post_pop)) for r in live}
+        gain = {p: view.param("gain", p) for p in lag}
+        upstream = sorted((p for p in lag if lag[p] > 0), key=lambda p: lag[p])
+        keep = max(lag.values()) + 1
+        past: deque = deque(maxlen=keep)  # (psi (B, N) or None, {route: trace}) of the last steps
+        obj = Objective(model, batch, self.readout)
+        mask = batch.loss_mask.tolist()
+        state = model.initial_state(batch.inputs.shape[1])
+        loss = 0.0
+        for t in range(batch.steps):
+            with torch.no_grad():
+                prev = state
+                state, u = step_with_u(model, prev, batch.inputs[t])
+                a = {r.name: traces[r.name].update(prev.history[r.delay - 1][:, r.pre]) for r in live}
+                past.append((psi(model, u, prev.neurons) if upstream else None, a))
+            if not mask[t]:
+                continue
+            loss_t, dv = readout_error(obj, state, t)
+            loss += float(loss_t)
+            with torch.no_grad():
+                dx = {self.readout: gain[self.readout] * dv[:, view.slices[self.readout]]}
+                for p in upstream:
+                    if lag[p] >= len(past):
+                        continue  # the error would concern a step before 0
+                    dz = None
+                    for r in view.routes:
+                        if r.feedforward and r.pre_pop == p and r.post_pop in dx and lag[r.post_pop] + r.delay == lag[p]:
+                            term = dx[r.post_pop] @ r.effective().T
+                            dz = term if dz is None else dz + term
+                    if dz is not None:
+                        dx[p] = gain[p] * past[-1 - lag[p]][0][:, view.slices[p]] * dz
+                for r in live:
+                    if r.post_pop in dx:
+                        r.add_grad(past[-1 - lag[r.post_pop]][1][r.name].T @ dx[r.post_pop])
+            if self.updates_online:
+                if self.clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+        return RuleOutput(loss, obj.mean_readout())
