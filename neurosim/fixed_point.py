@@ -22,6 +22,8 @@ gets a scale ``S_j = 64 * vth / theta_j`` (integer state units per float unit), 
     alpha ~ (4095 - du) / 4096      beta ~ (4096 - dv) / 4096      theta_j = 64 * vth / S_j
     w_ij * gain_j ~ m_ij * 2**e * 64 / S_j      bias_j * gain_j ~ bias_mant_j * 2**bias_exp_j / S_j
 
+(exact for e >= 0; for e < 0 Lava floors each step's summed input of a projection, which
+takes up to 1 input unit, theta_j / vth in float units, off the dequantised sum)
 with 12-bit du, dv in [0, 4095], a 17-bit vth, 8-bit weight mantissas m (Lava's ranges:
 mixed signs: even values in [-256, 254], since Lava drops their lowest bit; excitatory
 [0, 255]; inhibitory [-255, 0]), one weight exponent e in [-8, 7] per projection, 13-bit
@@ -173,7 +175,9 @@ class QuantizationReport:
     projections[name]: weight_exp, sign_mode, n_synapses, n_zeroed (nonzero float weights
     quantised to 0), max_abs_error, rms_error, max_rel_error (to the largest |w * gain|),
     error_bound (largest allowed |error|: half a mantissa step, a full one for mixed signs,
-    in float units of the target's i) and error (dequantised - float w * gain, (n_pre, n_post)).
+    in float units of the target's i), error (dequantised - float w * gain, (n_pre, n_post))
+    and floor_error_bound (weight_exp < 0 only: Lava floors the summed input of a step,
+    which lowers it by up to (1 - 2**e) * theta / vth per step, beyond the weight errors).
     """
 
     populations: dict[str, dict[str, Any]]
@@ -452,6 +456,7 @@ def _quantize_projection(proj: Projection, post: Population, scale: np.ndarray, 
         "rms_error": float(np.sqrt(np.mean(err[nz] ** 2))) if nz.any() else 0.0,
         "max_rel_error": float(np.abs(err).max() / np.abs(eff).max()) if nz.any() else 0.0,
         "error_bound": bound, "error": err,
+        "floor_error_bound": float(((1 - 2.0 ** e) * 64.0 / scale).max()) if e < 0 else 0.0,
     }
     return fq, rep
 
@@ -461,7 +466,8 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
 
     LIF(alpha=(4095-du)/4096, beta=(4096-dv)/4096, theta=64*vth/S, bias=(bias_mant<<bias_exp)/S,
     reset='zero'), v0 = v0/S, i0 = u0/S, weights m * 2**e * 64 / S_post. It differs from the
-    integer model only by its rounding (the integer decay truncates toward zero every step).
+    integer model only by rounding: the integer decays truncate toward zero every step, and
+    for weight_exp < 0 each step's summed input is floored (QuantizationReport.floor_error_bound).
     """
     pops = []
     for p in fixed.populations:

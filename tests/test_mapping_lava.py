@@ -1,0 +1,172 @@
+"""Lava export: floating_pt against neurosim's float64 simulator, fixed_pt against
+simulate_fixed bit for bit, Lava's latency, and the refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_fixed_point import lif_network, spike_input
+
+import neurosim as ns
+from neurosim.errors import BackendUnavailable
+from neurosim.fixed_point import (FixedPointNetwork, FixedPopulation, FixedProjection, quantize,
+                                  simulate_fixed)
+
+
+@pytest.fixture(scope="module")
+def lava():
+    from mapping.lava_compat import import_lava
+
+    try:
+        return import_lava()
+    except BackendUnavailable as exc:
+        pytest.skip(f"Lava unavailable: {exc}")
+
+
+def _run(net, inputs, steps, mode, traces=None, **kw):
+    from mapping.lava_export import run_lava
+
+    return run_lava(net, inputs, steps, mode=mode, traces=traces, **kw)
+
+
+STEPS = 150
+
+
+NETWORKS = [(0, False), (1, True), pytest.param(2, True, marks=pytest.mark.slow),
+            pytest.param(3, False, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("seed,recurrent", NETWORKS)
+def test_floating_pt_equals_neurosim_float64(lava, seed, recurrent):
+    """Lava's float LIF is float64 but computes (1 - (1 - alpha)) * u and sums in another order,
+    so traces differ by rounding (measured max |dv| 3e-15); spikes are identical."""
+    from lava.proc.lif.models import PyLifModelFloat
+
+    assert np.dtype(PyLifModelFloat.v.d_type) == np.float64
+    net = lif_network(seed, recurrent=recurrent)
+    x = spike_input(seed, STEPS)
+    ref = ns.simulate(net, x, STEPS, traces={"h": ["v", "i"], "o": ["v", "i"]})
+    got = _run(net, x, STEPS, "floating_pt", traces={"h": ["v", "i"], "o": ["v", "i"]})
+    assert got.backend == "lava-floating_pt"
+    for k in ("h", "o"):
+        assert len(ref.spikes[k]) > 50
+        np.testing.assert_array_equal(got.spikes[k].dense(), ref.spikes[k].dense())
+        for var in ("v", "i"):
+            np.testing.assert_allclose(got.traces[k][var], ref.traces[k][var], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(got.spikes["in"].dense(), ref.spikes["in"].dense())
+
+
+@pytest.mark.parametrize("seed,recurrent", NETWORKS)
+def test_fixed_pt_equals_simulate_fixed_bit_for_bit(lava, seed, recurrent):
+    net = lif_network(seed, recurrent=recurrent)
+    x = spike_input(seed, STEPS, p=0.3)  # strong drive
+    spec = {"h": ["u_int", "v_int", "v"], "o": ["u_int", "v_int"]}
+    want = simulate_fixed(quantize(net), x, STEPS, traces=spec)
+    got = _run(net, x, STEPS, "fixed_pt", traces=spec)
+    assert got.backend == "lava-fixed_pt"
+    assert got.meta["quantization"].projections["in_h"]["sign_mode"] == "mixed"
+    for k in ("h", "o"):
+        assert len(want.spikes[k]) > 50
+        np.testing.assert_array_equal(got.spikes[k].dense(), want.spikes[k].dense())
+        for var in ("u_int", "v_int"):
+            np.testing.assert_array_equal(got.traces[k][var], want.traces[k][var])
+    np.testing.assert_allclose(got.traces["h"]["v"], want.traces["h"]["v"], rtol=0, atol=0)
+
+
+def test_fixed_pt_overflow_and_ties_equal_simulate_fixed(lava):
+    """Hand-made integers: u wrapping past 24 bits and v clipping ('wrap'), and v landing exactly
+    on vth << 6, which must not spike ('tie'); Lava and simulate_fixed agree exactly."""
+    n_in = 12
+    wrap = FixedPopulation("wrap", 3, 0, 10, 131071, 0, 0, 0, 0, scale=1.0)
+    tie = FixedPopulation("tie", 2, 4095, 0, 200, 0, 0, 0, 0, scale=1.0)
+    w_wrap = np.full((n_in, 3), 255)
+    w_tie = np.zeros((n_in, 2), np.int64)
+    w_tie[0] = 100                      # two spikes of input 0 reach exactly 200 << 6
+    w_tie[1, 1] = 2                     # a third input adds 128 to neuron 1 only
+    fixed = FixedPointNetwork(1e-3, (wrap, tie), (
+        FixedProjection("in_wrap", "in", "wrap", w_wrap, 7, 1, "excitatory"),
+        FixedProjection("in_tie", "in", "tie", w_tie, 0, 1, "excitatory"),
+    ), (ns.SpikeInput("in", n_in),))
+    x = np.zeros((40, n_in), bool)
+    x[:, 2:] = np.random.default_rng(5).random((40, n_in - 2)) < 0.7
+    x[[3, 4], 0] = True
+    x[4, 1] = True
+    spec = {"wrap": ["u_int", "v_int"], "tie": ["u_int", "v_int"]}
+    want = simulate_fixed(fixed, {"in": x}, 40, traces=spec)
+    got = _run(fixed, {"in": x}, 40, "fixed_pt", traces=spec)
+    assert want.meta["u_wraps"]["wrap"] > 0 and want.meta["v_clips"]["wrap"] > 0
+    tie_spikes = want.spikes["tie"].dense()[:, 0]
+    assert not tie_spikes[5, 0] and tie_spikes[5, 1]  # equality does not spike; one unit more does
+    assert want.traces["tie"]["v_int"][5, 0, 0] == 200 << 6
+    for k in ("wrap", "tie"):
+        np.testing.assert_array_equal(got.spikes[k].dense(), want.spikes[k].dense())
+        for var in ("u_int", "v_int"):
+            np.testing.assert_array_equal(got.traces[k][var], want.traces[k][var])
+
+
+@pytest.mark.parametrize("mode", ["floating_pt", "fixed_pt"])
+def test_delay_d_reaches_the_target_at_t_plus_d(lava, mode):
+    """One input spike at step 3 through delays 1, 2, 5 (per synapse: DelayDense) moves i of
+    its target first at step 3 + d, as in neurosim; w = 1.25 arrives whole (alpha = 0; in
+    fixed point it is the mantissa 128 << 1, exact)."""
+    delays = np.array([[1, 2, 5]])
+    net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 1)],
+                     populations=[ns.Population("p", 3, ns.LIF(beta=0.5, theta=10.0, reset="zero"))],
+                     projections=[ns.Projection("in_p", "in", "p", np.full((1, 3), 1.25), delay=delays)])
+    x = np.zeros((12, 1), bool)
+    x[3] = True
+    got = _run(net, {"in": x}, 12, mode, traces={"p": ["i"]})
+    first = np.argmax(got.traces["p"]["i"][:, 0] != 0, axis=0)
+    np.testing.assert_array_equal(first, 3 + delays[0])
+    np.testing.assert_allclose(got.traces["p"]["i"][3 + delays[0], 0, [0, 1, 2]], 1.25, rtol=0, atol=0)
+
+
+def test_refractory_lif_floating_pt_equals_neurosim(lava):
+    r = np.random.default_rng(2)
+    net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 10)], populations=[
+        ns.Population("p", 12, ns.LIF(beta=0.9, alpha=0.3, theta=1.0, refractory=3, reset="zero"))],
+        projections=[ns.Projection("in_p", "in", "p", r.normal(0.5, 0.3, (10, 12)))])
+    x = spike_input(2, 120, p=0.3)
+    ref = ns.simulate(net, x, 120, traces={"p": ["v"]})
+    got = _run(net, x, 120, "floating_pt", traces={"p": ["v"]})
+    isi = np.diff(np.nonzero(ref.spikes["p"].dense()[:, 0, 0])[0])
+    assert len(isi) > 3 and isi.min() >= 4  # the refractory period is really active
+    np.testing.assert_array_equal(got.spikes["p"].dense(), ref.spikes["p"].dense())
+    np.testing.assert_allclose(got.traces["p"]["v"], ref.traces["p"]["v"], rtol=0, atol=1e-12)
+    with pytest.raises(ns.ExportError, match=r"populations\.p\.model\.refractory.*fixed-point"):
+        _run(net, x, 120, "fixed_pt")
+
+
+def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
+    """Two unconnected parts (each its own Lava graph), batch 2: equals neurosim per trial."""
+    r = np.random.default_rng(4)
+    net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("a", 5), ns.SpikeInput("b", 5)], populations=[
+        ns.Population("pa", 6, ns.LIF(beta=0.9, reset="zero")),
+        ns.Population("pb", 4, ns.LIF(beta=0.8, alpha=0.5, reset="zero"))],
+        projections=[ns.Projection("a_pa", "a", "pa", r.uniform(0, 0.8, (5, 6))),
+                     ns.Projection("b_pb", "b", "pb", r.uniform(0, 0.8, (5, 4)))])
+    x = {k: r.random((60, 2, 5)) < 0.3 for k in ("a", "b")}
+    ref = ns.simulate(net, x, 60)
+    got = _run(net, x, 60, "floating_pt")
+    assert got.batch == 2
+    for k in ("pa", "pb"):
+        assert len(ref.spikes[k]) > 20
+        np.testing.assert_array_equal(got.spikes[k].dense(), ref.spikes[k].dense())
+
+
+@pytest.mark.parametrize("model,field", [
+    (ns.LIF(reset="subtract"), r"populations\.p\.model\.reset.*subtract"),
+    (ns.ALIF(reset="zero"), r"populations\.p\.model.*ALIF is not a Lava LIF"),
+])
+@pytest.mark.parametrize("mode", ["floating_pt", "fixed_pt"])
+def test_unsupported_models_raise_before_lava_runs(model, field, mode):
+    net = ns.Network(dt=1e-3, populations=[ns.Population("p", 3, model)])
+    with pytest.raises(ns.ExportError, match=field):
+        _run(net, {}, 10, mode)
+
+
+def test_poisson_input_raises():
+    net = ns.Network(dt=1e-3, populations=[ns.Population("p", 2, ns.LIF(reset="zero"))],
+                     inputs=[ns.PoissonInput("poi", 2, rate=40.0)],
+                     projections=[ns.Projection("x", "poi", "p", np.eye(2))])
+    with pytest.raises(ns.ExportError, match=r"lava: inputs\.poi: .*SpikeInput"):
+        _run(net, {}, 10, "floating_pt")
