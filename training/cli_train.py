@@ -5,7 +5,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
-RULES = ("bptt", "tbptt", "budgeted")
+RULES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp")
 TASKS = ("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
 
 
@@ -21,12 +21,19 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--task", required=True, choices=TASKS, help="bundled task (no download)")
     p.add_argument("--rule", default="bptt", choices=RULES,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
-                        "--budget memory (Gruslys et al. 2016)")
+                        "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
+                        "2022); eprop: eligibility propagation (Bellec et al. 2020); ratebp: rate-based "
+                        "backpropagation (Yu et al. 2024)")
     p.add_argument("--k", type=positive_int, default=None, metavar="STEPS", help="truncation length for tbptt")
     p.add_argument("--budget", default=None, metavar="N|BYTES",
                    help="for budgeted: number of stored hidden states, or bytes such as 64MB or 1.5GiB")
     p.add_argument("--policy", default="hsm", choices=("hsm", "ism", "mixed"),
                    help="budgeted: what the schedule may store (hidden states, internal states, or both)")
+    p.add_argument("--update", default="sequence", choices=("sequence", "step"),
+                   help="ottt: accumulate over each sequence and update once (default), or update after "
+                        "every step with a loss (OTTT_O)")
+    p.add_argument("--feedback", default="symmetric", choices=("symmetric", "random"),
+                   help="eprop: learning signal through the readout weights (default) or a fixed random matrix")
     p.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="training epochs (default 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="mini-batch size (default 32)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
@@ -66,6 +73,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
     if config.rule == "budgeted" and config.budget is None:
         raise NeurosimError("--budget: rule budgeted needs a budget, e.g. --budget 20 or --budget 64MB")
+    if config.update != "sequence" and config.rule != "ottt":
+        raise NeurosimError(f"--update {config.update}: only rule ottt updates during a sequence")
+    if config.feedback != "symmetric" and config.rule != "eprop":
+        raise NeurosimError(f"--feedback {config.feedback}: only rule eprop uses a feedback matrix")
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device)
     last = result["history"][-1] if result["history"] else None
     if last:

@@ -136,8 +136,9 @@ class LocalView:
         edges = {(j.pre, j.post) for j in net.projections if j.pre in pops}
         reach = {p: _reachable(p, edges) for p in pops}
         routes = []
-        for k, (name, pre, post, per_delay) in enumerate(model._routes):
-            proj = net.projections[k]
+        by_name = {j.name: (k, j) for k, j in enumerate(net.projections)}
+        for name, pre, post, per_delay in model._routes:  # a subclass may route some projections itself
+            k, proj = by_name[name]
             if len(per_delay) != 1:
                 raise NetworkError(f"projections.{name}.delay",
                                    "local rules need one delay per projection (got per-synapse delays)")

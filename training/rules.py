@@ -13,6 +13,9 @@ squared error (targets of shape (B, T, n_out)); v_out is the LI readout populati
 | ``bptt`` | exact (surrogate) gradient, one graph over all steps | O(T) |
 | ``tbptt`` | truncated every k steps (state detached between chunks) | O(k) |
 | ``budgeted`` | exact, recomputation schedule of Gruslys et al. 2016 for a budget | O(budget) |
+| ``ottt`` | presynaptic traces, spatial error only (Xiao et al. 2022; training.ottt) | O(1) |
+| ``eprop`` | eligibility traces, readout learning signal (Bellec et al. 2020; training.eprop) | O(1) |
+| ``ratebp`` | spike pass, then one backward through the rate graph (Yu et al. 2024; training.ratebp) | O(1) |
 """
 from __future__ import annotations
 
@@ -243,9 +246,15 @@ def parse_bytes(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+RULE_NAMES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp")
+
+
 def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, None] = None,
-              policy: str = "hsm") -> Rule:
-    """The rule called `name` ('bptt', 'tbptt', 'budgeted') with its options."""
+              policy: str = "hsm", update: str = "sequence", feedback: str = "symmetric",
+              seed: int = 0) -> Rule:
+    """The rule called `name` (one of RULE_NAMES) with its options: `k` (tbptt), `budget` and
+    `policy` (budgeted), `update` 'sequence' or 'step' (ottt), `feedback` 'symmetric' or
+    'random' and its `seed` (eprop)."""
     if name == "bptt":
         return BPTT()
     if name == "tbptt":
@@ -256,4 +265,16 @@ def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, Non
         if budget is None:
             raise NetworkError("budget", "rule 'budgeted' needs a budget: a number of states or bytes like '64MB'")
         return BudgetedBPTT(budget, policy)
-    raise NetworkError("rule", f"expected one of ['bptt', 'budgeted', 'tbptt'], got {name!r}")
+    if name == "ottt":
+        from .ottt import OTTT
+
+        return OTTT(update)
+    if name == "eprop":
+        from .eprop import EProp
+
+        return EProp(feedback, seed)
+    if name == "ratebp":
+        from .ratebp import RateBP
+
+        return RateBP()
+    raise NetworkError("rule", f"expected one of {sorted(RULE_NAMES)}, got {name!r}")

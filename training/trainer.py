@@ -49,6 +49,8 @@ class TrainConfig:
     n_test: Optional[int] = None
     tau_adapt: float = 0.2
     clip: Optional[float] = None
+    update: str = "sequence"
+    feedback: str = "symmetric"
 
 
 @dataclass
@@ -112,7 +114,11 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     dev = pick_device(device)
     model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy)
+    rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,
+                     update=config.update, feedback=config.feedback, seed=config.seed)
+    online = bool(getattr(rule, "updates_online", False))  # the rule steps the optimizer itself
+    if online:
+        rule.bind(opt, config.clip)  # type: ignore[attr-defined]
     history: list[dict[str, float]] = []
     start = 0
     if resume:
@@ -150,9 +156,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
                 b = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
                 opt.zero_grad(set_to_none=True)
                 out = rule.backward(model, b)
-                if config.clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-                opt.step()
+                if not online:
+                    if config.clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                    opt.step()
                 loss_sum += out.loss * len(idx)
                 if b.targets.ndim == 1:
                     correct += int((out.readout.argmax(1) == b.targets).sum())

@@ -1,0 +1,299 @@
+"""Rate-based backpropagation (Yu et al., NeurIPS 2024), and a small convolutional SNN.
+
+Two passes per batch:
+
+1. a spike pass without a graph: the canonical step over all T steps, tracking per neuron the
+   rate ``r = mean_t z[t]``, the mean presynaptic activity of every delay slot, and the
+   eligibility ``e = dr/dxbar``: the derivative of the rate with respect to a constant shift of
+   the neuron's input x at every step (forward mode, the neuron's own reset and adaptation
+   included, the other neurons' spikes held fixed; derived from neuron_step)::
+
+       k_i[t] = alpha*k_i[t-1] + gain
+       k_a[t] = rho*k_a[t-1] + adapt_gain*zeta[t-1]
+       k~[t]  = beta*k_v[t-1] + k_i[t]   (k_v[t-1] while refractory)
+       zeta[t] = psi[t] * (k~[t] - adapt*k_a[t])                  (= dz[t]/dxbar)
+       k_v[t] = k~[t] - theta*zeta[t]    or   k~[t]*(1 - z[t]) - v~[t]*zeta[t]   (reset to zero)
+       e = mean_t zeta[t]
+
+   The readout (LI, no reset) gets its exact local gradient on the way, as in OTTT; its error
+   with respect to the presynaptic rates is collected as ``D = sum_t c[t] * gain * dl_t/dv_out[t]``
+   with ``c[t]`` the readout kernel's response to a unit rate switched on at the delay.
+2. one backward pass through the time-averaged graph, populations in feed-forward order::
+
+       xbar_p = synaptic_input(mean presynaptic activity)[p]     (the model's own linear map)
+       r_p    = r_p + e_p * (xbar_p - xbar_p.detach())            (value: the measured rate)
+       S      = < synaptic_input(rates)[out], D >,   S.backward()
+
+   Upstream rates enter ``xbar`` with their graph; recurrent projections (which close a cycle)
+   and inputs enter as constants. The readout's weights are excluded from this pass.
+
+The graph of pass 2 has no time axis: memory and backward time do not grow with T.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurosim import LI, LIF, Network, Population, Projection, SpikeInput
+from neurosim.errors import NetworkError
+
+from .layers import SNN, SNNState
+from .ottt import KernelTrace, LocalView, readout_error, step_with_u
+from .rules import Batch, Objective, Rule, RuleOutput
+from .surrogate import pseudo_derivative
+
+
+class RateEligibility:
+    """Running ``zeta`` recursion of every neuron (module docstring, pass 1); arrays (B, N)."""
+
+    def __init__(self, model: SNN) -> None:
+        p = model.params
+        self.p = p
+        self.has_alpha = bool(torch.any(p.alpha != 0))
+        self.has_adapt = bool(torch.any(p.adapt != 0))
+        self.has_refr = bool(torch.any(p.refractory > 0))
+        self.has_zero = bool(torch.any(p.reset_zero > 0))
+        self.surrogate = model.surrogate
+        self.sparams = model.spike_fn.params  # type: ignore[attr-defined]
+        self.k_i: Optional[torch.Tensor] = None
+        self.k_v: Optional[torch.Tensor] = None
+        self.k_a: Optional[torch.Tensor] = None
+        self.zeta: Optional[torch.Tensor] = None
+        self.total: Optional[torch.Tensor] = None
+
+    def update(self, prev: SNNState, new: SNNState, u: torch.Tensor) -> None:
+        p = self.p
+        ps = pseudo_derivative(self.surrogate, u, **self.sparams) * p.spiking
+        if self.has_refr:
+            ps = ps * (prev.neurons.r <= 0)
+        if self.k_v is None:  # state before step 0: all derivatives zero
+            self.k_i = p.gain.expand_as(u)
+            k_t = self.k_i
+            self.k_a = torch.zeros_like(u) if self.has_adapt else None
+        else:
+            if self.has_alpha:
+                self.k_i = p.alpha * self.k_i + p.gain
+            if self.has_adapt:
+                self.k_a = p.rho * self.k_a + p.adapt_gain * self.zeta
+            k_t = p.beta * self.k_v + self.k_i
+            if self.has_refr:
+                k_t = torch.where(prev.neurons.r <= 0, k_t, self.k_v)
+        zeta = ps * (k_t - p.adapt * self.k_a) if self.has_adapt else ps * k_t
+        if self.has_zero:
+            z = new.neurons.z
+            v_tilde = u + p.theta + (p.adapt * new.neurons.a if self.has_adapt else 0.0)
+            k_zero = k_t * (1.0 - z) - v_tilde * zeta
+            self.k_v = torch.where(p.reset_zero > 0, k_zero, k_t - p.theta * zeta)
+        else:
+            self.k_v = k_t - p.theta * zeta
+        self.zeta = zeta
+        self.total = zeta if self.total is None else self.total + zeta
+
+
+def _unit_response(alpha: float, beta: float, delay: int, steps: int) -> list[float]:
+    """c[t]: the readout kernel's response at t to a unit input present from step `delay` on."""
+    c, a, out = 0.0, 0.0, []
+    for t in range(steps):
+        x = 1.0 if t >= delay else 0.0
+        c = alpha * c + x if alpha != 0.0 else x
+        a = beta * a + c
+        out.append(a)
+    return out
+
+
+class RateBP(Rule):
+    """Rate-based backpropagation (module docstring)."""
+
+    name = "ratebp"
+
+    def __init__(self, readout: str = "out") -> None:
+        self.readout = readout
+
+    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        view = LocalView(model, self.readout)
+        out = self.readout
+        into_out = view.routes_into(out)
+        from_pops = [r for r in into_out if r.pre_pop is not None and r.pre_pop != out]
+        delays = {r.delay for r in from_pops}
+        if len(delays) > 1:
+            raise NetworkError(f"projections.{from_pops[0].name}.delay",
+                               f"rate-based BP needs one delay for all projections into the readout, got {sorted(delays)}")
+        d_out = delays.pop() if delays else 1
+        k_out = view.kernel(out)
+        c = _unit_response(*k_out, d_out, batch.steps)
+        gain_out = view.param("gain", out)
+        zbar = {r.name: KernelTrace(*k_out) for r in into_out}
+        elig = RateEligibility(model)
+        obj = Objective(model, batch, out)
+        mask = batch.loss_mask.tolist()
+        B = batch.inputs.shape[1]
+        state = model.initial_state(B)
+        hist_sum = [torch.zeros_like(h) for h in state.history]
+        rate_sum = torch.zeros_like(state.neurons.v)
+        drive: Optional[torch.Tensor] = None
+        loss = 0.0
+        with torch.no_grad():
+            for t in range(batch.steps):
+                prev = state
+                for acc, h in zip(hist_sum, prev.history):
+                    acc += h
+                state, u = step_with_u(model, prev, batch.inputs[t])
+                elig.update(prev, state, u)
+                rate_sum += state.neurons.z
+                for r in into_out:
+                    zbar[r.name].update(prev.history[r.delay - 1][:, r.pre])
+                if not mask[t]:
+                    continue
+                loss_t, dv = readout_error(obj, state, t)
+                loss += float(loss_t)
+                dx = gain_out * dv[:, view.slices[out]]
+                for r in into_out:
+                    r.add_grad(zbar[r.name].value.T @ dx)
+                drive = c[t] * dx if drive is None else drive + c[t] * dx
+        if drive is not None and from_pops:
+            T = float(batch.steps)
+            self._rate_backward(model, view, [h / T for h in hist_sum], rate_sum / T, elig.total / T, drive)
+        return RuleOutput(loss, obj.mean_readout())
+
+    def _rate_backward(self, model: SNN, view: LocalView, hist: list[torch.Tensor], rate: torch.Tensor,
+                       e: torch.Tensor, drive: torch.Tensor) -> None:
+        """Pass 2: the time-averaged graph, seeded with the readout's error `drive`."""
+        out = self.readout
+        order = _feedforward_order(view, out)
+        nodes: dict[str, torch.Tensor] = {}
+
+        def with_rates() -> list[torch.Tensor]:
+            res = []
+            for h in hist:
+                cols, at = [], 0
+                for p in sorted(nodes, key=lambda q: view.slices[q].start):
+                    sl = view.slices[p]
+                    cols += [h[:, at:sl.start], h[:, sl] + (nodes[p] - nodes[p].detach())]
+                    at = sl.stop
+                cols.append(h[:, at:])
+                res.append(torch.cat(cols, dim=1))
+            return res
+
+        with torch.enable_grad():
+            for p in order:
+                sl = view.slices[p]
+                x = model.synaptic_input(with_rates())[:, sl]
+                nodes[p] = rate[:, sl] + e[:, sl] * (x - x.detach())
+            x_out = model.synaptic_input(with_rates())[:, view.slices[out]]
+            s = (x_out * drive).sum()
+            skip = {id(r.weight) for r in view.routes_into(out)}
+            params = [w for w in model.parameters() if w.requires_grad and id(w) not in skip]
+            if s.requires_grad and params:
+                torch.autograd.backward(s, inputs=params)
+
+
+def _feedforward_order(view: LocalView, readout: str) -> list[str]:
+    """Spiking populations upstream of the readout, each after its feed-forward predecessors."""
+    pops = [p for p in view.slices if p != readout and p in view.lag]
+    order: list[str] = []
+    while len(order) < len(pops):
+        for p in pops:
+            if p not in order and all(r.pre_pop in order for r in view.routes_into(p)
+                                      if r.feedforward and r.pre_pop in pops):
+                order.append(p)
+    return order
+
+
+# --------------------------------------------------------------------------------------------
+# A small convolutional SNN: in (image) -> 'conv' (LIF, shared k x k kernels) -> 'out' (LI)
+
+
+def conv_matrix(kernel: np.ndarray, image: tuple[int, int]) -> np.ndarray:
+    """Dense (C_in*H*W, C_out*H*W) matrix of torch's conv2d with 'same' zero padding (odd k):
+    ``M[(c, y + dy - k//2, x + dx - k//2), (o, y, x)] = kernel[o, c, dy, dx]``, indices row-major."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 4 or kernel.shape[2] != kernel.shape[3] or kernel.shape[2] % 2 == 0:
+        raise NetworkError("kernel", f"expected (C_out, C_in, k, k) with odd k, got shape {kernel.shape}")
+    c_out, c_in, k, _ = kernel.shape
+    h, w = image
+    m = np.zeros((c_in * h * w, c_out * h * w))
+    y, x = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    for dy in range(k):
+        for dx in range(k):
+            yy, xx = y + dy - k // 2, x + dx - k // 2
+            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            for o in range(c_out):
+                for c in range(c_in):
+                    m[(c * h + yy[ok]) * w + xx[ok], (o * h + y[ok]) * w + x[ok]] = kernel[o, c, dy, dx]
+    return m
+
+
+def conv_network(image: tuple[int, int] = (8, 8), channels: int = 8, kernel_size: int = 3, n_out: int = 10, *,
+                 in_channels: int = 1, dt: float = 1e-3, tau_mem: float = 20e-3, seed: int = 0) -> Network:
+    """'in' (in_channels*H*W pixels) -> 'conv' (channels*H*W LIF, 'same' k x k convolution, its
+    dense matrix from :func:`conv_matrix`) -> 'out' (LI readout, dense); weights ~ N(0, 1/fan_in)."""
+    rng = np.random.default_rng(seed)
+    h, w = image
+    kernel = rng.normal(0.0, 1.0 / np.sqrt(in_channels * kernel_size**2),
+                        (channels, in_channels, kernel_size, kernel_size))
+    n_conv = channels * h * w
+    return Network(
+        dt=dt, name=f"conv{channels}x{kernel_size}_{h}x{w}", inputs=[SpikeInput("in", in_channels * h * w)],
+        populations=[Population("conv", n_conv, LIF.from_tau(dt, tau_mem=tau_mem, theta=1.0)),
+                     Population("out", n_out, LI.from_tau(dt, tau_mem=tau_mem))],
+        projections=[Projection("in_conv", "in", "conv", conv_matrix(kernel, image)),
+                     Projection("conv_out", "conv", "out", rng.normal(0.0, 1.0 / np.sqrt(n_conv), (n_conv, n_out)))])
+
+
+class ConvSNN(SNN):
+    """The SNN of a :func:`conv_network` network whose projection 'in_conv' is trained as one
+    shared kernel (C_out, C_in, k, k), applied with F.conv2d; everything else is :class:`SNN`.
+    The kernel is read back from the dense matrix, which must be exactly a convolution."""
+
+    def __init__(self, network: Network, image: tuple[int, int], kernel_size: int, in_channels: int = 1,
+                 surrogate: str = "fast_sigmoid", dtype: torch.dtype = torch.float32, **surrogate_params: float) -> None:
+        super().__init__(network, surrogate, dtype, **surrogate_params)
+        proj = {j.name: j for j in network.projections}.get("in_conv")
+        if proj is None or proj.is_sparse or np.ndim(proj.delay) or int(proj.delay) != 1:
+            raise NetworkError("projections.in_conv", "expected a dense projection 'in_conv' with delay 1")
+        for j in network.projections:
+            if j.is_sparse:
+                raise NetworkError(f"projections.{j.name}", "ConvSNN supports dense projections only")
+        h, w = image
+        k, p = kernel_size, kernel_size // 2
+        dense = np.asarray(proj.weights)
+        c_out = dense.shape[1] // (h * w)
+        if dense.shape != (in_channels * h * w, c_out * h * w) or h <= 2 * p or w <= 2 * p:
+            raise NetworkError("projections.in_conv", f"shape {dense.shape} is not a 'same' convolution of "
+                                                      f"{in_channels}x{h}x{w} images with {k}x{k} kernels")
+        kernel = np.zeros((c_out, in_channels, k, k))
+        for o in range(c_out):
+            for c in range(in_channels):
+                for dy in range(k):
+                    for dx in range(k):  # output pixel (p, p) sees input (dy, dx)
+                        kernel[o, c, dy, dx] = dense[(c * h + dy) * w + dx, (o * h + p) * w + p]
+        if not np.array_equal(conv_matrix(kernel, image), dense):
+            raise NetworkError("projections.in_conv", "the weights are not a shared-kernel convolution")
+        self.image, self.kernel_size, self.in_channels = (h, w), k, in_channels
+        del self.weights["in_conv"]
+        self.kernel = nn.Parameter(torch.tensor(kernel, dtype=dtype))
+        self._routes = [r for r in self._routes if r[0] != "in_conv"]
+        self._cache = None
+        self._in, self._conv = self.slices["in"], self.slices["conv"]
+
+    def synaptic_input(self, history) -> torch.Tensor:  # type: ignore[override]
+        """SNN.synaptic_input plus ``conv2d(image spikes[t-1], kernel)`` into 'conv'."""
+        x = super().synaptic_input(history)
+        h = history[0]
+        img = h[:, self._in[0]:self._in[1]].reshape(h.shape[0], self.in_channels, *self.image)
+        xc = F.conv2d(img, self.kernel, padding=self.kernel_size // 2).flatten(1)
+        lo, hi = self._conv
+        return torch.cat([x[:, :lo], x[:, lo:hi] + xc, x[:, hi:]], dim=1)
+
+    def to_network(self) -> Network:
+        """The network with the current kernel (as its dense convolution matrix) and weights."""
+        k = self.kernel.detach().cpu().double().numpy()
+        projs = [Projection(j.name, j.pre, j.post,
+                            conv_matrix(k, self.image) if j.name == "in_conv"
+                            else self.weights[j.name].detach().cpu().double().numpy(), j.delay)
+                 for j in self.network.projections]
+        return self.network.replace(projections=tuple(projs))
