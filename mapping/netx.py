@@ -1,0 +1,362 @@
+"""lava-dl NetX HDF5: write a network for ``lava.lib.dl.netx.hdf5.Network`` and read one back.
+
+Layout (what NetX 0.6 reads, ``lava/lib/dl/netx/hdf5.py``)::
+
+    /layer/0/type = 'input', shape = [n_in]                   (no neuron: input goes to layer 1)
+    /layer/k/type = 'dense' | 'dense_rec', shape = [n]
+             weight (n, n_prev) integers      weight_rec (n, n) for 'dense_rec'
+             delay  (optional) extra steps: scalar or (n, n_prev); neurosim delay d -> d - 1
+             bias   (optional) (n,) mantissas; NetX uses bias_exp = 6
+             neuron/type = 'CUBA', iDecay, vDecay, vThMant, refDelay = 1, gradedSpike = False
+
+NetX builds ``LIF(du=iDecay - 1, dv=vDecay, vth=vThMant, bias_exp=6)`` (so iDecay = du + 1
+cancels Lava's +1 offset) and ``Dense``/``DelayDense`` whose weight exponent and bit count it
+chooses itself (``netx.utils.optimize_weight_bits``); that choice reproduces integer file
+weights exactly when they lie in [-256, 254] (mixed signs; it clips beyond), [0, 255]
+(excitatory) or [-255, 0] (inhibitory). So the file holds the whole input per spike as an
+integer: :func:`to_netx` quantises with ``weight_exp = 0`` and ``bias_exp = 6`` and refuses
+what NetX would clip. Float units of :func:`read_netx` follow SLAYER: weights and bias /64,
+threshold vThMant / 64 (state scale 4096 = 64 << 6).
+
+Expressible: one SpikeInput feeding a chain of LIF populations (reset 'zero', zero initial
+state), each fed by the previous one, optionally with a self-recurrent projection
+('dense_rec': then both delays must be 1, as NetX's RecurrentDense drops the weight exponent
+and shares one delay matrix when delays are given). Names are kept in HDF5 attributes,
+which NetX ignores.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+
+from neurosim.atomic import atomic_path
+from neurosim.errors import ExportError, FileFormatError, NetworkError
+from neurosim.fixed_point import (DECAY_ONE, VTH_MAX, FixedPointNetwork, FixedPopulation,
+                                  FixedProjection, QuantizationReport, dequantize, quantize)
+from neurosim.network import Network, SpikeInput
+from neurosim.result import SimulationResult, SpikeTrains
+
+TARGET = "netx"
+NETX_BIAS_EXP = 6
+NETX_MAX_DELAY = 63            # NetX clamps file delays to 62 extra steps
+SLAYER_SCALE = 4096.0          # integer state units per float unit in SLAYER's convention
+NETX_LIMITS = {"mixed": (-256, 254), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# -------------------------------------------------------------------------------- write
+
+
+def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, int]] = None) -> FixedPointNetwork:
+    """The integer network :func:`to_netx` writes: quantize with weight_exp 0, bias_exp 6."""
+    _chain(network)
+    return quantize(network, vth_mant=vth_mant, weight_exp=0, bias_exp=NETX_BIAS_EXP,
+                    max_delay=NETX_MAX_DELAY, target=TARGET)
+
+
+def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
+            vth_mant: Union[None, int, Mapping[str, int]] = None) -> Optional[QuantizationReport]:
+    """Write `network` as a NetX HDF5 file (atomically); returns the quantisation report.
+
+    A Network is quantised by :func:`netx_quantize`; a FixedPointNetwork is written as it is
+    if NetX can hold it (weight_exp 0, bias_exp 6, zero initial state). ExportError names
+    the first field NetX cannot express.
+    """
+    fixed = netx_quantize(network, vth_mant=vth_mant) if isinstance(network, Network) else network
+    if not isinstance(fixed, FixedPointNetwork):
+        raise NetworkError("network", f"expected a Network or FixedPointNetwork, got {type(network).__name__}")
+    layers = _layers(fixed)
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = f.create_group("layer/0")
+            _string(g, "type", "input")
+            g.create_dataset("shape", data=np.array([fixed.inputs[0].size], np.int64))
+            g.attrs["name"] = fixed.inputs[0].name
+            for k, (pop, ff, rec) in enumerate(layers, start=1):
+                g = f.create_group(f"layer/{k}")
+                _string(g, "type", "dense_rec" if rec is not None else "dense")
+                g.create_dataset("shape", data=np.array([pop.size], np.int64))
+                g.create_dataset("weight", data=ff.weights.T.astype(np.int64))
+                g.attrs["name"], g.attrs["projection"] = pop.name, ff.name
+                if rec is not None:
+                    g.create_dataset("weight_rec", data=rec.weights.T.astype(np.int64))
+                    g.attrs["projection_rec"] = rec.name
+                if ff.max_delay > 1:
+                    extra = np.asarray(ff.delay) - 1
+                    g.create_dataset("delay", data=extra.T if extra.ndim else extra)
+                if np.any(pop.bias_mant):
+                    g.create_dataset("bias", data=pop.bias_mant.astype(np.int64))
+                n = g.create_group("neuron")
+                _string(n, "type", "CUBA")
+                n.create_dataset("iDecay", data=pop.du + 1)
+                n.create_dataset("vDecay", data=pop.dv)
+                n.create_dataset("vThMant", data=pop.vth)
+                n.create_dataset("refDelay", data=1)
+                n.create_dataset("gradedSpike", data=False)
+    return fixed.report
+
+
+def _string(group: Any, name: str, value: str) -> None:
+    """A fixed-length ASCII string of shape (1,), as SLAYER writes `type`."""
+    group.create_dataset(name, (1,), "S10", [value.encode("ascii")])
+
+
+def _chain(network: Union[Network, FixedPointNetwork]) -> list[tuple[str, Any, Any]]:
+    """(population, feed-forward projection, recurrent projection or None) in chain order."""
+    if len(network.inputs) != 1 or not isinstance(network.inputs[0], SpikeInput):
+        raise ExportError(TARGET, "inputs", "NetX networks have exactly one spike input")
+    prev = network.inputs[0].name
+    out = []
+    used: set[str] = set()
+    for pop in network.populations:
+        ff = [q for q in network.projections if q.post == pop.name and q.pre == prev]
+        rec = [q for q in network.projections if q.post == pop.name and q.pre == pop.name]
+        if len(ff) != 1:
+            raise ExportError(TARGET, f"populations.{pop.name}", f"NetX layers form a chain: expected one projection "
+                                                                 f"from {prev!r} into {pop.name!r}, found {len(ff)}")
+        if len(rec) > 1:
+            raise ExportError(TARGET, f"projections.{rec[1].name}", "at most one recurrent projection per layer")
+        if rec and (np.max(ff[0].delay) > 1 or np.max(rec[0].delay) > 1):
+            bad = rec[0] if np.max(rec[0].delay) > 1 else ff[0]
+            raise ExportError(TARGET, f"projections.{bad.name}.delay", "a recurrent NetX layer ('dense_rec') "
+                                                                     "takes delay 1 only")
+        out.append((pop.name, ff[0], rec[0] if rec else None))
+        used.update(q.name for q in ff + rec)
+        prev = pop.name
+    for q in network.projections:
+        if q.name not in used:
+            raise ExportError(TARGET, f"projections.{q.name}", "NetX holds a chain input -> layer 1 -> layer 2 ... "
+                                                                "with optional self-recurrence only")
+    return out
+
+
+def _layers(fixed: FixedPointNetwork) -> list[tuple[FixedPopulation, FixedProjection, Optional[FixedProjection]]]:
+    layers = []
+    for name, ff, rec in _chain(fixed):
+        pop = fixed.population(name)
+        where = f"populations.{name}"
+        if np.any(pop.u0) or np.any(pop.v0):
+            raise ExportError(TARGET, f"{where}.v0", "NetX starts every neuron at u = v = 0")
+        if np.any(pop.bias_mant[pop.bias_exp != NETX_BIAS_EXP]):
+            raise ExportError(TARGET, f"{where}.bias_exp", f"NetX fixes bias_exp = {NETX_BIAS_EXP}")
+        for q in (ff, rec):
+            if q is not None and q.weight_exp != 0:
+                raise ExportError(TARGET, f"projections.{q.name}.weight_exp", "NetX files hold weights at exponent 0")
+            if q is not None and q.max_delay > NETX_MAX_DELAY:
+                raise ExportError(TARGET, f"projections.{q.name}.delay", f"NetX holds delays up to {NETX_MAX_DELAY}")
+        combined = np.concatenate([ff.weights] + ([rec.weights] if rec is not None else []), axis=0)
+        problem = _netx_problem(combined)
+        if problem:
+            raise ExportError(TARGET, f"projections.{ff.name}.weights", f"{problem}; pass a smaller vth_mant")
+        layers.append((pop, ff, rec))
+    return layers
+
+
+def _netx_problem(w: np.ndarray) -> str:
+    """Why NetX + Lava would not reproduce the integer matrix `w` exactly ('' if they would)."""
+    if not np.any(w):
+        return "NetX cannot load an all-zero weight matrix"
+    mode = "excitatory" if w.min() >= 0 else ("inhibitory" if w.max() <= 0 else "mixed")
+    lo, hi = NETX_LIMITS[mode]
+    if w.min() < lo or w.max() > hi:
+        return f"NetX/Lava clip {mode} weights to [{lo}, {hi}], found [{w.min()}, {w.max()}]"
+    return ""
+
+
+# --------------------------------------------------------------------------------- read
+
+
+def read_netx_fixed(path: PathLike, dt: float) -> FixedPointNetwork:
+    """The integer network a NetX file describes (chains of input, dense, dense_rec layers of
+    CUBA neurons), exactly as NetX runs it; FileFormatError names the offending HDF5 path."""
+    import h5py
+
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise FileFormatError(name, "", "no such file; expected a NetX HDF5 file")
+    try:
+        f = h5py.File(name, "r")
+    except OSError as exc:
+        raise FileFormatError(name, "", f"cannot be opened as HDF5 ({exc})") from None
+    with f:
+        reader = _Reader(name, f)
+        return reader.network(dt)
+
+
+def read_netx(path: PathLike, dt: float) -> Network:
+    """A NetX file as a float neurosim Network in SLAYER's units (weights, bias, threshold / 64):
+    LIF(alpha = (4096 - iDecay)/4096, beta = (4096 - vDecay)/4096, reset='zero')."""
+    return dequantize(read_netx_fixed(path, dt))
+
+
+class _Reader:
+    def __init__(self, path: str, f: Any) -> None:
+        self.path, self.f = path, f
+
+    def fail(self, where: str, message: str) -> FileFormatError:
+        return FileFormatError(self.path, where, message)
+
+    def get(self, where: str) -> Any:
+        if where not in self.f:
+            raise self.fail(where, "missing")
+        return self.f[where]
+
+    def text(self, where: str) -> str:
+        ds = self.get(where)
+        try:
+            value = ds[()]
+            value = value[0] if np.ndim(value) else value
+            return value.decode("ascii") if isinstance(value, bytes) else str(value)
+        except (TypeError, ValueError, IndexError, AttributeError, UnicodeDecodeError):
+            raise self.fail(where, "expected an ASCII string") from None
+
+    def ints(self, where: str, lo: int, hi: int, ndim: Optional[tuple[int, ...]] = None) -> np.ndarray:
+        ds = self.get(where)
+        if not hasattr(ds, "dtype") or ds.dtype.kind not in "biuf":
+            raise self.fail(where, "expected a numeric dataset")
+        arr = np.asarray(ds[()])
+        if ndim is not None and arr.ndim not in ndim:
+            raise self.fail(where, f"expected {' or '.join(f'{d}-D' for d in ndim)} data, got shape {arr.shape}")
+        if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+            raise self.fail(where, "expected whole numbers (NetX truncates others)")
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise self.fail(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+        return arr
+
+    def attr(self, where: str, key: str, default: str) -> str:
+        value = self.f[where].attrs.get(key, default)
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def network(self, dt: float) -> FixedPointNetwork:
+        layers = self.get("layer")
+        keys = sorted(layers.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+        if not keys or keys != [str(i) for i in range(len(keys))]:
+            raise self.fail("/layer", f"expected groups 0 .. n-1, got {sorted(layers.keys())}")
+        if self.text("/layer/0/type") != "input" or "neuron" in layers["0"]:
+            raise self.fail("/layer/0/type", "expected an 'input' layer without neurons first")
+        n_prev = int(np.prod(self.ints("/layer/0/shape", 1, 2 ** 31, (1,))))
+        src = SpikeInput(self.attr("/layer/0", "name", "input"), n_prev)
+        prev = src.name
+        pops, projs = [], []
+        for k in keys[1:]:
+            base = f"/layer/{k}"
+            kind = self.text(f"{base}/type")
+            if kind not in ("dense", "dense_rec"):
+                raise self.fail(f"{base}/type", f"unsupported layer type {kind!r} (expected 'dense' or 'dense_rec')")
+            n = int(np.prod(self.ints(f"{base}/shape", 1, 2 ** 31, (1,))))
+            pop = self.population(base, self.attr(base, "name", f"layer{k}"), n)
+            w = self.ints(f"{base}/weight", -2 ** 31, 2 ** 31, (1, 2)).reshape(n, -1)
+            if w.shape[1] != n_prev:
+                raise self.fail(f"{base}/weight", f"expected shape ({n}, {n_prev}), got {w.shape}")
+            w_rec = (self.ints(f"{base}/weight_rec", -2 ** 31, 2 ** 31, (1, 2)).reshape(n, -1)
+                     if kind == "dense_rec" else None)
+            if w_rec is not None and w_rec.shape != (n, n):
+                raise self.fail(f"{base}/weight_rec", f"expected shape ({n}, {n}), got {w_rec.shape}")
+            problem = _netx_problem(np.hstack([w] + ([w_rec] if w_rec is not None else [])))
+            if problem:
+                raise self.fail(f"{base}/weight", problem)
+            delay = self.delay(base, w.shape) if "delay" in self.f[base] else 1
+            if w_rec is not None and np.max(delay) > 1:
+                raise self.fail(f"{base}/delay", "NetX's dense_rec with delays drops the weight exponent; unsupported")
+            projs.append(self.projection(f"{base}/weight", self.attr(base, "projection", f"layer{k}_ff"),
+                                         prev, pop.name, w, delay))
+            if w_rec is not None:
+                projs.append(self.projection(f"{base}/weight_rec", self.attr(base, "projection_rec", f"layer{k}_rec"),
+                                             pop.name, pop.name, w_rec, 1))
+            pops.append(pop)
+            prev, n_prev = pop.name, n
+        try:
+            return FixedPointNetwork(float(dt), tuple(pops), tuple(projs), (src,), name=os.path.basename(self.path))
+        except NetworkError as exc:
+            raise self.fail("/layer", str(exc)) from None
+
+    def population(self, base: str, name: str, n: int) -> FixedPopulation:
+        nb = f"{base}/neuron"
+        if self.text(f"{nb}/type") != "CUBA":
+            raise self.fail(f"{nb}/type", f"unsupported neuron {self.text(f'{nb}/type')!r} (expected 'CUBA')")
+        i_decay = int(self.ints(f"{nb}/iDecay", 0, DECAY_ONE, (0,)))
+        v_decay = int(self.ints(f"{nb}/vDecay", 0, DECAY_ONE, (0,)))
+        vth = int(self.ints(f"{nb}/vThMant", 0, VTH_MAX, (0,)))
+        if f"{nb}/gradedSpike" in self.f and bool(np.asarray(self.f[f"{nb}/gradedSpike"][()])):
+            raise self.fail(f"{nb}/gradedSpike", "graded spikes are not supported")
+        bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if "bias" in self.f[base] else np.zeros(n, np.int64)
+        if bias.ndim and bias.shape != (n,):
+            raise self.fail(f"{base}/bias", f"expected shape ({n},), got {bias.shape}")
+        return FixedPopulation(name, n, i_decay - 1, v_decay, vth, np.broadcast_to(bias, (n,)), NETX_BIAS_EXP,
+                               0, 0, scale=SLAYER_SCALE)
+
+    def delay(self, base: str, shape: tuple[int, int]) -> np.ndarray:
+        """Extra steps as NetX reads them: scalar, per row (n_out), per column (n_in) or full."""
+        d = self.ints(f"{base}/delay", 0, NETX_MAX_DELAY - 1, (0, 1, 2))
+        if d.ndim == 1 and d.size == shape[0]:
+            d = np.repeat(d[:, None], shape[1], axis=1)
+        elif d.ndim == 1 and d.size == shape[1]:
+            d = np.repeat(d[None, :], shape[0], axis=0)
+        elif d.ndim != 0 and d.shape != shape:
+            raise self.fail(f"{base}/delay", f"expected a scalar, ({shape[0]},), ({shape[1]},) or {shape}, got {d.shape}")
+        return np.broadcast_to(d, shape).T + 1  # (n_pre, n_post), neurosim steps
+
+    def projection(self, where: str, name: str, pre: str, post: str, w: np.ndarray, delay: Any) -> FixedProjection:
+        mode = "excitatory" if w.min() >= 0 else ("inhibitory" if w.max() <= 0 else "mixed")
+        d = delay if np.ndim(delay) == 0 else (int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay)
+        try:
+            return FixedProjection(name, pre, post, w.T, 0, d, mode)
+        except NetworkError as exc:
+            raise self.fail(where, exc.message) from None
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def run_netx(path: PathLike, inputs: Mapping[str, Any], steps: int, *, traces: bool = False) -> SimulationResult:
+    """Load `path` with ``lava.lib.dl.netx.hdf5.Network`` and run it in Lava fixed_pt for one trial.
+
+    inputs: {input name: spikes (steps, n_in)}; spikes of every layer are recorded under the
+    population names :func:`read_netx_fixed` gives; traces=True adds 'u_int' and 'v_int'.
+    NetX's blocks have fixed_pt process models only.
+    """
+    from .lava_compat import import_lava, import_netx
+
+    lava, netx = import_lava(), import_netx()
+    fixed = read_netx_fixed(path, 1.0)
+    src_name = fixed.inputs[0].name
+    x = np.asarray(inputs[src_name]).reshape(np.shape(inputs[src_name])[0], -1)[:steps] != 0
+    if x.shape != (steps, fixed.inputs[0].size):
+        raise NetworkError(f"inputs.{src_name}", f"expected shape ({steps}, {fixed.inputs[0].size}), got {x.shape}")
+    t0 = time.perf_counter()
+    net = netx.Network(net_config=os.fspath(path))
+    source = lava.RingBufferSource(data=x.T.astype(np.int32))
+    source.s_out.connect(net.inp)
+    monitors = {}
+    for pop, layer in zip(fixed.populations, net.layers):
+        for var, target in (("s", layer.neuron.s_out), *((("u", layer.neuron.u), ("v", layer.neuron.v)) if traces else ())):
+            mon = lava.Monitor()
+            mon.probe(target, steps)
+            monitors[(pop.name, var)] = (mon, layer.neuron)
+    try:
+        net.run(condition=lava.RunSteps(num_steps=steps), run_cfg=lava.Loihi2SimCfg(select_tag="fixed_pt"))
+        data = {key: np.asarray(mon.get_data()[proc.name][{"s": "s_out"}.get(key[1], key[1])])
+                for key, (mon, proc) in monitors.items()}
+    finally:
+        net.stop()
+    spikes, rec = {}, {}
+    for pop in fixed.populations:
+        s = data[(pop.name, "s")] != 0
+        t, j = np.nonzero(s)
+        spikes[pop.name] = SpikeTrains(t.astype(np.int64), np.zeros(len(t), np.int32), j.astype(np.int32),
+                                       pop.size, steps, 1)
+        if traces:
+            rec[pop.name] = {f"{v}_int": np.round(data[(pop.name, v)]).astype(np.int64)[:, None, :] for v in ("u", "v")}
+    t, j = np.nonzero(x)
+    spikes[src_name] = SpikeTrains(t.astype(np.int64), np.zeros(len(t), np.int32), j.astype(np.int32), x.shape[1], steps, 1)
+    run_s = time.perf_counter() - t0
+    return SimulationResult(spikes=spikes, traces=rec, timings={"run": run_s, "total": run_s}, backend="lava-netx-fixed_pt",
+                            dtype="int32", dt=fixed.dt, steps=steps, batch=1, seed=0,
+                            meta={"populations": [p.name for p in fixed.populations]})
