@@ -183,7 +183,11 @@ class QuantizationReport:
     populations: dict[str, dict[str, Any]]
     projections: dict[str, dict[str, Any]]
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
+        """One line per population and per projection: mantissas, exponents and largest errors."""
         lines = ["population  vth   du    dv    |d alpha|  |d beta|   |d bias|   state limit"]
         for k, p in self.populations.items():
             lines.append(f"{k:<11} {p['vth_mant']:<5} {p['du']:<5} {p['dv']:<5} {abs(p['alpha_error']):<10.2e} "

@@ -170,3 +170,19 @@ def test_poisson_input_raises():
                      projections=[ns.Projection("x", "poi", "p", np.eye(2))])
     with pytest.raises(ns.ExportError, match=r"lava: inputs\.poi: .*SpikeInput"):
         _run(net, {}, 10, "floating_pt")
+
+
+def test_compat_relaxes_nothing_after_the_import(lava):
+    """The 3.11 dataclass check and multiprocessing.set_start_method are Python's own again."""
+    import dataclasses
+    import multiprocessing
+
+    from lava.magma.compiler.var_model import ByteEncoder
+
+    assert dataclasses._get_field.__module__ == "dataclasses"
+    assert multiprocessing.set_start_method.__module__ == "multiprocessing.context"
+    assert ByteEncoder.__hash__ is None  # lava's class is left unhashable
+    with pytest.raises(ValueError, match="mutable default"):
+        @dataclasses.dataclass
+        class Holder:
+            x: ByteEncoder = ByteEncoder()
