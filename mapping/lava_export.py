@@ -8,6 +8,10 @@ Mapping of one population (LIF or IF with ``reset='zero'``, see
   v = v*(1-dv) + u + bias; s = v > vth; v[s] = 0`` is the canonical LIF step with i = u + bias
   (bias only with alpha = 0). Per-neuron thresholds are absorbed by scaling neuron j's
   input weights, bias and initial state by 1/theta_j (vth = 1).
+- ALIF (``floating_pt`` only; Lava has no LSNN ALIF and ATRLIF has other equations): a small
+  custom process, :func:`alif_process`, whose model calls :func:`neurosim.models.neuron_step`
+  on the population's lowered parameters, so every ALIF option (reset, refractory, scalings)
+  is the canonical step; it is wired with Lava's Dense/DelayDense like any LIF.
 - ``fixed_pt``: the integers of :func:`neurosim.fixed_point.quantize` (or a given
   :class:`~neurosim.fixed_point.FixedPointNetwork`), whose spikes and u, v equal
   :func:`neurosim.fixed_point.simulate_fixed` exactly.
@@ -19,15 +23,17 @@ delay d - 1. Spikes are recorded by one sink ``RingBuffer`` per population, trac
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Optional, Union
+from typing import Any, Iterable, Iterator, Literal, Mapping, Optional, Union
 
 import numpy as np
 
-from neurosim.errors import NetworkError
+from neurosim.errors import ExportError, NetworkError
 from neurosim.fixed_point import (FixedPointNetwork, check_lava_inputs, lava_lif_params, quantize)
-from neurosim.network import Network, SpikeInput
+from neurosim.models import ALIF, NeuronParams, NeuronState, neuron_step
+from neurosim.network import Network, Population, SpikeInput
 from neurosim.result import SimulationResult, SpikeTrains
 
 from .lava_compat import import_lava
@@ -84,6 +90,11 @@ def _prepare(network: Union[Network, FixedPointNetwork], mode: str) -> Optional[
         raise NetworkError("network", f"expected a Network or FixedPointNetwork, got {type(network).__name__}")
     check_lava_inputs(network)
     for pop in network.populations:
+        if isinstance(pop.model, ALIF) and mode == "floating_pt":
+            continue  # the custom ALIF process runs the canonical step
+        if isinstance(pop.model, ALIF):
+            raise ExportError("lava", f"populations.{pop.name}.model", "ALIF runs in Lava as a custom floating_pt "
+                                                                       "process only (no integer ALIF is defined)")
         lava_lif_params(pop, fixed=mode == "fixed_pt")
     return quantize(network) if mode == "fixed_pt" else None
 
@@ -133,11 +144,12 @@ def to_lava(
         for var in sorted({"v" if v in ("v", "v_int") else "u" for v in variables}
                           | ({"u"} if "i" in variables else set())):
             mon = lava.Monitor()
-            mon.probe(getattr(neurons[pop], var), steps)
+            proc = neurons[pop]
+            mon.probe(getattr(proc, "i" if var == "u" and not hasattr(proc, "u") else var), steps)
             monitors[(pop, var)] = mon
     return LavaBuild(mode=mode, steps=steps, neurons=neurons, connections=connections, sources=sources,
                      sinks=sinks, components=_components(network), monitors=monitors, scale=scale, bias=bias,
-                     run_cfg=lava.Loihi2SimCfg(select_tag=mode), condition=lava.RunSteps(num_steps=steps),
+                     run_cfg=_run_cfg(lava, mode, neurons), condition=lava.RunSteps(num_steps=steps),
                      fixed=fixed, meta={"traces": spec})
 
 
@@ -179,17 +191,16 @@ def run_lava(
         for component in build.components:
             root = build.sinks[component[0]]
             tr = time.perf_counter()
-            try:
+            with _stopped(root):
                 root.run(condition=build.condition, run_cfg=build.run_cfg)
                 run_s += time.perf_counter() - tr
                 for name in component:
                     dense[name][:, b] = np.asarray(build.sinks[name].data.get()).T != 0
                 recorded.update({key: mon.get_data() for key, mon in build.monitors.items() if key[0] in component})
-            finally:
-                root.stop()
         for (pop, var), got in recorded.items():
             proc = build.neurons[pop]
-            values = np.asarray(got[proc.name][var], np.float64)  # (steps, N)
+            key = "i" if var == "u" and not hasattr(proc, "u") else var
+            values = np.asarray(got[proc.name][key], np.float64)  # (steps, N)
             _store(rec[pop], var, values, build.scale[pop], build.bias[pop], b)
     trains = {name: _trains(d) for name, d in dense.items()}
     for src in network.inputs:
@@ -211,6 +222,10 @@ def run_lava(
 def _float_neurons(lava: Any, network: Network) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     neurons, scale, bias = {}, {}, {}
     for pop in network.populations:
+        if isinstance(pop.model, ALIF):
+            neurons[pop.name] = alif_process(lava, pop)
+            scale[pop.name], bias[pop.name] = np.ones(pop.size), np.zeros(pop.size)
+            continue
         lif = lava_lif_params(pop, fixed=False)
         p = pop.params
         uniform = np.ptp(p.theta) == 0
@@ -240,7 +255,8 @@ def _float_connection(lava: Any, proj: Any, c_post: np.ndarray, network: Network
     """Dense/Sparse (delay 1) or DelayDense/DelaySparse, weights (n_post, n_pre) = (w * gain * c).T."""
     from scipy.sparse import csr_matrix
 
-    gain = network.population(proj.post).params.gain
+    post = network.population(proj.post)
+    gain = np.ones(post.size) if isinstance(post.model, ALIF) else post.params.gain  # neuron_step applies it
     csr, delays = proj.to_csr()
     w = np.asarray(csr.to_dense(), np.float64) * (gain * c_post)[None, :]
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
@@ -270,7 +286,90 @@ def _connection(lava: Any, name: str, w: np.ndarray, d: np.ndarray, sparse: bool
     return lava.DelayDense(weights=w, delays=d, max_delay=int(d.max()), name=name, **opts)
 
 
+# --------------------------------------------------------------------------- ALIF process
+
+_ALIF: dict[str, Any] = {}
+
+
+def _alif_classes(lava: Any) -> tuple[type, type]:
+    """(NeurosimALIF process, its floating_pt model), defined once Lava is importable.
+
+    The model is handed to Lava per process instance through
+    ``Loihi2SimCfg(exception_proc_model_map=...)``, so Lava does not search this package.
+    """
+    if not _ALIF:
+        class NeurosimALIF(lava.AbstractProcess):
+            """neurosim's ALIF: state i, v, a, z, r; parameters a NeuronParams in proc_params."""
+
+            def __init__(self, *, shape: tuple[int, ...], params: NeuronParams, i: np.ndarray, v: np.ndarray,
+                         a: np.ndarray, name: Optional[str] = None) -> None:
+                super().__init__(shape=shape, params=params, name=name)
+                self.a_in = lava.InPort(shape=shape)
+                self.s_out = lava.OutPort(shape=shape)
+                self.i = lava.Var(shape=shape, init=i)
+                self.v = lava.Var(shape=shape, init=v)
+                self.a = lava.Var(shape=shape, init=a)
+                self.z = lava.Var(shape=shape, init=0)
+                self.r = lava.Var(shape=shape, init=0)
+
+        @lava.implements(proc=NeurosimALIF, protocol=lava.LoihiProtocol)
+        @lava.requires(lava.CPU)
+        @lava.tag("floating_pt")
+        class PyNeurosimALIFFloat(lava.PyLoihiProcessModel):
+            """One call of neurosim.models.neuron_step per Lava step, in float64."""
+
+            a_in = lava.LavaPyType(lava.PyInPort.VEC_DENSE, float)
+            s_out = lava.LavaPyType(lava.PyOutPort.VEC_DENSE, float)
+            i = lava.LavaPyType(np.ndarray, float)
+            v = lava.LavaPyType(np.ndarray, float)
+            a = lava.LavaPyType(np.ndarray, float)
+            z = lava.LavaPyType(np.ndarray, float)
+            r = lava.LavaPyType(np.ndarray, float)
+
+            def run_spk(self) -> None:
+                x = self.a_in.recv()
+                old = NeuronState(self.i[None], self.v[None], self.a[None], self.z[None], self.r[None])
+                new = neuron_step(self.proc_params["params"], old, np.asarray(x, np.float64)[None])
+                for name in NeuronState._fields:
+                    getattr(self, name)[:] = getattr(new, name)[0]
+                self.s_out.send(new.z[0])
+
+        _ALIF.update(process=NeurosimALIF, model=PyNeurosimALIFFloat)
+    return _ALIF["process"], _ALIF["model"]
+
+
+def alif_process(lava: Any, pop: Population) -> Any:
+    """A NeurosimALIF process for ALIF population `pop` (floating_pt)."""
+    process, _ = _alif_classes(lava)
+    return process(shape=(pop.size,), params=pop.params, i=pop.i0.copy(), v=pop.v0.copy(), a=pop.a0.copy(),
+                   name=pop.name)
+
+
+def _run_cfg(lava: Any, mode: str, neurons: Mapping[str, Any]) -> Any:
+    """Loihi2SimCfg(select_tag=mode), with each ALIF process instance mapped to its model."""
+    custom = {n: _ALIF["model"] for n in neurons.values() if _ALIF and isinstance(n, _ALIF["process"])}
+    return lava.Loihi2SimCfg(select_tag=mode, exception_proc_model_map=custom or None)
+
+
 # ------------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _stopped(root: Any) -> Iterator[None]:
+    """Stop `root`'s Lava runtime on leaving, also on error; an error while stopping does not
+    hide the error that ended the run."""
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        try:
+            root.stop()
+        except Exception:
+            if not failed:
+                raise
 
 
 def _components(network: Union[Network, FixedPointNetwork]) -> list[list[str]]:

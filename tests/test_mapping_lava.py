@@ -153,15 +153,42 @@ def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
         np.testing.assert_array_equal(got.spikes[k].dense(), ref.spikes[k].dense())
 
 
-@pytest.mark.parametrize("model,field", [
-    (ns.LIF(reset="subtract"), r"populations\.p\.model\.reset.*subtract"),
-    (ns.ALIF(reset="zero"), r"populations\.p\.model.*ALIF is not a Lava LIF"),
+@pytest.mark.parametrize("model,mode,field", [
+    (ns.LIF(reset="subtract"), "floating_pt", r"populations\.p\.model\.reset.*subtract"),
+    (ns.LIF(reset="subtract"), "fixed_pt", r"populations\.p\.model\.reset.*subtract"),
+    (ns.IF(reset="subtract"), "floating_pt", r"populations\.p\.model\.reset.*subtract"),
+    (ns.LI(), "floating_pt", r"populations\.p\.model.*LI is not a Lava LIF"),
+    (ns.ALIF(), "fixed_pt", r"populations\.p\.model.*ALIF runs in Lava as a custom floating_pt process only"),
 ])
-@pytest.mark.parametrize("mode", ["floating_pt", "fixed_pt"])
-def test_unsupported_models_raise_before_lava_runs(model, field, mode):
+def test_unsupported_models_raise_before_lava_runs(model, mode, field):
     net = ns.Network(dt=1e-3, populations=[ns.Population("p", 3, model)])
     with pytest.raises(ns.ExportError, match=field):
         _run(net, {}, 10, mode)
+
+
+def test_alif_custom_process_floating_pt_equals_neurosim(lava):
+    """ALIF (subtractive reset, per-neuron beta, refractory, gain, recurrent with delay 2) as the
+    custom NeurosimALIF process next to a Lava LIF: spikes identical, traces to rounding."""
+    r = np.random.default_rng(0)
+    na, nb = 15, 8
+    net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 10)], populations=[
+        ns.Population("alif", na, ns.ALIF(beta=r.uniform(0.8, 0.95, na), rho=0.95, adapt=0.5, alpha=0.3,
+                                          refractory=r.integers(0, 3, na), gain=r.uniform(0.8, 1.2, na),
+                                          adapt_gain=0.05), v0=r.uniform(0, 1, na)),
+        ns.Population("lif", nb, ns.LIF(beta=0.9, reset="zero"))],
+        projections=[ns.Projection("in_a", "in", "alif", r.normal(0.5, 0.4, (10, na))),
+                     ns.Projection("a_a", "alif", "alif", r.normal(0, 0.3, (na, na)), delay=2),
+                     ns.Projection("a_l", "alif", "lif", r.normal(0.3, 0.3, (na, nb)))])
+    x = spike_input(0, 120, p=0.3)
+    ref = ns.simulate(net, x, 120, traces={"alif": ["v", "i"]})
+    got = _run(net, x, 120, "floating_pt", traces={"alif": ["v", "i"]})
+    thr = ns.simulate(net, x, 120, traces={"alif": ["threshold"]}).traces["alif"]["threshold"]
+    assert np.ptp(thr) > 0.1  # adaptation really moves the threshold
+    for k in ("alif", "lif"):
+        assert len(ref.spikes[k]) > 100
+        np.testing.assert_array_equal(got.spikes[k].dense(), ref.spikes[k].dense())
+    for var in ("v", "i"):
+        np.testing.assert_allclose(got.traces["alif"][var], ref.traces["alif"][var], rtol=0, atol=1e-12)
 
 
 def test_poisson_input_raises():
