@@ -219,7 +219,10 @@ def run_lava(
 # ------------------------------------------------------------------------------ builders
 
 
-def _float_neurons(lava: Any, network: Network) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+Neurons = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]  # processes, scale, bias
+
+
+def _float_neurons(lava: Any, network: Network) -> Neurons:
     neurons, scale, bias = {}, {}, {}
     for pop in network.populations:
         if isinstance(pop.model, ALIF):
@@ -242,7 +245,7 @@ def _float_neurons(lava: Any, network: Network) -> tuple[dict[str, Any], dict[st
     return neurons, scale, bias
 
 
-def _fixed_neurons(lava: Any, fixed: FixedPointNetwork) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _fixed_neurons(lava: Any, fixed: FixedPointNetwork) -> Neurons:
     neurons, scale, bias = {}, {}, {}
     for p in fixed.populations:
         neurons[p.name] = lava.LIF(shape=(p.size,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias_mant,
@@ -282,7 +285,8 @@ def _connection(lava: Any, name: str, w: np.ndarray, d: np.ndarray, sparse: bool
         return lava.Dense(weights=w, name=name, **opts)
     d = np.where(w != 0, d, 0)
     if sparse:
-        return lava.DelaySparse(weights=csr_matrix(w), delays=csr_matrix(d), max_delay=int(d.max()), name=name, **opts)
+        return lava.DelaySparse(weights=csr_matrix(w), delays=csr_matrix(d), max_delay=int(d.max()), name=name,
+                                **opts)
     return lava.DelayDense(weights=w, delays=d, max_delay=int(d.max()), name=name, **opts)
 
 
@@ -390,7 +394,8 @@ def _components(network: Union[Network, FixedPointNetwork]) -> list[list[str]]:
     return list(groups.values())
 
 
-def _one_trial(network: Union[Network, FixedPointNetwork], inputs: Mapping[str, Any], steps: int) -> dict[str, np.ndarray]:
+def _one_trial(network: Union[Network, FixedPointNetwork], inputs: Mapping[str, Any],
+               steps: int) -> dict[str, np.ndarray]:
     out = {}
     for src in network.inputs:
         if not isinstance(src, SpikeInput):
@@ -401,8 +406,9 @@ def _one_trial(network: Union[Network, FixedPointNetwork], inputs: Mapping[str, 
         if arr.ndim == 3 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 2 or arr.shape[0] < steps or arr.shape[1] != src.size:
-            raise NetworkError(f"inputs.{src.name}", f"expected one trial of shape ({steps}, {src.size}), "
-                                                     f"got {np.shape(inputs[src.name])} (run_lava loops over a batch)")
+            raise NetworkError(f"inputs.{src.name}",
+                               f"expected one trial of shape ({steps}, {src.size}), got "
+                               f"{np.shape(inputs[src.name])} (run_lava loops over a batch)")
         out[src.name] = arr[:steps] != 0
     return out
 
@@ -427,7 +433,8 @@ def _trace_spec(network: Union[Network, FixedPointNetwork], traces: Any) -> dict
     return spec
 
 
-def _store(out: dict[str, np.ndarray], var: str, values: np.ndarray, scale: np.ndarray, bias: np.ndarray, b: int) -> None:
+def _store(out: dict[str, np.ndarray], var: str, values: np.ndarray, scale: np.ndarray, bias: np.ndarray,
+           b: int) -> None:
     """Lava's u or v of one trial into the requested neurosim trace variables."""
     if var == "v":
         if "v" in out:

@@ -264,7 +264,8 @@ class _Reader:
                 raise self.fail(f"{base}/weight", problem)
             delay = self.delay(base, w.shape) if "delay" in self.f[base] else 1
             if w_rec is not None and np.max(delay) > 1:
-                raise self.fail(f"{base}/delay", "NetX's dense_rec with delays drops the weight exponent; unsupported")
+                raise self.fail(f"{base}/delay",
+                                "NetX's dense_rec with delays drops the weight exponent; unsupported")
             projs.append(self.projection(f"{base}/weight", self.attr(base, "projection", f"layer{k}_ff"),
                                          prev, pop.name, w, delay))
             if w_rec is not None:
@@ -300,7 +301,8 @@ class _Reader:
         elif d.ndim == 1 and d.size == shape[1]:
             d = np.repeat(d[None, :], shape[0], axis=0)
         elif d.ndim != 0 and d.shape != shape:
-            raise self.fail(f"{base}/delay", f"expected a scalar, ({shape[0]},), ({shape[1]},) or {shape}, got {d.shape}")
+            raise self.fail(f"{base}/delay",
+                            f"expected a scalar, ({shape[0]},), ({shape[1]},) or {shape}, got {d.shape}")
         return np.broadcast_to(d, shape).T + 1  # (n_pre, n_post), neurosim steps
 
     def projection(self, where: str, name: str, pre: str, post: str, w: np.ndarray, delay: Any) -> FixedProjection:
@@ -337,7 +339,8 @@ def run_netx(path: PathLike, inputs: Mapping[str, Any], steps: int, *, traces: b
     source.s_out.connect(net.inp)
     monitors = {}
     for pop, layer in zip(fixed.populations, net.layers):
-        for var, target in (("s", layer.neuron.s_out), *((("u", layer.neuron.u), ("v", layer.neuron.v)) if traces else ())):
+        probes = [("s", layer.neuron.s_out)] + ([("u", layer.neuron.u), ("v", layer.neuron.v)] if traces else [])
+        for var, target in probes:
             mon = lava.Monitor()
             mon.probe(target, steps)
             monitors[(pop.name, var)] = (mon, layer.neuron)
@@ -352,10 +355,13 @@ def run_netx(path: PathLike, inputs: Mapping[str, Any], steps: int, *, traces: b
         spikes[pop.name] = SpikeTrains(t.astype(np.int64), np.zeros(len(t), np.int32), j.astype(np.int32),
                                        pop.size, steps, 1)
         if traces:
-            rec[pop.name] = {f"{v}_int": np.round(data[(pop.name, v)]).astype(np.int64)[:, None, :] for v in ("u", "v")}
+            rec[pop.name] = {f"{v}_int": np.round(data[(pop.name, v)]).astype(np.int64)[:, None, :]
+                             for v in ("u", "v")}
     t, j = np.nonzero(x)
-    spikes[src_name] = SpikeTrains(t.astype(np.int64), np.zeros(len(t), np.int32), j.astype(np.int32), x.shape[1], steps, 1)
+    spikes[src_name] = SpikeTrains(t.astype(np.int64), np.zeros(len(t), np.int32), j.astype(np.int32),
+                                   x.shape[1], steps, 1)
     run_s = time.perf_counter() - t0
-    return SimulationResult(spikes=spikes, traces=rec, timings={"run": run_s, "total": run_s}, backend="lava-netx-fixed_pt",
+    return SimulationResult(spikes=spikes, traces=rec, timings={"run": run_s, "total": run_s},
+                            backend="lava-netx-fixed_pt",
                             dtype="int32", dt=fixed.dt, steps=steps, batch=1, seed=0,
                             meta={"populations": [p.name for p in fixed.populations]})

@@ -138,7 +138,8 @@ class FixedProjection:
         if w.ndim != 2 or w.dtype.kind not in "iu":
             raise NetworkError(f"{where}.weights", f"expected a 2-D integer array, got {w.dtype} shape {w.shape}")
         if self.sign_mode not in WEIGHT_LIMITS:
-            raise NetworkError(f"{where}.sign_mode", f"expected one of {sorted(WEIGHT_LIMITS)}, got {self.sign_mode!r}")
+            raise NetworkError(f"{where}.sign_mode",
+                               f"expected one of {sorted(WEIGHT_LIMITS)}, got {self.sign_mode!r}")
         lo, hi = WEIGHT_LIMITS[self.sign_mode]
         if w.size and (w.min() < lo or w.max() > hi):
             raise NetworkError(f"{where}.weights", f"{self.sign_mode} mantissas must lie in [{lo}, {hi}], "
@@ -263,7 +264,8 @@ def lava_lif_params(pop: Population, *, fixed: bool, target: str = TARGET) -> di
                                                          f"{vals.min():g}..{vals.max():g}")
         out[name] = float(vals[0])
     if np.any(p.theta <= 0):
-        raise ExportError(target, f"{where}.theta", f"expected thresholds > 0 (Lava's vth), got min {p.theta.min():g}")
+        raise ExportError(target, f"{where}.theta",
+                          f"expected thresholds > 0 (Lava's vth), got min {p.theta.min():g}")
     if out["alpha"] != 0 and np.any(p.bias != 0):
         raise ExportError(target, f"{where}.bias", "Lava adds bias to v, neurosim to i: equal only when alpha = 0 "
                                                    f"(alpha = {out['alpha']:g})")
@@ -310,7 +312,8 @@ def quantize(
     for proj in network.projections:
         if proj.max_delay > max_delay:
             raise ExportError(target, f"projections.{proj.name}.delay",
-                              f"at most {max_delay} steps (DelayDense holds {max_delay - 1} extra steps), got {proj.max_delay}")
+                              f"at most {max_delay} steps (DelayDense holds {max_delay - 1} extra steps), "
+                              f"got {proj.max_delay}")
         incoming[proj.post].append(proj)
 
     pops, pop_reports, scales = [], {}, {}
