@@ -64,6 +64,58 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_crosscheck, batch=None, trace=[])  # read by neurosim.cli._argument_error
 
+    from .pipeline import DemoConfig
+
+    d = DemoConfig()
+    p = sub.add_parser(
+        "demo", help="the main job: train an LSNN, simulate, export, cross-check, write a report",
+        description="Train a recurrent ALIF network (LSNN) on a bundled task, simulate the trained network "
+                    "on the test set in neurosim (CuPy on a GPU, else numba or NumPy), export it to NIR, "
+                    "NetX and a Brian2 script, cross-check it in Brian2 and Lava (floating and fixed point) "
+                    "and write DIR/report.md and DIR/report.html (training curve, accuracy, rasters of "
+                    "every simulator, agreement table, quantisation error, timings, versions). Exit code 1 "
+                    "when the task bar or exact cross-check agreement is not reached.")
+    p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
+                   help="run directory, created if missing (default runs/demo)")
+    p.add_argument("--task", default=d.task, help=f"bundled task (default {d.task})")
+    p.add_argument("--rule", default=d.rule, help=f"learning rule, as for 'neurosim train' (default {d.rule})")
+    p.add_argument("--hidden", type=positive_int, default=d.hidden, metavar="N",
+                   help=f"hidden ALIF neurons (default {d.hidden})")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, metavar="N",
+                   help=f"training epochs (default {d.epochs})")
+    p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
+    p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
+    p.add_argument("--n-check", type=positive_int, default=d.n_check, metavar="N",
+                   help=f"test trials run in every cross-check target (default {d.n_check})")
+    p.add_argument("--against", default=",".join(d.targets), metavar="T1,T2",
+                   help=f"cross-check targets (default {','.join(d.targets)})")
+    p.add_argument("--backend", default=d.backend, choices=("numpy", "numba", "cupy", "auto"),
+                   help="neurosim backend for the test-set simulation (default auto)")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S", help="seed of data and weights (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from neurosim.errors import NetworkError, NeurosimError
+
+    from .crosscheck import parse_targets
+    from .pipeline import DemoConfig, check_bar, run_demo
+
+    try:
+        targets = tuple(parse_targets(args.against))
+    except NetworkError as exc:
+        raise NeurosimError(f"--against: {exc.message}") from None
+    defaults = DemoConfig()
+    config = DemoConfig(task=args.task, rule=args.rule, hidden=args.hidden, epochs=args.epochs,
+                        n_train=args.n_train, n_test=args.n_test, n_check=args.n_check, targets=targets,
+                        backend=args.backend, seed=args.seed, lr=defaults.lr)
+    result = run_demo(config, args.out, progress=not args.no_progress)
+    problems = check_bar(result)
+    for p in problems:
+        print(f"demo: {p}")
+    return 1 if problems else 0
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from neurosim import storage

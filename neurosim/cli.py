@@ -149,12 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "machine (and why not), and which one --backend auto picks.")
     p.set_defaults(func=cmd_backends)
 
-    p = sub.add_parser("demo", help="build, simulate and plot the CUBA network in one go",
+    p = sub.add_parser("cuba", help="build, simulate and plot the CUBA benchmark network in one go",
                        description="Build the CUBA network, save it as model.h5 in --out, simulate it "
                                    "(default 10000 steps of 0.1 ms = 1 s), and write result.h5, raster.png "
                                    "and summary.md (rates, timings, backend, synaptic events, versions).")
-    p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
-                   help="output directory, created if missing (default runs/demo)")
+    p.add_argument("--out", default=os.path.join("runs", "cuba"), metavar="DIR",
+                   help="output directory, created if missing (default runs/cuba)")
     p.add_argument("--n", type=_int_at_least(10, "neurons"), default=4000, help="number of neurons (default 4000)")
     p.add_argument("--steps", type=_int_at_least(1, "steps"), default=10_000, metavar="T",
                    help="number of 0.1 ms steps (default 10000 = 1 s)")
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
                    help="seed of the network's connectivity and initial voltages (default 0)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_cuba)
 
     from training.cli_train import register  # defines arguments only; torch loads when it runs
 
@@ -316,7 +316,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_cuba(args: argparse.Namespace) -> int:
     from . import plot, storage
     from .simulate import simulate
 

@@ -405,7 +405,7 @@ def test_trace_of_an_unknown_population(tmp_path, model, npz, capsys):
 def test_every_option_has_help(capsys):
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == {"simulate", "info", "raster", "example", "backends", "demo", "train",
+    assert set(subparsers.choices) == {"simulate", "info", "raster", "example", "backends", "cuba", "demo", "train",
                                        "export", "import", "crosscheck"}
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
@@ -472,7 +472,7 @@ def test_example_small_lif_code_path(tmp_path, model, capsys, monkeypatch):
 def test_demo_small(tmp_path, capsys):
     pytest.importorskip("assets.cuba", reason="assets/cuba.py is not in this checkout")
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n", "400", "--steps", "500", "--backend", "numpy",
+    assert main(["cuba", "--out", str(out), "--n", "400", "--steps", "500", "--backend", "numpy",
                  "--no-progress"]) == 0
     stdout = capsys.readouterr().out
     for name in ("model.h5", "result.h5", "raster.png", "summary.md"):
