@@ -339,7 +339,7 @@ def _node_from_dict(d: Any, where: str, path: str) -> Any:
         if kind in _NIR_TYPES:
             kw = {k: v for k, v in d.items() if k not in ("input_type", "output_type")}
             return nir.dict2NIRNode(kw)
-    except FileFormatError:
+    except (FileFormatError, ExportError):
         raise
     except (AssertionError, TypeError, ValueError, KeyError) as exc:
         raise FileFormatError(path, where, f"cannot read a NIR {kind} node: {exc!r}") from None
@@ -693,8 +693,8 @@ def _trace(nodes: dict[str, Any], edges: list[tuple[str, str]], sizes: dict[str,
     paths: list[_Path] = []
 
     def walk(src: str, at: str, w: Optional[np.ndarray], d_src: np.ndarray, d_cur: Optional[np.ndarray],
-             last: str, meta: dict[str, Any], seen: tuple[str, ...]) -> None:
-        # w: (n_source, n_here) weights so far, None while still the identity
+             last: str, meta: dict[str, Any], seen: tuple[str, ...], via: str = "") -> None:
+        # w: (n_source, n_here) weights so far, None while still the identity; via: last transform node
         for nxt in succ[at]:
             node = nodes[nxt]
             if type(node) in _NEURONS:
@@ -703,8 +703,8 @@ def _trace(nodes: dict[str, Any], edges: list[tuple[str, str]], sizes: dict[str,
                 paths.append(_Path(src, nxt, ww, 1 + d_src[:, None] + post[None, :], last, meta))
                 continue
             if ctx.is_output(nxt, node):
-                if at != src:
-                    raise ctx.error(f"nodes.{at}", f"{_type_name(nodes[at])} feeds Output {nxt!r} without a neuron "
+                if via:
+                    raise ctx.error(f"nodes.{via}", f"{_type_name(nodes[via])} feeds Output {nxt!r} without a neuron "
                                                    "in between; neurosim records neuron populations only")
                 continue
             if nxt in seen:
@@ -723,7 +723,7 @@ def _trace(nodes: dict[str, Any], edges: list[tuple[str, str]], sizes: dict[str,
             elif isinstance(node, nir.Delay):
                 k = _delay_steps(nxt, node, ctx)
                 nds, ndc = (d_src + k, None) if d_cur is None else (d_src, d_cur + k)
-            walk(src, nxt, nw, nds, ndc, nlast, nmeta, seen + (nxt,))
+            walk(src, nxt, nw, nds, ndc, nlast, nmeta, seen + (nxt,), via if nxt in ctx.identity else nxt)
 
     for n, node in nodes.items():
         if ctx.is_input(n, node) or type(node) in _NEURONS:

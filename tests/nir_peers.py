@@ -50,19 +50,20 @@ def _norse_cell(layer: torch.nn.Module) -> bool:
     return type(layer).__module__.startswith("norse.")
 
 
-def run_stateful(module: torch.nn.Module, x: np.ndarray, node: str = "") -> np.ndarray:
-    """Drive a module that maps (input, state) -> (output, state), as nirtorch builds them.
-
-    node: read that node's output from the state's cache instead (nirtorch's GraphExecutor, which
-    Norse uses, returns the last node it ran, which in a recurrent graph is the recurrent Linear)."""
+def run_stateful(module: torch.nn.Module, x: np.ndarray, nodes: Sequence[str] = ()) -> Any:
+    """Drive a module that maps (input, state) -> (output, state), as nirtorch builds them; returns
+    the outputs (T, B, n), or with `nodes` a dict of those nodes' outputs read from the state's
+    cache (nirtorch's GraphExecutor, which Norse uses, returns the last node it ran, which in a
+    recurrent graph is the recurrent Linear)."""
     state = None
-    out = []
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (nodes or [""])}
     with torch.no_grad():
         for t in range(x.shape[0]):
             y, state = module(torch.as_tensor(np.asarray(x[t], dtype=np.float64)), state)
-            y = state.cache[node] if node else y
-            out.append(y.detach().numpy().copy())
-    return np.array(out)
+            for k in out:
+                out[k].append((state.cache[k] if k else y).detach().numpy().copy())
+    arrays = {k: np.array(v) for k, v in out.items()}
+    return arrays if nodes else arrays[""]
 
 
 @contextlib.contextmanager
