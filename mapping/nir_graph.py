@@ -7,7 +7,8 @@ Discretisation (NIR is continuous-time; ``dt`` is the network's step on export, 
 import). ``decay(tau)`` is :func:`neurosim.models.decay`: ``1 - dt/tau`` ('euler', what
 snnTorch writes with dt = 1e-4 and Norse reads) or ``exp(-dt/tau)`` ('exact'). Each ODE
 ``tau dy/dt = -y + k u`` becomes ``y <- decay*y + (1 - decay)*k*u`` (forward Euler, or the exact
-solution for u held constant over the step), so, with our step ``i = alpha*i + gain*(x + bias)``,
+solution for u held constant over the step; the two ODEs of the Cuba nodes are discretised one
+by one, v taking this step's current), so, with our step ``i = alpha*i + gain*(x + bias)``,
 ``v = beta*v + i``:
 
 =============  =========================================  ==========================================
@@ -36,12 +37,22 @@ Resets. NIR's reset is ``v = v_reset``; neurosim's 'zero' reset is v_reset = 0. 
 rule travels in node metadata ``neurosim.reset``; for graphs without it, ``from_nir(reset=...)``
 says which rule the writer meant. A nonzero v_reset is refused.
 
+Graph shape. Export: one Input per input source, one neuron node per population, an Output
+after every population that projects to no other population. Import: sub-graphs are inlined,
+an Input's shape is flattened, Scale nodes and chains of Linear/Affine nodes multiply into the
+projection's weights, Affine biases become the target population's bias.
+
 Extensions (metadata keys ``neurosim.*``, ignored by other NIR tools): reset rule, refractory
 steps, initial state (v0, i0, a0), model kind, Poisson input rates, projection names, sparsity,
 node order, and the exact per-step parameters (so that a round trip at the same dt and
 discretisation is bit-exact; they are checked against the NIR fields and used only when they agree
 to 1e-8). ALIF has no NIR primitive: it is written as a node of type ``neurosim.ALIF``
-(:class:`ALIFNode`) that ``nir.read`` and peers' importers refuse; :func:`read_nir` reads it.
+(:class:`ALIFNode`) that ``nir.read`` and snnTorch's importer refuse (Norse 1.1's ``from_nir``
+silently skips node types it does not know); :func:`read_nir` reads it.
+
+Peers (checked in tests/test_mapping_nir.py). snnTorch 1.0 writes Euler at dt = 1e-4 and its
+subtractive reset as v_reset = 0: read with ``dt=1e-4, reset='subtract'``. Norse 1.1's ``to_nir``
+writes ``tau = dt/tau_inv`` (dt times tau): its graphs read back exactly with ``dt = dt_norse**2``.
 """
 from __future__ import annotations
 
@@ -483,14 +494,15 @@ _TRANSFORMS = (nir.Linear, nir.Affine, nir.Scale, nir.Delay)
 
 
 def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: float,
-             discretization: Discretization = "euler", reset: str = "subtract",
+             discretization: Discretization = "euler", reset: str = "subtract", *,
              source: Optional[str] = None) -> Network:
     """A Network from a NIR graph (or a file path, read as by :func:`read_nir`).
 
     dt: the step in seconds used to discretise every time constant (`discretization`, see the
     module docstring). reset: 'subtract' or 'zero', for spiking nodes without ``neurosim.reset``
     metadata (NIR has no field for it). Unsupported node types, shape mismatches and parameters
-    neurosim cannot express raise ExportError naming ``nodes.<node>.<field>``.
+    neurosim cannot express raise ExportError naming ``nodes.<node>.<field>``; `source` (a file
+    name) is added to those messages.
     """
     if isinstance(graph_or_path, (str, os.PathLike)):
         return read_nir(graph_or_path, dt, discretization, reset)
