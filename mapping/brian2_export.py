@@ -460,8 +460,10 @@ def read_inputs(path, steps):
             sys.exit(f"{path}: missing array {src['name']!r} (shape (T, {src['size']}) or (T, batch, {src['size']}))")
         arr = np.asarray(data[src["name"]])
         arr = arr[:, None, :] if arr.ndim == 2 else arr
-        if arr.ndim != 3 or arr.shape[0] < steps or arr.shape[2] != src["size"] or not np.all((arr == 0) | (arr == 1)):
-            sys.exit(f"{path}: {src['name']!r} must be 0/1 of shape (T >= {steps}, [batch,] {src['size']}), got {arr.shape}")
+        shape_ok = arr.ndim == 3 and arr.shape[0] >= steps and arr.shape[2] == src["size"]
+        if not shape_ok or not np.all((arr == 0) | (arr == 1)):
+            sys.exit(f"{path}: {src['name']!r} must be 0/1 of shape (T >= {steps}, [batch,] {src['size']}), "
+                     f"got {arr.shape}")
         spikes[src["name"]] = arr[:steps] != 0
         batches.add(arr.shape[1])
     batch = max(batches) if batches else 1
