@@ -1,61 +1,90 @@
-"""Loihi fixed-point mode: quantise a Network to Lava 0.10's integer LIF + Dense and simulate it.
+"""Loihi fixed-point mode: quantise a Network to integer neurons + Lava Dense and simulate it.
 
 :func:`simulate_fixed` reproduces, bit for bit, Lava 0.10's ``PyLifModelBitAcc`` (``LIF``,
-tag ``fixed_pt``) fed by ``PyDenseModelBitAcc`` / ``PyDelayDenseModelBitAcc`` connections.
-Per step t, for every population (all integers; int32 arithmetic wraps as in Lava):
+tag ``fixed_pt``) fed by ``PyDenseModelBitAcc`` / ``PyDelayDenseModelBitAcc`` connections,
+and extends that neuron, Loihi style, with threshold adaptation (ALIF), subtractive reset,
+refractory periods and non-spiking readouts (LI); Lava runs the extension as the custom
+process of :mod:`mapping.lava_export`. Per step t, for every population (all integers;
+int32 arithmetic wraps as in Lava; trunc rounds toward zero, ``sign(p) * (|p| >> k)``):
 
 ::
 
     c_k   = shift(sum of W[pre, post] over the pre neurons of projection k that spiked at
             t - d, separately for every delay d), shift(x, e) = x << e (e > 0) or x >> -e (floor)
     a_in  = sum_k c_k                                    (int32, wraps)
-    u     = trunc(u * (4096 - (du + 1)) / 4096) + (a_in << 6)    (int32; trunc rounds to 0)
+    u     = trunc(u * (4096 - (du + 1)) / 4096) + (a_in << 6)    (int32)
     u     = u - 2**24 if u > 2**23;  u + 2**24 if u <= -2**23     (one 24-bit wrap, as Lava)
-    v     = clip(trunc(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp), +-(2**23 - 1))
-    s     = v > (vth << 6);   v[s] = 0                   (reset to zero; u is kept)
+    v~    = clip(trunc(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp), +-(2**23 - 1))
+    a     = clip(trunc(a * (4096 - drho) / 4096) + adapt_inc * z[t-1], +-(2**23 - 1))
+    A     = (vth << 6) + trunc(adapt_mant * a / 2**adapt_shift)      (threshold, v units)
+    v~    = v[t-1]  while r[t-1] > 0                     (refractory: v held, u integrates)
+    z     = v~ > A  and  r[t-1] == 0  and  spiking        (strict >)
+    v     = 0 where z                                    (reset 'zero', as Lava)
+          = clip(v~ - z * (vth << 6), +-(2**23 - 1))      (reset 'subtract': v -= theta)
+    r     = refractory where z, else max(r[t-1] - 1, 0)
 
-:func:`quantize` maps a float network (LIF or IF, ``reset='zero'``) onto it. Each neuron j
-gets a scale ``S_j = 64 * vth / theta_j`` (integer state units per float unit), so
+This is :func:`neurosim.models.neuron_step` in integers and in its order: a[t] takes the
+spike of t - 1, ``A = theta + adapt * a``, the subtractive reset removes theta (not A).
+Lava's own LIF is the case kind 'lif', reset 'zero', refractory 0 (then a = 0, A = vth << 6,
+and the lines above are exactly ``PyLifModelBitAcc``); :func:`neuron_step_fixed` is the one
+definition. Widths: u, v, a 24-bit signed; du, dv, drho 12-bit decays (dv, drho may be
+4096); vth 17-bit; adapt_inc and adapt_mant signed 16-bit; adapt_shift 0..31; refractory
+0..255 steps; products in int64.
+
+:func:`quantize` maps a float network (LIF, IF, ALIF, LI; either reset) onto it. Each neuron j
+gets a scale ``S_j = 64 * vth / theta_j`` (integer state units per float unit; theta_j = 1
+for LI) and each ALIF population an adaptation scale ``2**a_exp``, so
 
 ::
 
     alpha ~ (4095 - du) / 4096      beta ~ (4096 - dv) / 4096      theta_j = 64 * vth / S_j
     w_ij * gain_j ~ m_ij * 2**e * 64 / S_j      bias_j * gain_j ~ bias_mant_j * 2**bias_exp_j / S_j
+    rho ~ (4096 - drho) / 4096      a ~ a_int / 2**a_exp      adapt_gain_j ~ adapt_inc_j / 2**a_exp
+    adapt_j ~ adapt_mant_j * 2**(a_exp - adapt_shift) / S_j
 
 (exact for e >= 0; for e < 0 Lava floors each step's summed input of a projection, which
 takes up to 1 input unit, theta_j / vth in float units, off the dequantised sum)
-with 12-bit du, dv in [0, 4095], a 17-bit vth, 8-bit weight mantissas m (Lava's ranges:
+with 12-bit du, dv, drho, a 17-bit vth, 8-bit weight mantissas m (Lava's ranges:
 mixed signs: even values in [-256, 254], since Lava drops their lowest bit; excitatory
 [0, 255]; inhibitory [-255, 0]), one weight exponent e in [-8, 7] per projection, 13-bit
-bias mantissas and bias exponents in [0, 7]. Nothing is clipped: a value that does not fit
-raises :class:`~neurosim.errors.ExportError` naming the field. Lava's LIF has one du, dv and
-vth per process, so alpha and beta must be uniform within a population (theta may vary: it
-is absorbed into S_j). The float equivalent of the integer model is :func:`dequantize`.
+bias mantissas and bias exponents in [0, 7]. a_exp is the largest that keeps every
+adapt_inc in 16 bits and a in 24 bits even for a neuron spiking every step; adapt_shift the
+largest that keeps every adapt_mant in 16 bits. Nothing is clipped: a value that does not
+fit raises :class:`~neurosim.errors.ExportError` naming the field. Lava's LIF has one du, dv
+and vth per process, and so has the integer neuron (plus one drho): alpha, beta, rho must be
+uniform within a population (theta, adapt, adapt_gain, refractory may vary). The float
+equivalent of the integer model is :func:`dequantize`.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Union
 
 import numpy as np
 
 from .errors import ExportError, NetworkError
-from .models import IF, LIF
+from .models import ALIF, IF, LI, LIF
 from .network import Network, PoissonInput, Population, Projection, SpikeInput
 from .result import SimulationResult, SpikeTrains
 
 TARGET = "lava"
 DECAY_ONE = 4096                      # decays are 12-bit fractions of 2**12
-UV_MAX = 2 ** 23                      # u and v are 24-bit signed
+UV_MAX = 2 ** 23                      # u, v and a are 24-bit signed
 VTH_MAX = 2 ** 17 - 1                 # unsigned 17-bit threshold mantissa
 WEIGHT_EXP_RANGE = (-8, 7)
 BIAS_MANT_RANGE = (-4096, 4095)       # signed 13-bit
 BIAS_EXP_RANGE = (0, 7)               # unsigned 3-bit
+ADAPT_RANGE = (-2 ** 15, 2 ** 15 - 1)  # adapt_inc and adapt_mant: signed 16-bit
+ADAPT_SHIFT_RANGE = (0, 31)
+A_EXP_RANGE = (-16, 30)               # a = a_int / 2**a_exp
+REFRACTORY_MAX = 255                  # 8-bit refractory counter
 MAX_DELAY = 64                        # DelayDense holds 0..63 extra steps (6 bits)
 WEIGHT_LIMITS = {"mixed": (-256, 254), "excitatory": (0, 255), "inhibitory": (-255, 0)}
-TRACE_VARS = ("v", "i", "v_int", "u_int")
+KINDS = ("lif", "alif", "li")
+RESETS = ("zero", "subtract")
+TRACE_VARS = ("v", "i", "a", "threshold", "v_int", "u_int", "a_int")
 
 
 # ------------------------------------------------------------------------------- records
@@ -63,11 +92,17 @@ TRACE_VARS = ("v", "i", "v_int", "u_int")
 
 @dataclass(frozen=True, eq=False)
 class FixedPopulation:
-    """Lava LIF parameters of one population (what ``lava.proc.lif.process.LIF`` is given).
+    """Integer neuron parameters of one population (module docstring).
 
     du, dv: decays as Lava takes them (u decays by (4095 - du)/4096, v by (4096 - dv)/4096);
     vth: threshold mantissa (compared as vth << 6); bias_mant, bias_exp, u0, v0: int64 (N,);
     scale: S_j, integer units per float unit of i and v, float64 (N,).
+    kind: 'lif' (also IF), 'alif' or 'li' (never spikes); reset: 'zero' or 'subtract';
+    refractory: steps (N,); drho: adaptation decay (a decays by (4096 - drho)/4096);
+    adapt_inc: added to a after a spike (N,); adapt_mant, adapt_shift: A = (vth << 6) +
+    trunc(adapt_mant * a / 2**adapt_shift); a_exp: a = a_int / 2**a_exp in float units;
+    a0: initial a (N,). A 'lif' or 'li' population has no adaptation (adapt_inc = a0 = 0).
+    With the defaults (kind 'lif', reset 'zero', no refractory) it is Lava's own LIF.
     """
 
     name: str
@@ -80,17 +115,35 @@ class FixedPopulation:
     u0: np.ndarray
     v0: np.ndarray
     scale: np.ndarray
+    kind: str = "lif"
+    reset: str = "zero"
+    refractory: Any = 0
+    drho: int = 0
+    adapt_inc: Any = 0
+    adapt_mant: Any = 0
+    adapt_shift: int = 0
+    a_exp: int = 0
+    a0: Any = 0
 
     def __post_init__(self) -> None:
         where = f"populations.{self.name}"
-        for name, lo, hi in (("du", -1, DECAY_ONE - 1), ("dv", 0, DECAY_ONE), ("vth", 0, VTH_MAX)):
+        for name, lo, hi in (("du", -1, DECAY_ONE - 1), ("dv", 0, DECAY_ONE), ("vth", 0, VTH_MAX),
+                             ("drho", 0, DECAY_ONE), ("adapt_shift", *ADAPT_SHIFT_RANGE), ("a_exp", *A_EXP_RANGE)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
                 raise NetworkError(f"{where}.{name}", f"expected an integer in [{lo}, {hi}], got {value!r}")
             object.__setattr__(self, name, int(value))
         for name, lo, hi in (("bias_mant", *BIAS_MANT_RANGE), ("bias_exp", -8, 7),
-                             ("u0", -UV_MAX + 1, UV_MAX - 1), ("v0", -UV_MAX + 1, UV_MAX - 1)):
+                             ("u0", -UV_MAX + 1, UV_MAX - 1), ("v0", -UV_MAX + 1, UV_MAX - 1),
+                             ("refractory", 0, REFRACTORY_MAX), ("adapt_inc", *ADAPT_RANGE),
+                             ("adapt_mant", *ADAPT_RANGE), ("a0", -UV_MAX + 1, UV_MAX - 1)):
             object.__setattr__(self, name, _int_vector(getattr(self, name), self.size, lo, hi, f"{where}.{name}"))
+        for name, allowed in (("kind", KINDS), ("reset", RESETS)):
+            if getattr(self, name) not in allowed:
+                raise NetworkError(f"{where}.{name}", f"expected one of {allowed}, got {getattr(self, name)!r}")
+        if self.kind != "alif" and (np.any(self.adapt_inc) or np.any(self.a0)):
+            raise NetworkError(f"{where}.adapt_inc", f"a {self.kind!r} population has no adaptation "
+                                                     "(adapt_inc and a0 must be 0; use kind 'alif')")
         scale = np.broadcast_to(np.asarray(self.scale, np.float64), (self.size,)).copy()
         if not np.all(np.isfinite(scale) & (scale > 0)):
             raise NetworkError(f"{where}.scale", "expected finite scales > 0")
@@ -108,10 +161,43 @@ class FixedPopulation:
         return (DECAY_ONE - self.dv) / DECAY_ONE
 
     @property
+    def rho(self) -> float:
+        """Adaptation decay of the integer model, (4096 - drho) / 4096."""
+        return (DECAY_ONE - self.drho) / DECAY_ONE
+
+    @property
+    def spiking(self) -> bool:
+        return self.kind != "li"
+
+    @property
+    def is_lava_lif(self) -> bool:
+        """True when Lava's own LIF (``PyLifModelBitAcc``) runs this population exactly."""
+        return self.kind == "lif" and self.reset == "zero" and not np.any(self.refractory)
+
+    @property
     def effective_bias(self) -> np.ndarray:
         """bias_mant << bias_exp (>> for negative exponents), added to v every step."""
         return np.where(self.bias_exp >= 0, self.bias_mant << np.maximum(self.bias_exp, 0),
                         self.bias_mant >> np.maximum(-self.bias_exp, 0))
+
+    @property
+    def a_scale(self) -> float:
+        """2**a_exp: integer units of a per float unit."""
+        return 2.0 ** self.a_exp
+
+    @property
+    def adapt(self) -> np.ndarray:
+        """The float adapt b that adapt_mant stands for: adapt_mant * 2**(a_exp - adapt_shift) / S."""
+        return self.adapt_mant * 2.0 ** (self.a_exp - self.adapt_shift) / self.scale
+
+    @property
+    def adapt_gain(self) -> np.ndarray:
+        """The float adapt_gain that adapt_inc stands for: adapt_inc / 2**a_exp."""
+        return self.adapt_inc / self.a_scale
+
+    def threshold_int(self, a: np.ndarray) -> np.ndarray:
+        """A = (vth << 6) + trunc(adapt_mant * a / 2**adapt_shift), in v units (int64)."""
+        return (self.vth << 6) + _mul_shift(a, self.adapt_mant, self.adapt_shift)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,9 +256,13 @@ class FixedProjection:
 class QuantizationReport:
     """Quantisation error of every parameter against the float network it came from.
 
-    populations[name]: vth_mant, du, dv, alpha/alpha_q/alpha_error, beta/beta_q/beta_error,
-    theta_max_abs_error, bias_max_abs_error, v0_max_abs_error, i0_max_abs_error,
-    state_limit (the smallest |u|, |v| in float units that would leave the 24-bit range).
+    populations[name]: kind, reset, vth_mant, du, dv, alpha/alpha_q/alpha_error,
+    beta/beta_q/beta_error, theta_max_abs_error, bias_max_abs_error, v0_max_abs_error,
+    i0_max_abs_error, state_limit (the smallest |u|, |v| in float units that would leave the
+    24-bit range); ALIF also drho, rho/rho_q/rho_error, a_exp, adapt_shift,
+    adapt_max_abs_error/adapt_max_rel_error (dequantised - float adapt, relative to the
+    largest |adapt|), adapt_gain_max_abs_error/adapt_gain_max_rel_error, a0_max_abs_error and
+    a_limit (the smallest float a at which a threshold A would leave the 24-bit range).
     projections[name]: weight_exp, sign_mode, n_synapses, n_zeroed (nonzero float weights
     quantised to 0), max_abs_error, rms_error, max_rel_error (to the largest |w * gain|),
     error_bound (largest allowed |error|: half a mantissa step, a full one for mixed signs,
@@ -189,10 +279,18 @@ class QuantizationReport:
 
     def summary(self) -> str:
         """One line per population and per projection: mantissas, exponents and largest errors."""
-        lines = ["population  vth   du    dv    |d alpha|  |d beta|   |d bias|   state limit"]
+        lines = ["population  kind reset     vth   du    dv    |d alpha|  |d beta|   |d bias|   state limit"]
         for k, p in self.populations.items():
-            lines.append(f"{k:<11} {p['vth_mant']:<5} {p['du']:<5} {p['dv']:<5} {abs(p['alpha_error']):<10.2e} "
-                         f"{abs(p['beta_error']):<10.2e} {p['bias_max_abs_error']:<10.2e} {p['state_limit']:.4g}")
+            lines.append(f"{k:<11} {p['kind']:<4} {p['reset']:<9} {p['vth_mant']:<5} {p['du']:<5} {p['dv']:<5} "
+                         f"{abs(p['alpha_error']):<10.2e} {abs(p['beta_error']):<10.2e} "
+                         f"{p['bias_max_abs_error']:<10.2e} {p['state_limit']:.4g}")
+        adaptive = {k: p for k, p in self.populations.items() if p["kind"] == "alif"}
+        if adaptive:
+            lines.append("adaptation  drho  |d rho|    a_exp shift rel |d adapt|  rel |d adapt_gain|  a limit")
+            for k, p in adaptive.items():
+                lines.append(f"{k:<11} {p['drho']:<5} {abs(p['rho_error']):<10.2e} {p['a_exp']:<5} "
+                             f"{p['adapt_shift']:<5} {p['adapt_max_rel_error']:<15.2e} "
+                             f"{p['adapt_gain_max_rel_error']:<18.2e} {p['a_limit']:.4g}")
         lines.append("projection  exp  sign        max |dw|   rel       zeroed")
         for k, p in self.projections.items():
             lines.append(f"{k:<11} {p['weight_exp']:<4} {p['sign_mode']:<11} {p['max_abs_error']:<10.2e} "
@@ -230,6 +328,8 @@ class FixedPointNetwork:
             if proj.weights.shape != (sizes[proj.pre], sizes[proj.post]):
                 raise NetworkError(f"{where}.weights", f"expected shape {(sizes[proj.pre], sizes[proj.post])}, "
                                                        f"got {proj.weights.shape}")
+            if proj.pre in pops and not self.population(proj.pre).spiking:
+                raise NetworkError(f"{where}.pre", f"{proj.pre!r} is an LI readout and never spikes")
 
     def population(self, name: str) -> FixedPopulation:
         for p in self.populations:
@@ -255,22 +355,46 @@ def lava_lif_params(pop: Population, *, fixed: bool, target: str = TARGET) -> di
                                          "(only LIF and IF with reset='zero' are)")
     if pop.model.reset != "zero":
         raise ExportError(target, f"{where}.reset", "Lava's LIF resets v to 0; reset='subtract' cannot be expressed")
+    out = _uniform(pop, ("alpha", "beta", "refractory"), "Lava's LIF", target)
+    if fixed and out["refractory"] > 0:
+        raise ExportError(target, f"{where}.refractory", "Lava 0.10 has no fixed-point LIFRefractory model")
+    return out
+
+
+def integer_neuron_params(pop: Population, target: str = TARGET) -> dict[str, Any]:
+    """Check that `pop` (LIF, IF, ALIF or LI, either reset) fits the integer neuron of the module
+    docstring and return its uniform alpha, beta (and rho for ALIF).
+
+    The integer neuron shares Lava's LIF limits: one du, dv (and drho) per population, bias
+    added to v (so bias needs alpha = 0), thresholds > 0; refractory periods up to
+    :data:`REFRACTORY_MAX` steps. Raises ExportError naming the first field that does not fit.
+    """
+    names = ("alpha", "beta", "rho") if isinstance(pop.model, ALIF) else ("alpha", "beta")
+    out = _uniform(pop, names, "the integer neuron", target)
+    refractory = pop.params.refractory
+    if np.any(refractory > REFRACTORY_MAX):
+        raise ExportError(target, f"populations.{pop.name}.model.refractory",
+                          f"at most {REFRACTORY_MAX} steps (an 8-bit counter), got {int(refractory.max())}")
+    return out
+
+
+def _uniform(pop: Population, names: tuple[str, ...], what: str, target: str) -> dict[str, Any]:
+    """The values of `names` (one per population), after the threshold and bias checks."""
+    where = f"populations.{pop.name}.model"
     p = pop.params
     out: dict[str, Any] = {}
-    for name in ("alpha", "beta", "refractory"):
+    for name in names:
         vals = np.asarray(getattr(p, name))
         if np.ptp(vals) != 0:
-            raise ExportError(target, f"{where}.{name}", f"Lava's LIF takes one value per population, got "
+            raise ExportError(target, f"{where}.{name}", f"{what} takes one value per population, got "
                                                          f"{vals.min():g}..{vals.max():g}")
         out[name] = float(vals[0])
-    if np.any(p.theta <= 0):
+    if pop.spiking and np.any(p.theta <= 0):
         raise ExportError(target, f"{where}.theta",
                           f"expected thresholds > 0 (Lava's vth), got min {p.theta.min():g}")
     if out["alpha"] != 0 and np.any(p.bias != 0):
         raise ExportError(target, f"{where}.bias", "Lava adds bias to v, neurosim to i: equal only when alpha = 0 "
                                                    f"(alpha = {out['alpha']:g})")
-    if fixed and out["refractory"] > 0:
-        raise ExportError(target, f"{where}.refractory", "Lava 0.10 has no fixed-point LIFRefractory model")
     return out
 
 
@@ -291,8 +415,9 @@ def quantize(
     headroom: float = 64.0,
     max_delay: int = MAX_DELAY,
     target: str = TARGET,
+    lava_lif_only: bool = False,
 ) -> FixedPointNetwork:
-    """Quantise `network` to Loihi's integer LIF + Dense (see the module docstring).
+    """Quantise `network` to Loihi's integer neurons + Dense (see the module docstring).
 
     vth_mant: threshold mantissa per population (int or {population: int}); by default the
     largest with ``64 * vth * headroom <= 2**23``, so |u|, |v| up to `headroom` thresholds fit
@@ -300,14 +425,18 @@ def quantize(
     weight_exp: one exponent for every projection (NetX files need 0); by default each
     projection gets the smallest in [-8, 7] that fits its largest weight.
     bias_exp: one bias exponent (NetX uses 6); by default the smallest per neuron that fits.
-    Raises ExportError (naming the field) for anything Lava's fixed-point LIF cannot hold.
+    lava_lif_only: accept only what Lava's own LIF runs (LIF/IF, reset 'zero', no refractory),
+    as NetX needs; otherwise ALIF, LI, subtractive reset and refractory periods are quantised
+    to the integer neuron (run in Lava by the custom process of :mod:`mapping.lava_export`).
+    Raises ExportError (naming the field) for anything the integer model cannot hold.
     """
     if not isinstance(network, Network):
         raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
     if not (np.isfinite(headroom) and headroom >= 1):
         raise NetworkError("headroom", f"expected a number >= 1 of thresholds, got {headroom!r}")
     check_lava_inputs(network, target)
-    lif = {p.name: lava_lif_params(p, fixed=True, target=target) for p in network.populations}
+    lif = {p.name: (lava_lif_params(p, fixed=True, target=target) if lava_lif_only
+                    else integer_neuron_params(p, target)) for p in network.populations}
     incoming: dict[str, list[Projection]] = {p.name: [] for p in network.populations}
     for proj in network.projections:
         if proj.max_delay > max_delay:
@@ -344,7 +473,7 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
         return int(given)
     v = float(np.floor(UV_MAX / (64 * headroom)))
     p = pop.params
-    per_unit = p.gain / p.theta  # integer input units per float unit of w, per unit of vth
+    per_unit = p.gain / _unit(pop)  # integer input units per float unit of w, per unit of vth
     if weight_exp is not None:
         for proj in incoming:
             w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights) * per_unit[None, :]
@@ -362,11 +491,20 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
     return int(min(np.floor(v), VTH_MAX))
 
 
+def _unit(pop: Population) -> np.ndarray:
+    """Float value of vth << 6 per neuron: theta, or 1 for an LI readout (it has none)."""
+    return pop.params.theta if pop.spiking else np.ones(pop.size)
+
+
+def _kind(pop: Population) -> str:
+    return "alif" if isinstance(pop.model, ALIF) else ("li" if isinstance(pop.model, LI) else "lif")
+
+
 def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_exp: Optional[int],
                          target: str) -> tuple[FixedPopulation, dict[str, Any]]:
     where = f"populations.{pop.name}"
     p = pop.params
-    scale = 64.0 * vth / p.theta
+    scale = 64.0 * vth / _unit(pop)
     du = int(np.clip(DECAY_ONE - 1 - np.round(lif["alpha"] * DECAY_ONE), 0, DECAY_ONE - 1))
     dv = int(np.clip(np.round((1.0 - lif["beta"]) * DECAY_ONE), 0, DECAY_ONE - 1))
     b_mant, b_exp = _quantize_bias(p.bias * p.gain * scale, bias_exp, f"{where}.model.bias", target)
@@ -375,20 +513,77 @@ def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_ex
         if np.any(np.abs(arr) >= UV_MAX):
             raise ExportError(target, f"{where}.{name}", f"initial state beyond the 24-bit range (|x| < "
                                                          f"{UV_MAX / scale.max():.4g} at vth_mant={vth})")
+    kind = _kind(pop)
+    adapt, adapt_rep = _quantize_adaptation(pop, lif["rho"], vth, scale, target) if kind == "alif" else ({}, {})
     fp = FixedPopulation(pop.name, pop.size, du, dv, vth, b_mant, b_exp, u0.astype(np.int64),
-                         v0.astype(np.int64), scale)
+                         v0.astype(np.int64), scale, kind=kind,
+                         reset="zero" if kind == "li" else pop.model.reset,  # type: ignore[union-attr]
+                         refractory=p.refractory.astype(np.int64), **adapt)
     bias_q = fp.effective_bias / scale
     rep = {
-        "vth_mant": vth, "du": du, "dv": dv,
+        "kind": kind, "reset": fp.reset, "vth_mant": vth, "du": du, "dv": dv,
         "alpha": lif["alpha"], "alpha_q": fp.alpha, "alpha_error": fp.alpha - lif["alpha"],
         "beta": lif["beta"], "beta_q": fp.beta, "beta_error": fp.beta - lif["beta"],
-        "theta_max_abs_error": float(np.abs(64.0 * vth / scale - p.theta).max()),
+        "theta_max_abs_error": float(np.abs(64.0 * vth / scale - _unit(pop)).max()) if pop.spiking else 0.0,
         "bias_max_abs_error": float(np.abs(bias_q - p.bias * p.gain).max()),
         "v0_max_abs_error": float(np.abs(fp.v0 / scale - pop.v0).max()),
         "i0_max_abs_error": float(np.abs(fp.u0 / scale - pop.i0).max()),
         "state_limit": float((UV_MAX / scale).min()),
+        **adapt_rep,
     }
     return fp, rep
+
+
+def _quantize_adaptation(pop: Population, rho: float, vth: int, scale: np.ndarray,
+                         target: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """drho, a_exp, adapt_inc, adapt_mant, adapt_shift, a0 of an ALIF population, and their errors.
+
+    a_exp: the largest with every |adapt_inc| <= 2**15 - 1, |a0| < 2**23 and |a| < 2**23 for a
+    neuron spiking every step (|adapt_inc| * 4096 / drho); adapt_shift: the largest with every
+    |adapt_mant| <= 2**15 - 1, adapt_mant = round(adapt * S / 2**a_exp * 2**adapt_shift).
+    """
+    where = f"populations.{pop.name}"
+    p = pop.params
+    drho = int(np.clip(np.round((1.0 - rho) * DECAY_ONE), 0, DECAY_ONE))
+    g, b, a0 = p.adapt_gain, p.adapt, np.asarray(pop.a0, np.float64)
+    hi = ADAPT_RANGE[1]
+    for a_exp in range(A_EXP_RANGE[1], A_EXP_RANGE[0] - 1, -1):
+        inc = np.round(g * 2.0 ** a_exp)
+        steady = np.abs(inc).max() * DECAY_ONE / max(drho, 1)
+        if np.abs(inc).max() <= hi and steady < UV_MAX and np.abs(np.round(a0 * 2.0 ** a_exp)).max() < UV_MAX:
+            break
+    else:
+        raise ExportError(target, f"{where}.model.adapt_gain", f"adapt_gain up to {np.abs(g).max():.4g} (or a0) "
+                                                               "does not fit a 16-bit increment of a 24-bit a")
+    ratio = b * scale / 2.0 ** a_exp            # v units per unit of a_int
+    shift = ADAPT_SHIFT_RANGE[1]
+    if np.any(ratio):
+        fits = [s for s in range(ADAPT_SHIFT_RANGE[1], ADAPT_SHIFT_RANGE[0] - 1, -1)
+                if np.abs(np.round(ratio * 2.0 ** s)).max() <= hi]
+        if not fits:
+            raise ExportError(target, f"{where}.model.adapt", f"adapt * S / 2**a_exp = {np.abs(ratio).max():.4g} "
+                                                              f"needs more than a 16-bit mantissa; lower vth_mant")
+        shift = fits[0]
+    mant = np.round(ratio * 2.0 ** shift).astype(np.int64)
+    fields = dict(drho=drho, adapt_inc=inc.astype(np.int64), adapt_mant=mant, adapt_shift=shift if np.any(mant) else 0,
+                  a_exp=a_exp, a0=np.round(a0 * 2.0 ** a_exp).astype(np.int64))
+    rho_q = (DECAY_ONE - drho) / DECAY_ONE
+    b_q = mant * 2.0 ** (a_exp - fields["adapt_shift"]) / scale
+    g_q = inc / 2.0 ** a_exp
+    room = (UV_MAX - 1) - (vth << 6)            # A = (vth << 6) + adapt term stays below 2**23
+    a_limit = float(np.min(np.where(mant > 0, room * 2.0 ** (fields["adapt_shift"] - a_exp) / np.maximum(mant, 1),
+                                    np.inf)))
+    rep = {
+        "drho": drho, "rho": rho, "rho_q": rho_q, "rho_error": rho_q - rho,
+        "a_exp": a_exp, "adapt_shift": fields["adapt_shift"],
+        "adapt_max_abs_error": float(np.abs(b_q - b).max()),
+        "adapt_max_rel_error": float(np.abs(b_q - b).max() / np.abs(b).max()) if np.any(b) else 0.0,
+        "adapt_gain_max_abs_error": float(np.abs(g_q - g).max()),
+        "adapt_gain_max_rel_error": float(np.abs(g_q - g).max() / np.abs(g).max()) if np.any(g) else 0.0,
+        "a0_max_abs_error": float(np.abs(fields["a0"] / 2.0 ** a_exp - a0).max()),
+        "a_limit": a_limit,
+    }
+    return fields, rep
 
 
 def _quantize_bias(b: np.ndarray, bias_exp: Optional[int], where: str, target: str) -> tuple[np.ndarray, np.ndarray]:
@@ -471,16 +666,25 @@ def _quantize_projection(proj: Projection, post: Population, scale: np.ndarray, 
 def dequantize(fixed: FixedPointNetwork) -> Network:
     """The float network the integer one stands for (gain folded into weights and bias).
 
-    LIF(alpha=(4095-du)/4096, beta=(4096-dv)/4096, theta=64*vth/S, bias=(bias_mant<<bias_exp)/S,
-    reset='zero'), v0 = v0/S, i0 = u0/S, weights m * 2**e * 64 / S_post. It differs from the
-    integer model only by rounding: the integer decays truncate toward zero every step, and
-    for weight_exp < 0 each step's summed input is floored (QuantizationReport.floor_error_bound).
+    kind 'lif': LIF(alpha=(4095-du)/4096, beta=(4096-dv)/4096, theta=64*vth/S,
+    bias=(bias_mant<<bias_exp)/S, reset, refractory); 'alif': the same as ALIF with
+    rho=(4096-drho)/4096, adapt=adapt_mant*2**(a_exp-adapt_shift)/S, adapt_gain=adapt_inc/2**a_exp,
+    a0 = a0/2**a_exp; 'li': LI(alpha, beta, bias). v0 = v0/S, i0 = u0/S, weights
+    m * 2**e * 64 / S_post. It differs from the integer model only by rounding: the integer
+    decays and the adaptive threshold truncate toward zero every step, and for weight_exp < 0
+    each step's summed input is floored (QuantizationReport.floor_error_bound).
     """
     pops = []
     for p in fixed.populations:
-        model = LIF(alpha=p.alpha, beta=p.beta, theta=64.0 * p.vth / p.scale, bias=p.effective_bias / p.scale,
-                    reset="zero")
-        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=p.u0 / p.scale))
+        common = dict(alpha=p.alpha, beta=p.beta, bias=p.effective_bias / p.scale)
+        spiking = dict(theta=64.0 * p.vth / p.scale, refractory=p.refractory, reset=p.reset)
+        if p.kind == "li":
+            model: Any = LI(**common)
+        elif p.kind == "alif":
+            model = ALIF(rho=p.rho, adapt=p.adapt, adapt_gain=p.adapt_gain, **common, **spiking)
+        else:
+            model = LIF(**common, **spiking)
+        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=p.u0 / p.scale, a0=p.a0 / p.a_scale))
     scale = {p.name: p.scale for p in fixed.populations}
     projs = [Projection(q.name, q.pre, q.post, q.weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
                         delay=q.delay) for q in fixed.projections]
@@ -490,30 +694,72 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
 # ------------------------------------------------------------------------------ simulate
 
 
+class FixedState(NamedTuple):
+    """Integer state after a step; every field (B, N) int64: u, v, a as in the module
+    docstring, z the spikes of this step (0/1), r the remaining refractory steps."""
+
+    u: np.ndarray
+    v: np.ndarray
+    a: np.ndarray
+    z: np.ndarray
+    r: np.ndarray
+
+
 def _wrap32(x: np.ndarray) -> np.ndarray:
     """Two's-complement wrap of int64 values to int32 (kept as int64)."""
     return ((x + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
 
 
-def _decay(x: np.ndarray, factor: int) -> np.ndarray:
-    """Lava's decay: sign(p) * (|p| >> 12) with p = x * factor in int64."""
-    p = x * factor
-    return np.sign(p) * (np.abs(p) >> 12)
+def _mul_shift(x: np.ndarray, factor: Any, shift: int = 12) -> np.ndarray:
+    """trunc(x * factor / 2**shift) = sign(p) * (|p| >> shift), p = x * factor in int64 (Lava's decay)."""
+    p = np.asarray(x, np.int64) * factor
+    return np.sign(p) * (np.abs(p) >> shift)
 
 
-def lif_step_fixed(pop: FixedPopulation, u: np.ndarray, v: np.ndarray, a_in: np.ndarray,
-                   counters: Optional[dict[str, int]] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One step of Lava's PyLifModelBitAcc on int64 arrays holding int32 values: (u, v, spikes)."""
+def _clip24(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -UV_MAX + 1, UV_MAX - 1)
+
+
+def initial_state(pop: FixedPopulation, batch: int) -> FixedState:
+    """u0, v0, a0 of `pop` for `batch` trials; no spike and no refractory time before step 0."""
+    tile = lambda x: np.broadcast_to(np.asarray(x, np.int64), (batch, pop.size)).copy()  # noqa: E731
+    return FixedState(tile(pop.u0), tile(pop.v0), tile(pop.a0), tile(0), tile(0))
+
+
+def neuron_step_fixed(pop: FixedPopulation, s: FixedState, a_in: np.ndarray,
+                      counters: Optional[dict[str, int]] = None) -> FixedState:
+    """One step of the integer neuron (module docstring) on int64 arrays; for Lava's own LIF
+    (``pop.is_lava_lif``) exactly Lava's PyLifModelBitAcc. `counters` gains the number of
+    24-bit wraps of u ('u_wraps') and clips of v ('v_clips') and a ('a_clips')."""
     act = _wrap32(_wrap32(a_in) << 6)
-    u = _wrap32(_decay(u, DECAY_ONE - (pop.du + 1)) + act)
+    u = _wrap32(_mul_shift(s.u, DECAY_ONE - (pop.du + 1)) + act)
     wrapped = np.where(u > UV_MAX, u - 2 * UV_MAX, np.where(u <= -UV_MAX, u + 2 * UV_MAX, u))
-    raw = _wrap32(_decay(v, DECAY_ONE - pop.dv) + wrapped + pop.effective_bias)
-    v = np.clip(raw, -UV_MAX + 1, UV_MAX - 1)
+    raw_v = _wrap32(_mul_shift(s.v, DECAY_ONE - pop.dv) + wrapped + pop.effective_bias)
+    raw_a = _mul_shift(s.a, DECAY_ONE - pop.drho) + pop.adapt_inc * s.z
+    held = s.r > 0
+    v, a = np.where(held, s.v, _clip24(raw_v)), _clip24(raw_a)
+    z = (v > pop.threshold_int(a)) & ~held & pop.spiking
+    sub = v - z * (pop.vth << 6)
+    v_out = np.where(z, 0, v) if pop.reset == "zero" else _clip24(sub)
     if counters is not None:
+        clipped = ((raw_v != _clip24(raw_v)) & ~held) | ((sub != v_out) & (pop.reset == "subtract"))
         counters["u_wraps"] += int(np.count_nonzero(wrapped != u))
-        counters["v_clips"] += int(np.count_nonzero(raw != v))
-    s = v > (pop.vth << 6)
-    return wrapped, np.where(s, 0, v), s
+        counters["v_clips"] += int(np.count_nonzero(clipped))
+        counters["a_clips"] += int(np.count_nonzero(raw_a != a))
+    r = np.where(z, pop.refractory, np.maximum(s.r - 1, 0))
+    return FixedState(wrapped, v_out, a, z.astype(np.int64), r)
+
+
+def fixed_traces(pop: FixedPopulation, u: np.ndarray, v: np.ndarray, a: np.ndarray,
+                 variables: Iterable[str]) -> dict[str, np.ndarray]:
+    """Trace variables of :data:`TRACE_VARS` from integer u, v, a records (any shape ending in N):
+    'u_int', 'v_int', 'a_int' the integers; 'v' = v / S, 'i' = (u + bias) / S, 'a' = a / 2**a_exp,
+    'threshold' = A / S (0 for LI, as neurosim), the float network's units."""
+    conv = {"u_int": lambda: u, "v_int": lambda: v, "a_int": lambda: a,
+            "v": lambda: v / pop.scale, "i": lambda: (u + pop.effective_bias) / pop.scale,
+            "a": lambda: a / pop.a_scale,
+            "threshold": lambda: (pop.threshold_int(a) / pop.scale if pop.spiking else np.zeros(np.shape(v)))}
+    return {var: conv[var]() for var in variables}
 
 
 def simulate_fixed(
@@ -527,9 +773,10 @@ def simulate_fixed(
     """Simulate `fixed` with Lava 0.10's integer arithmetic (module docstring), bit-exactly.
 
     inputs, steps, batch: as :func:`neurosim.simulate`. traces: {'pop': [...]} or ['pop:var'];
-    variables 'v_int', 'u_int' (the integers, int64) and 'v', 'i' (float: v_int / S and
-    u_int / S + bias, the units of the float network). meta['u_wraps'] and meta['v_clips']
-    count the 24-bit wraps of u and clips of v per population (0 for a well-scaled network).
+    variables 'v_int', 'u_int', 'a_int' (the integers, int64) and 'v', 'i', 'a', 'threshold'
+    (floats in the units of the float network, :func:`fixed_traces`). meta['u_wraps'],
+    meta['v_clips'] and meta['a_clips'] count the 24-bit wraps of u and clips of v and a per
+    population (0 for a well-scaled network).
     """
     from .simulate import _batch_size, _check_inputs, _check_steps
 
@@ -548,12 +795,11 @@ def simulate_fixed(
     for q in fixed.projections:
         by_delay = [(int(d), np.where(q.delays == d, q.weights, 0)) for d in np.unique(q.delays)]
         routes.setdefault(q.pre, []).append((q, by_delay))
-    state = {p.name: (np.broadcast_to(p.u0, (batch, p.size)).copy(), np.broadcast_to(p.v0, (batch, p.size)).copy())
-             for p in fixed.populations}
+    state = {p.name: initial_state(p, batch) for p in fixed.populations}
     spikes = {p.name: np.zeros((steps, batch, p.size), bool) for p in fixed.populations}
-    rec = {p: {v: np.zeros((steps, batch, fixed.population(p).size), np.int64) for v in ("u_int", "v_int")}
+    rec = {p: {v: np.zeros((steps, batch, fixed.population(p).size), np.int64) for v in ("u", "v", "a")}
            for p in spec}
-    counters = {p.name: {"u_wraps": 0, "v_clips": 0} for p in fixed.populations}
+    counters = {p.name: {"u_wraps": 0, "v_clips": 0, "a_clips": 0} for p in fixed.populations}
     t_setup = time.perf_counter()
 
     for t in range(steps):
@@ -562,11 +808,11 @@ def simulate_fixed(
             slot = t % len(ring)
             a_in = ring[slot].copy()
             ring[slot] = 0
-            u, v, s = lif_step_fixed(p, *state[p.name], a_in, counters[p.name])
-            state[p.name] = (u, v)
-            spikes[p.name][t] = s
+            new = state[p.name] = neuron_step_fixed(p, state[p.name], a_in, counters[p.name])
+            spikes[p.name][t] = new.z
             if p.name in rec:
-                rec[p.name]["u_int"][t], rec[p.name]["v_int"][t] = u, v
+                for var in ("u", "v", "a"):
+                    rec[p.name][var][t] = getattr(new, var)
         for pre, outgoing in routes.items():
             s = (spikes[pre][t] if pre in spikes else given[pre][t]).astype(np.int64)
             if not s.any():
@@ -583,10 +829,8 @@ def simulate_fixed(
         trains[src.name] = _trains(np.asarray(given[src.name]), steps, batch)
     out_traces: dict[str, dict[str, np.ndarray]] = {}
     for name, variables in spec.items():
-        p = fixed.population(name)
-        conv = {"u_int": rec[name]["u_int"], "v_int": rec[name]["v_int"], "v": rec[name]["v_int"] / p.scale,
-                "i": rec[name]["u_int"] / p.scale + p.effective_bias / p.scale}
-        out_traces[name] = {var: conv[var] for var in variables}
+        r = rec[name]
+        out_traces[name] = fixed_traces(fixed.population(name), r["u"], r["v"], r["a"], variables)
     t_end = time.perf_counter()
     return SimulationResult(
         spikes=trains, traces=out_traces,
@@ -594,7 +838,8 @@ def simulate_fixed(
         backend="fixed-point", dtype="int32", dt=fixed.dt, steps=steps, batch=batch, seed=0,
         meta={"populations": [p.name for p in fixed.populations],
               "u_wraps": {k: c["u_wraps"] for k, c in counters.items()},
-              "v_clips": {k: c["v_clips"] for k, c in counters.items()}},
+              "v_clips": {k: c["v_clips"] for k, c in counters.items()},
+              "a_clips": {k: c["a_clips"] for k, c in counters.items()}},
     )
 
 
