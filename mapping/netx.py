@@ -55,7 +55,7 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
     """The integer network :func:`to_netx` writes: quantize with weight_exp 0, bias_exp 6."""
     _chain(network)
     return quantize(network, vth_mant=vth_mant, weight_exp=0, bias_exp=NETX_BIAS_EXP,
-                    max_delay=NETX_MAX_DELAY, target=TARGET)
+                    max_delay=NETX_MAX_DELAY, target=TARGET, lava_lif_only=True)
 
 
 def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
@@ -141,6 +141,9 @@ def _layers(fixed: FixedPointNetwork) -> list[tuple[FixedPopulation, FixedProjec
     for name, ff, rec in _chain(fixed):
         pop = fixed.population(name)
         where = f"populations.{name}"
+        if not pop.is_lava_lif:
+            raise ExportError(TARGET, f"{where}.kind", f"NetX's CUBA neuron is Lava's LIF (reset to zero, no "
+                                                      f"refractory period); got kind {pop.kind!r}, reset {pop.reset!r}")
         if np.any(pop.u0) or np.any(pop.v0):
             raise ExportError(TARGET, f"{where}.v0", "NetX starts every neuron at u = v = 0")
         if np.any(pop.bias_mant[pop.bias_exp != NETX_BIAS_EXP]):

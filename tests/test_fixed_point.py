@@ -542,3 +542,19 @@ def test_lsnn_fixed_point_agrees_with_float_model_in_spike_counts():
     assert abs(rep["rho_error"]) < 2 ** -13 and rep["adapt_max_rel_error"] < 1e-4
     assert rep["adapt_gain_max_rel_error"] < 1e-4
     assert fx.meta["v_clips"] == {"hidden": 0, "out": 0} and fx.meta["a_clips"]["hidden"] == 0
+
+
+def test_netx_refuses_the_integer_extension(tmp_path):
+    """NetX's CUBA layer is Lava's LIF: an integer ALIF (or subtract-reset LIF) network is refused,
+    as a Network (before quantising) and as a FixedPointNetwork, and no file is written."""
+    from mapping.netx import to_netx
+
+    r = np.random.default_rng(0)
+    for model, field in ((ns.ALIF(), r"populations\.h\.model"), (ns.LIF(reset="subtract"), r"populations\.h\.model")):
+        net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 4)], populations=[ns.Population("h", 5, model)],
+                         projections=[ns.Projection("in_h", "in", "h", r.uniform(0, 1, (4, 5)))])
+        with pytest.raises(ns.ExportError, match=rf"netx: {field}"):
+            to_netx(net, tmp_path / "x.h5")
+        with pytest.raises(ns.ExportError, match=r"netx: populations\.h\.kind.*Lava's LIF"):
+            to_netx(quantize(net, weight_exp=0, bias_exp=6), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()
