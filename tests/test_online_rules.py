@@ -146,14 +146,15 @@ def _live_bytes():
 
 
 def test_memory_does_not_grow_with_T():
-    """Peak live tensor bytes of one iteration at T = 30 and T = 300 (same loss window, the
-    batch's own storages excluded): no graph or per-step state survives a step. BPTT's
+    """Peak live tensor bytes of one iteration at T = 40 and T = 400 (same loss window, the
+    batch's own storages excluded): no graph or per-step state survives a step (rate-based
+    BP buffers 32 steps of the surrogate's argument, fewer than T here). BPTT's
     peak grows about tenfold (the tracker works)."""
     LiveBytes = _live_bytes()
     net = recurrent_network(8, 16, 3, model="alif", seed=0)
     peaks = {}
     for name in ("ottt", "eprop", "ratebp", "bptt"):
-        for T in (30, 300):
+        for T in (40, 400):
             m = from_network(net)
             b = _batch(T=T, B=2, window=10)
             b = Batch(b.inputs.float(), b.targets, b.loss_mask)
@@ -162,8 +163,8 @@ def test_memory_does_not_grow_with_T():
             data = [x.untyped_storage() for x in (b.inputs, b.targets, b.loss_mask)]  # counted once indexed
             peaks[name, T] = mem.peak - sum(st.nbytes() for st in data if st.data_ptr() in mem._sizes)
     for name in ("ottt", "eprop", "ratebp"):
-        assert peaks[name, 300] <= 1.02 * peaks[name, 30], peaks
-    assert peaks["bptt", 300] > 5 * peaks["bptt", 30], peaks
+        assert peaks[name, 400] <= 1.02 * peaks[name, 40], (name, peaks)
+    assert peaks["bptt", 400] > 5 * peaks["bptt", 40], peaks
 
 
 def test_ottt_update_every_step():
@@ -326,7 +327,7 @@ def test_rate_eligibility_is_dr_dbias(hidden):
             prev = s
             s, u = step_with_u(m2, prev, b.inputs[t])
             elig.update(prev, s, u)
-    got = (elig.total / b.steps * c).sum(0)
+    got = (elig.eligibility() * c).sum(0)
     assert ref[:20].norm() > 0
     assert _rel(got[:20], ref[:20]) < 1e-10
 

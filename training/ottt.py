@@ -54,7 +54,8 @@ def step_with_u(model: SNN, state: SNNState, sources: torch.Tensor) -> tuple[SNN
 
     x = model.synaptic_input(state.history)
     neurons = neuron_step(model.params, state.neurons, x, spike)
-    z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
+    src = sources if sources.dtype == neurons.z.dtype else sources.to(neurons.z.dtype)
+    z_all = torch.cat([neurons.z, src], dim=1)
     return SNNState(neurons, (z_all,) + state.history[:-1]), seen[0]
 
 
@@ -68,11 +69,17 @@ def psi(model: SNN, u: torch.Tensor, prev: NeuronState) -> torch.Tensor:
 def readout_error(obj: Objective, state: SNNState, t: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss_t, dl_t/dv[t] of all neurons (B, N)) from the Objective's own loss, by autograd on
     a one-step graph that is freed before returning."""
-    v = state.neurons.v.detach().requires_grad_(True)
+    (out,) = readout_errors(obj, [(t, state.neurons)])
+    return out
+
+
+def readout_errors(obj: Objective, steps: list[tuple[int, NeuronState]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`readout_error` of several steps (t, neurons after step t) with one autograd call."""
+    v = torch.stack([n.v.detach() for _, n in steps]).requires_grad_(True)
     with torch.enable_grad():
-        loss = obj(SNNState(state.neurons._replace(v=v), state.history), t)
-        (g,) = torch.autograd.grad(loss, v)
-    return loss.detach(), g
+        losses = [obj(SNNState(n._replace(v=v[k]), ()), t) for k, (t, n) in enumerate(steps)]
+        (g,) = torch.autograd.grad(torch.stack(losses).sum(), v)
+    return [(loss.detach(), g[k]) for k, loss in enumerate(losses)]
 
 
 class KernelTrace:
@@ -89,9 +96,9 @@ class KernelTrace:
             self.c, self.value = s, s
             return s
         if self.alpha != 0.0:
-            self.c = self.c * self.alpha + s  # type: ignore[operator]
+            self.c = torch.add(s, self.c, alpha=self.alpha)  # type: ignore[arg-type]
             s = self.c
-        self.value = self.value * self.beta + s
+        self.value = torch.add(s, self.value, alpha=self.beta)
         return self.value
 
 

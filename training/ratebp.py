@@ -41,16 +41,23 @@ from torch import nn
 from neurosim import LI, LIF, Network, Population, Projection, SpikeInput
 from neurosim.errors import NetworkError
 
+from neurosim.models import NeuronState
+
 from .layers import SNN, SNNState
-from .ottt import KernelTrace, LocalView, readout_error, step_with_u
+from .ottt import KernelTrace, LocalView, readout_errors, step_with_u
 from .rules import Batch, Objective, Rule, RuleOutput
 from .surrogate import pseudo_derivative
 
 
 class RateEligibility:
-    """Running ``zeta`` recursion of every neuron (module docstring, pass 1); arrays (B, N)."""
+    """Running ``zeta`` recursion of every neuron (module docstring, pass 1); arrays (B, N).
 
-    def __init__(self, model: SNN) -> None:
+    Steps are buffered `chunk` at a time so that the surrogate derivative is evaluated once per
+    chunk on a (chunk, B, N) array (a per-step call costs more than the recursion itself);
+    memory stays O(chunk), independent of T.
+    """
+
+    def __init__(self, model: SNN, chunk: int = 32) -> None:
         p = model.params
         self.p = p
         self.has_alpha = bool(torch.any(p.alpha != 0))
@@ -59,39 +66,66 @@ class RateEligibility:
         self.has_zero = bool(torch.any(p.reset_zero > 0))
         self.surrogate = model.surrogate
         self.sparams = model.spike_fn.params  # type: ignore[attr-defined]
+        self.chunk = chunk
+        self._buf: list[tuple] = []
         self.k_i: Optional[torch.Tensor] = None
         self.k_v: Optional[torch.Tensor] = None
         self.k_a: Optional[torch.Tensor] = None
         self.zeta: Optional[torch.Tensor] = None
         self.total: Optional[torch.Tensor] = None
+        self.steps = 0
 
     def update(self, prev: SNNState, new: SNNState, u: torch.Tensor) -> None:
+        """Record the step that produced `new` (spike argument `u`) from `prev`."""
+        self._buf.append((u, prev.neurons.r if self.has_refr else None, new.neurons.z, new.neurons.a))
+        if len(self._buf) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        ps_all = pseudo_derivative(self.surrogate, torch.stack([b[0] for b in self._buf]), **self.sparams)
+        for ps, (u, r_prev, z, a) in zip(ps_all, self._buf):
+            self._advance(ps, u, r_prev, z, a)
+        self._buf.clear()
+
+    def _advance(self, ps: torch.Tensor, u: torch.Tensor, r_prev: Optional[torch.Tensor],
+                 z: torch.Tensor, a: torch.Tensor) -> None:
         p = self.p
-        ps = pseudo_derivative(self.surrogate, u, **self.sparams) * p.spiking
-        if self.has_refr:
-            ps = ps * (prev.neurons.r <= 0)
+        if r_prev is not None:
+            ps = ps * (r_prev <= 0)
         if self.k_v is None:  # state before step 0: all derivatives zero
             self.k_i = p.gain.expand_as(u)
             k_t = self.k_i
             self.k_a = torch.zeros_like(u) if self.has_adapt else None
         else:
             if self.has_alpha:
-                self.k_i = p.alpha * self.k_i + p.gain
+                self.k_i = torch.addcmul(p.gain, p.alpha, self.k_i)
             if self.has_adapt:
-                self.k_a = p.rho * self.k_a + p.adapt_gain * self.zeta
-            k_t = p.beta * self.k_v + self.k_i
-            if self.has_refr:
-                k_t = torch.where(prev.neurons.r <= 0, k_t, self.k_v)
-        zeta = ps * (k_t - p.adapt * self.k_a) if self.has_adapt else ps * k_t
+                self.k_a = torch.addcmul(p.rho * self.k_a, p.adapt_gain, self.zeta)
+            k_t = torch.addcmul(self.k_i, p.beta, self.k_v)
+            if r_prev is not None:
+                k_t = torch.where(r_prev <= 0, k_t, self.k_v)
+        zeta = ps * torch.addcmul(k_t, p.adapt, self.k_a, value=-1.0) if self.has_adapt else ps * k_t
+        k_sub = torch.addcmul(k_t, p.theta, zeta, value=-1.0)
         if self.has_zero:
-            z = new.neurons.z
-            v_tilde = u + p.theta + (p.adapt * new.neurons.a if self.has_adapt else 0.0)
-            k_zero = k_t * (1.0 - z) - v_tilde * zeta
-            self.k_v = torch.where(p.reset_zero > 0, k_zero, k_t - p.theta * zeta)
+            v_tilde = u + p.theta + (p.adapt * a if self.has_adapt else 0.0)
+            self.k_v = torch.where(p.reset_zero > 0, k_t * (1.0 - z) - v_tilde * zeta, k_sub)
         else:
-            self.k_v = k_t - p.theta * zeta
+            self.k_v = k_sub
         self.zeta = zeta
-        self.total = zeta if self.total is None else self.total + zeta
+        if self.total is None:
+            self.total = zeta.clone()
+        else:
+            self.total += zeta
+        self.steps += 1
+
+    def eligibility(self) -> torch.Tensor:
+        """``e = mean_t zeta[t]`` (B, N); zero for non-spiking neurons."""
+        self._flush()
+        if self.total is None:
+            raise RuntimeError("RateEligibility: no step yet")
+        return self.total * self.p.spiking / self.steps
 
 
 def _unit_response(alpha: float, beta: float, delay: int, steps: int) -> list[float]:
@@ -133,31 +167,41 @@ class RateBP(Rule):
         B = batch.inputs.shape[1]
         state = model.initial_state(B)
         hist_sum = [torch.zeros_like(h) for h in state.history]
-        rate_sum = torch.zeros_like(state.neurons.v)
-        drive: Optional[torch.Tensor] = None
-        loss = 0.0
+        pending: list[tuple[int, NeuronState, dict[str, torch.Tensor]]] = []
+        acc = {"loss": 0.0, "drive": None}
+
+        def readout_step() -> None:
+            """Errors of the pending steps with a loss: the readout's exact gradient and D."""
+            errs = readout_errors(obj, [(t, n) for t, n, _ in pending])
+            acc["loss"] += sum(float(loss_t) for loss_t, _ in errs)
+            dx = gain_out * torch.stack([dv for _, dv in errs])[:, :, view.slices[out]]  # (K, B, n_out)
+            for r in into_out:
+                r.add_grad(torch.einsum("kbi,kbj->ij", torch.stack([zb[r.name] for _, _, zb in pending]), dx))
+            weights = dx.new_tensor([c[t] for t, _, _ in pending])
+            drive = torch.einsum("k,kbj->bj", weights, dx)
+            acc["drive"] = drive if acc["drive"] is None else acc["drive"] + drive
+            pending.clear()
+
         with torch.no_grad():
             for t in range(batch.steps):
                 prev = state
-                for acc, h in zip(hist_sum, prev.history):
-                    acc += h
+                for total, h in zip(hist_sum, prev.history):
+                    total += h
                 state, u = step_with_u(model, prev, batch.inputs[t])
                 elig.update(prev, state, u)
-                rate_sum += state.neurons.z
-                for r in into_out:
-                    zbar[r.name].update(prev.history[r.delay - 1][:, r.pre])
-                if not mask[t]:
-                    continue
-                loss_t, dv = readout_error(obj, state, t)
-                loss += float(loss_t)
-                dx = gain_out * dv[:, view.slices[out]]
-                for r in into_out:
-                    r.add_grad(zbar[r.name].value.T @ dx)
-                drive = c[t] * dx if drive is None else drive + c[t] * dx
-        if drive is not None and from_pops:
+                zb = {r.name: zbar[r.name].update(prev.history[r.delay - 1][:, r.pre]) for r in into_out}
+                if mask[t]:
+                    pending.append((t, state.neurons, zb))
+                    if len(pending) >= elig.chunk:
+                        readout_step()
+            if pending:
+                readout_step()
+        if acc["drive"] is not None and from_pops:
             T = float(batch.steps)
-            self._rate_backward(model, view, [h / T for h in hist_sum], rate_sum / T, elig.total / T, drive)
-        return RuleOutput(loss, obj.mean_readout())
+            # sum_t z[t]: history slot 0 summed over the steps holds z[0..T-2]; add the last step
+            rate = (hist_sum[0][:, :model.n_neurons] + state.neurons.z) / T
+            self._rate_backward(model, view, [h / T for h in hist_sum], rate, elig.eligibility(), acc["drive"])
+        return RuleOutput(acc["loss"], obj.mean_readout())
 
     def _rate_backward(self, model: SNN, view: LocalView, hist: list[torch.Tensor], rate: torch.Tensor,
                        e: torch.Tensor, drive: torch.Tensor) -> None:
