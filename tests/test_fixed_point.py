@@ -213,9 +213,9 @@ ALIF_CASES = {
     # decaying current, reset to zero, adaptation starting from a0
     "alif_zero": (dict(du=1000, dv=100, vth=500, drho=40, inc=30000, mant=300, shift=10, refractory=0,
                        reset="zero", a0=50000), 200, 0.5),
-    # no decay of a, no threshold effect: a saturates at 2**23 - 1
+    # no decay of a, no threshold effect: a (starting near the top) saturates at 2**23 - 1
     "a_saturates": (dict(du=4095, dv=0, vth=10, drho=0, inc=32767, mant=0, shift=0, refractory=0,
-                         reset="subtract", bias=4095), 0, 0.0),
+                         reset="subtract", bias=4095, a0=2 ** 23 - 200000), 0, 0.0),
     # negative adapt puts A below -2**23 and each spike lowers it more: the neuron fires every
     # step while v sits at the negative clip, and the subtract clips at -(2**23 - 1)
     "subtract_clips": (dict(du=4095, dv=0, vth=1000, drho=0, inc=1000, mant=-32768, shift=0, refractory=0,

@@ -1,10 +1,11 @@
 """Lava export: floating_pt against neurosim's float64 simulator, fixed_pt against
-simulate_fixed bit for bit, Lava's latency, and the refusals."""
+simulate_fixed bit for bit (Lava's own LIF and the custom integer ALIF / subtract / refractory /
+LI process), Lava's latency, and the refusals."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fixed_point import lif_network, spike_input
+from test_fixed_point import ALIF_CASES, alif_network, lif_network, spike_input
 
 import neurosim as ns
 from neurosim.errors import BackendUnavailable
@@ -120,7 +121,7 @@ def test_delay_d_reaches_the_target_at_t_plus_d(lava, mode):
     np.testing.assert_allclose(got.traces["p"]["i"][3 + delays[0], 0, [0, 1, 2]], 1.25, rtol=0, atol=0)
 
 
-def test_refractory_lif_floating_pt_equals_neurosim(lava):
+def test_refractory_lif_equals_neurosim_and_simulate_fixed(lava):
     r = np.random.default_rng(2)
     net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 10)], populations=[
         ns.Population("p", 12, ns.LIF(beta=0.9, alpha=0.3, theta=1.0, refractory=3, reset="zero"))],
@@ -132,8 +133,12 @@ def test_refractory_lif_floating_pt_equals_neurosim(lava):
     assert len(isi) > 3 and isi.min() >= 4  # the refractory period is really active
     np.testing.assert_array_equal(got.spikes["p"].dense(), ref.spikes["p"].dense())
     np.testing.assert_allclose(got.traces["p"]["v"], ref.traces["p"]["v"], rtol=0, atol=1e-12)
-    with pytest.raises(ns.ExportError, match=r"populations\.p\.model\.refractory.*fixed-point"):
-        _run(net, x, 120, "fixed_pt")
+    # Lava 0.10 has no fixed-point LIFRefractory: the custom integer process runs it
+    want = simulate_fixed(quantize(net), x, 120, traces={"p": ["v_int"]})
+    fixed = _run(net, x, 120, "fixed_pt", traces={"p": ["v_int"]})
+    assert fixed.meta["custom"] == ["p"] and len(want.spikes["p"]) > 50
+    np.testing.assert_array_equal(fixed.spikes["p"].dense(), want.spikes["p"].dense())
+    np.testing.assert_array_equal(fixed.traces["p"]["v_int"], want.traces["p"]["v_int"])
 
 
 def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
@@ -154,11 +159,12 @@ def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
 
 
 @pytest.mark.parametrize("model,mode,field", [
-    (ns.LIF(reset="subtract"), "floating_pt", r"populations\.p\.model\.reset.*subtract"),
-    (ns.LIF(reset="subtract"), "fixed_pt", r"populations\.p\.model\.reset.*subtract"),
-    (ns.IF(reset="subtract"), "floating_pt", r"populations\.p\.model\.reset.*subtract"),
-    (ns.LI(), "floating_pt", r"populations\.p\.model.*LI is not a Lava LIF"),
-    (ns.ALIF(), "fixed_pt", r"populations\.p\.model.*ALIF runs in Lava as a custom floating_pt process only"),
+    (ns.LIF(reset="zero", beta=[0.8, 0.9, 0.95]), "floating_pt", r"populations\.p\.model\.beta.*Lava's LIF"),
+    (ns.LIF(reset="subtract", beta=[0.8, 0.9, 0.95]), "fixed_pt",
+     r"populations\.p\.model\.beta.*integer neuron"),
+    (ns.ALIF(rho=[0.9, 0.95, 0.99]), "fixed_pt", r"populations\.p\.model\.rho.*one value per population"),
+    (ns.LI(alpha=0.5, bias=0.1), "fixed_pt", r"populations\.p\.model\.bias.*alpha = 0"),
+    (ns.IF(reset="subtract", theta=0.0), "fixed_pt", r"populations\.p\.model\.theta"),
 ])
 def test_unsupported_models_raise_before_lava_runs(model, mode, field):
     net = ns.Network(dt=1e-3, populations=[ns.Population("p", 3, model)])
@@ -168,7 +174,7 @@ def test_unsupported_models_raise_before_lava_runs(model, mode, field):
 
 def test_alif_custom_process_floating_pt_equals_neurosim(lava):
     """ALIF (subtractive reset, per-neuron beta, refractory, gain, recurrent with delay 2) as the
-    custom NeurosimALIF process next to a Lava LIF: spikes identical, traces to rounding."""
+    custom NeurosimNeuron process next to a Lava LIF: spikes identical, traces to rounding."""
     r = np.random.default_rng(0)
     na, nb = 15, 8
     net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 10)], populations=[
@@ -189,6 +195,128 @@ def test_alif_custom_process_floating_pt_equals_neurosim(lava):
         np.testing.assert_array_equal(got.spikes[k].dense(), ref.spikes[k].dense())
     for var in ("v", "i"):
         np.testing.assert_allclose(got.traces["alif"][var], ref.traces["alif"][var], rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------- ALIF, subtractive reset, LI (custom processes)
+
+ALIF_NETWORKS = [0, 1, pytest.param(2, marks=pytest.mark.slow)]
+ALL_INT = ["u_int", "v_int", "a_int"]
+
+
+@pytest.mark.parametrize("seed", ALIF_NETWORKS)
+def test_fixed_pt_alif_subtract_lif_equal_simulate_fixed_bit_for_bit(lava, seed):
+    """Recurrent ALIF + subtract-reset LIF (custom fixed_pt process) + Lava's own LIF + LI readout,
+    per-synapse delays 1..4 (DelayDense), strong drive: spikes and u, v, a integers identical."""
+    net = alif_network(seed)
+    x = spike_input(seed, STEPS, p=0.3)
+    spec = {p.name: ALL_INT + ["a", "threshold", "v", "i"] for p in net.populations}
+    want = simulate_fixed(quantize(net), x, STEPS, traces=spec)
+    got = _run(net, x, STEPS, "fixed_pt", traces=spec)
+    assert got.meta["custom"] == ["alif", "lif", "out"]  # 'zero' runs on Lava's own PyLifModelBitAcc
+    assert np.ptp(want.traces["alif"]["a_int"]) > 0 and want.spikes["alif"].counts().min() >= 0
+    for k in ("alif", "lif", "zero"):
+        assert len(want.spikes[k]) > 100, k
+    for k in spec:
+        np.testing.assert_array_equal(got.spikes[k].dense(), want.spikes[k].dense(), err_msg=k)
+        for var in spec[k]:
+            np.testing.assert_array_equal(got.traces[k][var], want.traces[k][var], err_msg=f"{k}.{var}")
+
+
+def _edge_network(steps: int, names: list[str]) -> tuple[FixedPointNetwork, np.ndarray]:
+    """Hand-made integer cases of test_fixed_point.ALIF_CASES (a saturating, subtract clipping,
+    refractory, LI, both resets), each its own one-neuron population on its own input channel,
+    plus 'tie': two neurons whose v lands exactly on / one unit over the adaptive threshold."""
+    pops, projs = [], []
+    x = np.zeros((steps, len(names) + 1), bool)
+    for k, name in enumerate(names):
+        c, m, p = ALIF_CASES[name]
+        kind = c.get("kind", "alif")
+        adapt = dict(drho=c["drho"], adapt_inc=c["inc"], adapt_mant=c["mant"], adapt_shift=c["shift"],
+                     a0=c.get("a0", 0)) if kind == "alif" else {}
+        pops.append(FixedPopulation(name, 1, c["du"], c["dv"], c["vth"], c.get("bias", 0), c.get("bias_exp", 0), 0, 0,
+                                    scale=64.0 * c["vth"], kind=kind, reset=c["reset"], refractory=c["refractory"],
+                                    **adapt))
+        w = np.zeros((len(names) + 1, 1), np.int64)
+        w[k] = m
+        mode = "mixed" if m < 0 and m % 2 == 0 else ("inhibitory" if m < 0 else "excitatory")
+        projs.append(FixedProjection(f"in_{name}", "in", name, w, 0, 1, mode))
+        x[:-1, k] = np.random.default_rng(len(name)).random(steps - 1) < p
+    # tie: A = 64*100 + trunc(25600 * a0 / 2**3) = 9600 with a0 = 1; input 150 at step 0 arrives at
+    # step 1 and sets v = 9600 (v0 = 0: no spike) and 9601 (v0 = 1: spike)
+    pops.append(FixedPopulation("tie", 2, 4095, 0, 100, 0, 0, 0, [0, 1], 1.0, kind="alif", reset="subtract",
+                                drho=0, adapt_inc=3, adapt_mant=25600, adapt_shift=3, a0=1))
+    w = np.zeros((len(names) + 1, 2), np.int64)
+    w[-1] = 150
+    projs.append(FixedProjection("in_tie", "in", "tie", w, 0, 1, "excitatory"))
+    x[0, -1] = True
+    return FixedPointNetwork(1e-3, tuple(pops), tuple(projs), (ns.SpikeInput("in", len(names) + 1),)), x
+
+
+@pytest.mark.parametrize("names", [
+    ["a_saturates", "subtract_clips"],
+    pytest.param(["alif_subtract", "alif_zero", "li", "lif_subtract_refractory"], marks=pytest.mark.slow),
+])
+def test_fixed_pt_integer_edge_cases_equal_simulate_fixed(lava, names):
+    steps = 120
+    fixed, x = _edge_network(steps, names)
+    spec = {p.name: ALL_INT for p in fixed.populations}
+    want = simulate_fixed(fixed, {"in": x}, steps, traces=spec)
+    got = _run(fixed, {"in": x}, steps, "fixed_pt", traces=spec)
+    if "a_saturates" in names:
+        assert want.meta["a_clips"]["a_saturates"] > 0 and want.meta["v_clips"]["subtract_clips"] > 0
+    tie = want.spikes["tie"].dense()[1, 0]
+    assert want.traces["tie"]["v_int"][1, 0, 0] == 9600 and not tie[0] and tie[1]
+    for k in spec:
+        np.testing.assert_array_equal(got.spikes[k].dense(), want.spikes[k].dense(), err_msg=k)
+        for var in ALL_INT:
+            np.testing.assert_array_equal(got.traces[k][var], want.traces[k][var], err_msg=f"{k}.{var}")
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_floating_pt_alif_subtract_lif_and_li_equal_neurosim_float64(lava, seed):
+    """The same networks in floating_pt: ALIF, subtract-reset LIF and LI run neuron_step in the custom
+    process, the reset-to-zero LIF is Lava's PyLifModelFloat; spikes identical, traces to rounding
+    (Lava's Dense sums in another order: measured max |dv| 4e-15)."""
+    net = alif_network(seed)
+    x = spike_input(seed, STEPS, p=0.3)
+    # neurosim's a of a model without adaptation records z[t-1] (its defaults rho = 0,
+    # adapt_gain = 1); Lava's own LIF has no a: it is compared where it means something
+    spec = {p.name: ["v", "i", "threshold"] + (["a"] if p.name != "zero" else []) for p in net.populations}
+    ref = ns.simulate(net, x, STEPS, traces=spec)
+    got = _run(net, x, STEPS, "floating_pt", traces=spec)
+    assert got.meta["custom"] == ["alif", "lif", "out"]
+    assert np.ptp(ref.traces["alif"]["threshold"]) > 0.3
+    for k in spec:
+        np.testing.assert_array_equal(got.spikes[k].dense(), ref.spikes[k].dense(), err_msg=k)
+        for var in spec[k]:
+            np.testing.assert_allclose(got.traces[k][var], ref.traces[k][var], rtol=0, atol=1e-12,
+                                       err_msg=f"{k}.{var}")
+    with pytest.raises(ns.NetworkError, match="'a_int' exists in mode 'fixed_pt' only"):
+        _run(net, x, STEPS, "floating_pt", traces={"alif": ["a_int"]})
+
+
+@pytest.mark.slow
+def test_lsnn_demo_network_in_both_lava_modes(lava):
+    """The demo's LSNN (training.nets.recurrent_network(20, 64, 2, model='alif'): recurrent ALIF,
+    subtract reset, LI readout): Lava fixed_pt = simulate_fixed bit for bit (spikes, u, v, a of the
+    hidden layer, the readout's integers), Lava floating_pt = neurosim float64 spikes."""
+    from training.nets import recurrent_network
+
+    net = recurrent_network(20, 64, 2, model="alif", seed=0)
+    steps = 200
+    x = {"in": np.random.default_rng(7).random((steps, 20)) < 0.1}
+    spec = {"hidden": ALL_INT, "out": ["u_int", "v_int", "v"]}
+    want = simulate_fixed(quantize(net), x, steps, traces=spec)
+    got = _run(net, x, steps, "fixed_pt", traces=spec)
+    assert len(want.spikes["hidden"]) > 300
+    np.testing.assert_array_equal(got.spikes["hidden"].dense(), want.spikes["hidden"].dense())
+    for k, variables in spec.items():
+        for var in variables:
+            np.testing.assert_array_equal(got.traces[k][var], want.traces[k][var], err_msg=f"{k}.{var}")
+    ref = ns.simulate(net, x, steps, traces={"out": ["v"]})
+    flt = _run(net, x, steps, "floating_pt", traces={"out": ["v"]})
+    np.testing.assert_array_equal(flt.spikes["hidden"].dense(), ref.spikes["hidden"].dense())
+    np.testing.assert_allclose(flt.traces["out"]["v"], ref.traces["out"]["v"], rtol=0, atol=1e-12)
 
 
 def test_poisson_input_raises():
