@@ -556,7 +556,7 @@ def _quantize_adaptation(pop: Population, rho: float, vth: int, scale: np.ndarra
         raise ExportError(target, f"{where}.model.adapt_gain", f"adapt_gain up to {np.abs(g).max():.4g} (or a0) "
                                                                "does not fit a 16-bit increment of a 24-bit a")
     ratio = b * scale / 2.0 ** a_exp            # v units per unit of a_int
-    shift = ADAPT_SHIFT_RANGE[1]
+    shift = 0
     if np.any(ratio):
         fits = [s for s in range(ADAPT_SHIFT_RANGE[1], ADAPT_SHIFT_RANGE[0] - 1, -1)
                 if np.abs(np.round(ratio * 2.0 ** s)).max() <= hi]
@@ -565,8 +565,8 @@ def _quantize_adaptation(pop: Population, rho: float, vth: int, scale: np.ndarra
                                                               f"needs more than a 16-bit mantissa; lower vth_mant")
         shift = fits[0]
     mant = np.round(ratio * 2.0 ** shift).astype(np.int64)
-    fields = dict(drho=drho, adapt_inc=inc.astype(np.int64), adapt_mant=mant, adapt_shift=shift if np.any(mant) else 0,
-                  a_exp=a_exp, a0=np.round(a0 * 2.0 ** a_exp).astype(np.int64))
+    fields = dict(drho=drho, adapt_inc=inc.astype(np.int64), adapt_mant=mant, adapt_shift=shift, a_exp=a_exp,
+                  a0=np.round(a0 * 2.0 ** a_exp).astype(np.int64))
     rho_q = (DECAY_ONE - drho) / DECAY_ONE
     b_q = mant * 2.0 ** (a_exp - fields["adapt_shift"]) / scale
     g_q = inc / 2.0 ** a_exp
