@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-slow bench venv clean
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@echo "[make] building $(VENV) from requirements.lock"
@@ -23,6 +23,10 @@ demo: $(STAMP)
 	$(PY) -m neurosim demo --out runs/demo
 
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+# the slow cases too (Brian2 cpp_standalone builds, extra Lava networks): several more minutes
+test-slow: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

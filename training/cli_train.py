@@ -41,6 +41,8 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--model", default="alif", choices=("alif", "lif"), help="hidden neuron model (default alif)")
     p.add_argument("--tau-adapt", type=float, default=0.2, metavar="SECONDS",
                    help="ALIF adaptation time constant in seconds (default 0.2; the e-prop evidence task used 2.0)")
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"),
+                   help="learning rate per epoch: cosine decay from --lr to 0 over --epochs (default), or constant")
     p.add_argument("--clip", type=float, default=None, metavar="NORM",
                    help="clip the gradient's global norm to NORM before each update (default: no clipping)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,17 @@ class TrainConfig:
     clip: Optional[float] = None
     update: str = "sequence"
     feedback: str = "symmetric"
+    schedule: str = "cosine"
+
+
+def epoch_lr(config: "TrainConfig", epoch: int) -> float:
+    """Learning rate of `epoch`: constant, or cosine ``lr * (1 + cos(pi * epoch / epochs)) / 2``
+    (a function of the epoch alone, so a resumed run uses the same rates)."""
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(config.epochs, 1)))
+    raise NeurosimError(f"--schedule: expected 'constant' or 'cosine', got {config.schedule!r}")
 
 
 @dataclass
@@ -150,6 +162,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
             order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            for group in opt.param_groups:
+                group["lr"] = epoch_lr(config, epoch)
             loss_sum, correct = 0.0, 0
             for lo in range(0, n, config.batch_size):
                 idx = order[lo:lo + config.batch_size]
