@@ -134,3 +134,29 @@ def test_cli_exit_codes(monkeypatch, tmp_path, capsys):
     assert main(["crosscheck", model, "--steps", "120", "--against", "same", "--report", str(tmp_path / "d")]) == 2
     assert "pass --input IN.npz" in capsys.readouterr().err
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_cli_export_and_import(tmp_path, capsys):
+    pytest.importorskip("nir")
+    from neurosim.cli import main
+    from training.nets import recurrent_network
+
+    lsnn = str(tmp_path / "lsnn.h5")
+    ns.save(recurrent_network(6, 12, 2, model="alif", seed=1), lsnn)
+    nir_path = str(tmp_path / "lsnn.nir")
+    assert main(["export", lsnn, "--to", "nir", "--out", nir_path]) == 0
+    back = str(tmp_path / "back.h5")
+    assert main(["import", nir_path, "--from", "nir", "--dt", "1e-3", "--out", back]) == 0
+    a, b = ns.load(lsnn), ns.load(back)
+    for p, q in zip(a.projections, b.projections):
+        assert np.array_equal(p.weights, q.weights) and p.delay == q.delay
+    capsys.readouterr()
+    # NetX has no ALIF: one line naming the population, exit 2, and no file left behind.
+    assert main(["export", lsnn, "--to", "netx", "--out", str(tmp_path / "x.netx.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neurosim: error: netx: populations.hidden") and err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["back.h5", "lsnn.h5", "lsnn.nir"]
+    assert main(["import", str(tmp_path / "lsnn.h5"), "--from", "nir", "--dt", "1e-3",
+                 "--out", str(tmp_path / "y.h5")]) == 2
+    assert "lsnn.h5" in capsys.readouterr().err and not (tmp_path / "y.h5").exists()
+    assert main(["import", nir_path, "--from", "nir", "--dt", "-1", "--out", str(tmp_path / "y.h5")]) == 2
