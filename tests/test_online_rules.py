@@ -244,10 +244,10 @@ def _factorised(net, batch, signals, surrogate):
         for t in range(batch.steps):
             prev = s
             s, u = step_with_u(m, prev, batch.inputs[t])
-            e = traces.update(prev, psi(m, u, prev.neurons))
+            traces.update(prev, psi(m, u, prev.neurons))
             L = signals[t][:, view.slices["hidden"]]
-            for name, et in e.items():
-                grads[name] = grads[name] + torch.einsum("bj,bij->ij", L, et.expand(-1, -1, L.shape[1]))
+            for name in grads:
+                grads[name] = grads[name] + torch.einsum("bj,bij->ij", L, traces.e(name))
     return grads
 
 

@@ -71,23 +71,24 @@ class EligibilityTraces:
         self.eps_i: dict[str, Optional[torch.Tensor]] = {r.name: None for r in self.routes}
         self.eps_v: dict[str, Any] = {r.name: 0.0 for r in self.routes}
         self.eps_a: dict[str, Any] = {r.name: 0.0 for r in self.routes}
+        self.w: dict[str, Any] = {r.name: None for r in self.routes}  # eps_v - adapt * eps_a
+        self.factor: Optional[torch.Tensor] = None  # gain * psi, (B, 1, n_post)
         self.psi_prev: Optional[torch.Tensor] = None
 
-    def update(self, prev: SNNState, psi_all: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Advance every trace to the step that produced `psi_all` (B, N) from state `prev`;
-        returns e[t] per projection name."""
+    def update(self, prev: SNNState, psi_all: torch.Tensor) -> None:
+        """Advance every trace to the step that produced `psi_all` (B, N) from state `prev`.
+        Then ``e[t] = factor * w[name]`` (:meth:`e`); rules use the two factors directly."""
         sl = self.sl
         ps = psi_all[:, sl]
         z_prev = prev.neurons.z[:, sl]
         keep = (1.0 - z_prev * self.zero_reset)[:, None, :] if self.any_zero else None
         active = (prev.neurons.r[:, sl] <= 0)[:, None, :] if self.refractory else None
-        factor = (self.gain * ps)[:, None, :]
-        out = {}
         for r in self.routes:
             zin = prev.history[r.delay - 1][:, r.pre][:, :, None]
-            ev, ea = self.eps_v[r.name], self.eps_a[r.name]
-            if self.adaptive and self.psi_prev is not None:
-                ea = self.rho * ea + (self.kappa * self.psi_prev)[:, None, :] * (ev - self.adapt * ea)
+            ev, ea, w_prev = self.eps_v[r.name], self.eps_a[r.name], self.w[r.name]
+            if self.adaptive and self.psi_prev is not None:  # rho*ea + kappa*psi[t-1]*(ev - adapt*ea)[t-1]
+                kp = (self.kappa * self.psi_prev)[:, None, :]
+                ea = kp * w_prev if isinstance(ea, float) else torch.addcmul(self.rho * ea, kp, w_prev)
             if self.alpha != 0.0:
                 ei = self.eps_i[r.name]
                 drive = zin if ei is None else self.alpha * ei + zin
@@ -99,9 +100,28 @@ class EligibilityTraces:
             if active is not None:
                 ev = torch.where(active, ev, held)
             self.eps_v[r.name], self.eps_a[r.name] = ev, ea
-            out[r.name] = factor * (ev - self.adapt * ea if self.adaptive else ev)
+            self.w[r.name] = ev - self.adapt * ea if self.adaptive else ev
+        self.factor = (self.gain * ps)[:, None, :]
         self.psi_prev = ps
-        return out
+
+    def e(self, name: str) -> torch.Tensor:
+        """The eligibility trace e[t] of projection `name`, (B, n_pre, n_post)."""
+        w = self.w[name]
+        return self.factor * w  # type: ignore[operator]
+
+
+def _filter(cur: dict[str, torch.Tensor], out: dict[str, torch.Tensor], name: str, factor: torch.Tensor,
+            w: torch.Tensor, alpha: float, beta: float) -> None:
+    """``out[name] = beta*out + (c = alpha*c + factor*w)``: the readout kernel applied to
+    e = factor * w (fused: one multiply-add when alpha = 0)."""
+    if alpha != 0.0:
+        c = factor * w if name not in cur else torch.addcmul(alpha * cur[name], factor, w)
+        cur[name] = c
+        out[name] = c if name not in out else torch.add(c, out[name], alpha=beta)
+    elif name not in out:
+        out[name] = factor * w
+    else:
+        out[name] = torch.addcmul(beta * out[name], factor, w)
 
 
 class EProp(Rule):
@@ -147,7 +167,9 @@ class EProp(Rule):
                                                                 f"readout, found {len(rs)}")
             learners[p] = rs[0]
         traces = {p: EligibilityTraces(view, p) for p in learners}
-        ebar = {r.name: KernelTrace(*k_out) for p in learners for r in traces[p].routes}
+        a_out, b_out = k_out
+        ebar_c: dict[str, torch.Tensor] = {}  # the current stage when the readout has alpha > 0
+        ebar: dict[str, torch.Tensor] = {}
         pending = {p: deque(maxlen=learners[p].delay) for p in learners}
         zbar = {r.name: KernelTrace(*k_out) for r in into_out}
         fb = {p: self.feedback_matrix(learners[p]) for p in learners}
@@ -162,12 +184,13 @@ class EProp(Rule):
                 state, u = step_with_u(model, prev, batch.inputs[t])
                 ps = psi(model, u, prev.neurons)
                 for p, tr in traces.items():
-                    e = tr.update(prev, ps)
+                    tr.update(prev, ps)
                     q = pending[p]
-                    if len(q) == q.maxlen:  # e[t - d_o] enters the readout's filter
-                        for name, e_old in q[0].items():
-                            ebar[name].update(e_old)
-                    q.append(e)
+                    if len(q) == q.maxlen:  # e[t - d_o] = factor * w enters the readout's filter
+                        factor, ws = q[0]
+                        for name, w in ws.items():
+                            _filter(ebar_c, ebar, name, factor, w, a_out, b_out)
+                    q.append((tr.factor, dict(tr.w)))
                 for r in into_out:
                     zbar[r.name].update(prev.history[r.delay - 1][:, r.pre])
             if not mask[t]:
@@ -181,7 +204,7 @@ class EProp(Rule):
                 for p, tr in traces.items():
                     sig = dx @ fb[p].T  # (B, n_p)
                     for r in tr.routes:
-                        eb = ebar[r.name].value
+                        eb = ebar.get(r.name)
                         if eb is not None:
                             r.add_grad(torch.einsum("bj,bij->ij", sig, eb.expand(-1, -1, sig.shape[1])))
         return RuleOutput(loss, obj.mean_readout())

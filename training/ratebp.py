@@ -40,7 +40,6 @@ from torch import nn
 
 from neurosim import LI, LIF, Network, Population, Projection, SpikeInput
 from neurosim.errors import NetworkError
-
 from neurosim.models import NeuronState
 
 from .layers import SNN, SNNState
