@@ -88,7 +88,7 @@ class EligibilityTraces:
             ev, ea, w_prev = self.eps_v[r.name], self.eps_a[r.name], self.w[r.name]
             if self.adaptive and self.psi_prev is not None:  # rho*ea + kappa*psi[t-1]*(ev - adapt*ea)[t-1]
                 kp = (self.kappa * self.psi_prev)[:, None, :]
-                ea = kp * w_prev if isinstance(ea, float) else torch.addcmul(self.rho * ea, kp, w_prev)
+                ea = kp * w_prev if isinstance(ea, float) else ea.mul_(self.rho).addcmul_(kp, w_prev)  # own tensor
             if self.alpha != 0.0:
                 ei = self.eps_i[r.name]
                 drive = zin if ei is None else self.alpha * ei + zin
@@ -113,15 +113,20 @@ class EligibilityTraces:
 def _filter(cur: dict[str, torch.Tensor], out: dict[str, torch.Tensor], name: str, factor: torch.Tensor,
             w: torch.Tensor, alpha: float, beta: float) -> None:
     """``out[name] = beta*out + (c = alpha*c + factor*w)``: the readout kernel applied to
-    e = factor * w (fused: one multiply-add when alpha = 0)."""
+    e = factor * w, in place (the filters are the rule's own tensors)."""
     if alpha != 0.0:
-        c = factor * w if name not in cur else torch.addcmul(alpha * cur[name], factor, w)
-        cur[name] = c
-        out[name] = c if name not in out else torch.add(c, out[name], alpha=beta)
+        if name not in cur:
+            cur[name] = factor * w
+        else:
+            cur[name].mul_(alpha).addcmul_(factor, w)
+        if name not in out:
+            out[name] = cur[name].clone()
+        else:
+            out[name].mul_(beta).add_(cur[name])
     elif name not in out:
         out[name] = factor * w
     else:
-        out[name] = torch.addcmul(beta * out[name], factor, w)
+        out[name].mul_(beta).addcmul_(factor, w)  # the rule's own tensor, read only at loss steps
 
 
 class EProp(Rule):
@@ -158,9 +163,9 @@ class EProp(Rule):
         out = self.readout
         k_out = view.kernel(out)
         into_out = view.routes_into(out)
-        spiking = {r.pre_pop for r in into_out if r.pre_pop is not None and r.pre_pop != out}
-        learners = {}
-        for p in sorted(spiking):
+        sources = {r.pre_pop for r in into_out if r.pre_pop is not None and r.pre_pop != out}
+        learners = {}  # population -> its projection to the readout
+        for p in sorted(sources):
             rs = [r for r in into_out if r.pre_pop == p]
             if len(rs) != 1:
                 raise NetworkError(f"projections.{rs[1].name}", f"e-prop needs one projection from {p!r} to the "

@@ -127,7 +127,10 @@ class Route:
         if self.mask is not None:
             g = g * self.mask
         w = self.weight
-        w.grad = g.detach().clone() if w.grad is None else w.grad + g
+        if w.grad is None:
+            w.grad = g.detach().clone()
+        else:
+            w.grad.add_(g)
 
 
 class LocalView:
