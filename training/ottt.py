@@ -128,7 +128,7 @@ class Route:
             g = g * self.mask
         w = self.weight
         if w.grad is None:
-            w.grad = g.detach().clone()
+            w.grad = g.detach().clone(memory_format=torch.contiguous_format)  # autograd's layout
         else:
             w.grad.add_(g)
 
