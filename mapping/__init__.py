@@ -6,7 +6,7 @@ Each target lives in its own module and imports its peer package only when used:
 - :mod:`mapping.brian2_export`: ``to_brian2``, ``run_brian2``, ``write_brian2_script``
 - :mod:`mapping.lava_export`: ``to_lava``, ``run_lava`` (``floating_pt`` and ``fixed_pt``)
 - :mod:`mapping.netx`: ``to_netx``, ``read_netx``
-- :mod:`mapping.crosscheck`: ``crosscheck``
+- :mod:`mapping.agreement`: ``crosscheck`` (and the metrics, targets and overlay plots)
 
 Every runner has the signature ``run_X(network, inputs, steps, **options) -> SimulationResult``
 with spikes for every population and input, the same record :func:`neurosim.simulate` returns.
@@ -21,7 +21,7 @@ _EXPORTS = {
     "to_brian2": "brian2_export", "run_brian2": "brian2_export", "write_brian2_script": "brian2_export",
     "to_lava": "lava_export", "run_lava": "lava_export",
     "to_netx": "netx", "read_netx": "netx",
-    "crosscheck": "crosscheck",
+    "crosscheck": "agreement",
 }
 
 __all__ = sorted(_EXPORTS)

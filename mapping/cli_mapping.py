@@ -11,7 +11,7 @@ IMPORT_FORMATS = ("nir", "netx")
 
 def register(sub: Any, positive_int: Any) -> None:
     """Add the mapping subcommands to `sub` (argparse subparsers of the neurosim CLI)."""
-    from .crosscheck import METRICS, TARGETS
+    from .agreement import METRICS, TARGETS
 
     p = sub.add_parser(
         "export", help="export a network to NIR, lava-dl NetX or a Brian2 script",
@@ -99,7 +99,7 @@ def register(sub: Any, positive_int: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from neurosim.errors import NetworkError, NeurosimError
 
-    from .crosscheck import parse_targets
+    from .agreement import parse_targets
     from .pipeline import DemoConfig, check_bar, run_demo
 
     try:
@@ -167,7 +167,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     from neurosim.cli import _argument_error, load_inputs
     from neurosim.errors import NetworkError, NeurosimError
 
-    from .crosscheck import TARGETS, crosscheck, parse_targets
+    from .agreement import TARGETS, crosscheck, parse_targets
 
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise NeurosimError(f"--min-agreement: expected a fraction in [0, 1], got {args.min_agreement}")

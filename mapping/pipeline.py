@@ -73,7 +73,7 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     from neurosim.simulate import simulate
     from training.trainer import TrainConfig, train
 
-    from .crosscheck import crosscheck
+    from .agreement import crosscheck
 
     os.makedirs(out, exist_ok=True)
     files: dict[str, str] = {}
@@ -245,7 +245,7 @@ def _summary_rows(res: DemoResult) -> list[tuple[str, str]]:
 
 
 def _exact(res: DemoResult) -> list[str]:
-    from .crosscheck import TARGETS
+    from .agreement import TARGETS
 
     return [r.target for r in res.check.rows if r.target in TARGETS and TARGETS[r.target].exact
             and r.reference == TARGETS[r.target].reference]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import neurosim as ns
-from mapping import crosscheck as cc
+from mapping import agreement as cc
 from helpers import random_inputs, random_network
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import neurosim as ns
-from mapping.crosscheck import crosscheck
+from mapping import crosscheck
 
 N_NETWORKS = int(os.environ.get("NEUROSIM_BAR_NETWORKS", "3"))
 STEPS = 1000
