@@ -167,7 +167,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     from neurosim.cli import _argument_error, load_inputs
     from neurosim.errors import NetworkError, NeurosimError
 
-    from .agreement import TARGETS, crosscheck, parse_targets
+    from .agreement import crosscheck, parse_targets
 
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise NeurosimError(f"--min-agreement: expected a fraction in [0, 1], got {args.min_agreement}")
@@ -188,8 +188,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     for name, reason in check.skipped.items():
         print(f"skipped {name}: {reason}")
     print(f"wrote {paths['report']}")
-    exact = [t for t in check.results if t in TARGETS and TARGETS[t].exact]
-    worst = check.worst(args.metric, exact)
+    worst = check.worst(args.metric, exact_only=True)
     if args.min_agreement is not None and worst < args.min_agreement:
         print(f"agreement {worst:.6f} ({args.metric}) is below --min-agreement {args.min_agreement}")
         return 1

@@ -240,15 +240,9 @@ def _summary_rows(res: DemoResult) -> list[tuple[str, str]]:
             ("network", f"{c.model.upper()} x {c.hidden} recurrent, LI readout"),
             ("test accuracy (torch, float32)", f"{res.test_accuracy:.4f}{bar}"),
             ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}"),
-            ("worst agreement (bins, exact targets)", f"{100 * res.check.worst('bins', _exact(res)):.3f}%"),
-            ("worst agreement (spike times, exact targets)", f"{100 * res.check.worst('spikes', _exact(res)):.3f}%")]
-
-
-def _exact(res: DemoResult) -> list[str]:
-    from .agreement import TARGETS
-
-    return [r.target for r in res.check.rows if r.target in TARGETS and TARGETS[r.target].exact
-            and r.reference == TARGETS[r.target].reference]
+            ("worst agreement (bins, exact targets)", f"{100 * res.check.worst('bins', exact_only=True):.3f}%"),
+            ("worst agreement (spike times, exact targets)",
+             f"{100 * res.check.worst('spikes', exact_only=True):.3f}%")]
 
 
 def report_markdown(res: DemoResult, out: str) -> str:
@@ -321,7 +315,7 @@ def check_bar(res: DemoResult, min_agreement: float = 1.0) -> list[str]:
     problems = []
     if res.bar is not None and res.test_accuracy < res.bar:
         problems.append(f"test accuracy {res.test_accuracy:.3f} is below the task bar {res.bar:g}")
-    worst = res.check.worst("bins", _exact(res))
+    worst = res.check.worst("bins", exact_only=True)
     if worst < min_agreement:
         problems.append(f"cross-check agreement {worst:.6f} is below {min_agreement}")
     if not all(k in res.files for k in ("nir", "brian2")):

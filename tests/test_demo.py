@@ -69,6 +69,9 @@ def test_agreement_and_accuracy_consistency(demo):
     _, res = demo
     brian = [r for r in res.check.rows if r.target == "brian2"]
     assert brian and all(r.bins == 1.0 and r.divergence is None for r in brian)
+    assert res.check.worst("bins", exact_only=True) == 1.0
+    ran = {r.target for r in res.check.rows}
+    assert ran == {"brian2", "lava-float", "fixed", "lava-fixed"}, res.check.skipped
     assert sum(r.reference_spikes for r in brian) > 0
     # torch (float32) and neurosim (float64) classify the same test trials, up to rare ties.
     assert abs(res.test_accuracy - res.simulated_accuracy) <= 2 / 32
