@@ -217,8 +217,8 @@ def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0) -
         for k, pop in enumerate(pops):
             s = res.spikes[pop]
             m = s.batch == trial
-            ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=14, marker="|", linewidths=1.2, color=f"C{k}",
-                       label=pop if name == names[0] else None)
+            ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=14, marker="|", linewidths=1.2,
+                       color=f"C{k}", label=pop if name == names[0] else None)
             offset += s.size
         ax.set_title(f"{name}\n{res.backend}", fontsize=9)
         ax.set_xlabel("time (ms)")
