@@ -43,6 +43,10 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="ALIF adaptation time constant in seconds (default 0.2; the e-prop evidence task used 2.0)")
     p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"),
                    help="learning rate per epoch: cosine decay from --lr to 0 over --epochs (default), or constant")
+    p.add_argument("--adapt", type=float, default=1.8, metavar="B",
+                   help="ALIF threshold adaptation strength b (default 1.8): a spike raises the threshold by "
+                        "b*(1 - exp(-dt/tau_adapt)); e-prop's evidence tutorial corresponds to b of about 35 "
+                        "with --tau-adapt 2.0")
     p.add_argument("--clip", type=float, default=None, metavar="NORM",
                    help="clip the gradient's global norm to NORM before each update (default: no clipping)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
@@ -69,6 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError(f"--clip: expected a finite gradient norm > 0, got {config.clip}")
     if not (config.tau_adapt > 0 and config.tau_adapt < float("inf")):
         raise NeurosimError(f"--tau-adapt: expected a finite time constant > 0 seconds, got {config.tau_adapt}")
+    if not (config.adapt >= 0 and config.adapt < float("inf")):
+        raise NeurosimError(f"--adapt: expected a finite adaptation strength >= 0, got {config.adapt}")
     if not (config.lr > 0 and config.lr < float("inf")):
         raise NeurosimError(f"--lr: expected a finite learning rate > 0, got {config.lr}")
     if config.rule == "tbptt" and config.k is None:

@@ -52,6 +52,7 @@ class TrainConfig:
     clip: Optional[float] = None
     update: str = "sequence"
     feedback: str = "symmetric"
+    adapt: float = 1.8
     schedule: str = "cosine"
 
 
@@ -122,7 +123,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
-                            tau_adapt=config.tau_adapt, seed=config.seed)
+                            tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
     dev = pick_device(device)
     model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
