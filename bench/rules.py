@@ -1,25 +1,34 @@
 """Learning rules side by side: BPTT, memory-budgeted BPTT, OTTT, e-prop, rate-based BP.
 
-Part `cost`: for each T, one fresh subprocess per rule, all on the same network and batch
-(recurrent ALIF: 20 inputs, 256 hidden of which half adaptive, 2 LI readouts; batch 16; input
-spikes with probability 0.05 per step; loss on the last 10% of steps). Memory: the peak live
+Part `cost`: for each T, all rules on the same network and batch (recurrent ALIF: 20 inputs,
+256 hidden of which half adaptive, 2 LI readouts; batch 16; input spikes with probability 0.05
+per step; loss on the last 10% of steps). Memory, one fresh subprocess per rule: the peak live
 tensor bytes of one iteration, counted exactly by bench/bptt_memory.LiveBytes, minus the
-batch's own storages (inputs, targets, mask: data, which the tracker counts once a step
-indexes them). Time: the median of `--repeats` further iterations without the tracker, one
-torch thread. Budgeted BPTT gets `--budget-fraction` of BPTT's measured peak at the same T
-(policy mixed). Prints a table of ratios against BPTT and writes a PNG of memory against T.
+batch's own storages (inputs, targets, mask: data, which the tracker counts once a step indexes
+them). Time, one subprocess per T: the rules' iterations interleaved round-robin, `--repeats`
+rounds, the median per rule, one torch thread (interleaving keeps the ratios honest on a shared
+machine whose load drifts). Budgeted BPTT gets `--budget-fraction` of BPTT's measured peak
+(policy mixed). Prints tables of ratios against BPTT and writes a PNG of memory and time
+against T.
 
-Part `accuracy`: `training.trainer.train` on sequential digits (rows, T = 80) and evidence
-accumulation (T = 450, tau_adapt 2 s, clip 1, the settings BPTT needs there), a fixed number
-of epochs per task for every rule, each rule with the learning rate given by `--lr RULE=LR`
-(default: the task's). Reports the final and the best test accuracy.
+Part `accuracy`: the training loop of `neurosim train` (Adam, cosine learning-rate decay per
+epoch, optional clipping, the same shuffles and initial weights for every rule) on
+
+- digits: sequential digits (rows, T = 80), the default ALIF network, 20 epochs;
+- digits_static: the same network on static digits (all pixels for 20 steps), 20 epochs;
+- evidence: evidence accumulation (T = 450), tau_adapt 2 s, adaptation strength 35, clip 1, 40 epochs;
+- conv: a small convolutional SNN (8 channels of 3x3 kernels on the 8x8 image, LIF, dense LI
+  readout) on static digits, 10 epochs.
+
+Reports the final and the best test accuracy per rule.
 
     python bench/rules.py --part cost --T 10 100 1000 3000
-    python bench/rules.py --part accuracy --tasks digits evidence
+    python bench/rules.py --part accuracy --experiments digits evidence conv
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import subprocess
@@ -32,73 +41,100 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bptt_memory import LiveBytes  # noqa: E402
-from neurosim.atomic import write_text  # noqa: E402
+
+from neurosim.atomic import write_bytes, write_text  # noqa: E402
 
 RULES = ("bptt", "budgeted", "ottt", "eprop", "ratebp")
-TASKS = {
-    "digits": dict(task="digits", epochs=8, lr=3e-3),
-    "evidence": dict(task="evidence", epochs=40, lr=3e-3, tau_adapt=2.0, clip=1.0),
+EXPERIMENTS = {
+    "digits": dict(task="digits", epochs=20, lr=3e-3, rules=RULES),
+    "digits_static": dict(task="digits", task_kw=dict(mode="static"), epochs=20, lr=3e-3, rules=RULES),
+    "evidence": dict(task="evidence", epochs=40, lr=3e-3, clip=1.0, net=dict(tau_adapt=2.0, adapt=35.0), rules=RULES),
+    "conv": dict(task="digits", task_kw=dict(mode="static"), epochs=10, lr=3e-3, conv=True, rules=("bptt", "ratebp")),
 }
 
 
 # ------------------------------------------------------------------------------------ cost
 
 
-def cost_worker(cfg: dict) -> dict:
-    """One rule at one T: peak live bytes of one iteration and median seconds per iteration."""
+def _setup(cfg: dict):
     import torch
 
     from training.layers import from_network
     from training.nets import recurrent_network
-    from training.rules import Batch, BudgetedBPTT, make_rule, state_nbytes
+    from training.rules import Batch
 
     torch.set_num_threads(1)
     T, B = cfg["T"], cfg["batch"]
     net = recurrent_network(cfg["n_in"], cfg["hidden"], cfg["n_out"], model="alif", seed=0)
-    model = from_network(net)
     g = torch.Generator().manual_seed(0)
     batch = Batch((torch.rand(T, B, cfg["n_in"], generator=g) < 0.05).float(),
                   torch.randint(0, cfg["n_out"], (B,), generator=g), torch.arange(T) >= T - max(T // 10, 1))
-    rule = BudgetedBPTT(cfg["slots"], "mixed") if cfg["rule"] == "budgeted" else make_rule(cfg["rule"])
-    model.zero_grad()
+    return from_network(net), batch
+
+
+def _rule(name: str, slots: int):
+    from training.rules import BudgetedBPTT, make_rule
+
+    return BudgetedBPTT(slots, "mixed") if name == "budgeted" else make_rule(name)
+
+
+def memory_worker(cfg: dict) -> dict:
+    """Peak live bytes of one iteration of one rule (a fresh process)."""
+    from training.rules import state_nbytes
+
+    model, batch = _setup(cfg)
+    rule = _rule(cfg["rule"], cfg["slots"])
     with LiveBytes() as mem:
         loss = rule.backward(model, batch).loss
     data = [x.untyped_storage() for x in (batch.inputs, batch.targets, batch.loss_mask)]
     peak = mem.peak - sum(st.nbytes() for st in data if st.data_ptr() in mem._sizes)
-    times = []
-    for _ in range(cfg["repeats"]):
+    return dict(cfg, loss=loss, peak_bytes=peak, state_bytes=state_nbytes(model.initial_state(cfg["batch"])))
+
+
+def time_worker(cfg: dict) -> dict:
+    """Median seconds per iteration of every rule, iterations interleaved round-robin."""
+    model, batch = _setup(cfg)
+    rules = {name: _rule(name, cfg["slots"]) for name in cfg["rules"]}
+    for r in rules.values():  # warm-up (budgeted: measures alpha and plans)
         model.zero_grad()
-        t0 = time.perf_counter()
-        rule.backward(model, batch)
-        times.append(time.perf_counter() - t0)
-    return dict(cfg, loss=loss, peak_bytes=peak, time_s=statistics.median(times),
-                state_bytes=state_nbytes(model.initial_state(B)))
+        r.backward(model, batch)
+    times: dict[str, list[float]] = {name: [] for name in rules}
+    for _ in range(cfg["repeats"]):
+        for name, r in rules.items():
+            model.zero_grad()
+            t0 = time.perf_counter()
+            r.backward(model, batch)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
-def run_worker(cfg: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=7200)
+def run_worker(kind: str, cfg: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(cfg)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=4 * 3600)
     if proc.returncode != 0:
-        raise RuntimeError(f"worker failed for {cfg}:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"{kind} worker failed for {cfg}:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def cost(args: argparse.Namespace) -> list[dict]:
     rows = []
     for T in args.T:
-        base = dict(T=T, batch=16, n_in=20, hidden=args.hidden, n_out=2, repeats=args.repeats, slots=0)
-        ref = run_worker(dict(base, rule="bptt"))
-        rows.append(ref)
+        base = dict(T=T, batch=16, n_in=20, hidden=args.hidden, n_out=2, slots=0)
+        mem = {"bptt": run_worker("memory", dict(base, rule="bptt"))}
+        ref = mem["bptt"]
+        slots = max(2, min(T, int(args.budget_fraction * ref["peak_bytes"] // ref["state_bytes"])))
         for rule in args.rules:
-            if rule == "bptt":
-                continue
-            slots = max(2, min(T, int(args.budget_fraction * ref["peak_bytes"] // ref["state_bytes"])))
-            rows.append(run_worker(dict(base, rule=rule, slots=slots if rule == "budgeted" else 0)))
-        print_cost([r for r in rows if r["T"] == T], ref)
+            if rule != "bptt":
+                mem[rule] = run_worker("memory", dict(base, rule=rule, slots=slots))
+        times = run_worker("time", dict(base, slots=slots, rules=list(args.rules), repeats=args.repeats))
+        for rule in args.rules:
+            rows.append(dict(mem[rule], slots=slots if rule == "budgeted" else 0, time_s=times[rule]))
+        print_cost([r for r in rows if r["T"] == T])
     return rows
 
 
-def print_cost(rows: list[dict], ref: dict) -> None:
+def print_cost(rows: list[dict]) -> None:
+    ref = next(r for r in rows if r["rule"] == "bptt")
     print(f"\nT = {ref['T']}: ALIF {ref['hidden']} hidden, batch {ref['batch']} (BPTT {ref['peak_bytes'] / 1e6:.2f} MB, "
           f"{ref['time_s']:.3f} s/iter)")
     print("| rule | peak MB | memory vs BPTT | s/iter | time vs BPTT |")
@@ -106,13 +142,11 @@ def print_cost(rows: list[dict], ref: dict) -> None:
     for r in rows:
         name = r["rule"] + (f" ({r['slots']} states)" if r["rule"] == "budgeted" else "")
         print(f"| {name} | {r['peak_bytes'] / 1e6:.2f} | {r['peak_bytes'] / ref['peak_bytes']:.3f}x | "
-              f"{r['time_s']:.3f} | {r['time_s'] / ref['time_s']:.2f}x |")
+              f"{r['time_s']:.3f} | {r['time_s'] / ref['time_s']:.2f}x |", flush=True)
 
 
 def plot_cost(rows: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
-
-    from neurosim.atomic import write_bytes
 
     fig = Figure(figsize=(9, 3.6))
     ax1, ax2 = fig.subplots(1, 2)
@@ -125,8 +159,6 @@ def plot_cost(rows: list[dict], path: Path) -> None:
     ax2.set(xscale="log", yscale="log", xlabel="T (steps)", ylabel="s / iteration", title="time of one iteration")
     ax1.legend()
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     write_bytes(path, buf.getvalue())
@@ -135,39 +167,76 @@ def plot_cost(rows: list[dict], path: Path) -> None:
 # ------------------------------------------------------------------------------------ accuracy
 
 
-def accuracy(args: argparse.Namespace) -> list[dict]:
-    from training.trainer import TrainConfig, train
+def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> list[float]:
+    """Test accuracy after each epoch; the loop of training.trainer.train (same seeds, shuffles,
+    schedule, clipping), with task and network options it does not expose."""
+    import numpy as np
+    import torch
 
-    lrs = dict(kv.split("=") for kv in args.lr)
+    from training.layers import from_network
+    from training.nets import recurrent_network
+    from training.ratebp import ConvSNN, conv_network
+    from training.rules import Batch, BudgetedBPTT, make_rule
+    from training.tasks import make_task
+    from training.trainer import TrainConfig, epoch_lr, evaluate
+
+    torch.set_num_threads(1)
+    task = make_task(exp["task"], seed=seed, **exp.get("task_kw", {}))
+    torch.manual_seed(seed)
+    if exp.get("conv"):
+        model = ConvSNN(conv_network((8, 8), channels=8, kernel_size=3, n_out=task.n_out, dt=task.dt, seed=seed), (8, 8), 3)
+    else:
+        net = recurrent_network(task.n_in, hidden, task.n_out, dt=task.dt, seed=seed, **exp.get("net", {}))
+        model = from_network(net)
+    opt = torch.optim.Adam(model.parameters(), lr=exp["lr"])
+    rule = BudgetedBPTT("4MB", "mixed") if rule_name == "budgeted" else make_rule(rule_name, seed=seed)
+    schedule = TrainConfig(lr=exp["lr"], epochs=exp["epochs"])
+    n, accs = len(task.train), []
+    for epoch in range(exp["epochs"]):
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(schedule, epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        for lo in range(0, n, 32):
+            idx = order[lo:lo + 32]
+            x = torch.as_tensor(task.train.inputs[idx]).transpose(0, 1).contiguous()
+            b = Batch(x, torch.as_tensor(task.train.targets[idx]), torch.as_tensor(task.train.loss_mask))
+            opt.zero_grad(set_to_none=True)
+            rule.backward(model, b)
+            if exp.get("clip"):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), exp["clip"])
+            opt.step()
+        accs.append(evaluate(model, task.test)[1])
+    return accs
+
+
+def accuracy(args: argparse.Namespace) -> list[dict]:
     rows = []
-    for task in args.tasks:
-        for rule in args.rules:
-            kw = dict(TASKS[task])
-            if args.epochs:
-                kw["epochs"] = args.epochs
-            if rule in lrs:
-                kw["lr"] = float(lrs[rule])
-            extra = {"budget": "4MB", "policy": "mixed"} if rule == "budgeted" else {}
-            cfg = TrainConfig(rule=rule, seed=args.seed, hidden=args.train_hidden, **kw, **extra)
+    for name in args.experiments:
+        exp = dict(EXPERIMENTS[name])
+        if args.epochs:
+            exp["epochs"] = args.epochs
+        for rule in [r for r in exp["rules"] if r in args.rules]:
             t0 = time.perf_counter()
-            res = train(cfg, Path(args.out) / f"{task}_{rule}", progress=False, device="cpu")
-            hist = res["history"]
-            row = dict(task=task, rule=rule, lr=cfg.lr, epochs=cfg.epochs, final=hist[-1]["test_acc"],
-                       best=max(h["test_acc"] for h in hist), seconds=time.perf_counter() - t0)
+            accs = fit(exp, rule, args.seed, args.train_hidden)
+            row = dict(experiment=name, rule=rule, epochs=exp["epochs"], lr=exp["lr"], final=accs[-1], best=max(accs),
+                       curve=[round(a, 4) for a in accs], seconds=time.perf_counter() - t0)
             rows.append(row)
             print(json.dumps(row), flush=True)
-        print_accuracy([r for r in rows if r["task"] == task])
+        print_accuracy([r for r in rows if r["experiment"] == name])
     return rows
 
 
 def print_accuracy(rows: list[dict]) -> None:
+    if not rows:
+        return
     ref = next((r for r in rows if r["rule"] == "bptt"), None)
-    print(f"\n{rows[0]['task']}, {rows[0]['epochs']} epochs")
-    print("| rule | lr | final test acc | best | vs BPTT (points) | wall s |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n{rows[0]['experiment']}, {rows[0]['epochs']} epochs")
+    print("| rule | final test acc | best | final vs BPTT (points) | wall s |")
+    print("|---|---|---|---|---|")
     for r in rows:
         diff = f"{100 * (r['final'] - ref['final']):+.1f}" if ref else "-"
-        print(f"| {r['rule']} | {r['lr']:g} | {100 * r['final']:.1f}% | {100 * r['best']:.1f}% | {diff} | {r['seconds']:.0f} |")
+        print(f"| {r['rule']} | {100 * r['final']:.1f}% | {100 * r['best']:.1f}% | {diff} | {r['seconds']:.0f} |",
+              flush=True)
 
 
 def main() -> int:
@@ -176,18 +245,18 @@ def main() -> int:
     ap.add_argument("--T", type=int, nargs="+", default=[10, 100, 1000, 3000])
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     ap.add_argument("--hidden", type=int, default=256, help="hidden neurons of the cost network")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--budget-fraction", type=float, default=0.05)
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
+    ap.add_argument("--experiments", nargs="*", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    ap.add_argument("--epochs", type=int, default=None, help="override every experiment's epochs")
     ap.add_argument("--train-hidden", type=int, default=64)
-    ap.add_argument("--lr", nargs="*", default=[], metavar="RULE=LR")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out/rules")
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(cost_worker(json.loads(args.worker))))
+        kind, cfg = args.worker
+        print(json.dumps((memory_worker if kind == "memory" else time_worker)(json.loads(cfg))))
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
