@@ -416,15 +416,17 @@ def test_make_rule_and_cli_options():
     assert [make_rule(n).name for n in ("ottt", "eprop", "ratebp")] == ["ottt", "eprop", "ratebp"]
 
 
-@pytest.mark.parametrize("args", [["--rule", "ottt", "--update", "step"], ["--rule", "eprop", "--feedback", "random"],
-                                  ["--rule", "ratebp"]])
+@pytest.mark.parametrize("args", [["--rule", "ottt", "--update", "step"],
+                                  ["--rule", "eprop", "--feedback", "random", "--adapt", "35"], ["--rule", "ratebp"]])
 def test_cli_trains_with_online_rules(tmp_path, args):
     import neurosim as ns
 
     out = tmp_path / "run"
     assert main(["train", "--task", "digits", *args, "--epochs", "1", "--hidden", "8", "--n-train", "32",
                  "--n-test", "16", "--no-progress", "--out", str(out)]) == 0
-    assert ns.load(out / "model.h5").population("hidden").size == 8
+    hidden = ns.load(out / "model.h5").population("hidden")
+    assert hidden.size == 8
+    assert float(np.max(hidden.model.adapt)) == (35.0 if "--adapt" in args else 1.8)
 
 
 def test_cli_rejects_options_of_other_rules(tmp_path, capsys):
@@ -432,3 +434,5 @@ def test_cli_rejects_options_of_other_rules(tmp_path, capsys):
     assert "--update" in capsys.readouterr().err
     assert main(["train", "--task", "digits", "--rule", "ottt", "--feedback", "random", "--out", str(tmp_path)]) == 2
     assert "--feedback" in capsys.readouterr().err
+    assert main(["train", "--task", "evidence", "--rule", "eprop", "--adapt", "-1", "--out", str(tmp_path)]) == 2
+    assert "--adapt" in capsys.readouterr().err
