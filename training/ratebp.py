@@ -48,12 +48,48 @@ from .rules import Batch, Objective, Rule, RuleOutput
 from .surrogate import pseudo_derivative
 
 
+@torch.jit.script
+def _zeta_recursion(ps_all: torch.Tensor, u_all: Optional[torch.Tensor], r_all: Optional[torch.Tensor],
+                    z_all: Optional[torch.Tensor], a_all: Optional[torch.Tensor], k_i: torch.Tensor,
+                    k_v: Optional[torch.Tensor], k_a: torch.Tensor, zeta: torch.Tensor, total: torch.Tensor,
+                    alpha: torch.Tensor, beta: torch.Tensor, gain: torch.Tensor, rho: torch.Tensor,
+                    adapt_gain: torch.Tensor, adapt: torch.Tensor, theta: torch.Tensor, reset_zero: torch.Tensor,
+                    has_alpha: bool, has_adapt: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The module docstring's recursion over the steps of a chunk (leading axis of the *_all
+    arrays); u_all, z_all, a_all are given only for reset to zero, r_all (r[t-1]) only with
+    refractoriness. Returns the updated (k_i, k_v, k_a, zeta, total)."""
+    for k in range(ps_all.shape[0]):
+        ps = ps_all[k]
+        if r_all is not None:
+            ps = ps * (r_all[k] <= 0)
+        if k_v is None:  # the state before step 0: all derivatives zero
+            k_t = k_i
+        else:
+            if has_alpha:
+                k_i = torch.addcmul(gain, alpha, k_i)
+            if has_adapt:
+                k_a = torch.addcmul(rho * k_a, adapt_gain, zeta)
+            k_t = torch.addcmul(k_i, beta, k_v)
+            if r_all is not None:
+                k_t = torch.where(r_all[k] <= 0, k_t, k_v)
+        zeta = ps * torch.addcmul(k_t, adapt, k_a, value=-1.0) if has_adapt else ps * k_t
+        k_new = torch.addcmul(k_t, theta, zeta, value=-1.0)
+        if u_all is not None and z_all is not None and a_all is not None:
+            v_tilde = u_all[k] + theta + adapt * a_all[k]
+            k_new = torch.where(reset_zero > 0, k_t * (1.0 - z_all[k]) - v_tilde * zeta, k_new)
+        k_v = k_new
+        total = total + zeta
+    assert k_v is not None
+    return k_i, k_v, k_a, zeta, total
+
+
 class RateEligibility:
     """Running ``zeta`` recursion of every neuron (module docstring, pass 1); arrays (B, N).
 
-    Steps are buffered `chunk` at a time so that the surrogate derivative is evaluated once per
-    chunk on a (chunk, B, N) array (a per-step call costs more than the recursion itself);
-    memory stays O(chunk), independent of T.
+    Steps are buffered `chunk` at a time: the surrogate derivative is evaluated once per chunk
+    on a (chunk, B, N) array and the recursion runs in one scripted loop; memory stays
+    O(chunk), independent of T.
     """
 
     def __init__(self, model: SNN, chunk: int = 32) -> None:
@@ -66,63 +102,44 @@ class RateEligibility:
         self.surrogate = model.surrogate
         self.sparams = model.spike_fn.params  # type: ignore[attr-defined]
         self.chunk = chunk
-        self._buf: list[tuple] = []
-        self.k_i: Optional[torch.Tensor] = None
+        self._buf: list[tuple] = []  # (r[t-1], z[t], a[t]) where needed
+        self._u: Optional[torch.Tensor] = None  # (chunk, B, N): the chunk's spike arguments
+        self.k_i = p.gain.expand(1, -1)
         self.k_v: Optional[torch.Tensor] = None
-        self.k_a: Optional[torch.Tensor] = None
-        self.zeta: Optional[torch.Tensor] = None
-        self.total: Optional[torch.Tensor] = None
+        self.k_a = torch.zeros_like(p.gain)
+        self.zeta = torch.zeros_like(p.gain)
+        self.total = torch.zeros_like(p.gain)
         self.steps = 0
 
     def update(self, prev: SNNState, new: SNNState, u: torch.Tensor) -> None:
         """Record the step that produced `new` (spike argument `u`) from `prev`."""
-        self._buf.append((u, prev.neurons.r if self.has_refr else None, new.neurons.z, new.neurons.a))
+        if self._u is None:
+            self._u = u.new_empty((self.chunk,) + tuple(u.shape))
+        self._u[len(self._buf)].copy_(u)
+        self._buf.append((prev.neurons.r if self.has_refr else None,
+                          new.neurons.z if self.has_zero else None, new.neurons.a if self.has_zero else None))
         if len(self._buf) >= self.chunk:
             self._flush()
 
     def _flush(self) -> None:
         if not self._buf:
             return
-        ps_all = pseudo_derivative(self.surrogate, torch.stack([b[0] for b in self._buf]), **self.sparams)
-        for ps, (u, r_prev, z, a) in zip(ps_all, self._buf):
-            self._advance(ps, u, r_prev, z, a)
-        self._buf.clear()
-
-    def _advance(self, ps: torch.Tensor, u: torch.Tensor, r_prev: Optional[torch.Tensor],
-                 z: torch.Tensor, a: torch.Tensor) -> None:
+        u_all = self._u[:len(self._buf)]  # type: ignore[index]
+        ps_all = pseudo_derivative(self.surrogate, u_all, **self.sparams)
+        stack = (lambda j: torch.stack([b[j] for b in self._buf]))  # noqa: E731
         p = self.p
-        if r_prev is not None:
-            ps = ps * (r_prev <= 0)
-        if self.k_v is None:  # state before step 0: all derivatives zero
-            self.k_i = p.gain.expand_as(u)
-            k_t = self.k_i
-            self.k_a = torch.zeros_like(u) if self.has_adapt else None
-        else:
-            if self.has_alpha:
-                self.k_i = torch.addcmul(p.gain, p.alpha, self.k_i)
-            if self.has_adapt:
-                self.k_a = torch.addcmul(p.rho * self.k_a, p.adapt_gain, self.zeta)
-            k_t = torch.addcmul(self.k_i, p.beta, self.k_v)
-            if r_prev is not None:
-                k_t = torch.where(r_prev <= 0, k_t, self.k_v)
-        zeta = ps * torch.addcmul(k_t, p.adapt, self.k_a, value=-1.0) if self.has_adapt else ps * k_t
-        k_sub = torch.addcmul(k_t, p.theta, zeta, value=-1.0)
-        if self.has_zero:
-            v_tilde = u + p.theta + (p.adapt * a if self.has_adapt else 0.0)
-            self.k_v = torch.where(p.reset_zero > 0, k_t * (1.0 - z) - v_tilde * zeta, k_sub)
-        else:
-            self.k_v = k_sub
-        self.zeta = zeta
-        if self.total is None:
-            self.total = zeta.clone()
-        else:
-            self.total += zeta
-        self.steps += 1
+        self.k_i, self.k_v, self.k_a, self.zeta, self.total = _zeta_recursion(
+            ps_all, u_all if self.has_zero else None, stack(0) if self.has_refr else None,
+            stack(1) if self.has_zero else None, stack(2) if self.has_zero else None,
+            self.k_i, self.k_v, self.k_a, self.zeta, self.total, p.alpha, p.beta, p.gain, p.rho, p.adapt_gain,
+            p.adapt, p.theta, p.reset_zero, self.has_alpha, self.has_adapt)
+        self.steps += len(self._buf)
+        self._buf.clear()
 
     def eligibility(self) -> torch.Tensor:
         """``e = mean_t zeta[t]`` (B, N); zero for non-spiking neurons."""
         self._flush()
-        if self.total is None:
+        if self.steps == 0:
             raise RuntimeError("RateEligibility: no step yet")
         return self.total * self.p.spiking / self.steps
 
