@@ -24,9 +24,10 @@ Online learning signal (the readout population, LI, kernel ``K`` of its decays, 
     L_j[t] = sum_k B_jk * gain_k * dl_t/dv_out,k[t]         B = W_out (symmetric) or fixed random
     grad W_ji += L_j[t] * ebar_ji[t],      ebar[t] = sum_s K(t - s) e[s - d_o]
 
-which is the exact gradient through the readout (the partial ``dE/dz``, readout path only) when
-B = W_out. The readout's weights follow their exact local rule ``grad += zbar^T dx_out`` (as
-OTTT's). Spiking populations without a projection to the readout receive no learning signal.
+which with B = W_out is eq. 1 with the partial ``dE/dz_j[t]`` through the readout only (the
+paper's online e-prop; tested to 1e-10). The readout's weights follow their exact local rule
+``grad += zbar^T dx_out`` (as OTTT's). Random B ~ N(0, 1/n_pre), like W_out's initialisation.
+Spiking populations without a projection to the readout receive no learning signal.
 """
 from __future__ import annotations
 
