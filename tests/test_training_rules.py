@@ -152,6 +152,23 @@ def test_training_on_cuda_matches_cpu(tmp_path):
     assert cpu["history"][0]["train_loss"] == pytest.approx(gpu["history"][0]["train_loss"], rel=1e-4)
 
 
+def test_cli_train_task_options_reach_the_task(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "digits", "--epochs", "1", "--hidden", "8", "--n-train", "32", "--n-test", "16",
+                 "--task-option", "coding=regular", "--task-option", "row_steps=4", "--no-progress",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["task_options"] == {"coding": "regular", "row_steps": 4}
+    for bad, where in ((["coding=morse"], "digits.coding"), (["colour=red"], "digits.colour"),
+                       (["coding"], "--task-option"), (["seed=3"], "--seed")):
+        args = [a for b in bad for a in ("--task-option", b)]
+        assert main(["train", "--task", "digits", *args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert where in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("option,value", [("--clip", "-1"), ("--tau-adapt", "0"), ("--lr", "nan")])
 def test_cli_train_rejects_bad_numbers(tmp_path, capsys, option, value):
     assert main(["train", "--task", "digits", option, value, "--out", str(tmp_path)]) == 2

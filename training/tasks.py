@@ -153,6 +153,14 @@ def _spikes(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     return (rng.random(p.shape, dtype=np.float32) < p).astype(np.float32)
 
 
+def _regular_spikes(p: np.ndarray) -> np.ndarray:
+    """Deterministic rate code along axis 1 (time): channel c spikes at t when
+    ``floor(P[t] + 1/2)`` steps up, ``P[t] = sum_{u <= t} p[u]`` (each count within 1 of the
+    expected count over any window), as float32 0/1. Needs p in [0, 1]."""
+    c = np.floor(np.cumsum(p, axis=1, dtype=np.float64) + 0.5)
+    return np.diff(c, axis=1, prepend=0.0).astype(np.float32)
+
+
 def _groups(names: list[str], size: int) -> dict[str, tuple[int, int]]:
     return {g: (i * size, (i + 1) * size) for i, g in enumerate(names)}
 
@@ -445,7 +453,8 @@ def _layout_params(lay: dict[str, Any]) -> dict[str, Any]:
 # digits
 
 
-DIGITS_DEFAULTS: dict[str, Any] = dict(mode="rows", row_steps=10, pixel_steps=1, steps=20, gain=1.0, dt=1e-3)
+DIGITS_DEFAULTS: dict[str, Any] = dict(mode="rows", row_steps=10, pixel_steps=1, steps=20, gain=1.0, dt=1e-3,
+                                       coding="poisson")
 N_DIGITS = 1797  # sklearn.datasets.load_digits: 1797 8x8 images, intensities 0..16
 
 
@@ -453,8 +462,11 @@ def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -
     """Sequential or static digits from scikit-learn's bundled 8x8 digits
     (``sklearn.datasets.load_digits``: 1797 images, intensities x in 0..16, shipped with sklearn).
 
-    Rate coding: a pixel of intensity x spikes in each step of its presentation independently with
-    probability ``gain * x / 16`` (max rate ``gain / dt``).
+    Rate coding at ``p = gain * x / 16`` per step for a pixel of intensity x (max rate ``gain / dt``):
+    ``coding="poisson"`` (default) spikes independently with probability p in each step of the
+    presentation; ``coding="regular"`` spikes deterministically whenever the running sum of p
+    passes the next half-integer, so each presentation window carries within one spike of its
+    expected count (no sampling noise: the linear oracle below rises from 0.91 to 0.96 on rows).
 
     | mode | presentation | T (default) | n_in | loss mask |
     |---|---|---|---|---|
@@ -472,6 +484,7 @@ def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -
     name = "digits"
     o = _resolve(name, DIGITS_DEFAULTS, options)
     mode = _choice(name, "mode", o["mode"], ("rows", "pixels", "static"))
+    coding = _choice(name, "coding", o["coding"], ("poisson", "regular"))
     dt = _float(name, "dt", o["dt"], 0.0)
     gain = _float(name, "gain", o["gain"], 0.0, 1.0)
     row_steps = _int(name, "row_steps", o["row_steps"], 1)
@@ -511,11 +524,12 @@ def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -
 
     def split(rng: np.random.Generator, idx: np.ndarray) -> Split:
         p = prob(images[idx] * np.float32(gain))
-        return Split(_spikes(rng, p), labels[idx], _mask(steps, steps - readout, steps))
+        spikes = _spikes(rng, p) if coding == "poisson" else _regular_spikes(p)
+        return Split(spikes, labels[idx], _mask(steps, steps - readout, steps))
 
     r_train, r_test = _rngs(name, seed)
     return Task(name, n_in, 10, steps, dt, "classification", split(r_train, tr_idx), split(r_test, te_idx),
-                f"sklearn 8x8 digits, mode {mode!r}, rate coded (p = {gain} x / 16 per step); label = digit",
+                f"sklearn 8x8 digits, mode {mode!r}, {coding} rate code (p = {gain} x / 16 per step); label = digit",
                 0.80 if mode == "pixels" else 0.90,
                 "own criterion, below the logistic-regression oracle on spike counts (tests/test_tasks.py)",
                 {"pixels": (0, n_in)}, dict(o, steps=steps, readout_steps=readout,

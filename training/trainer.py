@@ -54,6 +54,7 @@ class TrainConfig:
     feedback: str = "symmetric"
     adapt: float = 1.8
     schedule: str = "cosine"
+    task_options: dict[str, Any] = field(default_factory=dict)
 
 
 def epoch_lr(config: "TrainConfig", epoch: int) -> float:
@@ -120,7 +121,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "checkpoint.pt"
-    task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
+    task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test,
+                     **config.task_options)
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                             tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
