@@ -109,7 +109,8 @@ def worker(cfg: dict) -> dict:
             total.backward()
             return float(total.detach())
     else:
-        rule = make_rule("bptt") if method == "bptt" else BudgetedBPTT(cfg["slots"], cfg["policy"])
+        rule = (make_rule("bptt") if method == "bptt"
+                else BudgetedBPTT(cfg["budget"], cfg["policy"], block=cfg.get("block", 1)))
 
         def iteration() -> float:
             return rule.backward(model, batch).loss
@@ -126,8 +127,9 @@ def worker(cfg: dict) -> dict:
         times.append(time.perf_counter() - t0)
     times.sort()
     alpha = rule.alpha if method == "budgeted" else None
+    slots = rule.slots(model, batch) if method == "budgeted" else None
     return dict(cfg, loss=loss, peak_bytes=max(peak, 0), time_s=times[len(times) // 2],
-                state_bytes=state_nbytes(model.initial_state(B)), alpha=alpha)
+                state_bytes=state_nbytes(model.initial_state(B)), alpha=alpha, slots=slots)
 
 
 def run_config(cfg: dict) -> dict:
@@ -147,6 +149,8 @@ def main() -> int:
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.2],
                     help="budgets as fractions of full BPTT's measured peak memory")
     ap.add_argument("--policies", nargs="+", default=["hsm", "mixed"], choices=("hsm", "ism", "mixed"))
+    ap.add_argument("--blocks", type=int, nargs="+", default=[1, 8],
+                    help="block lengths w of the budgeted rule (1: the plain per-step plan)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", default="bench/out/bptt_memory.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -164,11 +168,13 @@ def main() -> int:
             ref = run_config(dict(base, method="bptt"))
             rows.append(dict(ref, predicted=1.0))
             for frac in args.fractions:
-                slots = max(2, min(T, int(frac * ref["peak_bytes"] // ref["state_bytes"])))
+                budget = str(int(frac * ref["peak_bytes"]))  # bytes: the rule fits states and working memory
                 for policy in args.policies:
-                    r = run_config(dict(base, method="budgeted", slots=slots, policy=policy))
-                    p = plan(T, slots, policy, alpha=r["alpha"])
-                    rows.append(dict(r, predicted=p.cost / T, budget_fraction=frac))
+                    for w in args.blocks:
+                        r = run_config(dict(base, method="budgeted", budget=budget, policy=policy, block=w))
+                        n = -(-T // w)
+                        p = plan(n, min(r["slots"], n), policy, alpha=r["alpha"] * w)
+                        rows.append(dict(r, predicted=p.cost * w / T, budget_fraction=frac))
             seg = max(1, int(round(math.sqrt(T))))
             rows.append(dict(run_config(dict(base, method="checkpoint", segment=seg)), predicted=2.0))
             print_rows([r for r in rows if r["T"] == T and r["model"] == model], ref)
@@ -184,7 +190,8 @@ def print_rows(rows: list[dict], ref: dict) -> None:
     print("| method | budget | peak MB | memory saved | time s/iter | time ratio | predicted cost ratio |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        budget = (f"{100 * r['budget_fraction']:.0f}%: {r['slots']} states, {r['policy']}, alpha {r['alpha']:.2f}"
+        budget = (f"{100 * r['budget_fraction']:.0f}%: {r['slots']} states, {r['policy']}, block {r['block']}, "
+                  f"alpha {r['alpha']:.2f}"
                   if r["method"] == "budgeted"
                   else f"segments of {r['segment']}" if r["method"] == "checkpoint" else "all")
         saved = 1 - r["peak_bytes"] / max(ref["peak_bytes"], 1)

@@ -125,6 +125,36 @@ def test_budgeted_bptt_equals_full_bptt(model, recurrent, policy, budget):
     torch.testing.assert_close(out.readout, ref.readout, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("model", ["lif", "alif"])
+@pytest.mark.parametrize("policy,budget,block", [("hsm", 2, 3), ("mixed", 4, 8), ("ism", 9, 5), ("mixed", 80, 40)])
+def test_budgeted_bptt_over_blocks_equals_full_bptt(model, policy, budget, block):
+    """Planning over blocks of w steps (T = 40: blocks of 3 and 8 leave a shorter last block)
+    keeps the gradient exact: 1e-10 relative to BPTT in float64."""
+    net = recurrent_network(8, 20, 3, model=model, seed=7)
+    batch = _batch(T=40)
+    ref, g_ref = _grads(net, make_rule("bptt"), batch)
+    out, g = _grads(net, make_rule("budgeted", budget=budget, policy=policy, block=block), batch)
+    assert out.loss == pytest.approx(ref.loss, rel=1e-14)
+    for k in g_ref:
+        rel = ((g[k] - g_ref[k]).norm() / g_ref[k].norm()).item()
+        assert rel < 1e-10, (k, rel)
+
+
+def test_budgeted_block_pays_its_working_memory_from_a_byte_budget():
+    from neurosim.errors import NetworkError
+    from training.rules import state_nbytes
+
+    net = recurrent_network(8, 20, 3, model="alif", seed=5)
+    batch = _batch(T=30)
+    m = from_network(net, dtype=torch.float64)
+    size = state_nbytes(m.initial_state(3))
+    rule = make_rule("budgeted", budget=str(40 * size), policy="mixed", block=4)
+    rule.alpha = 2.0
+    assert rule.slots(m, batch) == 40 - 4 * 2
+    with pytest.raises(NetworkError, match="block"):
+        make_rule("budgeted", budget=5, block=0)
+
+
 def test_budgeted_measures_alpha_and_converts_byte_budgets():
     net = recurrent_network(8, 20, 3, model="alif", seed=5)
     batch = _batch(T=30)

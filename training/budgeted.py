@@ -80,14 +80,22 @@ def full_bptt_backward(step: StepFn, state0: State, T: int) -> Tensor:
 
 
 def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
-                      stats: Optional[ExecStats] = None) -> Tensor:
+                      stats: Optional[ExecStats] = None,
+                      differentiable: Optional[tuple[bool, ...]] = None) -> Tensor:
     """Backpropagate ``L = sum_t loss_t`` through `T` steps following `plan`'s schedule.
 
     Never holds more than ``plan.memory`` units of stored states (module docstring); every
     forward evaluation beyond the first sweep is a recomputation the plan chose. `stats`, if
-    given, is reset and filled. Returns ``L`` detached.
+    given, is reset and filled. `differentiable` marks the state tensors that carry gradient
+    (default: every floating tensor); marking one False that the loss does depend on drops that
+    gradient path, so mark False only what the step uses through comparisons alone (e.g. a
+    refractory counter). Returns ``L`` detached.
     """
     _check_T(T)
+    if differentiable is None:
+        differentiable = tuple(_carries_grad(s) for s in state0)
+    elif len(differentiable) != len(state0):
+        raise ValueError(f"differentiable: {len(differentiable)} flags for {len(state0)} state tensors")
     if plan.T != T:
         raise ValueError(f"plan: made for T = {plan.T}, called with T = {T}")
     a = plan.internal_units
@@ -110,8 +118,8 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
 
     def with_graph(state: State, t: int) -> _Graph:
         st.forward_evals += 1
-        inputs = tuple(s.detach().requires_grad_(True) if _carries_grad(s) else s.detach()
-                       for s in state)
+        inputs = tuple(s.detach().requires_grad_(True) if d else s.detach()
+                       for s, d in zip(state, differentiable))
         with torch.enable_grad():
             outputs, loss = step(inputs, t)
         return _Graph(inputs, tuple(outputs), loss)

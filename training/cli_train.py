@@ -29,6 +29,9 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="for budgeted: number of stored hidden states, or bytes such as 64MB or 1.5GiB")
     p.add_argument("--policy", default="hsm", choices=("hsm", "ism", "mixed"),
                    help="budgeted: what the schedule may store (hidden states, internal states, or both)")
+    p.add_argument("--block", type=positive_int, default=1, metavar="W",
+                   help="budgeted: plan over blocks of W steps, each run with one graph and one backward "
+                        "call (fewer autograd calls for W steps' graph of working memory; default 1)")
     p.add_argument("--update", default="sequence", choices=("sequence", "step"),
                    help="ottt: accumulate over each sequence and update once (default), or update after "
                         "every step with a loss (OTTT_O)")
@@ -108,6 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
     if config.rule == "budgeted" and config.budget is None:
         raise NeurosimError("--budget: rule budgeted needs a budget, e.g. --budget 20 or --budget 64MB")
+    if config.block != 1 and config.rule != "budgeted":
+        raise NeurosimError(f"--block {config.block}: only rule budgeted plans over blocks")
     if config.update != "sequence" and config.rule != "ottt":
         raise NeurosimError(f"--update {config.update}: only rule ottt updates during a sequence")
     if config.feedback != "symmetric" and config.rule != "eprop":

@@ -36,8 +36,12 @@ class SNN(nn.Module):
     training.surrogate)."""
 
     def __init__(self, network: Network, surrogate: str = "fast_sigmoid",
-                 dtype: torch.dtype = torch.float32, **surrogate_params: float) -> None:
+                 dtype: torch.dtype = torch.float32, fused: Optional[bool] = None,
+                 **surrogate_params: float) -> None:
         super().__init__()
+        self.fused = _numba_usable() if fused is None else bool(fused)
+        if self.fused and not _numba_usable():
+            raise NetworkError("fused", "the fused no-graph step needs numba (pip install neurosim[fast])")
         self.network = network
         self.spike_fn = make_spike_fn(surrogate, **surrogate_params)
         self.surrogate = surrogate
@@ -73,10 +77,12 @@ class SNN(nn.Module):
             self._routes.append((proj.name, self.slices[proj.pre], self.slices[proj.post], per_delay))
         self._post_order = [self.slices[p.name] for p in network.populations]
         self._cache: Optional[tuple[NeuronParams, list]] = None
+        self._np_params: Optional[tuple[np.ndarray, ...]] = None
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "SNN":
         """Moving or casting the module replaces buffers: drop the cached references."""
         self._cache = None
+        self._np_params = None
         return super()._apply(fn, *args, **kwargs)
 
     def _refs(self) -> tuple[NeuronParams, list]:
@@ -116,11 +122,27 @@ class SNN(nn.Module):
         return x[0] if len(x) == 1 else torch.cat(x, dim=1)
 
     def step(self, state: SNNState, sources: torch.Tensor) -> SNNState:
-        """One canonical step; `sources` are this step's input spikes (B, S) in network.inputs order."""
+        """One canonical step; `sources` are this step's input spikes (B, S) in network.inputs order.
+
+        Without a graph (``torch.no_grad``) on the CPU, and with ``fused`` (default when numba is
+        installed), the neuron update runs as numba's fused loop form of ``neuron_step``, bit for
+        bit the same values (tests/test_training_layers.py) at a fraction of the dispatch cost."""
         x = self.synaptic_input(state.history)
-        neurons = neuron_step(self.params, state.neurons, x, self.spike_fn)
+        if self.fused and not torch.is_grad_enabled() and x.device.type == "cpu":
+            neurons = self._fused_neurons(state.neurons, x)
+        else:
+            neurons = neuron_step(self.params, state.neurons, x, self.spike_fn)
         z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
         return SNNState(neurons, (z_all,) + state.history[:-1])
+
+    def _fused_neurons(self, s: NeuronState, x: torch.Tensor) -> NeuronState:
+        from neurosim.backends.numba_backend import step_kernel
+
+        if self._np_params is None:
+            self._np_params = tuple(getattr(self, f"p_{f}").numpy() for f in NeuronParams._fields)
+        out = NeuronState(*(torch.empty_like(x) for _ in NeuronState._fields))
+        step_kernel()(x.numpy(), *self._np_params, *(t.detach().numpy() for t in s), *(t.numpy() for t in out))
+        return out
 
     # ---------------------------------------------------------------- whole sequences
     def source_tensor(self, inputs: Union[torch.Tensor, Mapping[str, Any]], steps: Optional[int] = None) -> torch.Tensor:
@@ -182,9 +204,20 @@ class SNN(nn.Module):
 
 
 def from_network(network: Network, surrogate: str = "fast_sigmoid", dtype: torch.dtype = torch.float32,
-                 **surrogate_params: float) -> SNN:
+                 fused: Optional[bool] = None, **surrogate_params: float) -> SNN:
     """The torch module of `network` (see :class:`SNN`)."""
-    return SNN(network, surrogate, dtype, **surrogate_params)
+    return SNN(network, surrogate, dtype, fused, **surrogate_params)
+
+
+def _numba_usable() -> bool:
+    from neurosim.backends import load
+    from neurosim.errors import BackendUnavailable
+
+    try:
+        load("numba").check()
+        return True
+    except BackendUnavailable:
+        return False
 
 
 def to_network(module: SNN) -> Network:

@@ -138,15 +138,24 @@ class TruncatedBPTT(Rule):
 class BudgetedBPTT(Rule):
     """Exact BPTT under a memory budget (Gruslys et al. 2016): `budget` is a number of stored
     hidden states (int) or bytes ('64MB', '1.5GB', or an int with `unit='bytes'`);
-    `policy` is 'hsm', 'ism' or 'mixed'."""
+    `policy` is 'hsm', 'ism' or 'mixed'.
+
+    `block` = w > 1 plans over blocks of w steps: the schedule's unit step is w SNN steps run
+    with one graph and backpropagated by one autograd call (the coarser RNN whose step is w of
+    ours; the plan is Gruslys's DP on ceil(T / w) such steps). It trades w steps' graph as
+    working memory (subtracted from a byte budget) for w times fewer autograd calls and
+    stored-state boundaries; gradients stay exact."""
 
     name = "budgeted"
 
-    def __init__(self, budget: Union[int, str], policy: str = "hsm") -> None:
+    def __init__(self, budget: Union[int, str], policy: str = "hsm", block: int = 1) -> None:
         if policy not in ("hsm", "ism", "mixed"):
             raise NetworkError("policy", f"expected 'hsm', 'ism' or 'mixed', got {policy!r}")
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise NetworkError("block", f"expected a block length >= 1 step, got {block!r}")
         self.budget = budget
         self.policy = policy
+        self.block = block
         self.alpha: Optional[float] = None  # measured: bytes of one step's graph / hidden state
 
     def measure_alpha(self, model: SNN, batch: Batch) -> float:
@@ -172,12 +181,14 @@ class BudgetedBPTT(Rule):
         return max(internal / state_nbytes(state), 1.0)
 
     def slots(self, model: SNN, batch: Batch) -> int:
-        """Hidden-state slots that fit the budget for this model and batch size."""
+        """Hidden-state slots that fit the budget for this model and batch size (a byte budget
+        first pays for the working memory of a block of more than one step: its graph)."""
         state_bytes = state_nbytes(model.initial_state(batch.inputs.shape[1]))
         if isinstance(self.budget, int) and not isinstance(self.budget, bool):
             slots = self.budget
         else:
-            slots = int(parse_bytes(str(self.budget)) // state_bytes)
+            working = 0.0 if self.block == 1 else self.block * (self.alpha or 1.0) * state_bytes
+            slots = int((parse_bytes(str(self.budget)) - working) // state_bytes)
         if slots < 1:
             raise NetworkError("budget", f"{self.budget!r} holds no hidden state ({state_bytes} bytes each)")
         return slots
@@ -189,14 +200,22 @@ class BudgetedBPTT(Rule):
         state0 = model.initial_state(batch.inputs.shape[1])
         flat0, unflatten = flatten_state(state0)
 
-        def step(flat: tuple[torch.Tensor, ...], t: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-            s = model.step(unflatten(flat), batch.inputs[t])
-            return flatten_state(s)[0], obj(s, t)
+        w, T = self.block, batch.steps
+
+        def step(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+            s, loss = unflatten(flat), None
+            for t in range(k * w, min((k + 1) * w, T)):
+                s = model.step(s, batch.inputs[t])
+                loss = obj(s, t) if loss is None else loss + obj(s, t)
+            return flatten_state(s)[0], loss
 
         if self.alpha is None:
             self.alpha = self.measure_alpha(model, batch)
-        schedule = _cached_plan(batch.steps, min(self.slots(model, batch), batch.steps), self.policy, self.alpha)
-        loss = budgeted_backward(step, flat0, batch.steps, schedule)
+        n_blocks = -(-T // w)
+        schedule = _cached_plan(n_blocks, min(self.slots(model, batch), n_blocks), self.policy, self.alpha * w)
+        # the refractory counter r (flat[3]) acts through comparisons only: no gradient path
+        differentiable = tuple(k != 3 for k in range(len(flat0)))
+        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable)
         return RuleOutput(float(loss), obj.mean_readout())
 
 
@@ -251,9 +270,9 @@ RULE_NAMES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp")
 
 def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, None] = None,
               policy: str = "hsm", update: str = "sequence", feedback: str = "symmetric",
-              seed: int = 0) -> Rule:
+              seed: int = 0, block: int = 1) -> Rule:
     """The rule called `name` (one of RULE_NAMES) with its options: `k` (tbptt), `budget` and
-    `policy` (budgeted), `update` 'sequence' or 'step' (ottt), `feedback` 'symmetric' or
+    `policy` and `block` (budgeted), `update` 'sequence' or 'step' (ottt), `feedback` 'symmetric' or
     'random' and its `seed` (eprop)."""
     if name == "bptt":
         return BPTT()
@@ -264,7 +283,7 @@ def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, Non
     if name == "budgeted":
         if budget is None:
             raise NetworkError("budget", "rule 'budgeted' needs a budget: a number of states or bytes like '64MB'")
-        return BudgetedBPTT(budget, policy)
+        return BudgetedBPTT(budget, policy, block)
     if name == "ottt":
         from .ottt import OTTT
 

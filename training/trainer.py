@@ -46,6 +46,7 @@ class TrainConfig:
     k: Optional[int] = None
     budget: Optional[str] = None
     policy: str = "hsm"
+    block: int = 1
     n_train: Optional[int] = None
     n_test: Optional[int] = None
     tau_adapt: float = 0.2
@@ -130,7 +131,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,
-                     update=config.update, feedback=config.feedback, seed=config.seed)
+                     update=config.update, feedback=config.feedback, seed=config.seed, block=config.block)
     online = bool(getattr(rule, "updates_online", False))  # the rule steps the optimizer itself
     if online:
         rule.bind(opt, config.clip)  # type: ignore[attr-defined]

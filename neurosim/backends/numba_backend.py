@@ -1,8 +1,11 @@
 """Compiled CPU backend (numba): the whole chunk of steps runs in one compiled call.
 
-The neuron update below is a fused, loop form of :func:`neurosim.models.neuron_step`; it is
-not the definition of the model. tests/test_backends.py checks it spike-for-spike and
-bit-for-bit against the NumPy reference on random networks in float32 and float64.
+The neuron update below (:func:`_update`) is a fused, loop form of
+:func:`neurosim.models.neuron_step`; it is not the definition of the model.
+tests/test_backends.py checks it spike-for-spike and bit-for-bit against the NumPy reference on
+random networks in float32 and float64. It serves two kernels: the simulator's whole-chunk
+loop (:func:`_run_steps`) and one step on (B, N) arrays (:func:`_step_arrays`), which the
+torch layers use for steps without a graph (training.layers.SNN.step).
 Single-threaded; no fastmath, so the arithmetic and its order match the reference exactly.
 """
 from __future__ import annotations
@@ -16,6 +19,8 @@ from ..plan import Plan
 
 NAME = "numba"
 _KERNEL = None
+_STEP = None
+update = None  # the compiled _update, inlined into both kernels
 
 
 def check() -> None:
@@ -27,14 +32,63 @@ def check() -> None:
                                  "install neurosim[fast] or use backend='numpy'") from None
 
 
+def _jit(fn):
+    global update
+    check()
+    import numba
+
+    if update is None:
+        update = numba.njit(cache=True, inline="always")(_update)
+    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
+
+
 def _kernel():
     global _KERNEL
     if _KERNEL is None:
-        check()
-        import numba
-
-        _KERNEL = numba.njit(cache=True, nogil=True, boundscheck=False)(_run_steps)
+        _KERNEL = _jit(_run_steps)
     return _KERNEL
+
+
+def step_kernel():
+    """The compiled :func:`_step_arrays` (the fused neuron update on (B, N) arrays)."""
+    global _STEP
+    if _STEP is None:
+        _STEP = _jit(_step_arrays)
+    return _STEP
+
+
+def _update(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory,
+            reset_zero, spiking):
+    """One neuron's canonical step (the loop form of neuron_step); returns (i, v, a, z, r)."""
+    i = alpha * i + gain * (x + bias)
+    a = rho * a + adapt_gain * z
+    active = r <= 0
+    if active:
+        v = beta * v + i
+    thr = theta + adapt * a
+    z = v - v  # zero of the state dtype
+    if active and spiking > 0 and v - thr > 0:
+        z = z + 1
+        if reset_zero > 0:
+            v = v - v
+        else:
+            v = v - theta
+        r = refractory
+    elif r > 0:
+        r = r - 1
+    return i, v, a, z, r
+
+
+def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory, reset_zero,
+                 spiking, I, V, A, Z, R, I2, V2, A2, Z2, R2):
+    """Write the step of state (I, V, A, Z, R) under input X into (I2, V2, A2, Z2, R2); all (B, N)."""
+    batch, n = V.shape
+    for b in range(batch):
+        for j in range(n):
+            I2[b, j], V2[b, j], A2[b, j], Z2[b, j], R2[b, j] = update(
+                X[b, j], I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], alpha[j], beta[j], theta[j],
+                bias[j], gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j],
+                spiking[j])
 
 
 def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
@@ -54,29 +108,10 @@ def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adap
             for j in range(n):
                 x = buf[slot, b, j]
                 buf[slot, b, j] = 0
-                i = alpha[j] * I[b, j] + gain[j] * (x + bias[j])
-                a = rho[j] * A[b, j] + adapt_gain[j] * Z[b, j]
-                r = R[b, j]
-                v = V[b, j]
-                active = r <= 0
-                if active:
-                    v = beta[j] * v + i
-                thr = theta[j] + adapt[j] * a
-                z = v - v  # zero of the state dtype
-                if active and spiking[j] > 0 and v - thr > 0:
-                    z = z + 1
-                    if reset_zero[j] > 0:
-                        v = v - v
-                    else:
-                        v = v - theta[j]
-                    r = refractory[j]
-                elif r > 0:
-                    r = r - 1
-                I[b, j] = i
-                V[b, j] = v
-                A[b, j] = a
-                Z[b, j] = z
-                R[b, j] = r
+                I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j] = update(
+                    x, I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], alpha[j], beta[j], theta[j],
+                    bias[j], gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j],
+                    spiking[j])
             for q in range(n_tr):
                 j = trace_idx[q]
                 if tr_v.shape[0]:
