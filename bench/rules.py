@@ -3,7 +3,7 @@
 Part `cost`: for each T, all rules on the same network and batch (recurrent ALIF: 20 inputs,
 256 hidden of which half adaptive, 2 LI readouts; batch 16; input spikes with probability 0.05
 per step; loss on the last 10% of steps). Memory, one fresh subprocess per rule: the peak live
-tensor bytes of one iteration, counted exactly by bench/bptt_memory.LiveBytes, minus the
+tensor bytes of one iteration, counted exactly by training.memory.LiveBytes, minus the
 batch's own storages (inputs, targets, mask: data, which the tracker counts once a step indexes
 them). Time, one subprocess per T: the rules' iterations interleaved round-robin, `--repeats`
 rounds, the median per rule, one torch thread (interleaving keeps the ratios honest on a shared
@@ -14,7 +14,9 @@ against T.
 Part `accuracy`: the training loop of `neurosim train` (Adam, cosine learning-rate decay per
 epoch, optional clipping, the same shuffles and initial weights for every rule) on
 
-- digits: sequential digits (rows, T = 80), the default ALIF network, 20 epochs;
+- digits: sequential digits (rows, T = 80, regular rate code), ALIF network of 128, 30 epochs
+  (the setting of issue 3's bar: `neurosim train --task digits --task-option coding=regular
+  --hidden 128 --epochs 30`);
 - digits_static: the same network on static digits (all pixels for 20 steps), 20 epochs;
 - evidence: evidence accumulation (T = 450), tau_adapt 2 s, adaptation strength 35, clip 1, 40 epochs;
 - conv: a small convolutional SNN (8 channels of 3x3 kernels on the 8x8 image, LIF, dense LI
@@ -40,13 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bptt_memory import LiveBytes  # noqa: E402
+from training.memory import LiveBytes  # noqa: E402
 
 from neurosim.atomic import write_bytes, write_text  # noqa: E402
 
 RULES = ("bptt", "budgeted", "ottt", "eprop", "ratebp")
 EXPERIMENTS = {
-    "digits": dict(task="digits", epochs=20, lr=3e-3, rules=RULES),
+    "digits": dict(task="digits", task_kw=dict(coding="regular"), epochs=30, lr=3e-3, hidden=128, rules=RULES),
     "digits_static": dict(task="digits", task_kw=dict(mode="static"), epochs=20, lr=3e-3, rules=RULES),
     "evidence": dict(task="evidence", epochs=40, lr=3e-3, clip=1.0, net=dict(tau_adapt=2.0, adapt=35.0), rules=RULES),
     "conv": dict(task="digits", task_kw=dict(mode="static"), epochs=10, lr=3e-3, conv=True, rules=("bptt", "ratebp")),
@@ -186,7 +188,8 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> list[float]:
     if exp.get("conv"):
         model = ConvSNN(conv_network((8, 8), channels=8, kernel_size=3, n_out=task.n_out, dt=task.dt, seed=seed), (8, 8), 3)
     else:
-        net = recurrent_network(task.n_in, hidden, task.n_out, dt=task.dt, seed=seed, **exp.get("net", {}))
+        net = recurrent_network(task.n_in, exp.get("hidden", hidden), task.n_out, dt=task.dt, seed=seed,
+                                **exp.get("net", {}))
         model = from_network(net)
     opt = torch.optim.Adam(model.parameters(), lr=exp["lr"])
     rule = BudgetedBPTT("4MB", "mixed") if rule_name == "budgeted" else make_rule(rule_name, seed=seed)

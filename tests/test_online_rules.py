@@ -138,11 +138,9 @@ def test_ottt_readout_is_exact_and_hidden_is_an_approximation(model):
 
 
 def _live_bytes():
-    path = Path(__file__).resolve().parents[1] / "bench" / "bptt_memory.py"
-    spec = importlib.util.spec_from_file_location("bench_bptt_memory", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.LiveBytes
+    from training.memory import LiveBytes
+
+    return LiveBytes
 
 
 def test_memory_does_not_grow_with_T():

@@ -81,7 +81,8 @@ def full_bptt_backward(step: StepFn, state0: State, T: int) -> Tensor:
 
 def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
                       stats: Optional[ExecStats] = None,
-                      differentiable: Optional[tuple[bool, ...]] = None) -> Tensor:
+                      differentiable: Optional[tuple[bool, ...]] = None,
+                      codec: Optional[tuple[Callable[[State], State], Callable[[State], State]]] = None) -> Tensor:
     """Backpropagate ``L = sum_t loss_t`` through `T` steps following `plan`'s schedule.
 
     Never holds more than ``plan.memory`` units of stored states (module docstring); every
@@ -89,7 +90,9 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
     given, is reset and filled. `differentiable` marks the state tensors that carry gradient
     (default: every floating tensor); marking one False that the loss does depend on drops that
     gradient path, so mark False only what the step uses through comparisons alone (e.g. a
-    refractory counter). Returns ``L`` detached.
+    refractory counter). `codec` = (pack, unpack) stores hidden states in a compact form:
+    ``unpack(pack(h))`` must give back every value the steps read (e.g. spikes as bool, state
+    that a zero parameter makes irrelevant left out). Returns ``L`` detached.
     """
     _check_T(T)
     if differentiable is None:
@@ -102,7 +105,8 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
     st = stats if stats is not None else ExecStats()
     for f in fields(st):
         setattr(st, f.name, 0)
-    hidden: dict[int, State] = {0: tuple(s.detach() for s in state0)}
+    pack, unpack = codec if codec is not None else (_same, _same)
+    hidden: dict[int, State] = {0: pack(tuple(s.detach() for s in state0))}
     internal: dict[int, _Graph] = {}
     losses: list[Optional[Tensor]] = [None] * T
     grad_out: tuple[Optional[Tensor], ...] = (None,) * len(state0)  # dL/dh_{nxt+1}
@@ -130,7 +134,7 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
         if op == "load":
             s = act[1]
             if s in hidden:
-                run = hidden[s]
+                run = unpack(hidden[s])
             elif (s - 1) in internal:
                 run = tuple(o.detach() for o in internal[s - 1].outputs)
             else:
@@ -151,7 +155,7 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
                 internal[t1 - 1] = g
                 run = tuple(o.detach() for o in g.outputs)
             elif store == "hidden":
-                hidden[t1] = run
+                hidden[t1] = pack(run)
             run_pos = t1
         elif op == "backward":
             i = act[1]
@@ -181,6 +185,10 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
     if pairs:
         torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
     return torch.stack(losses).sum()  # type: ignore[arg-type]
+
+
+def _same(state: State) -> State:
+    return state
 
 
 def _carries_grad(s: Tensor) -> bool:

@@ -157,10 +157,11 @@ class BudgetedBPTT(Rule):
         self.policy = policy
         self.block = block
         self.alpha: Optional[float] = None  # measured: bytes of one step's graph / hidden state
+        self.working_bytes: Optional[int] = None  # measured: peak of one block's graph and backward
 
     def measure_alpha(self, model: SNN, batch: Batch) -> float:
         """Internal-state size of one step (bytes autograd saves, storages counted once) over
-        the hidden-state size, for the plan's cost model."""
+        the stored hidden-state size (:class:`StateCodec`), for the plan's cost model."""
         sizes: dict[int, int] = {}
 
         def pack(t: torch.Tensor) -> torch.Tensor:
@@ -178,17 +179,57 @@ class BudgetedBPTT(Rule):
         existing = [*flat, *model.parameters(), *model.buffers(), batch.inputs]  # not per-step memory
         known = {x.untyped_storage().data_ptr() for x in existing}
         internal = sum(n for k, n in sizes.items() if k not in known)
-        return max(internal / state_nbytes(state), 1.0)
+        return max(internal / StateCodec(model, batch).nbytes(flatten_state(state)[0]), 1.0)
+
+    def measure_working(self, model: SNN, batch: Batch) -> int:
+        """Peak live bytes (training.memory.LiveBytes) of the work every schedule does besides
+        its stored states: one block of `block` steps run with its graph from a state, and its
+        backward (graph, autograd temporaries, parameter gradients). The parameters' `.grad`
+        are left as they were."""
+        from .memory import LiveBytes
+
+        saved = [(p, p.grad) for p in model.parameters()]
+        for p, _ in saved:
+            p.grad = None
+        from .budgeted import _backprop, _Graph
+
+        obj = Objective(model, batch)
+        flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+        try:
+            with LiveBytes() as mem:
+                leaves = tuple(x.detach().requires_grad_(k != 3) for k, x in enumerate(flat))
+                s, loss = unflatten(leaves), leaves[1].sum() * 0
+                for t in range(min(self.block, batch.steps)):
+                    s = model.step(s, batch.inputs[t])
+                    loss = loss + obj(s, t)
+                out = flatten_state(s)[0]
+                _backprop(_Graph(leaves, out, loss), tuple(torch.ones_like(o) if o.requires_grad else None
+                                                          for o in out))
+                del s, out, loss, leaves
+            return int(mem.peak)
+        finally:
+            for p, g in saved:
+                p.grad = g
 
     def slots(self, model: SNN, batch: Batch) -> int:
-        """Hidden-state slots that fit the budget for this model and batch size (a byte budget
-        first pays for the working memory of a block of more than one step: its graph)."""
-        state_bytes = state_nbytes(model.initial_state(batch.inputs.shape[1]))
+        """Hidden-state slots that fit the budget for this model and batch size. A byte budget
+        first pays for the measured working memory (:meth:`measure_working`), so that it bounds
+        the iteration's peak: stored states + working memory <= budget."""
+        state_bytes = StateCodec(model, batch).nbytes(flatten_state(model.initial_state(batch.inputs.shape[1]))[0])
         if isinstance(self.budget, int) and not isinstance(self.budget, bool):
             slots = self.budget
         else:
-            working = 0.0 if self.block == 1 else self.block * (self.alpha or 1.0) * state_bytes
-            slots = int((parse_bytes(str(self.budget)) - working) // state_bytes)
+            if self.working_bytes is None:
+                # + 5 full states: the running state and its successor in a no-grad sweep, the
+                # gradient carried between blocks, an unpacked stored state and one being packed
+                full = state_nbytes(model.initial_state(batch.inputs.shape[1]))
+                self.working_bytes = self.measure_working(model, batch) + 5 * full
+            total = parse_bytes(str(self.budget))
+            slots = int((total - self.working_bytes) // state_bytes) - 1  # h_0 is stored too
+            if slots < 1:
+                raise NetworkError("budget", f"{self.budget!r} is below the working memory of one "
+                                             f"{self.block}-step block ({self.working_bytes / 1e6:.2f} MB) plus "
+                                             f"one stored state ({state_bytes} bytes)")
         if slots < 1:
             raise NetworkError("budget", f"{self.budget!r} holds no hidden state ({state_bytes} bytes each)")
         return slots
@@ -215,8 +256,46 @@ class BudgetedBPTT(Rule):
         schedule = _cached_plan(n_blocks, min(self.slots(model, batch), n_blocks), self.policy, self.alpha * w)
         # the refractory counter r (flat[3]) acts through comparisons only: no gradient path
         differentiable = tuple(k != 3 for k in range(len(flat0)))
-        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable)
+        codec = StateCodec(model, batch)
+        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable,
+                                 codec=(codec.pack, codec.unpack))
         return RuleOutput(float(loss), obj.mean_readout())
+
+
+class StateCodec:
+    """A stored hidden state of :func:`flatten_state`'s form ``(i, v, a, r, *history)``, kept as
+    small as the next step needs: i only if some alpha != 0 (else ``alpha * i`` is 0 whatever
+    i), a only on the columns with adapt != 0 (elsewhere it never reaches v or z), r only if
+    some neuron is refractory, and the spike history as bool when the batch's inputs are 0/1.
+    ``unpack(pack(h))`` gives back every value the step reads; the rest as zeros."""
+
+    def __init__(self, model: SNN, batch: Batch) -> None:
+        p = model.params
+        self.keep_i = bool((p.alpha != 0).any())
+        self.keep_r = bool((p.refractory != 0).any())
+        self.a_cols = torch.nonzero(p.adapt != 0).flatten()
+        self.all_a = len(self.a_cols) == p.adapt.numel()
+        x = batch.inputs
+        self.binary = bool(((x == 0) | (x == 1)).all())
+
+    def pack(self, flat: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        i, v, a, r, *hist = flat
+        a_kept = a if self.all_a else a[:, self.a_cols]
+        return (v, i if self.keep_i else None, a_kept, r if self.keep_r else None,
+                *(h.bool() if self.binary else h for h in hist))
+
+    def unpack(self, stored: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        v, i, a_kept, r, *hist = stored
+        if self.all_a:
+            a = a_kept
+        else:
+            a = torch.zeros_like(v)
+            a[:, self.a_cols] = a_kept
+        return (i if i is not None else torch.zeros_like(v), v, a, r if r is not None else torch.zeros_like(v),
+                *(h.to(v.dtype) for h in hist))
+
+    def nbytes(self, flat: tuple[torch.Tensor, ...]) -> int:
+        return int(sum(t.numel() * t.element_size() for t in self.pack(flat) if t is not None))
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,0 +1,45 @@
+"""Exact accounting of tensor memory: the bytes of storages alive, counted as ops create them."""
+from __future__ import annotations
+
+
+class LiveBytes:
+    """Context manager: peak bytes of tensor storages created inside it and still alive."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_map_only
+
+        tracker = self
+        self.live = self.peak = 0
+        self._sizes: dict[int, int] = {}
+
+        def track(t: "torch.Tensor") -> None:
+            st = t.untyped_storage()
+            key, n = st.data_ptr(), st.nbytes()
+            if n == 0 or key in tracker._sizes:
+                return
+            tracker._sizes[key] = n
+            tracker.live += n
+            tracker.peak = max(tracker.peak, tracker.live)
+            weakref.finalize(st, tracker._free, key)
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                tree_map_only(torch.Tensor, track, out)
+                return out
+
+        self._mode = Mode()
+
+    def _free(self, key: int) -> None:
+        self.live -= self._sizes.pop(key, 0)
+
+    def __enter__(self) -> "LiveBytes":
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)
