@@ -45,6 +45,7 @@ now known (``stats['reruns']``).
   directly, without graphs; refused when the matrices would take over half the free memory.
 
 ``graph_steps`` (default 64): steps per captured graph; 0 launches every kernel directly.
+``event_capacity``: the event buffer's initial size (it grows after an overflow, see above).
 The runner's ``stats`` (also in ``SimulationResult.meta['backend_stats']``) report the device,
 the mode, kernel launches, graph replays and reruns.
 """
@@ -64,6 +65,8 @@ OPTIONS = {
     "propagation": "'event' (default: spike list, atomicAdd scatter), 'gather' (bitwise equal to numpy) "
                    "or 'matmul' (dense matrix products)",
     "graph_steps": "steps per captured CUDA graph (default 64; 0: launch every kernel directly)",
+    "event_capacity": "initial size of the device's spike-event buffer (default max(65536, 4 * batch * N)); "
+                      "a chunk that overflows it runs again with a larger one",
 }
 PROPAGATION = ("event", "gather", "matmul")
 NVRTC_OPTIONS = ("-fmad=false",)
@@ -95,6 +98,8 @@ def _probe() -> str:
         return (f"backend 'cupy' needs the cupy package ({type(exc).__name__}: {exc}); install "
                 "neurosim[gpu] on a machine with an NVIDIA GPU, or use backend='numba' or 'numpy'")
     try:
+        if cupy.cuda.runtime.driverGetVersion() == 0:
+            return "backend 'cupy': no NVIDIA driver on this machine (CUDA driver version 0), so no GPU to use"
         count = cupy.cuda.runtime.getDeviceCount()
         major = int(cupy.cuda.Device(0).compute_capability[:-1]) if count else 0
     except Exception as exc:  # CUDARuntimeError: no driver, no device, driver too old
@@ -264,15 +269,21 @@ def decode_events(codes: np.ndarray, t0: int, batch: int, n: int) -> tuple[np.nd
 # ---------------------------------------------------------------------------------- runner
 
 
+def _check_count(name: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise NetworkError(f"backend_options.{name}", f"expected a whole number >= {least}, got {value!r}")
+
+
 class Runner:
     """Holds the network, state and buffers on the device; each :meth:`run` is one chunk."""
 
     def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str], *,
-                 propagation: str = "event", graph_steps: int = 64) -> None:
+                 propagation: str = "event", graph_steps: int = 64, event_capacity: Optional[int] = None) -> None:
         if propagation not in PROPAGATION:
             raise NetworkError("backend_options.propagation", f"expected one of {PROPAGATION}, got {propagation!r}")
-        if isinstance(graph_steps, bool) or not isinstance(graph_steps, (int, np.integer)) or graph_steps < 0:
-            raise NetworkError("backend_options.graph_steps", f"expected a whole number >= 0, got {graph_steps!r}")
+        _check_count("graph_steps", graph_steps, 0)
+        if event_capacity is not None:
+            _check_count("event_capacity", event_capacity, 1)
         self.dev = dev = _device(plan.dtype)
         xp, dt = dev.xp, plan.dtype
         self.plan, self.batch, self.mode = plan, batch, propagation
@@ -312,7 +323,7 @@ class Runner:
             self.tr_idx = xp.asarray(np.asarray(trace_idx, np.int64))
             self.clk = xp.zeros(2, np.int64)
             self.n_ev = xp.zeros(1, np.uint64)
-            self.ev_cap = max(1 << 16, 4 * batch * self.n)
+            self.ev_cap = int(event_capacity) if event_capacity is not None else max(1 << 16, 4 * batch * self.n)
             self.ev = xp.zeros(self.ev_cap, np.int64)
         self.cap_steps = 0
         self.src_dev = self.n_spk = self.tr = empty(np.uint8)
