@@ -367,3 +367,20 @@ def test_gpu_overflow_rerun_and_a_cuba_network_bitwise_in_gather_mode():
     got = ns.simulate(net, steps=1500, traces={"exc": ["v"]}, backend="cupy", backend_options={"propagation": "gather"})
     assert len(ref.spikes["exc"]) > 1000
     assert_bitwise(ref, got, "cuba")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuba_plan_is_the_lowered_cuba_network(dtype):
+    """bench/gpu.py builds CUBA directly as a plan (10^9 synapses); it is the very network."""
+    from assets.cuba import cuba_network, cuba_plan
+
+    for seed, (n, k, rows) in enumerate([(700, 30, 50), (300, 290, 32768), (2000, 80, 333)]):
+        want = lower(cuba_network(n, k, seed=seed), dtype)
+        got = cuba_plan(n, k, seed=seed, dtype=dtype, rows_per_block=rows)
+        assert got.dtype == want.dtype and got.ring == want.ring and got.slices == want.slices
+        for f in ("v0", "i0", "a0", "indptr", "indices", "weights", "delays"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f"seed {seed} {f}")
+        for f in NeuronParams._fields:
+            np.testing.assert_array_equal(getattr(got.params, f), getattr(want.params, f), err_msg=f)
+            assert getattr(got.params, f).dtype == np.dtype(dtype)
+        assert got.indices.dtype == np.int32 and got.weights.dtype == np.dtype(dtype)
