@@ -282,6 +282,28 @@ def test_emulated_event_overflow_reruns_the_chunk(emulated):
     assert_bitwise(ref, got, "after reruns")
 
 
+@pytest.mark.parametrize("mode", ["event", "gather"])
+def test_emulated_propagation_never_adds_the_rows_of_silent_neurons(emulated, mode):
+    """NaN weights on every row of a neuron that never spikes leave the traces finite and equal."""
+    net = random_network(5)
+    inp = random_inputs(5, 100, 2)
+    res = ns.simulate(net, inp, 100, seed=5, traces={p.name: ["v"] for p in net.populations})
+    plan = lower(net, "float64")
+    silent = [plan.slices[p.name][0] + j for p in net.populations
+              for j in np.nonzero(res.spikes[p.name].counts().sum(axis=0) == 0)[0]]
+    assert silent, "the test needs silent neurons"
+    w = plan.weights.copy()
+    for j in silent:
+        w[plan.indptr[j]:plan.indptr[j + 1]] = np.nan
+    poisoned = plan.__class__(**{**plan.__dict__, "weights": w})
+    src = np.concatenate([res.spikes[s.name].dense() for s in net.inputs], axis=2)
+    runner = cupy_backend.Runner(poisoned, 2, np.arange(plan.n_neurons), ["v"], propagation=mode)
+    _, _, _, tr = runner.run(0, src)
+    ref = np.concatenate([res.traces[p.name]["v"] for p in net.populations], axis=2)
+    assert np.all(np.isfinite(tr["v"]))
+    np.testing.assert_allclose(tr["v"], ref, rtol=TOL["float64"], atol=TOL["float64"])
+
+
 def test_emulated_kernel_arguments_are_type_checked(emulated):
     dev = cuda_emulator.HostDevice("float64")
     clk = np.zeros(2, np.int64)
