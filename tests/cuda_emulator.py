@@ -14,6 +14,7 @@ Capture records launches with their arguments fixed, as a CUDA graph does, and r
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import functools
@@ -72,6 +73,7 @@ def _compiled(dtype_name: str) -> tuple[ctypes.CDLL, dict[str, list[tuple[str, s
         f"    blockIdx.x = bi; threadIdx.x = ti; {name}({', '.join(a[1] for a in args)});\n  }}\n}}\n"
         for name, (params, args) in sigs.items()]
     folder = Path(tempfile.mkdtemp(prefix="ns_cuda_emu_"))
+    atexit.register(shutil.rmtree, folder, True)
     (folder / "k.cpp").write_text(SHIM + source + "\n" + "".join(launchers))
     subprocess.run(["g++", "-O2", "-std=c++14", "-ffp-contract=off", "-shared", "-fPIC", "-Wl,-Bsymbolic", "-o",
                     str(folder / "k.so"), str(folder / "k.cpp")], check=True, capture_output=True, text=True)
