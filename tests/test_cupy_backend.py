@@ -32,7 +32,6 @@ from neurosim.plan import lower
 
 GPU_REASON = backends.available()["cupy"]
 needs_gpu = pytest.mark.skipif(bool(GPU_REASON), reason=f"no usable CUDA device through CuPy: {GPU_REASON}")
-needs_gpp = pytest.mark.skipif(bool(cuda_emulator.available()), reason=cuda_emulator.available() or "g++ present")
 DTYPES = ["float64", "float32"]
 TOL = {"float64": 1e-12, "float32": 1e-4}
 TIES_FLOAT32 = 3  # trials (of 40) that may part at a float32 threshold tie
