@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurosim import CSR, LIF, Network, NetworkError, Population, Projection
+from neurosim import CSR, LIF, Network, NetworkError, NeuronParams, Population, Projection
+from neurosim.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,14 @@ def jump_gain(dt: float, tau_m: float, tau_syn: float) -> float:
 
 def connectivity(n: int, syn_per_neuron: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random (pre, post) pairs: each neuron sends Binomial(n, k/n) synapses to uniform targets."""
-    p = min(1.0, syn_per_neuron / n)
-    counts = rng.binomial(n, p, size=n)
-    pre = np.repeat(np.arange(n, dtype=np.int64), counts)
-    post = rng.integers(0, n, size=pre.size, dtype=np.int64)
-    return pre, post
+    counts, post = _targets(n, syn_per_neuron, rng)
+    return np.repeat(np.arange(n, dtype=np.int64), counts), post
+
+
+def _targets(n: int, syn_per_neuron: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(synapses sent by each neuron, all targets in sender order): the draws of connectivity()."""
+    counts = rng.binomial(n, min(1.0, syn_per_neuron / n), size=n)
+    return counts, rng.integers(0, n, size=int(counts.sum()), dtype=np.int64)
 
 
 def cuba_network(n: int = 4000, syn_per_neuron: int = 80, seed: int = 0, dt: float = 1e-4,
@@ -61,29 +65,70 @@ def cuba_network(n: int = 4000, syn_per_neuron: int = 80, seed: int = 0, dt: flo
     Weights are scaled by 80/syn_per_neuron so that the mean input stays that of the original.
     Populations 'exc' and 'inh'; projections 'ee', 'ei', 'ie', 'ii' (CSR, delay 1 step).
     """
-    if n < 10:
-        raise NetworkError("n", f"expected at least 10 neurons, got {n}")
+    model, i0, w_of = _lif(n, syn_per_neuron, dt, params)
     rng = np.random.default_rng(seed)
     n_exc = int(round(params.exc_fraction * n))
+    v0 = rng.uniform(0.0, params.theta, size=n)
+    pre, post = connectivity(n, syn_per_neuron, rng)
+    groups = {"exc": (0, n_exc), "inh": (n_exc, n)}
+    pops = [Population(name, hi - lo, model, v0=v0[lo:hi], i0=i0) for name, (lo, hi) in groups.items()]
+    projs = []
+    for src, (slo, shi) in groups.items():
+        w = w_of[src]
+        for dst, (dlo, dhi) in groups.items():
+            m = (pre >= slo) & (pre < shi) & (post >= dlo) & (post < dhi)
+            csr = CSR.from_coo(pre[m] - slo, post[m] - dlo, np.full(int(m.sum()), w), (shi - slo, dhi - dlo))
+            projs.append(Projection(f"{src[0]}{dst[0]}", src, dst, csr, delay=1))
+    return Network(dt=dt, populations=pops, projections=projs, name=f"cuba{n}")
+
+
+def _lif(n: int, syn_per_neuron: int, dt: float, params: CubaParams) -> tuple[LIF, float, dict[str, float]]:
+    """(the LIF of every neuron, the initial current, weight per sending group) of CUBA."""
+    if n < 10:
+        raise NetworkError("n", f"expected at least 10 neurons, got {n}")
     beta, alpha = math.exp(-dt / params.tau_m), math.exp(-dt / params.tau_syn)
     k = jump_gain(dt, params.tau_m, params.tau_syn)
     scale = 80.0 / syn_per_neuron
     model = LIF(beta=beta, alpha=alpha, theta=params.theta,
                 bias=(1 - alpha) * (1 - beta) * params.v_rest,
                 refractory=int(round(params.refractory / dt)), reset="zero")
+    return model, (1 - beta) * params.v_rest, {"exc": k * scale * params.w_exc, "inh": k * scale * params.w_inh}
+
+
+def cuba_plan(n: int = 4000, syn_per_neuron: int = 80, seed: int = 0, dt: float = 1e-4,
+              params: CubaParams = CubaParams(), dtype: str = "float32", rows_per_block: int = 32768) -> Plan:
+    """``lower(cuba_network(n, syn_per_neuron, seed, dt, params), dtype)``, built directly.
+
+    The same random draws give the same network, but no Network is made and nothing is sorted
+    over all synapses: within each row the merged CSR holds the excitatory targets, then the
+    inhibitory ones, each in draw order (lower's merge of ee, ei or ie, ii), found by a 16-bit
+    radix sort per block of rows. Indices are int32, delays a broadcast view of 1 step. Peak
+    memory: about 8 + 4 + itemsize bytes per synapse (10^9 synapses: 16 GB in float32).
+    """
+    model, i0, w_of = _lif(n, syn_per_neuron, dt, params)
+    if not 1 <= rows_per_block <= 32768:
+        raise NetworkError("rows_per_block", f"expected 1 .. 32768 (a 16-bit sort key), got {rows_per_block}")
+    dt_ = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    n_exc = int(round(params.exc_fraction * n))
     v0 = rng.uniform(0.0, params.theta, size=n)
-    i0 = (1 - beta) * params.v_rest
-    pre, post = connectivity(n, syn_per_neuron, rng)
-    groups = {"exc": (0, n_exc), "inh": (n_exc, n)}
-    pops = [Population(name, hi - lo, model, v0=v0[lo:hi], i0=i0) for name, (lo, hi) in groups.items()]
-    projs = []
-    for src, (slo, shi) in groups.items():
-        w = k * scale * (params.w_exc if src == "exc" else params.w_inh)
-        for dst, (dlo, dhi) in groups.items():
-            m = (pre >= slo) & (pre < shi) & (post >= dlo) & (post < dhi)
-            csr = CSR.from_coo(pre[m] - slo, post[m] - dlo, np.full(int(m.sum()), w), (shi - slo, dhi - dlo))
-            projs.append(Projection(f"{src[0]}{dst[0]}", src, dst, csr, delay=1))
-    return Network(dt=dt, populations=pops, projections=projs, name=f"cuba{n}")
+    counts, post = _targets(n, syn_per_neuron, rng)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    indices = np.empty(post.size, np.int32)
+    for r0 in range(0, n, rows_per_block):
+        r1 = min(n, r0 + rows_per_block)
+        s0, s1 = indptr[r0], indptr[r1]
+        key = np.repeat(np.arange(0, 2 * (r1 - r0), 2, dtype=np.uint16), counts[r0:r1]) + (post[s0:s1] >= n_exc)
+        indices[s0:s1] = post[s0:s1][np.argsort(key, kind="stable")]
+    del post
+    weights = np.empty(indices.size, dt_)
+    weights[:indptr[n_exc]] = w_of["exc"]
+    weights[indptr[n_exc]:] = w_of["inh"]
+    lowered = model.lower(n)
+    return Plan(dtype=dt_, n_neurons=n, n_sources=0, params=NeuronParams(*(a.astype(dt_) for a in lowered)),
+                v0=v0.astype(dt_), i0=np.full(n, i0).astype(dt_), a0=np.zeros(n, dt_), indptr=indptr,
+                indices=indices, weights=weights, delays=np.broadcast_to(np.int32(1), indices.shape), ring=2,
+                slices={"exc": (0, n_exc), "inh": (n_exc, n)}, poisson={})
 
 
 def brian2_description(network: Network, params: CubaParams = CubaParams()) -> dict:

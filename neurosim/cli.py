@@ -62,6 +62,20 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _backend_option(text: str) -> tuple[str, Any]:
+    """'propagation=gather' -> ('propagation', 'gather'); values are Python literals where they
+    parse as one (graph_steps=0 -> 0), else strings."""
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as propagation=gather, got {text!r}")
+    try:
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value
+
+
 def _trace(text: str) -> str:
     pop, sep, var = text.partition(":")
     if not sep or not pop or var not in backends.TRACE_VARS:
@@ -94,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulator: numpy (reference), numba (compiled CPU), cupy (NVIDIA GPU) or auto "
                         "(cupy if a GPU is usable, else numba if installed, else numpy; the choice is printed). "
                         "Default: numpy")
+    p.add_argument("--backend-option", metavar="KEY=VALUE", type=_backend_option, action="append", default=[],
+                   help="a setting of the chosen backend (repeatable), e.g. for cupy propagation=gather "
+                        "(bitwise equal to numpy), propagation=matmul or graph_steps=0; 'neurosim backends' "
+                        "lists each backend's options")
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"),
                    help="floating-point type of the state and weights (default: float64)")
     p.add_argument("--batch", type=_int_at_least(1, "trials"), default=None, metavar="B",
@@ -227,7 +245,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     name = _resolve_backend(args.backend)
     try:
         result = simulate(network, inputs, args.steps, batch=args.batch, backend=name, dtype=args.dtype,
-                          seed=args.seed, traces=args.trace or None, progress=not args.no_progress)
+                          seed=args.seed, traces=args.trace or None, progress=not args.no_progress,
+                          backend_options=dict(args.backend_option))
     except NetworkError as exc:  # simulate validates the arguments; say it in the CLI's terms
         raise _argument_error(exc, args) from None
     storage.save_result(result, args.out)
@@ -244,6 +263,8 @@ def _argument_error(exc: NetworkError, args: argparse.Namespace) -> NeurosimErro
         if args.input:
             return FileFormatError(args.input, key, exc.message)
         return CLIError(f"{args.model}: {exc.message}; pass --input IN.npz with an array under that key")
+    if field.startswith("backend_options."):
+        return CLIError(f"--backend-option {field[len('backend_options.'):]}: {exc.message}")
     if field == "batch":
         return CLIError(f"--batch {args.batch}: {exc.message}" + (f" ({args.input})" if args.input else ""))
     if field.startswith("traces."):
@@ -312,6 +333,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
     width = max(len(n) for n in status)
     for name, reason in status.items():
         print(f"{name:<{width}}  {'usable' if not reason else 'unavailable: ' + reason}")
+    for name in status:
+        try:
+            options = getattr(backends.load(name), "OPTIONS", {})
+        except NeurosimError:
+            options = {}
+        for key, text in options.items():
+            print(f"{name} option {key}: {text}")
     print(f"auto -> {backends.resolve('auto')}")
     return 0
 

@@ -27,6 +27,7 @@ def simulate(
     traces: TraceSpec = None,
     progress: bool = False,
     chunk: Optional[int] = None,
+    backend_options: Optional[Mapping[str, Any]] = None,
 ) -> SimulationResult:
     """Simulate `network` for `steps` steps of ``network.dt`` on `backend`.
 
@@ -36,6 +37,8 @@ def simulate(
     batch: number of independent trials (default: from the inputs, else 1).
     backend: 'numpy' (reference), 'numba' (compiled CPU), 'cupy' (GPU) or 'auto'.
     traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step.
+    backend_options: settings of the chosen backend, e.g. ``{'propagation': 'gather'}`` for
+    cupy (see the backend module's ``OPTIONS``); a backend without options refuses any.
     """
     t_start = time.perf_counter()
     if not isinstance(network, Network):
@@ -50,7 +53,7 @@ def simulate(
     trace_spec = _trace_spec(network, traces)
     trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
     trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
-    runner = module.Runner(plan, batch, trace_idx, trace_vars)
+    runner = module.Runner(plan, batch, trace_idx, trace_vars, **_backend_options(name, module, backend_options))
     rngs = {s.name: np.random.default_rng([int(seed), k]) for k, s in enumerate(network.inputs)}
     chunk = int(chunk) if chunk else _default_chunk(plan, batch)
     t_setup = time.perf_counter()
@@ -79,11 +82,23 @@ def simulate(
     trace_out = _split_traces(network, trace_spec, trace_vars, trace_parts)
     t_end = time.perf_counter()
     timings = {"setup": t_setup - t_start, "run": run_s, "record": t_end - t_rec, "total": t_end - t_start}
+    meta: dict[str, Any] = {"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices))}
+    if hasattr(runner, "stats"):
+        meta["backend_stats"] = dict(runner.stats)
     return SimulationResult(
         spikes=spikes, traces=trace_out, timings=timings, backend=name, dtype=str(plan.dtype),
-        dt=network.dt, steps=steps, batch=batch, seed=int(seed),
-        meta={"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices))},
+        dt=network.dt, steps=steps, batch=batch, seed=int(seed), meta=meta,
     )
+
+
+def _backend_options(name: str, module: Any, options: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """`options` checked against the backend module's OPTIONS (name -> description)."""
+    allowed: Mapping[str, str] = getattr(module, "OPTIONS", {})
+    for key in options or {}:
+        if key not in allowed:
+            known = f"its options: {', '.join(sorted(allowed))}" if allowed else "it takes none"
+            raise NetworkError(f"backend_options.{key}", f"backend {name!r} has no option {key!r} ({known})")
+    return dict(options or {})
 
 
 def _check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:
