@@ -3,7 +3,11 @@ from __future__ import annotations
 
 
 class LiveBytes:
-    """Context manager: peak bytes of tensor storages created inside it and still alive."""
+    """Context manager: peak bytes of tensor storages created inside it and still alive.
+
+    An op's output that shares the storage of one of its inputs (a view such as ``x[t]`` or
+    ``w.t()``, an in-place op) is not new memory and is not counted: data and parameters made
+    before the context never count, however they are indexed inside it."""
 
     def __init__(self) -> None:
         import weakref
@@ -29,7 +33,9 @@ class LiveBytes:
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
-                tree_map_only(torch.Tensor, track, out)
+                seen: set[int] = set()
+                tree_map_only(torch.Tensor, lambda t: seen.add(t.untyped_storage().data_ptr()), (args, kwargs))
+                tree_map_only(torch.Tensor, lambda t: None if t.untyped_storage().data_ptr() in seen else track(t), out)
                 return out
 
         self._mode = Mode()
