@@ -3,9 +3,10 @@ torch.utils.checkpoint's uniform segments, on recurrent LIF and ALIF networks.
 
 Each configuration runs in a fresh subprocess. Memory: the peak bytes of tensor storage alive
 during one iteration, counted exactly by a TorchDispatchMode that records every storage an op
-creates and a weakref finaliser that subtracts it when freed (parameters and data exist before
-and are not counted: this is activation plus temporary memory). Time: the median of
-`--repeats` further iterations, without the tracker. Ratios are against full BPTT measured in
+creates and a weakref finaliser that subtracts it when freed (training.memory.LiveBytes; parameters
+and data exist before and are not counted: this is activation plus temporary memory). Time:
+one process per (model, T) runs the iterations of all methods interleaved round-robin,
+`--repeats` rounds, and takes each method's median, without the tracker. Ratios are against full BPTT measured in
 the same run. The planner's predicted cost (forward step evaluations / T) stands beside the
 measured time ratio.
 
@@ -28,22 +29,29 @@ sys.path.insert(0, str(ROOT))
 from training.memory import LiveBytes  # noqa: E402
 
 
-def worker(cfg: dict) -> dict:
-    """One configuration; returns peak memory above baseline, time per iteration, loss."""
+def setup(cfg: dict):
     import torch
 
     from training.layers import from_network
     from training.nets import recurrent_network
-    from training.rules import Batch, BudgetedBPTT, Objective, flatten_state, make_rule, state_nbytes
+    from training.rules import Batch
 
     torch.set_num_threads(1)
     T, B = cfg["T"], cfg["batch"]
     net = recurrent_network(cfg["n_in"], cfg["hidden"], cfg["n_out"], model=cfg["model"], seed=0)
-    model = from_network(net)
     g = torch.Generator().manual_seed(0)
     batch = Batch((torch.rand(T, B, cfg["n_in"], generator=g) < 0.05).float(),
                   torch.randint(0, cfg["n_out"], (B,), generator=g), torch.arange(T) >= T - max(T // 10, 1))
-    method = cfg["method"]
+    return from_network(net), batch
+
+
+def make_iteration(cfg: dict, model, batch):
+    """(function running one iteration and returning its loss, the rule or None)."""
+    import torch
+
+    from training.rules import BudgetedBPTT, Objective, flatten_state, make_rule
+
+    method, T = cfg["method"], batch.steps
     if method == "checkpoint":
         seg = cfg["segment"]
 
@@ -51,7 +59,7 @@ def worker(cfg: dict) -> dict:
             from torch.utils.checkpoint import checkpoint
 
             obj = Objective(model, batch)
-            flat, unflatten = flatten_state(model.initial_state(B))
+            flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
             total = batch.inputs.new_zeros(())
 
             def run(t0: int, *flat_state):
@@ -67,32 +75,54 @@ def worker(cfg: dict) -> dict:
                 flat, total = out[:-1], total + out[-1]
             total.backward()
             return float(total.detach())
-    else:
-        rule = (make_rule("bptt") if method == "bptt"
-                else BudgetedBPTT(cfg["budget"], cfg["policy"], block=cfg.get("block", 1)))
 
-        def iteration() -> float:
-            return rule.backward(model, batch).loss
+        return iteration, None
+    rule = (make_rule("bptt") if method == "bptt"
+            else BudgetedBPTT(cfg["budget"], cfg["policy"], block=cfg.get("block", 1)))
+    torch.manual_seed(0)
+    return (lambda: rule.backward(model, batch).loss), rule
 
+
+def memory_worker(cfg: dict) -> dict:
+    """One configuration in a fresh process: peak live bytes of one iteration, loss, plan figures."""
+    from training.rules import state_nbytes
+
+    model, batch = setup(cfg)
+    iteration, rule = make_iteration(cfg, model, batch)
+    if rule is not None and cfg["method"] == "budgeted":
+        rule.slots(model, batch)  # measures working memory and alpha outside the tracked iteration
+        iteration()
     model.zero_grad()
     with LiveBytes() as mem:
         loss = iteration()
-    peak = mem.peak
-    times = []
-    for _ in range(cfg["repeats"]):
+    budgeted = cfg["method"] == "budgeted"
+    return dict(cfg, loss=loss, peak_bytes=max(mem.peak, 0), state_bytes=state_nbytes(model.initial_state(cfg["batch"])),
+                alpha=rule.alpha if budgeted else None, slots=rule.slots(model, batch) if budgeted else None,
+                working_bytes=rule.working_bytes if budgeted else None)
+
+
+def time_worker(cfgs: list[dict]) -> list[float]:
+    """Median seconds per iteration of every configuration (same model and T), iterations
+    interleaved round-robin so that a drifting machine load hits all of them alike."""
+    import statistics
+
+    model, batch = setup(cfgs[0])
+    its = [make_iteration(c, model, batch)[0] for c in cfgs]
+    for it in its:  # warm-up: plans, alpha, working memory
         model.zero_grad()
-        t0 = time.perf_counter()
-        iteration()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    alpha = rule.alpha if method == "budgeted" else None
-    slots = rule.slots(model, batch) if method == "budgeted" else None
-    return dict(cfg, loss=loss, peak_bytes=max(peak, 0), time_s=times[len(times) // 2],
-                state_bytes=state_nbytes(model.initial_state(B)), alpha=alpha, slots=slots)
+        it()
+    times: list[list[float]] = [[] for _ in its]
+    for _ in range(cfgs[0]["repeats"]):
+        for k, it in enumerate(its):
+            model.zero_grad()
+            t0 = time.perf_counter()
+            it()
+            times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
-def run_config(cfg: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True,
+def run_worker(kind: str, cfg) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(cfg)], capture_output=True,
                           text=True, cwd=ROOT, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed for {cfg}:\n{proc.stderr[-2000:]}")
@@ -112,10 +142,11 @@ def main() -> int:
                     help="block lengths w of the budgeted rule (1: the plain per-step plan)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", default="bench/out/bptt_memory.json")
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        kind, cfg = args.worker
+        print(json.dumps((memory_worker if kind == "memory" else time_worker)(json.loads(cfg))))
         return 0
     from training.checkpoint_plan import plan
 
@@ -124,22 +155,30 @@ def main() -> int:
         for T in args.T:
             base = dict(T=T, batch=args.batch, n_in=20, hidden=args.hidden, n_out=2, model=model,
                         repeats=args.repeats)
-            ref = run_config(dict(base, method="bptt"))
-            rows.append(dict(ref, predicted=1.0))
+            ref = dict(run_worker("memory", dict(base, method="bptt")), predicted=1.0)
+            group = [ref]
             for frac in args.fractions:
                 budget = str(int(frac * ref["peak_bytes"]))  # bytes: the rule fits states and working memory
                 for policy in args.policies:
                     for w in args.blocks:
-                        r = run_config(dict(base, method="budgeted", budget=budget, policy=policy, block=w))
+                        r = run_worker("memory", dict(base, method="budgeted", budget=budget, policy=policy, block=w))
                         n = -(-T // w)
                         p = plan(n, min(r["slots"], n), policy, alpha=r["alpha"] * w)
-                        rows.append(dict(r, predicted=p.cost * w / T, budget_fraction=frac))
+                        group.append(dict(r, predicted=p.cost * w / T, budget_fraction=frac))
             seg = max(1, int(round(math.sqrt(T))))
-            rows.append(dict(run_config(dict(base, method="checkpoint", segment=seg)), predicted=2.0))
-            print_rows([r for r in rows if r["T"] == T and r["model"] == model], ref)
+            group.append(dict(run_worker("memory", dict(base, method="checkpoint", segment=seg)), predicted=2.0))
+            times = run_worker("time", [{k: v for k, v in r.items() if k in CONFIG_KEYS} for r in group])
+            for r, t in zip(group, times):
+                r["time_s"] = t
+            rows += group
+            print_rows(group, ref)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
+
+
+CONFIG_KEYS = ("T", "batch", "n_in", "hidden", "n_out", "model", "repeats", "method", "budget", "policy", "block",
+               "segment")
 
 
 def print_rows(rows: list[dict], ref: dict) -> None:

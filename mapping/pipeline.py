@@ -36,8 +36,8 @@ class DemoConfig:
     task: str = "store_recall"
     rule: str = "bptt"
     model: str = "alif"
-    hidden: int = 64
-    epochs: int = 30
+    hidden: int = 128
+    epochs: int = 60
     batch_size: int = 32
     lr: float = 3e-3
     tau_adapt: float = 0.2
