@@ -161,7 +161,15 @@ def main() -> int:
                 budget = str(int(frac * ref["peak_bytes"]))  # bytes: the rule fits states and working memory
                 for policy in args.policies:
                     for w in args.blocks:
-                        r = run_worker("memory", dict(base, method="budgeted", budget=budget, policy=policy, block=w))
+                        try:
+                            r = run_worker("memory", dict(base, method="budgeted", budget=budget, policy=policy,
+                                                          block=w))
+                        except RuntimeError as exc:
+                            if "below the working memory" not in str(exc):
+                                raise
+                            print(f"{model} T = {T}: {100 * frac:.0f}% ({int(budget) / 1e6:.2f} MB) is below the "
+                                  f"working memory of a {w}-step block: skipped")
+                            continue
                         n = -(-T // w)
                         p = plan(n, min(r["slots"], n), policy, alpha=r["alpha"] * w)
                         group.append(dict(r, predicted=p.cost * w / T, budget_fraction=frac))

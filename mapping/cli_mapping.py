@@ -83,7 +83,8 @@ def register(sub: Any, positive_int: Any) -> None:
                    help=f"hidden ALIF neurons (default {d.hidden})")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, metavar="N",
                    help=f"training epochs (default {d.epochs})")
-    p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
+    p.add_argument("--n-train", type=positive_int, default=None, metavar="N",
+                   help="training samples (default: 2048 for store_recall, whose 512 overfit; else the task's)")
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
     p.add_argument("--n-check", type=positive_int, default=d.n_check, metavar="N",
                    help=f"test trials run in every cross-check target (default {d.n_check})")

@@ -29,6 +29,11 @@ from neurosim.atomic import atomic_path, write_text
 from neurosim.errors import BackendUnavailable, ExportError, NeurosimError
 
 
+# store-recall's default 512 training trials overfit (test accuracy 0.91-0.97 over seeds at
+# 60 epochs); 2048 trials for 20 epochs reach 0.98 on the seed that stayed lowest
+DEMO_N_TRAIN = {"store_recall": 2048}
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     """What the demo trains and checks. Defaults: an LSNN (ALIF) on store-and-recall with BPTT."""
@@ -37,12 +42,12 @@ class DemoConfig:
     rule: str = "bptt"
     model: str = "alif"
     hidden: int = 128
-    epochs: int = 60
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 3e-3
     tau_adapt: float = 0.2
     clip: Optional[float] = None
-    n_train: Optional[int] = None
+    n_train: Optional[int] = None  # None: DEMO_N_TRAIN for the task, else the task's default
     n_test: Optional[int] = None
     seed: int = 0
     backend: str = "auto"
@@ -84,7 +89,8 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     t0 = time.perf_counter()
     tc = TrainConfig(task=config.task, rule=config.rule, epochs=config.epochs, batch_size=config.batch_size,
                      lr=config.lr, seed=config.seed, hidden=config.hidden, model=config.model,
-                     n_train=config.n_train, n_test=config.n_test, tau_adapt=config.tau_adapt, clip=config.clip)
+                     n_train=config.n_train if config.n_train is not None else DEMO_N_TRAIN.get(config.task),
+                     n_test=config.n_test, tau_adapt=config.tau_adapt, clip=config.clip)
     run_dir = os.path.join(out, "train")
     trained = train(tc, run_dir, progress=progress, device="cpu")
     history, task = trained["history"], trained["task"]
