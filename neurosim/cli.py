@@ -184,6 +184,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `train --nproc N` to start its ranks
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

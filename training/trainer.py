@@ -23,6 +23,7 @@ import torch
 from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 
+from . import distributed
 from .layers import SNN, from_network
 from .nets import recurrent_network
 from .rules import Batch, Objective, make_rule
@@ -113,12 +114,24 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
           device: str = "auto", on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, Any]:
-    """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt."""
+    """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt.
+
+    Started by torchrun (or ``neurosim train --nproc N``), each rank trains on its shard of every
+    batch with gradients averaged to the global batch's (training.distributed); rank 0 writes the
+    files. A checkpoint resumes with any number of ranks."""
+    world, dev = distributed.init(pick_device(device))
+    try:
+        return _train(config, Path(run_dir), resume, progress and world.main, dev, world, on_epoch)
+    finally:
+        world.close()
+
+
+def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: torch.device,
+           world: distributed.World, on_epoch: Optional[Callable[[dict[str, float]], None]]) -> dict[str, Any]:
     from neurosim.storage import save
 
     from .tasks import make_task
 
-    run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "checkpoint.pt"
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test,
@@ -126,14 +139,14 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                             tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
-    dev = pick_device(device)
     model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    stepper = distributed.Stepper(opt, world, config.clip)  # (all-reduce,) clip, step
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,
                      update=config.update, feedback=config.feedback, seed=config.seed)
     online = bool(getattr(rule, "updates_online", False))  # the rule steps the optimizer itself
     if online:
-        rule.bind(opt, config.clip)  # type: ignore[attr-defined]
+        rule.bind(stepper)  # type: ignore[attr-defined]
     history: list[dict[str, float]] = []
     start = 0
     if resume:
@@ -153,7 +166,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
         opt.load_state_dict(state["optimizer"])
         history = [dict(r) for r in state["history"]]
         start = int(state["epoch"]) + 1
-    write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
+    world.broadcast(model)
+    if world.main:
+        write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
 
     from tqdm.auto import tqdm
 
@@ -169,34 +184,36 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
                 group["lr"] = epoch_lr(config, epoch)
             loss_sum, correct = 0.0, 0
             for lo in range(0, n, config.batch_size):
-                idx = order[lo:lo + config.batch_size]
+                idx, stepper.weight = world.shard(order[lo:lo + config.batch_size])
+                count = len(idx) if stepper.weight else 0  # 0: a weight-0 stand-in for an empty shard
                 b = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
                 opt.zero_grad(set_to_none=True)
                 out = rule.backward(model, b)
                 if not online:
-                    if config.clip:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-                    opt.step()
-                loss_sum += out.loss * len(idx)
-                if b.targets.ndim == 1:
+                    stepper.step()
+                loss_sum += out.loss * count
+                if b.targets.ndim == 1 and count:
                     correct += int((out.readout.argmax(1) == b.targets).sum())
                 bar.update(1)
-            test_loss, test_acc = evaluate(model, task.test)
+            test_loss, test_acc = evaluate(model, task.test) if world.main else (0.0, 0.0)
+            loss_sum, correct, test_loss, test_acc = world.sum([loss_sum, correct, test_loss, test_acc], dev)
             row = dict(epoch=epoch, train_loss=loss_sum / n,
                        train_acc=correct / n if task.train.targets.ndim == 1 else float("nan"),
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
             history.append(row)
-            buf = io.BytesIO()
-            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-            write_bytes(ckpt_path, buf.getvalue())
-            _write_metrics(run / "metrics.csv", history)
+            if world.main:
+                buf = io.BytesIO()
+                torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
+                            "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
+                write_bytes(ckpt_path, buf.getvalue())
+                _write_metrics(run / "metrics.csv", history)
             if on_epoch:
                 on_epoch(row)
     finally:
         bar.close()
-    _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
-    save(model.to_network(), run / "model.h5")
+    if world.main:
+        _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
+        save(model.to_network(), run / "model.h5")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
 
 
