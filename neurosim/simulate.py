@@ -27,6 +27,7 @@ def simulate(
     traces: TraceSpec = None,
     progress: bool = False,
     chunk: Optional[int] = None,
+    partitions: int = 1,
 ) -> SimulationResult:
     """Simulate `network` for `steps` steps of ``network.dt`` on `backend`.
 
@@ -36,6 +37,8 @@ def simulate(
     batch: number of independent trials (default: from the inputs, else 1).
     backend: 'numpy' (reference), 'numba' (compiled CPU), 'cupy' (GPU) or 'auto'.
     traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step.
+    partitions: split the neurons into this many parts that exchange spike lists (numpy
+    backend; neurosim.partition, the model of a multi-GPU run); the spikes are identical.
     """
     t_start = time.perf_counter()
     if not isinstance(network, Network):
@@ -50,7 +53,14 @@ def simulate(
     trace_spec = _trace_spec(network, traces)
     trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
     trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
-    runner = module.Runner(plan, batch, trace_idx, trace_vars)
+    if partitions != 1:
+        from .partition import PartitionedRunner
+
+        if name != "numpy":
+            raise NetworkError("partitions", f"parts are simulated on the numpy backend only, not {name!r}")
+        runner = PartitionedRunner(plan, batch, trace_idx, trace_vars, partitions)
+    else:
+        runner = module.Runner(plan, batch, trace_idx, trace_vars)
     rngs = {s.name: np.random.default_rng([int(seed), k]) for k, s in enumerate(network.inputs)}
     chunk = int(chunk) if chunk else _default_chunk(plan, batch)
     t_setup = time.perf_counter()
