@@ -609,7 +609,7 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
     contributions, biases = _trace(nodes, edges, sizes, ctx)
     pops = [_population(n, node, names[n], biases.get(n), ctx) for n, node in nodes.items()
             if type(node) in _NEURONS]
-    inputs = [_input(n, node, names[n], sizes[n]) for n, node in nodes.items() if ctx.is_input(n, node)]
+    inputs = [_input(n, node, names[n], sizes[n], ctx) for n, node in nodes.items() if ctx.is_input(n, node)]
     projs = _projections(contributions, names, nodes, ctx)
     pops = _ordered(pops, gmeta.get(_NS + "populations"))
     inputs = _ordered(inputs, gmeta.get(_NS + "inputs"))
@@ -913,11 +913,15 @@ def _projections(paths: list[_Path], names: dict[str, str], nodes: dict[str, Any
 # ---------------------------------------------------------------- nodes -> populations, inputs
 
 
-def _input(name: str, node: Any, local: str, size: int) -> Any:
+def _input(name: str, node: Any, local: str, size: int, ctx: _Ctx) -> Any:
     rate = (node.metadata or {}).get(_NS + "poisson_rate")
-    if rate is not None:
-        return PoissonInput(local, size, rate=np.asarray(rate, dtype=np.float64))
-    return SpikeInput(local, size)
+    try:
+        if rate is not None:
+            return PoissonInput(local, size, rate=np.asarray(rate, dtype=np.float64))
+        return SpikeInput(local, size)
+    except NetworkError as exc:
+        raise ctx.error(f"nodes.{name}.metadata.{_NS}poisson_rate" if rate is not None else f"nodes.{name}",
+                        exc.message) from None
 
 
 def _population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ctx: _Ctx) -> Population:
@@ -956,7 +960,10 @@ def _population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ct
 
 
 def _refractory(meta: dict[str, Any], n: int, ctx: _Ctx, name: str) -> np.ndarray:
-    steps = np.asarray(meta.get(_NS + "refractory", 0.0), dtype=np.float64) * np.ones(n)
+    raw = np.asarray(meta.get(_NS + "refractory", 0.0), dtype=np.float64)
+    if raw.ndim and raw.shape != (n,):
+        raise ctx.error(f"nodes.{name}.metadata.{_NS}refractory", f"expected a number or {n} numbers, got shape {raw.shape}")
+    steps = raw * np.ones(n)
     if ctx.file_dt is None or ctx.file_dt == ctx.dt:
         return steps
     scaled = steps * ctx.file_dt / ctx.dt

@@ -418,12 +418,17 @@ def _member_problem(zf: Any, info: Any, max_bytes: int) -> Optional[str]:
         return f"expected only .npy arrays (np.savez), found member {info.filename!r}"
     if info.compress_type != 0 and info.file_size > _MAX_RATIO * max(info.compress_size, 1):
         return f"claims {info.file_size} bytes from {info.compress_size} compressed, more than deflate can produce"
+    import tokenize
+
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0), (3, 0)):
             return f"unsupported npy format version {version}"
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(f)
+        try:  # numpy parses the header dict with its own literal parser, which raises these too
+            shape, _, dtype = read(f)
+        except (SyntaxError, TypeError, tokenize.TokenError) as exc:
+            return f"unreadable npy header ({type(exc).__name__}: {exc})"
         header = f.tell()
     if dtype.hasobject:
         return "expected an array of numbers or booleans, got Python objects (never unpickled)"

@@ -63,6 +63,10 @@ REGRESSIONS = [
               "shape": [1, 1, 4], "fill": "negative"}], "neurosim.sparse: expected a finite number"),  # TypeError
     ("nir", [{"op": "dataset", "path": "/node/nodes/out_out/shape", "dtype": "float32", "shape": [4, 3, 3],
               "fill": "huge"}], "out_out.shape: expected whole numbers"),  # OverflowError
+    ("nir", [{"op": "dataset", "path": "/node/nodes/hidden/metadata/neurosim.refractory", "dtype": "int8",
+              "shape": [1, 1], "fill": "negative"}], "neurosim.refractory: expected a number or 10"),  # TypeError
+    ("nir", [{"op": "dataset", "path": "/node/nodes/hidden/metadata/neurosim.refractory", "dtype": "int8",
+              "shape": [3], "fill": "zero"}], "neurosim.refractory: expected a number or 10"),  # ValueError
     ("netx", [{"op": "link", "path": "/layer/1/neuron/vThMant", "what": "external"}], "ExternalLink"),  # KeyError
     ("netx", [{**HUGE, "path": "/layer/1/neuron/vThMant", "shape": [3 * 10**9]}], "claims shape"),  # MemoryError
     ("netx", [{"op": "flip", "at": 19.5 / 15680, "xor": 199}], "cannot be read (RuntimeError"),  # RuntimeError
@@ -138,6 +142,22 @@ def test_npz_zip_version_is_refused(seeds, tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(FileFormatError, match=f"{bad}.*zip file version"):
         load_inputs(str(bad))
+
+
+def test_npz_unparsable_header_is_refused(tmp_path):
+    """numpy's header parser raised tokenize.TokenError on an unclosed header dict."""
+    from neurosim.cli import load_inputs
+    from neurosim.errors import FileFormatError
+
+    head = b"{'descr': '|b1', 'fortran_order': False, 'shape': (30,"
+    head += b" " * (118 - len(head)) + b"\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("in.npy", b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head)
+    path = tmp_path / "t.npz"
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(FileFormatError, match="t.npz:in: unreadable npy header"):
+        load_inputs(str(path))
 
 
 def test_npz_size_limit_is_explicit(tmp_path):
