@@ -176,6 +176,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     batches = (n + config.batch_size - 1) // config.batch_size
     bar = tqdm(total=(config.epochs - start) * batches, desc=f"train {config.task} ({config.rule})",
                unit="batch", disable=not progress, leave=False)
+    out_of_memory = False
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
@@ -209,8 +210,17 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                 _write_metrics(run / "metrics.csv", history)
             if on_epoch:
                 on_epoch(row)
+    except torch.cuda.OutOfMemoryError:
+        out_of_memory = True  # advice below, once this frame no longer holds the failed graph
     finally:
         bar.close()
+    if out_of_memory:
+        from .memory import out_of_memory_message
+
+        opt.zero_grad(set_to_none=True)
+        idx, _ = world.shard(np.arange(min(n, config.batch_size)))
+        batch = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
+        raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
     if world.main:
         _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
         save(model.to_network(), run / "model.h5")
