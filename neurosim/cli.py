@@ -355,20 +355,17 @@ def peek_format(path: str) -> str:
     """The root attribute 'format' of a neurosim HDF5 file ('neurosim.network' or 'neurosim.result')."""
     import h5py
 
+    from .storage import attr_text
+
     if not os.path.isfile(path):
         raise FileFormatError(path, "", "no such file" if not os.path.exists(path) else "not a regular file")
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-    except (OSError, ValueError, KeyError) as exc:
+            return attr_text(path, f, "format", FORMATS)  # type-checked before it is read
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if isinstance(exc, FileFormatError):
+            raise
         raise FileFormatError(path, "", f"not a readable HDF5 file ({' '.join(str(exc).split())})") from None
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode("utf-8", "replace")
-    if fmt is None:
-        raise FileFormatError(path, "format", f"missing root attribute; expected one of {list(FORMATS)}")
-    if fmt not in FORMATS:
-        raise FileFormatError(path, "format", f"expected one of {list(FORMATS)}, got {fmt!r}")
-    return str(fmt)
 
 
 MAX_INPUT_BYTES = 4 << 30  # largest array `simulate --input` reads from an archive (explicit cap)

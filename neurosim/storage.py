@@ -413,6 +413,12 @@ class _Reader:
         return "/" + sub
 
 
+def attr_text(path: str, obj: Any, key: str, choices: Optional[tuple[str, ...]] = None) -> str:
+    """Text attribute `key` of the open HDF5 object `obj` of file `path`, type-checked before it
+    is read (a string, not an array, compound or other type; UTF-8; one of `choices`)."""
+    return _Reader(path).attr_str(obj, key, "", choices)
+
+
 def storage_problem(d: h5py.Dataset) -> Optional[str]:
     """Why reading dataset `d` must not be tried, or None: data kept outside this file, or a
     size the file cannot hold (checked before anything is allocated)."""

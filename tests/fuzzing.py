@@ -1,8 +1,9 @@
 """Fuzzing of every file loader, with hypothesis drawing the mutations.
 
-Targets: neurosim network and result files (neurosim.storage.load / load_result), NIR files
-(mapping.read_nir), NetX files (mapping.read_netx) and the input archive of ``neurosim simulate
---input IN.npz`` (the whole command, which must also leave no output behind on failure).
+Targets: neurosim network and result files (neurosim.storage.load / load_result, and the
+``neurosim info`` command that sniffs their format first), NIR files (mapping.read_nir), NetX
+files (mapping.read_netx) and the input archive of ``neurosim simulate --input IN.npz`` (the
+whole command, which must also leave no output behind on failure).
 
 A case is a valid seed file plus a list of mutations: flipped bytes, truncation, objects
 deleted or added, datasets and attributes replaced by other dtypes, shapes and values (NaN,
@@ -42,7 +43,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("network", "result", "nir", "netx", "npz")
+TARGETS = ("network", "result", "info", "nir", "netx", "npz")
 WORKER_MEMORY = 2 << 30  # bytes of address space a worker may map; an unbounded allocation fails
 CASE_SECONDS = 20.0  # a case that takes longer hangs
 DT = 1e-3
@@ -65,6 +66,7 @@ def make_seeds(folder: Path) -> dict[str, Path]:
     net = random_network(4)
     paths = {t: folder / f"seed.{t}" for t in TARGETS}
     ns.save(net, paths["network"])
+    ns.save(net, paths["info"])
     inputs = {"in": np.random.default_rng(0).random((STEPS, 2, 12)) < 0.2}
     ns.save_result(ns.simulate(net, inputs, STEPS, traces={"lif": ["v"]}), paths["result"])
     write_nir(recurrent_network(4, 10, 2, model="alif", seed=0), paths["nir"])
@@ -382,13 +384,16 @@ def _load(target: str, path: str, work: str) -> None:
         from mapping.netx import read_netx
 
         read_netx(path, DT)
+    elif target == "info":
+        _cli(["info", path], path, work)
     else:
-        _simulate_cli(path, work)
+        _cli(["simulate", os.path.join(work, "model.h5"), "--input", path, "--steps", str(STEPS),
+              "--out", os.path.join(work, "out.h5"), "--no-progress"], path, work)
 
 
-def _simulate_cli(path: str, work: str) -> None:
-    """`neurosim simulate` with the archive: exit 0 with the output, or exit 2 with one line
-    naming the archive and no output file or temporary file left."""
+def _cli(argv: list[str], path: str, work: str) -> None:
+    """A neurosim command on the case `path`: exit 0, or exit 2 with one line naming `path`,
+    no output file (work/out.h5) and no temporary file left."""
     from neurosim.cli import main
 
     out = os.path.join(work, "out.h5")
@@ -396,8 +401,7 @@ def _simulate_cli(path: str, work: str) -> None:
         os.unlink(out)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["simulate", os.path.join(work, "model.h5"), "--input", path, "--steps", str(STEPS),
-                     "--out", out, "--no-progress"])
+        code = main(argv)
     left = [f for f in os.listdir(work) if f.endswith(".tmp")]
     if left:
         raise AssertionError(f"temporary files left behind: {left}")
@@ -407,7 +411,7 @@ def _simulate_cli(path: str, work: str) -> None:
     if code != 2 or text.count("\n") != 1 or os.path.exists(out):
         raise AssertionError(f"exit {code}, output {'present' if os.path.exists(out) else 'absent'}, stderr {text!r}")
     if path not in text:
-        raise AssertionError(f"the error does not name the archive: {text.strip()!r}")
+        raise AssertionError(f"the error does not name the file: {text.strip()!r}")
     from neurosim.errors import FileFormatError
 
     raise FileFormatError(path, "", text.strip())  # a clean refusal

@@ -150,22 +150,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     history: list[dict[str, float]] = []
     start = 0
     if resume:
-        if not ckpt_path.exists():
-            raise NeurosimError(f"{ckpt_path}: no checkpoint to resume from")
-        try:  # weights_only: a checkpoint is data, never code to unpickle
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-            raise NeurosimError(f"{ckpt_path}: not a readable neurosim checkpoint "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        if not isinstance(state, dict):
-            raise NeurosimError(f"{ckpt_path}: not a neurosim checkpoint (expected a dict of tensors)")
-        if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
-            raise NeurosimError(f"{ckpt_path}: checkpoint was written by another configuration or version; "
-                                "use the same options or a new run directory")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history = [dict(r) for r in state["history"]]
-        start = int(state["epoch"]) + 1
+        history, start = _resume(ckpt_path, config, model, opt)
     world.broadcast(model)
     if world.main:
         write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
@@ -225,6 +210,46 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
         save(model.to_network(), run / "model.h5")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
+
+
+def _resume(path: Path, config: TrainConfig, model: SNN, opt: torch.optim.Optimizer) -> tuple[list[dict[str, float]], int]:
+    """Load the checkpoint at `path` into `model` and `opt`; (history, first epoch to run).
+
+    The file is data, never code: torch.load with weights_only (no unpickling of arbitrary
+    objects), then every entry is type-checked before use; any defect is a NeurosimError."""
+    if not path.exists():
+        raise NeurosimError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: not a readable neurosim checkpoint ({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict):
+        raise NeurosimError(f"{path}: not a neurosim checkpoint (expected a dict of tensors)")
+    if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
+        raise NeurosimError(f"{path}: checkpoint was written by another configuration or version; "
+                            "use the same options or a new run directory")
+    epoch, history = state.get("epoch"), state.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < config.epochs:
+        raise NeurosimError(f"{path}: epoch: expected a whole number in [0, {config.epochs}), got {epoch!r}"[:300])
+    if not (isinstance(history, list) and len(history) == epoch + 1 and all(
+            isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in r.items())
+            for r in history)):
+        raise NeurosimError(f"{path}: history: expected {epoch + 1} rows of named numbers")
+    for key, target in (("model", model), ("optimizer", opt)):
+        if not isinstance(state.get(key), dict):
+            raise NeurosimError(f"{path}: {key}: expected a state dict")
+        try:
+            target.load_state_dict(state[key])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise NeurosimError(f"{path}: {key}: does not fit this run ({type(exc).__name__}: {first})") from None
+    for param, slots in opt.state.items():  # Adam's moments must have their parameter's shape
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
+                raise NeurosimError(f"{path}: optimizer: state {name!r} of shape {tuple(value.shape)} does not fit "
+                                    f"a parameter of shape {tuple(param.shape)}")
+    return [dict(r) for r in history], epoch + 1
 
 
 def _budget(text: Optional[str]) -> Any:
