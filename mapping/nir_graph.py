@@ -406,7 +406,8 @@ def _node_from_dict(d: Any, where: str, path: str) -> Any:
             return nir.dict2NIRNode(kw)
     except (FileFormatError, ExportError):
         raise
-    except (AssertionError, TypeError, ValueError, KeyError) as exc:
+    except (AssertionError, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        # nir's node constructors assume arrays where a file may hold text or anything else
         raise FileFormatError(path, where, f"cannot read a NIR {kind} node: {exc!r}") from None
     raise ExportError("nir", where.replace("/", ".").removeprefix("node."),
                       f"unsupported node type {kind!r} (neurosim reads {', '.join(_SUPPORTED_NAMES)}) "

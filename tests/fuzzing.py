@@ -523,10 +523,11 @@ class Tally:
 
 def fuzz_target(target: str, seeds: dict[str, Path], work: Path, worker: Worker, tally: Tally, examples: int,
                 on_bug: Optional[Callable[[Outcome, list[dict[str, Any]]], None]] = None, *,
-                derandomize: bool = False) -> None:
+                derandomize: bool = False, seed: Optional[int] = None) -> None:
     """Run `examples` hypothesis cases of `target`; every outcome goes into `tally`, bugs also
-    to `on_bug` (which may raise to stop, as the tests do)."""
+    to `on_bug` (which may raise to stop, as the tests do). `seed` replays a campaign."""
     from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as use_seed
 
     members = [] if target == "npz" else h5_members(seeds[target])
     case_dir = work / target
@@ -544,7 +545,7 @@ def fuzz_target(target: str, seeds: dict[str, Path], work: Path, worker: Worker,
         if outcome.kind == "bug" and on_bug is not None:
             on_bug(outcome, ops)
 
-    run()
+    (use_seed(seed)(run) if seed is not None else run)()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -552,17 +553,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--examples", type=int, default=1000, help="cases per target (default 1000)")
     p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
+    p.add_argument("--seed", type=int, default=None, help="seed of the campaign (default: random, printed)")
     args = p.parse_args(argv)
     if args.worker:
         worker_main()
         return 0
     tally, worker = Tally(), Worker()
+    base = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    print(f"seed {base} (each target k uses seed + k)", flush=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="neurosim-fuzz-") as tmp:
         seeds = make_seeds(Path(tmp) / "seeds")
         try:
-            for target in args.targets.split(","):
-                fuzz_target(target, seeds, Path(tmp), worker, tally, args.examples)
+            for k, target in enumerate(args.targets.split(",")):
+                fuzz_target(target, seeds, Path(tmp), worker, tally, args.examples, seed=base + k)
                 print(f"{target}: {tally.cases.get(target, 0)} cases, {tally.kinds.get(target)}", flush=True)
         finally:
             worker.close()

@@ -67,6 +67,8 @@ REGRESSIONS = [
               "shape": [1, 1], "fill": "negative"}], "neurosim.refractory: expected a number or 10"),  # TypeError
     ("nir", [{"op": "dataset", "path": "/node/nodes/hidden/metadata/neurosim.refractory", "dtype": "int8",
               "shape": [3], "fill": "zero"}], "neurosim.refractory: expected a number or 10"),  # ValueError
+    ("nir", [{"op": "dataset", "path": "/node/nodes/in_hidden/weight", "dtype": "vlen_str", "shape": [],
+              "fill": "zero"}], "cannot read a NIR Linear node"),  # AttributeError in nir's constructor
     ("netx", [{"op": "link", "path": "/layer/1/neuron/vThMant", "what": "external"}], "ExternalLink"),  # KeyError
     ("netx", [{**HUGE, "path": "/layer/1/neuron/vThMant", "shape": [3 * 10**9]}], "claims shape"),  # MemoryError
     ("netx", [{"op": "flip", "at": 19.5 / 15680, "xor": 199}], "cannot be read (RuntimeError"),  # RuntimeError
