@@ -150,3 +150,13 @@ def test_nproc_under_torchrun_must_agree(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "0")
     code = main(["train", "--task", "digits", "--nproc", "3", "--out", str(tmp_path), "--no-progress"])
     assert code == 2 and "leave --nproc out under torchrun" in capsys.readouterr().err
+
+
+def test_nproc_beyond_the_gpus_is_refused(tmp_path, monkeypatch, capsys):
+    from neurosim.cli import main
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code = main(["train", "--task", "digits", "--nproc", "2", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2 and "NCCL needs one GPU per process and torch sees 1" in capsys.readouterr().err

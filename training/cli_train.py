@@ -96,8 +96,10 @@ def parse_task_options(items: list[str]) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from neurosim.errors import NeurosimError
 
+    import torch
+
     from . import distributed
-    from .trainer import TrainConfig, train
+    from .trainer import TrainConfig, pick_device, train
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
@@ -123,6 +125,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NeurosimError(f"--nproc {args.nproc}: this process is one of {os.environ['WORLD_SIZE']} ranks "
                                 "started by torchrun; leave --nproc out under torchrun")
     elif args.nproc > 1:
+        gpus = torch.cuda.device_count() if pick_device(args.device).type == "cuda" else 0
+        if 0 < gpus < args.nproc:
+            raise NeurosimError(f"--nproc {args.nproc}: NCCL needs one GPU per process and torch sees {gpus}; "
+                                f"use --nproc {gpus} or --device cpu")
         return distributed.launch(args.argv, args.nproc)
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device)
     if os.environ.get("RANK", "0") != "0":
