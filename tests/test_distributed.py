@@ -160,3 +160,15 @@ def test_nproc_beyond_the_gpus_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     code = main(["train", "--task", "digits", "--nproc", "2", "--out", str(tmp_path), "--no-progress"])
     assert code == 2 and "NCCL needs one GPU per process and torch sees 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_runs_the_same_data_parallel_training(tmp_path):
+    """`torchrun --nproc-per-node 2 -m neurosim train ...` (run as python -m torch.distributed.run)."""
+    args = ["train", "--task", "digits", "--hidden", "8", "--n-train", "22", "--n-test", "10", "--batch-size", "7",
+            "--seed", "3", "--epochs", "2", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "tr")]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "neurosim",
+                           *args], env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    train(TrainConfig(**TINY, epochs=2), tmp_path / "one", progress=False, device="cpu")
+    _assert_close(_weights(tmp_path / "tr"), _weights(tmp_path / "one"))
