@@ -7,7 +7,10 @@ ranks' weighted shard means are summed in another order than one process's batch
 (relative rounding 2**-24 = 6e-8 per operation); Adam divides each element's step by its RMS,
 which magnifies the relative error of elements whose per-sample gradients nearly cancel.
 Measured: 2e-8 after 8 sequence updates (bptt), 2.3e-6 after 80 per-step updates (ottt
---update step). A weighting error moves weights by about the learning rate (3e-3) per update;
+--update step). Per-step updates are compared over 2 epochs only: in a 3-epoch run (another
+cosine schedule) the 1e-5 difference after epoch 2 grew to 5e-3 during epoch 3, as when a
+weight difference moves one membrane across its threshold and a spike appears or vanishes.
+A weighting error moves weights by about the learning rate (3e-3) per update;
 a scale error (sum for mean), to which Adam is blind, shows through --clip and in the gradient
 test, which compares gradients directly.
 """
