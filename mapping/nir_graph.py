@@ -332,7 +332,8 @@ def _read_graph(path: str) -> "nir.NIRGraph":
                 raise FileFormatError(path, "", problem)
             link = f.get("node", getlink=True)
             if link is not None and not isinstance(link, h5py.HardLink):
-                raise FileFormatError(path, "node", f"expected a group stored in this file, found a {type(link).__name__}")
+                raise FileFormatError(path, "node",
+                                      f"expected a group stored in this file, found a {type(link).__name__}")
             if link is None or not isinstance(f["node"], h5py.Group):
                 raise FileFormatError(path, "node", "no /node group: not a NIR file")
             data = _h5_dict(f["node"], "node", path, where)
@@ -438,7 +439,8 @@ def _check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
-        raise ExportError("nir", f"{where}.metadata", f"expected a group of named values, got {type(meta).__name__}{file}")
+        raise ExportError("nir", f"{where}.metadata",
+                          f"expected a group of named values, got {type(meta).__name__}{file}")
     for key, value in meta.items():
         if not isinstance(key, str) or not key.startswith(_NS):
             continue
@@ -449,8 +451,8 @@ def _check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
         arr = np.asarray(value)
         scalar = key[len(_NS):] in _META_SCALAR
         if arr.dtype.kind not in "biuf" or arr.size == 0 or not np.all(np.isfinite(arr)) or (scalar and arr.ndim):
-            raise ExportError("nir", f"{where}.metadata.{key}", f"expected {'a finite number' if scalar else 'finite numbers'}, "
-                                                              f"got {_shown(value)}{file}")
+            wanted = "a finite number" if scalar else "finite numbers"
+            raise ExportError("nir", f"{where}.metadata.{key}", f"expected {wanted}, got {_shown(value)}{file}")
     return meta
 
 
@@ -963,7 +965,8 @@ def _population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ct
 def _refractory(meta: dict[str, Any], n: int, ctx: _Ctx, name: str) -> np.ndarray:
     raw = np.asarray(meta.get(_NS + "refractory", 0.0), dtype=np.float64)
     if raw.ndim and raw.shape != (n,):
-        raise ctx.error(f"nodes.{name}.metadata.{_NS}refractory", f"expected a number or {n} numbers, got shape {raw.shape}")
+        raise ctx.error(f"nodes.{name}.metadata.{_NS}refractory",
+                        f"expected a number or {n} numbers, got shape {raw.shape}")
     steps = raw * np.ones(n)
     if ctx.file_dt is None or ctx.file_dt == ctx.dt:
         return steps

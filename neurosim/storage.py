@@ -433,7 +433,8 @@ def storage_problem(d: h5py.Dataset) -> Optional[str]:
     have = d.id.get_storage_size()
     limit = have if plist.get_nfilters() == 0 else have * _MAX_RATIO
     if need > limit:
-        return f"claims shape {d.shape} ({need} bytes) but the file stores only {have} bytes of it; expected the data itself"
+        return (f"claims shape {d.shape} ({need} bytes) but the file stores only {have} bytes of it; "
+                "expected the data itself")
     return None
 
 

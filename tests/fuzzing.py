@@ -262,8 +262,8 @@ def mutate_npz(src: Path, dst: Path, ops: list[dict[str, Any]]) -> None:
             compress = True
         elif kind == "compressed":
             compress = True
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+    buf, method = io.BytesIO(), zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", method) as zf:
         warnings.simplefilter("ignore")  # duplicate member names are a mutation here
         for k, a in arrays.items():
             out = io.BytesIO()

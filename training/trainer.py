@@ -212,7 +212,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
 
 
-def _resume(path: Path, config: TrainConfig, model: SNN, opt: torch.optim.Optimizer) -> tuple[list[dict[str, float]], int]:
+def _resume(path: Path, config: TrainConfig, model: SNN,
+            opt: torch.optim.Optimizer) -> tuple[list[dict[str, float]], int]:
     """Load the checkpoint at `path` into `model` and `opt`; (history, first epoch to run).
 
     The file is data, never code: torch.load with weights_only (no unpickling of arbitrary
