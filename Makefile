@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-slow bench venv clean
+.PHONY: demo test test-slow fuzz bench venv clean
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@echo "[make] building $(VENV) from requirements.lock"
@@ -28,6 +28,10 @@ test: $(STAMP)
 # the slow cases too (Brian2 cpp_standalone builds, extra Lava networks): several more minutes
 test-slow: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# every file loader under thousands of hypothesis cases each (tests/fuzzing.py; make test runs 100 per loader)
+fuzz: $(STAMP)
+	$(PY) tests/fuzzing.py --examples 2000
 
 bench: $(STAMP)
 	$(PY) bench/cuba.py

@@ -454,7 +454,7 @@ _SCRIPT_MAIN = '''
 def read_inputs(path, steps):
     """Input spikes as bool (steps, batch, size) per input, and the batch size."""
     spikes, batches = {}, set()
-    data = np.load(path) if path else {}
+    data = np.load(path, allow_pickle=False) if path else {}
     for src in SPEC["inputs"]:
         if src["name"] not in data:
             sys.exit(f"{path}: missing array {src['name']!r} (shape (T, {src['size']}) or (T, batch, {src['size']}))")
@@ -487,7 +487,7 @@ def main(argv=None):
     if SPEC["inputs"] and not args.inputs:
         sys.exit("--inputs is required: the network has inputs " + ", ".join(s["name"] for s in SPEC["inputs"]))
     spikes, batch = read_inputs(args.inputs, args.steps)
-    arrays = dict(np.load(args.params))
+    arrays = dict(np.load(args.params, allow_pickle=False))
     b2.prefs.logging.console_log_level = "WARNING"
     set_prefs(b2, args.target)
     if args.target == "cpp_standalone":

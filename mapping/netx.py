@@ -26,6 +26,7 @@ which NetX ignores.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any, Mapping, Optional, Union
@@ -77,16 +78,17 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
             g = f.create_group("layer/0")
             _string(g, "type", "input")
             g.create_dataset("shape", data=np.array([fixed.inputs[0].size], np.int64))
-            g.attrs["name"] = fixed.inputs[0].name
+            _name(g, "name", fixed.inputs[0].name)
             for k, (pop, ff, rec) in enumerate(layers, start=1):
                 g = f.create_group(f"layer/{k}")
                 _string(g, "type", "dense_rec" if rec is not None else "dense")
                 g.create_dataset("shape", data=np.array([pop.size], np.int64))
                 g.create_dataset("weight", data=ff.weights.T.astype(np.int64))
-                g.attrs["name"], g.attrs["projection"] = pop.name, ff.name
+                _name(g, "name", pop.name)
+                _name(g, "projection", ff.name)
                 if rec is not None:
                     g.create_dataset("weight_rec", data=rec.weights.T.astype(np.int64))
-                    g.attrs["projection_rec"] = rec.name
+                    _name(g, "projection_rec", rec.name)
                 if ff.max_delay > 1:
                     extra = np.asarray(ff.delay) - 1
                     g.create_dataset("delay", data=extra.T if extra.ndim else extra)
@@ -105,6 +107,15 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
 def _string(group: Any, name: str, value: str) -> None:
     """A fixed-length ASCII string of shape (1,), as SLAYER writes `type`."""
     group.create_dataset(name, (1,), "S10", [value.encode("ascii")])
+
+
+def _name(group: Any, key: str, value: str) -> None:
+    """A fixed-length UTF-8 attribute: kept in the object header, not in the global heap
+    (whose corruption can hang HDF5 on reading)."""
+    import h5py
+
+    data = value.encode("utf-8")
+    group.attrs.create(key, np.bytes_(data), dtype=h5py.string_dtype("utf-8", max(1, len(data))))
 
 
 def _chain(network: Union[Network, FixedPointNetwork]) -> list[tuple[str, Any, Any]]:
@@ -187,64 +198,142 @@ def read_netx_fixed(path: PathLike, dt: float) -> FixedPointNetwork:
         f = h5py.File(name, "r")
     except OSError as exc:
         raise FileFormatError(name, "", f"cannot be opened as HDF5 ({exc})") from None
+    from neurosim.storage import global_heap_problem
+
     with f:
         reader = _Reader(name, f)
-        return reader.network(dt)
+        try:
+            problem = global_heap_problem(name)  # before any variable-length string is read
+            if problem:
+                raise FileFormatError(name, "", problem)
+            return reader.network(dt)
+        except FileFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError, IndexError) as exc:
+            raise FileFormatError(name, reader.current, f"cannot be read ({type(exc).__name__}: {exc}); "
+                                                        "expected an intact NetX file") from None
 
 
 def read_netx(path: PathLike, dt: float) -> Network:
     """A NetX file as a float neurosim Network in SLAYER's units (weights, bias, threshold / 64):
     LIF(alpha = (4096 - iDecay)/4096, beta = (4096 - vDecay)/4096, reset='zero')."""
-    return dequantize(read_netx_fixed(path, dt))
+    fixed = read_netx_fixed(path, dt)
+    try:
+        return dequantize(fixed)
+    except NetworkError as exc:  # e.g. a layer name a Network refuses
+        raise FileFormatError(os.fspath(path), "/layer", str(exc)) from None
 
 
 class _Reader:
+    """Checked access to one open NetX file: objects are reached through hard links only,
+    dataset types and stored sizes are checked before reading; `current` is the path being read."""
+
     def __init__(self, path: str, f: Any) -> None:
         self.path, self.f = path, f
+        self.current = ""
 
     def fail(self, where: str, message: str) -> FileFormatError:
         return FileFormatError(self.path, where, message)
 
-    def get(self, where: str) -> Any:
-        if where not in self.f:
+    def has(self, where: str) -> bool:
+        import h5py
+
+        self.current = where
+        obj = self.f
+        for part in where.strip("/").split("/"):
+            if not isinstance(obj, h5py.Group):
+                return False
+            link = obj.get(part, getlink=True)
+            if link is None:
+                return False
+            if not isinstance(link, h5py.HardLink):
+                raise self.fail(where, f"expected data stored in this file, found a {type(link).__name__}")
+            obj = obj[part]
+        return True
+
+    def get(self, where: str, kind: Optional[type] = None) -> Any:
+        import h5py
+
+        if not self.has(where):
             raise self.fail(where, "missing")
-        return self.f[where]
+        obj = self.f[where]
+        kind = kind or (h5py.Group, h5py.Dataset)
+        if not isinstance(obj, kind):
+            raise self.fail(where, f"expected {'a group' if kind is h5py.Group else 'a dataset'}, "
+                                   f"found {type(obj).__name__}")
+        return obj
+
+    def data(self, where: str, kinds: str, max_size: Optional[int] = None) -> np.ndarray:
+        """Dataset `where` after checking its dtype kind and that the file stores its data."""
+        import h5py
+
+        from neurosim.storage import storage_problem
+
+        ds = self.get(where, h5py.Dataset)
+        text = "S" in kinds and h5py.check_string_dtype(ds.dtype) is not None
+        if not text and (ds.dtype.kind not in kinds or ds.dtype.names is not None or ds.dtype.subdtype is not None):
+            raise self.fail(where, f"expected {'a string' if kinds == 'S' else 'numbers'}, got dtype {ds.dtype}")
+        if max_size is not None and (ds.shape is None or int(np.prod(ds.shape)) > max_size):
+            raise self.fail(where, f"expected at most {max_size} values, got shape {ds.shape}")
+        problem = storage_problem(ds)
+        if problem:
+            raise self.fail(where, problem)
+        return np.asarray(ds[()])
 
     def text(self, where: str) -> str:
-        ds = self.get(where)
+        value = self.data(where, "S", 16)
         try:
-            value = ds[()]
-            value = value[0] if np.ndim(value) else value
+            value = value.reshape(-1)[0] if value.ndim else value[()]
             return value.decode("ascii") if isinstance(value, bytes) else str(value)
         except (TypeError, ValueError, IndexError, AttributeError, UnicodeDecodeError):
             raise self.fail(where, "expected an ASCII string") from None
 
     def ints(self, where: str, lo: int, hi: int, ndim: Optional[tuple[int, ...]] = None) -> np.ndarray:
-        ds = self.get(where)
-        if not hasattr(ds, "dtype") or ds.dtype.kind not in "biuf":
-            raise self.fail(where, "expected a numeric dataset")
-        arr = np.asarray(ds[()])
+        arr = self.data(where, "biuf")
         if ndim is not None and arr.ndim not in ndim:
             raise self.fail(where, f"expected {' or '.join(f'{d}-D' for d in ndim)} data, got shape {arr.shape}")
-        if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
-            raise self.fail(where, "expected whole numbers (NetX truncates others)")
-        arr = arr.astype(np.int64)
-        if arr.size and (arr.min() < lo or arr.max() > hi):
-            raise self.fail(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
-        return arr
+        with np.errstate(invalid="ignore"):
+            if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+                raise self.fail(where, "expected whole numbers (NetX truncates others)")
+            if arr.size and (arr.min() < lo or arr.max() > hi):
+                raise self.fail(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+        return arr.astype(np.int64)
+
+    def size(self, where: str) -> int:
+        """Neurons of a layer: the product of its `shape` (1-D), at most 2**31 - 1."""
+        n = math.prod(int(s) for s in self.ints(where, 1, 2 ** 31 - 1, (1,)))
+        if not 1 <= n < 2 ** 31:
+            raise self.fail(where, f"expected at most {2 ** 31 - 1} neurons, got {n}")
+        return n
 
     def attr(self, where: str, key: str, default: str) -> str:
-        value = self.f[where].attrs.get(key, default)
-        return value.decode() if isinstance(value, bytes) else str(value)
+        """Text attribute `key` of `where` (a name NetX ignores), or `default` when absent."""
+        from h5py import h5t
+
+        obj = self.get(where)
+        self.current = f"{where}@{key}"
+        if key not in obj.attrs:
+            return default
+        aid = obj.attrs.get_id(key)
+        if aid.get_type().get_class() != h5t.STRING or aid.shape != ():
+            raise self.fail(self.current, "expected a string")
+        value = obj.attrs[key]
+        try:
+            return value.decode() if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            raise self.fail(self.current, "expected a UTF-8 string") from None
 
     def network(self, dt: float) -> FixedPointNetwork:
-        layers = self.get("layer")
-        keys = sorted(layers.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+        import h5py
+
+        layers = self.get("/layer", h5py.Group)
+        names = list(layers.keys())
+        keys = sorted(names, key=lambda k: int(k) if k.isascii() and k.isdigit() and len(k) < 10 else -1)
         if not keys or keys != [str(i) for i in range(len(keys))]:
-            raise self.fail("/layer", f"expected groups 0 .. n-1, got {sorted(layers.keys())}")
-        if self.text("/layer/0/type") != "input" or "neuron" in layers["0"]:
+            raise self.fail("/layer", f"expected groups 0 .. n-1, got {sorted(names)[:10]}")
+        if self.text("/layer/0/type") != "input" or self.has("/layer/0/neuron"):
             raise self.fail("/layer/0/type", "expected an 'input' layer without neurons first")
-        n_prev = int(np.prod(self.ints("/layer/0/shape", 1, 2 ** 31, (1,))))
+        n_prev = self.size("/layer/0/shape")
         src = SpikeInput(self.attr("/layer/0", "name", "input"), n_prev)
         prev = src.name
         pops, projs = [], []
@@ -253,11 +342,12 @@ class _Reader:
             kind = self.text(f"{base}/type")
             if kind not in ("dense", "dense_rec"):
                 raise self.fail(f"{base}/type", f"unsupported layer type {kind!r} (expected 'dense' or 'dense_rec')")
-            n = int(np.prod(self.ints(f"{base}/shape", 1, 2 ** 31, (1,))))
-            pop = self.population(base, self.attr(base, "name", f"layer{k}"), n)
-            w = self.ints(f"{base}/weight", -2 ** 31, 2 ** 31, (1, 2)).reshape(n, -1)
-            if w.shape[1] != n_prev:
+            n = self.size(f"{base}/shape")
+            w = self.ints(f"{base}/weight", -2 ** 31, 2 ** 31, (1, 2))
+            if w.size != n * n_prev:  # checked before anything of size n is made
                 raise self.fail(f"{base}/weight", f"expected shape ({n}, {n_prev}), got {w.shape}")
+            w = w.reshape(n, n_prev)
+            pop = self.population(base, self.attr(base, "name", f"layer{k}"), n)
             w_rec = (self.ints(f"{base}/weight_rec", -2 ** 31, 2 ** 31, (1, 2)).reshape(n, -1)
                      if kind == "dense_rec" else None)
             if w_rec is not None and w_rec.shape != (n, n):
@@ -265,7 +355,7 @@ class _Reader:
             problem = _netx_problem(np.hstack([w] + ([w_rec] if w_rec is not None else [])))
             if problem:
                 raise self.fail(f"{base}/weight", problem)
-            delay = self.delay(base, w.shape) if "delay" in self.f[base] else 1
+            delay = self.delay(base, w.shape) if self.has(f"{base}/delay") else 1
             if w_rec is not None and np.max(delay) > 1:
                 raise self.fail(f"{base}/delay",
                                 "NetX's dense_rec with delays drops the weight exponent; unsupported")
@@ -288,9 +378,9 @@ class _Reader:
         i_decay = int(self.ints(f"{nb}/iDecay", 0, DECAY_ONE, (0,)))
         v_decay = int(self.ints(f"{nb}/vDecay", 0, DECAY_ONE, (0,)))
         vth = int(self.ints(f"{nb}/vThMant", 0, VTH_MAX, (0,)))
-        if f"{nb}/gradedSpike" in self.f and bool(np.asarray(self.f[f"{nb}/gradedSpike"][()])):
+        if self.has(f"{nb}/gradedSpike") and np.any(self.ints(f"{nb}/gradedSpike", 0, 1, (0, 1))):
             raise self.fail(f"{nb}/gradedSpike", "graded spikes are not supported")
-        bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if "bias" in self.f[base] else np.zeros(n, np.int64)
+        bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if self.has(f"{base}/bias") else np.zeros(n, np.int64)
         if bias.ndim and bias.shape != (n,):
             raise self.fail(f"{base}/bias", f"expected shape ({n},), got {bias.shape}")
         return FixedPopulation(name, n, i_decay - 1, v_decay, vth, np.broadcast_to(bias, (n,)), NETX_BIAS_EXP,

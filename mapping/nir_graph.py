@@ -56,6 +56,7 @@ writes ``tau = dt/tau_inv`` (dt times tau): its graphs read back exactly with ``
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
@@ -314,7 +315,6 @@ def read_nir(path: Union[str, "os.PathLike[str]"], dt: float, discretization: Di
 
 def _read_graph(path: str) -> "nir.NIRGraph":
     import h5py
-    from nir.serialization import hdf2dict
 
     if not os.path.isfile(path):
         raise FileFormatError(path, "", "no such file; expected a NIR HDF5 file")
@@ -322,11 +322,66 @@ def _read_graph(path: str) -> "nir.NIRGraph":
         f = h5py.File(path, "r")
     except OSError as exc:
         raise FileFormatError(path, "", f"not an HDF5 file, so not a NIR file ({exc})") from None
+    from neurosim.storage import global_heap_problem
+
+    where = ["node"]
     with f:
-        if "node" not in f or not isinstance(f["node"], h5py.Group):
-            raise FileFormatError(path, "node", "no /node group: not a NIR file")
-        data = hdf2dict(f["node"])
+        try:
+            problem = global_heap_problem(path)  # NIR keeps its strings there; HDF5 can hang on a corrupt one
+            if problem:
+                raise FileFormatError(path, "", problem)
+            link = f.get("node", getlink=True)
+            if link is not None and not isinstance(link, h5py.HardLink):
+                raise FileFormatError(path, "node",
+                                      f"expected a group stored in this file, found a {type(link).__name__}")
+            if link is None or not isinstance(f["node"], h5py.Group):
+                raise FileFormatError(path, "node", "no /node group: not a NIR file")
+            data = _h5_dict(f["node"], "node", path, where)
+        except FileFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError) as exc:
+            raise FileFormatError(path, where[0], f"cannot be read ({type(exc).__name__}: {exc}); "
+                                                  "expected an intact NIR file") from None
     return _node_from_dict(data, "node", path)
+
+
+_MAX_DEPTH = 32  # graphs nest sub-graphs; deeper is not a NIR file
+
+
+def _h5_dict(group: Any, where: str, path: str, current: list[str], depth: int = 0) -> dict[str, Any]:
+    """`group` as nested dicts (what nir.serialization.hdf2dict gives), reading nothing before
+    it is checked: members are groups or datasets stored in this file (no soft or external
+    links), datasets hold numbers, booleans or strings, and the file stores the data they
+    claim. `current[0]` is the object being read, for the error message."""
+    import h5py
+
+    from neurosim.storage import storage_problem
+
+    if depth > _MAX_DEPTH:
+        raise FileFormatError(path, where, f"groups nested deeper than {_MAX_DEPTH} levels")
+    out: dict[str, Any] = {}
+    for key in group.keys():
+        name = f"{where}/{key}"
+        current[0] = name
+        link = group.get(key, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            raise FileFormatError(path, name, f"expected data stored in this file, found a {type(link).__name__}")
+        item = group[key]
+        if isinstance(item, h5py.Group):
+            out[key] = _h5_dict(item, name, path, current, depth + 1)
+            continue
+        if not isinstance(item, h5py.Dataset):
+            raise FileFormatError(path, name, f"expected a group or a dataset, found {type(item).__name__}")
+        dt = item.dtype
+        text = h5py.check_string_dtype(dt) is not None
+        if not text and (dt.kind not in "biuf" or dt.names is not None or dt.subdtype is not None):
+            raise FileFormatError(path, name, f"expected numbers or strings, got HDF5 data of dtype {dt}")
+        problem = storage_problem(item)
+        if problem:
+            raise FileFormatError(path, name, problem)
+        value = item[()]
+        out[key] = value.decode("utf8", "replace") if isinstance(value, bytes) else value
+    return out
 
 
 _NIR_TYPES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "LIF", "CubaLIF", "IF", "LI",
@@ -352,7 +407,8 @@ def _node_from_dict(d: Any, where: str, path: str) -> Any:
             return nir.dict2NIRNode(kw)
     except (FileFormatError, ExportError):
         raise
-    except (AssertionError, TypeError, ValueError, KeyError) as exc:
+    except (AssertionError, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        # nir's node constructors assume arrays where a file may hold text or anything else
         raise FileFormatError(path, where, f"cannot read a NIR {kind} node: {exc!r}") from None
     raise ExportError("nir", where.replace("/", ".").removeprefix("node."),
                       f"unsupported node type {kind!r} (neurosim reads {', '.join(_SUPPORTED_NAMES)}) "
@@ -368,6 +424,41 @@ def _s(x: Any) -> str:
 
 _SUPPORTED_NAMES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "LIF", "CubaLIF", "IF",
                     "LI", "CubaLI", "I", "NIRGraph (flattened)", ALIF_TYPE)
+
+
+_META_TEXT = ("model", "reset", "projection", "name", "discretization", "format", "populations", "inputs",
+              "projections")
+_META_SCALAR = ("dt", "sparse", "delay")
+
+
+def _check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
+    """`meta` (a node's or the graph's metadata) with its ``neurosim.*`` entries type-checked
+    before any is used: the names in _META_TEXT hold text, every other one finite real
+    numbers (a scalar or an array). ExportError names ``<where>.metadata.<key>``."""
+    file = f" [file {source}]" if source else ""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ExportError("nir", f"{where}.metadata",
+                          f"expected a group of named values, got {type(meta).__name__}{file}")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key.startswith(_NS):
+            continue
+        if key[len(_NS):] in _META_TEXT:
+            if not isinstance(value, str):
+                raise ExportError("nir", f"{where}.metadata.{key}", f"expected text, got {type(value).__name__}{file}")
+            continue
+        arr = np.asarray(value)
+        scalar = key[len(_NS):] in _META_SCALAR
+        if arr.dtype.kind not in "biuf" or arr.size == 0 or not np.all(np.isfinite(arr)) or (scalar and arr.ndim):
+            wanted = "a finite number" if scalar else "finite numbers"
+            raise ExportError("nir", f"{where}.metadata.{key}", f"expected {wanted}, got {_shown(value)}{file}")
+    return meta
+
+
+def _shown(value: Any) -> str:
+    arr = np.asarray(value)
+    return f"{arr.dtype} of shape {arr.shape}" if arr.ndim else repr(value)[:60]
 
 
 class _Ctx:
@@ -513,7 +604,7 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
         raise ExportError("nir", "reset", f"expected 'subtract' or 'zero', got {reset!r}")
     if not isinstance(graph_or_path, nir.NIRGraph):
         raise ExportError("nir", "graph", f"expected a nir.NIRGraph or a path, got {type(graph_or_path).__name__}")
-    gmeta = dict(graph_or_path.metadata or {})
+    gmeta = dict(_check_meta(graph_or_path.metadata, "graph", source))
     ctx = _Ctx(float(dt), discretization, reset, source, gmeta)
     nodes, edges = _flatten(graph_or_path, ctx)
     names = _local_names(nodes)
@@ -521,7 +612,7 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
     contributions, biases = _trace(nodes, edges, sizes, ctx)
     pops = [_population(n, node, names[n], biases.get(n), ctx) for n, node in nodes.items()
             if type(node) in _NEURONS]
-    inputs = [_input(n, node, names[n], sizes[n]) for n, node in nodes.items() if ctx.is_input(n, node)]
+    inputs = [_input(n, node, names[n], sizes[n], ctx) for n, node in nodes.items() if ctx.is_input(n, node)]
     projs = _projections(contributions, names, nodes, ctx)
     pops = _ordered(pops, gmeta.get(_NS + "populations"))
     inputs = _ordered(inputs, gmeta.get(_NS + "inputs"))
@@ -563,6 +654,7 @@ def _flatten(graph: "nir.NIRGraph", ctx: _Ctx) -> tuple[dict[str, Any], list[tup
                         raise ctx.error(f"nodes.{full}", f"a sub-graph needs exactly one {role} node, has {len(ends)}")
                 ctx.identity.update(entry[full] + exit_[full])
             elif type(node) in _NEURONS or isinstance(node, _TRANSFORMS + (nir.Input, nir.Output)):
+                _check_meta(getattr(node, "metadata", None), f"nodes.{full}", ctx.source)
                 nodes[full] = node
             else:
                 raise ctx.error(f"nodes.{full}", f"unsupported node type {_type_name(node)!r} "
@@ -599,12 +691,19 @@ def _local_names(nodes: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _shape_size(node: Any, key: str) -> Optional[int]:
+def _shape_size(name: str, node: Any, key: str, ctx: _Ctx) -> Optional[int]:
+    """Values an Input or Output node passes: the product of its shape (whole numbers >= 1,
+    at most 2**31 - 1 in all); None without a shape."""
     t = (node.input_type if key == "input" else node.output_type) or {}
     shape = t.get(key)
     if shape is None:
         return None
-    return int(np.prod(np.asarray(shape).reshape(-1))) if np.size(shape) else 1
+    dims = np.asarray(shape).reshape(-1)
+    if dims.dtype.kind not in "iuf" or not np.all(np.isfinite(dims)) or np.any(dims != np.round(dims)) \
+            or np.any(dims < 1) or math.prod(int(d) for d in dims) >= 2**31:
+        raise ctx.error(f"nodes.{name}.shape", f"expected whole numbers >= 1 of at most 2**31 - 1 values in all, "
+                                               f"got {_shown(shape)}")
+    return math.prod(int(d) for d in dims)
 
 
 def _in_size(name: str, node: Any, ctx: _Ctx) -> Optional[int]:
@@ -618,7 +717,7 @@ def _in_size(name: str, node: Any, ctx: _Ctx) -> Optional[int]:
     if isinstance(node, nir.Delay):
         return _arr(node, "delay", ctx, name).size
     if ctx.is_output(name, node):
-        return _shape_size(node, "input")
+        return _shape_size(name, node, "input", ctx)
     return None
 
 
@@ -645,7 +744,7 @@ def _check_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: _Ctx
     out: dict[str, int] = {}
     for n, node in nodes.items():
         if ctx.is_input(n, node):
-            size = _shape_size(node, "input")
+            size = _shape_size(n, node, "input", ctx)
             if size is None:
                 raise ctx.error(f"nodes.{n}.shape", "an Input node needs a shape")
             out[n] = size
@@ -817,11 +916,15 @@ def _projections(paths: list[_Path], names: dict[str, str], nodes: dict[str, Any
 # ---------------------------------------------------------------- nodes -> populations, inputs
 
 
-def _input(name: str, node: Any, local: str, size: int) -> Any:
+def _input(name: str, node: Any, local: str, size: int, ctx: _Ctx) -> Any:
     rate = (node.metadata or {}).get(_NS + "poisson_rate")
-    if rate is not None:
-        return PoissonInput(local, size, rate=np.asarray(rate, dtype=np.float64))
-    return SpikeInput(local, size)
+    try:
+        if rate is not None:
+            return PoissonInput(local, size, rate=np.asarray(rate, dtype=np.float64))
+        return SpikeInput(local, size)
+    except NetworkError as exc:
+        raise ctx.error(f"nodes.{name}.metadata.{_NS}poisson_rate" if rate is not None else f"nodes.{name}",
+                        exc.message) from None
 
 
 def _population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ctx: _Ctx) -> Population:
@@ -860,7 +963,11 @@ def _population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ct
 
 
 def _refractory(meta: dict[str, Any], n: int, ctx: _Ctx, name: str) -> np.ndarray:
-    steps = np.asarray(meta.get(_NS + "refractory", 0.0), dtype=np.float64) * np.ones(n)
+    raw = np.asarray(meta.get(_NS + "refractory", 0.0), dtype=np.float64)
+    if raw.ndim and raw.shape != (n,):
+        raise ctx.error(f"nodes.{name}.metadata.{_NS}refractory",
+                        f"expected a number or {n} numbers, got shape {raw.shape}")
+    steps = raw * np.ones(n)
     if ctx.file_dt is None or ctx.file_dt == ctx.dt:
         return steps
     scaled = steps * ctx.file_dt / ctx.dt

@@ -28,6 +28,7 @@ def simulate(
     progress: bool = False,
     chunk: Optional[int] = None,
     backend_options: Optional[Mapping[str, Any]] = None,
+    partitions: int = 1,
 ) -> SimulationResult:
     """Simulate `network` for `steps` steps of ``network.dt`` on `backend`.
 
@@ -39,6 +40,8 @@ def simulate(
     traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step.
     backend_options: settings of the chosen backend, e.g. ``{'propagation': 'gather'}`` for
     cupy (see the backend module's ``OPTIONS``); a backend without options refuses any.
+    partitions: split the neurons into this many parts that exchange spike lists (numpy
+    backend; neurosim.partition, the model of a multi-GPU run); the spikes are identical.
     """
     t_start = time.perf_counter()
     if not isinstance(network, Network):
@@ -53,7 +56,15 @@ def simulate(
     trace_spec = _trace_spec(network, traces)
     trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
     trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
-    runner = module.Runner(plan, batch, trace_idx, trace_vars, **_backend_options(name, module, backend_options))
+    options = _backend_options(name, module, backend_options)
+    if partitions != 1:
+        from .partition import PartitionedRunner
+
+        if name != "numpy":
+            raise NetworkError("partitions", f"parts are simulated on the numpy backend only, not {name!r}")
+        runner = PartitionedRunner(plan, batch, trace_idx, trace_vars, partitions)
+    else:
+        runner = module.Runner(plan, batch, trace_idx, trace_vars, **options)
     rngs = {s.name: np.random.default_rng([int(seed), k]) for k, s in enumerate(network.inputs)}
     chunk = int(chunk) if chunk else _default_chunk(plan, batch)
     t_setup = time.perf_counter()

@@ -249,6 +249,7 @@ class _Reader:
         self.current = ""
         self.names: dict[str, list[str]] = {"populations": [], "inputs": [], "projections": []}
         self.csr: set[str] = set()
+        self.heap_checked = False  # global_heap_problem ran (before the first variable-length string)
 
     def fail(self, field: str, message: str) -> NoReturn:
         raise FileFormatError(self.path, field, message)
@@ -269,6 +270,11 @@ class _Reader:
                              f"{_TYPE_CLASSES.get(cls, cls)}")
         if aid.shape is None or len(aid.shape) > 1 or math.prod(aid.shape) > 16:
             self.fail(field, f"expected {expected}, got an attribute of shape {aid.shape}")
+        if text and aid.get_type().is_variable_str() and not self.heap_checked:
+            problem = global_heap_problem(self.path)
+            if problem:
+                self.fail(field, problem)
+            self.heap_checked = True
         return obj.attrs[key]
 
     def attr_str(self, obj: Any, key: str, where: str, choices: Optional[tuple[str, ...]] = None,
@@ -360,20 +366,9 @@ class _Reader:
         return data
 
     def _check_storage(self, d: h5py.Dataset, field: str) -> None:
-        """Refuse data kept outside this file and sizes the file cannot hold, before allocating."""
-        need = math.prod(d.shape) * d.dtype.itemsize
-        if need == 0:
-            return
-        if d.is_virtual:
-            self.fail(field, "expected data stored in this file, found a virtual dataset")
-        plist = d.id.get_create_plist()
-        if plist.get_external_count():
-            self.fail(field, "expected data stored in this file, found external raw storage")
-        have = d.id.get_storage_size()
-        limit = have if plist.get_nfilters() == 0 else have * _MAX_RATIO
-        if need > limit:
-            self.fail(field, f"claims shape {d.shape} ({need} bytes) but the file stores only {have} "
-                             "bytes of it; expected the data itself")
+        problem = storage_problem(d)
+        if problem:
+            self.fail(field, problem)
 
     def header(self, f: h5py.File, fmt: str) -> None:
         found = self.attr_str(f, "format", "", expected=repr(fmt))
@@ -416,6 +411,62 @@ class _Reader:
             if sub.startswith(prefix):
                 return "/" + sub[len(prefix):]
         return "/" + sub
+
+
+def attr_text(path: str, obj: Any, key: str, choices: Optional[tuple[str, ...]] = None) -> str:
+    """Text attribute `key` of the open HDF5 object `obj` of file `path`, type-checked before it
+    is read (a string, not an array, compound or other type; UTF-8; one of `choices`)."""
+    return _Reader(path).attr_str(obj, key, "", choices)
+
+
+def storage_problem(d: h5py.Dataset) -> Optional[str]:
+    """Why reading dataset `d` must not be tried, or None: data kept outside this file, or a
+    size the file cannot hold (checked before anything is allocated)."""
+    need = math.prod(d.shape or ()) * d.dtype.itemsize
+    if d.shape is None or need == 0:
+        return None
+    if d.is_virtual:
+        return "expected data stored in this file, found a virtual dataset"
+    plist = d.id.get_create_plist()
+    if plist.get_external_count():
+        return "expected data stored in this file, found external raw storage"
+    have = d.id.get_storage_size()
+    limit = have if plist.get_nfilters() == 0 else have * _MAX_RATIO
+    if need > limit:
+        return (f"claims shape {d.shape} ({need} bytes) but the file stores only {have} bytes of it; "
+                "expected the data itself")
+    return None
+
+
+def global_heap_problem(path: str) -> Optional[str]:
+    """Why the file's global heap collections (where HDF5 keeps variable-length strings) must
+    not be read, or None. HDF5 1.14 walks a collection's objects by their sizes and loops
+    forever on a corrupt one (e.g. a free-space object of size 0), so before anything of
+    variable length is read every collection is walked here first: its objects must add up
+    exactly to its size. (A collection: 'GCOL', version 1, its size >= 4096 bytes as a
+    little-endian 8-byte length; objects: index u16, references u16, 4 reserved bytes, size
+    u64, data padded to 8 bytes; index 0 is the free space, whose size covers its header.)"""
+    import mmap
+
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return None
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            at = m.find(b"GCOL")
+            while at >= 0:
+                size = int.from_bytes(m[at + 8:at + 16], "little") if at + 16 <= len(m) else 0
+                if m[at + 4:at + 5] == b"\x01" and 4096 <= size <= len(m) - at:
+                    p = 16
+                    while size - p >= 16:
+                        index = int.from_bytes(m[at + p:at + p + 2], "little")
+                        length = int.from_bytes(m[at + p + 8:at + p + 16], "little")
+                        need = 16 + (length + 7) // 8 * 8 if index else length
+                        if need == 0 or need > size - p:
+                            return (f"global heap collection at byte {at} is corrupt (object at byte {at + p} "
+                                    f"of size {length}); expected an intact HDF5 file")
+                        p += need
+                at = m.find(b"GCOL", at + 4)
+    return None
 
 
 def _describe(value: Any) -> str:

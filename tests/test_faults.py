@@ -1,9 +1,17 @@
-"""Interrupted and failing runs lose nothing already saved: Ctrl-C during training, a full disk
-(ENOSPC injected into the atomic rename) during training and during a cross-check report."""
+"""Interrupted and failing runs lose nothing already saved: Ctrl-C and kill -9 during training,
+kill -9 during export and of a distributed launcher, a full disk (ENOSPC injected into the
+atomic rename) during training and during a cross-check report, and CUDA running out of memory
+(injected: this machine has no GPU)."""
 from __future__ import annotations
 
 import errno
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +31,14 @@ def _leftovers(path) -> list[str]:
 
 
 def _full_disk_after(monkeypatch, n_ok: int) -> None:
-    """The first `n_ok` atomic renames succeed, every later one fails with ENOSPC."""
+    """The first `n_ok` atomic renames succeed, every later one fails with ENOSPC (renames of
+    other writers, such as numba's cache, pass and are not counted)."""
     real = os.replace
     calls = {"n": 0}
 
     def replace(src, dst):
+        if not re.fullmatch(r"\..+\.\d+@.+\.tmp", os.path.basename(os.fspath(src))):
+            return real(src, dst)
         calls["n"] += 1
         if calls["n"] > n_ok:
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
@@ -94,3 +105,172 @@ def test_full_disk_during_a_crosscheck_report(tmp_path, monkeypatch, capsys):
     assert "No space left on device" in capsys.readouterr().err
     assert not _leftovers(tmp_path)
     assert sorted(os.listdir(report)) == ["overlay_numba.png"]
+
+
+# ------------------------------------------------------------------------- kill -9, out of memory
+ROOT = str(Path(__file__).resolve().parents[1])
+KILL_TRAIN = ["train", "--task", "digits", "--hidden", "16", "--n-train", "160", "--n-test", "10",
+              "--batch-size", "16", "--epochs", "4", "--no-progress", "--device", "cpu"]
+LAST = 3  # epoch index of the last checkpoint
+
+
+@pytest.fixture
+def one_thread():
+    """Runs in this process use one torch thread, as the subprocesses do (faster on 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "neurosim", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _saved_epoch(run: Path) -> int:
+    """Epoch of run/checkpoint.pt (-1 without one); torch.load fails on a corrupt file."""
+    if not (run / "checkpoint.pt").exists():
+        return -1
+    return int(torch.load(run / "checkpoint.pt", weights_only=True)["epoch"])
+
+
+def _last_epoch_seconds(run: Path) -> float:
+    return float(torch.load(run / "checkpoint.pt", weights_only=True)["history"][-1]["seconds"])
+
+
+def _wait_for(condition, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_kill_9_during_training_then_resume_equals_an_uninterrupted_run(tmp_path, one_thread):
+    """SIGKILL in the middle of epochs 1 and 2 (half an epoch after the previous checkpoint,
+    as long as the process's own last epoch took), resume after each: every checkpoint loads,
+    none is lost, the end equals a straight run."""
+    straight = tmp_path / "straight"
+    assert main([*KILL_TRAIN, "--out", str(straight)]) == 0
+    run = tmp_path / "run"
+    for epoch in (0, 1):
+        proc = _start([*KILL_TRAIN, "--out", str(run), *(["--resume"] if _saved_epoch(run) >= 0 else [])])
+        _wait_for(lambda: _saved_epoch(run) >= epoch)
+        time.sleep(_last_epoch_seconds(run) / 2)
+        proc.kill()
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+        assert epoch <= _saved_epoch(run) < LAST and not (run / "model.h5").exists()
+        rows = (run / "metrics.csv").read_text().splitlines()
+        assert len(rows) - 2 in (_saved_epoch(run), _saved_epoch(run) - 1)  # whole rows, at most one behind
+    assert main([*KILL_TRAIN, "--out", str(run), "--resume"]) == 0
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert not _leftovers(run)  # the killed writers' temporary files were removed by later writes
+
+
+def test_kill_9_during_export_leaves_the_old_file_or_none(tmp_path):
+    """SIGKILL while `neurosim export` writes (its temporary file exists): no output, or the
+    previous output whole; a re-run writes what an uninterrupted export writes."""
+    from assets.cuba import cuba_network
+    from mapping.nir_graph import read_nir
+
+    import neurosim as ns
+
+    model = tmp_path / "cuba.h5"
+    ns.save(cuba_network(1500, seed=0), model)
+    export = ["export", str(model), "--to", "nir"]
+    assert main([*export, "--out", str(tmp_path / "straight.nir")]) == 0
+    out = tmp_path / "out" / "net.nir"
+    out.parent.mkdir()
+    killed_mid_write = 0
+    for attempt in range(6):
+        before = out.read_bytes() if out.exists() else None
+        proc = _start([*export, "--out", str(out)])
+        try:
+            _wait_for(lambda: bool(_leftovers(out.parent)) or proc.poll() is not None, 60)
+        finally:
+            proc.kill()
+            proc.wait()
+        if proc.returncode == -signal.SIGKILL and _leftovers(out.parent):
+            killed_mid_write += 1
+            assert (out.read_bytes() if out.exists() else None) == before  # untouched: old file or none
+        if killed_mid_write == 2:
+            break
+        if not out.exists():
+            assert main([*export, "--out", str(out)]) == 0  # the second kill then hits a re-export
+    assert killed_mid_write == 2
+    assert main([*export, "--out", str(out)]) == 0
+    assert not _leftovers(out.parent)
+    a, b = read_nir(tmp_path / "straight.nir", 1e-4), read_nir(out, 1e-4)
+    assert a.n_synapses == b.n_synapses
+    for p, q in zip(a.projections, b.projections):
+        assert np.array_equal(p.to_csr()[0].values, q.to_csr()[0].values)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_distributed_launcher_ends_its_ranks(tmp_path, one_thread):
+    """kill -9 of `neurosim train --nproc 2`: both ranks die with it (no orphan keeps writing),
+    the checkpoint loads, and a 1-process resume completes the run."""
+    run = tmp_path / "run"
+    proc = _start([*KILL_TRAIN, "--nproc", "2", "--out", str(run)])
+    _wait_for(lambda: _saved_epoch(run) >= 0)
+    ranks = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(ranks) == 2
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not any(Path(f"/proc/{r}").exists() and "Z" not in _state(r) for r in ranks), 10)
+    saved = _saved_epoch(run)
+    time.sleep(0.5)
+    assert _saved_epoch(run) == saved  # nobody writes any more
+    assert main([*KILL_TRAIN, "--out", str(run), "--resume"]) == 0
+    assert _saved_epoch(run) == LAST
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]
+    except (OSError, IndexError):
+        return "Z"
+
+
+@pytest.mark.parametrize("rule", ["bptt", "ottt"])
+def test_cuda_out_of_memory_suggests_what_fits(tmp_path, monkeypatch, capsys, rule):
+    """torch.cuda.OutOfMemoryError injected into the rule: one line; for BPTT a --budget (which
+    bounds stored states plus working memory) within the free memory (a quarter of what BPTT
+    keeps) that holds stored states, and training with it works; for an online rule (memory
+    independent of T) a smaller batch."""
+    from training import rules
+    from training.layers import from_network
+    from training.nets import recurrent_network
+    from training.ottt import OTTT
+    from training.rules import BudgetedBPTT, StateCodec, flatten_state, parse_bytes
+    from training.tasks import make_task
+    from training.trainer import _to_batch
+
+    task = make_task("digits", seed=0, n_train=32, n_test=16)
+    model = from_network(recurrent_network(task.n_in, 8, task.n_out, dt=task.dt, seed=0))
+    batch = _to_batch(task.train, np.arange(32), torch.float32)
+    s = StateCodec(model, batch).nbytes(flatten_state(model.initial_state(32))[0])
+    alpha, T = BudgetedBPTT(1).measure_alpha(model, batch), batch.steps
+    free = int(T * alpha * s / 4)
+
+    def out_of_memory(self, model, batch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    monkeypatch.setattr(rules.BPTT if rule == "bptt" else OTTT, "backward", out_of_memory)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free, 8 * free))
+    assert main([*TRAIN, "--epochs", "1", "--rule", rule, "--out", str(tmp_path / "oom")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CUDA out of memory" in err
+    if rule == "ottt":
+        assert "--batch-size 16" in err
+        return
+    budget = re.search(r"--rule budgeted --budget (\S+) fits", err).group(1)
+    assert parse_bytes(budget) <= free < T * alpha * s
+    assert BudgetedBPTT(budget).slots(model, batch) >= 1
+    monkeypatch.undo()
+    assert main([*TRAIN, "--epochs", "1", "--rule", "budgeted", "--budget", budget, "--out", str(tmp_path / "ok")]) == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import fields
 from typing import Any
 
@@ -65,6 +66,10 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="torch device (default auto: CUDA when torch sees a GPU, else CPU)")
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="N",
+                   help="data-parallel processes on this machine (default 1): each trains on 1/N of every batch, "
+                        "gradients are averaged (gloo on CPU, NCCL with one GPU per process); the result equals "
+                        "one process up to float summation order. 'torchrun -m neurosim train ...' works too")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -94,7 +99,10 @@ def parse_task_options(items: list[str]) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from neurosim.errors import NeurosimError
 
-    from .trainer import TrainConfig, train
+    import torch
+
+    from . import distributed
+    from .trainer import TrainConfig, pick_device, train
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
@@ -117,7 +125,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError(f"--update {config.update}: only rule ottt updates during a sequence")
     if config.feedback != "symmetric" and config.rule != "eprop":
         raise NeurosimError(f"--feedback {config.feedback}: only rule eprop uses a feedback matrix")
+    if distributed.rank_environment():
+        if args.nproc not in (1, int(os.environ["WORLD_SIZE"])):
+            raise NeurosimError(f"--nproc {args.nproc}: this process is one of {os.environ['WORLD_SIZE']} ranks "
+                                "started by torchrun; leave --nproc out under torchrun")
+    elif args.nproc > 1:
+        gpus = torch.cuda.device_count() if pick_device(args.device).type == "cuda" else 0
+        if 0 < gpus < args.nproc:
+            raise NeurosimError(f"--nproc {args.nproc}: NCCL needs one GPU per process and torch sees {gpus}; "
+                                f"use --nproc {gpus} or --device cpu")
+        return distributed.launch(args.argv, args.nproc)
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device)
+    if os.environ.get("RANK", "0") != "0":
+        return 0
     last = result["history"][-1] if result["history"] else None
     if last:
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "

@@ -211,6 +211,16 @@ class BudgetedBPTT(Rule):
             for p, g in saved:
                 p.grad = g
 
+    def working_memory(self, model: SNN, batch: Batch) -> int:
+        """Bytes a byte budget pays before any stored state: the measured block
+        (:meth:`measure_working`) plus 5 full states (the running state and its successor in a
+        no-grad sweep, the gradient carried between blocks, an unpacked stored state and one
+        being packed); measured once per rule."""
+        if self.working_bytes is None:
+            full = state_nbytes(model.initial_state(batch.inputs.shape[1]))
+            self.working_bytes = self.measure_working(model, batch) + 5 * full
+        return self.working_bytes
+
     def slots(self, model: SNN, batch: Batch) -> int:
         """Hidden-state slots that fit the budget for this model and batch size. A byte budget
         first pays for the measured working memory (:meth:`measure_working`), so that it bounds
@@ -219,11 +229,7 @@ class BudgetedBPTT(Rule):
         if isinstance(self.budget, int) and not isinstance(self.budget, bool):
             slots = self.budget
         else:
-            if self.working_bytes is None:
-                # + 5 full states: the running state and its successor in a no-grad sweep, the
-                # gradient carried between blocks, an unpacked stored state and one being packed
-                full = state_nbytes(model.initial_state(batch.inputs.shape[1]))
-                self.working_bytes = self.measure_working(model, batch) + 5 * full
+            self.working_memory(model, batch)
             total = parse_bytes(str(self.budget))
             slots = int((total - self.working_bytes) // state_bytes) - 1  # h_0 is stored too
             if slots < 1:

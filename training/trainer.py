@@ -23,6 +23,7 @@ import torch
 from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 
+from . import distributed
 from .layers import SNN, from_network
 from .nets import recurrent_network
 from .rules import Batch, Objective, make_rule
@@ -114,12 +115,24 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
           device: str = "auto", on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, Any]:
-    """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt."""
+    """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt.
+
+    Started by torchrun (or ``neurosim train --nproc N``), each rank trains on its shard of every
+    batch with gradients averaged to the global batch's (training.distributed); rank 0 writes the
+    files. A checkpoint resumes with any number of ranks."""
+    world, dev = distributed.init(pick_device(device))
+    try:
+        return _train(config, Path(run_dir), resume, progress and world.main, dev, world, on_epoch)
+    finally:
+        world.close()
+
+
+def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: torch.device,
+           world: distributed.World, on_epoch: Optional[Callable[[dict[str, float]], None]]) -> dict[str, Any]:
     from neurosim.storage import save
 
     from .tasks import make_task
 
-    run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "checkpoint.pt"
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test,
@@ -127,34 +140,21 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                             tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
-    dev = pick_device(device)
     model = from_network(net, surrogate=config.surrogate).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    stepper = distributed.Stepper(opt, world, config.clip)  # (all-reduce,) clip, step
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,
                      update=config.update, feedback=config.feedback, seed=config.seed, block=config.block)
     online = bool(getattr(rule, "updates_online", False))  # the rule steps the optimizer itself
     if online:
-        rule.bind(opt, config.clip)  # type: ignore[attr-defined]
+        rule.bind(stepper)  # type: ignore[attr-defined]
     history: list[dict[str, float]] = []
     start = 0
     if resume:
-        if not ckpt_path.exists():
-            raise NeurosimError(f"{ckpt_path}: no checkpoint to resume from")
-        try:  # weights_only: a checkpoint is data, never code to unpickle
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-            raise NeurosimError(f"{ckpt_path}: not a readable neurosim checkpoint "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        if not isinstance(state, dict):
-            raise NeurosimError(f"{ckpt_path}: not a neurosim checkpoint (expected a dict of tensors)")
-        if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
-            raise NeurosimError(f"{ckpt_path}: checkpoint was written by another configuration or version; "
-                                "use the same options or a new run directory")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history = [dict(r) for r in state["history"]]
-        start = int(state["epoch"]) + 1
-    write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
+        history, start = _resume(ckpt_path, config, model, opt)
+    world.broadcast(model)
+    if world.main:
+        write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
 
     from tqdm.auto import tqdm
 
@@ -162,6 +162,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     batches = (n + config.batch_size - 1) // config.batch_size
     bar = tqdm(total=(config.epochs - start) * batches, desc=f"train {config.task} ({config.rule})",
                unit="batch", disable=not progress, leave=False)
+    out_of_memory = False
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
@@ -170,35 +171,87 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
                 group["lr"] = epoch_lr(config, epoch)
             loss_sum, correct = 0.0, 0
             for lo in range(0, n, config.batch_size):
-                idx = order[lo:lo + config.batch_size]
+                idx, stepper.weight = world.shard(order[lo:lo + config.batch_size])
+                count = len(idx) if stepper.weight else 0  # 0: a weight-0 stand-in for an empty shard
                 b = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
                 opt.zero_grad(set_to_none=True)
                 out = rule.backward(model, b)
                 if not online:
-                    if config.clip:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-                    opt.step()
-                loss_sum += out.loss * len(idx)
-                if b.targets.ndim == 1:
+                    stepper.step()
+                loss_sum += out.loss * count
+                if b.targets.ndim == 1 and count:
                     correct += int((out.readout.argmax(1) == b.targets).sum())
                 bar.update(1)
-            test_loss, test_acc = evaluate(model, task.test)
+            test_loss, test_acc = evaluate(model, task.test) if world.main else (0.0, 0.0)
+            loss_sum, correct, test_loss, test_acc = world.sum([loss_sum, correct, test_loss, test_acc], dev)
             row = dict(epoch=epoch, train_loss=loss_sum / n,
                        train_acc=correct / n if task.train.targets.ndim == 1 else float("nan"),
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
             history.append(row)
-            buf = io.BytesIO()
-            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-            write_bytes(ckpt_path, buf.getvalue())
-            _write_metrics(run / "metrics.csv", history)
+            if world.main:
+                buf = io.BytesIO()
+                torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
+                            "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
+                write_bytes(ckpt_path, buf.getvalue())
+                _write_metrics(run / "metrics.csv", history)
             if on_epoch:
                 on_epoch(row)
+    except torch.cuda.OutOfMemoryError:
+        out_of_memory = True  # advice below, once this frame no longer holds the failed graph
     finally:
         bar.close()
-    _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
-    save(model.to_network(), run / "model.h5")
+    if out_of_memory:
+        from .oom import out_of_memory_message
+
+        opt.zero_grad(set_to_none=True)
+        idx, _ = world.shard(np.arange(min(n, config.batch_size)))
+        batch = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
+        raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
+    if world.main:
+        _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
+        save(model.to_network(), run / "model.h5")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
+
+
+def _resume(path: Path, config: TrainConfig, model: SNN,
+            opt: torch.optim.Optimizer) -> tuple[list[dict[str, float]], int]:
+    """Load the checkpoint at `path` into `model` and `opt`; (history, first epoch to run).
+
+    The file is data, never code: torch.load with weights_only (no unpickling of arbitrary
+    objects), then every entry is type-checked before use; any defect is a NeurosimError."""
+    if not path.exists():
+        raise NeurosimError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: not a readable neurosim checkpoint ({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict):
+        raise NeurosimError(f"{path}: not a neurosim checkpoint (expected a dict of tensors)")
+    if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
+        raise NeurosimError(f"{path}: checkpoint was written by another configuration or version; "
+                            "use the same options or a new run directory")
+    epoch, history = state.get("epoch"), state.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < config.epochs:
+        raise NeurosimError(f"{path}: epoch: expected a whole number in [0, {config.epochs}), got {epoch!r}"[:300])
+    if not (isinstance(history, list) and len(history) == epoch + 1 and all(
+            isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in r.items())
+            for r in history)):
+        raise NeurosimError(f"{path}: history: expected {epoch + 1} rows of named numbers")
+    for key, target in (("model", model), ("optimizer", opt)):
+        if not isinstance(state.get(key), dict):
+            raise NeurosimError(f"{path}: {key}: expected a state dict")
+        try:
+            target.load_state_dict(state[key])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise NeurosimError(f"{path}: {key}: does not fit this run ({type(exc).__name__}: {first})") from None
+    for param, slots in opt.state.items():  # Adam's moments must have their parameter's shape
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
+                raise NeurosimError(f"{path}: optimizer: state {name!r} of shape {tuple(value.shape)} does not fit "
+                                    f"a parameter of shape {tuple(param.shape)}")
+    return [dict(r) for r in history], epoch + 1
 
 
 def _budget(text: Optional[str]) -> Any:

@@ -1,0 +1,177 @@
+"""Data-parallel training (training.distributed): shard gradients weighted by shard size equal
+the global batch's gradient for every rule; 2 gloo processes end with the weights of one
+process; a checkpoint of a 2-process run resumes in 1 process.
+
+Tolerance of the process comparisons: 1e-5 absolute on float32 weights of order 0.1 to 1. The
+ranks' weighted shard means are summed in another order than one process's batch mean
+(relative rounding 2**-24 = 6e-8 per operation); Adam divides each element's step by its RMS,
+which magnifies the relative error of elements whose per-sample gradients nearly cancel.
+Measured: 2e-8 after 8 sequence updates (bptt), 2.3e-6 after 80 per-step updates (ottt
+--update step). Per-step updates are compared over 2 epochs only: in a 3-epoch run (another
+cosine schedule) the 1e-5 difference after epoch 2 grew to 5e-3 during epoch 3, as when a
+weight difference moves one membrane across its threshold and a spike appears or vanishes.
+A weighting error moves weights by about the learning rate (3e-3) per update;
+a scale error (sum for mean), to which Adam is blind, shows through --clip and in the gradient
+test, which compares gradients directly.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.distributed import World  # noqa: E402
+from training.layers import from_network  # noqa: E402
+from training.nets import recurrent_network  # noqa: E402
+from training.rules import Batch, make_rule  # noqa: E402
+from training.trainer import TrainConfig, train  # noqa: E402
+
+ROOT = str(Path(__file__).resolve().parents[1])
+ATOL = 1e-5
+# 22 samples in batches of 7: the last batch has 1 sample, so rank 1's shard is empty there
+TINY = dict(task="digits", hidden=8, n_train=22, n_test=10, batch_size=7, seed=3)
+RULES = [("bptt", {}), ("tbptt", dict(k=7)), ("budgeted", dict(budget=3)), ("ratebp", {}),
+         ("ottt", {}), ("eprop", {})]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    return {k: v for k, v in state["model"].items() if k.startswith("weights.")}
+
+
+def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert float((a[k] - b[k]).abs().max()) <= ATOL, k
+
+
+@pytest.mark.parametrize("rule,options", RULES, ids=[r for r, _ in RULES])
+def test_shard_gradients_weighted_by_size_equal_the_global_batch(rule, options):
+    """sum_r (n_r / n) grad(shard r) == grad(global batch), for shards of 3 and 2 samples."""
+    net = recurrent_network(6, 12, 3, model="alif", seed=1)
+    g = torch.Generator().manual_seed(0)
+    T, B = 30, 5
+    x = (torch.rand(T, B, 6, generator=g) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 1, 0])
+    mask = torch.arange(T) >= 20
+
+    def grads(idx: np.ndarray) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = from_network(net)
+        make_rule(rule, **options).backward(model, Batch(x[:, idx], y[idx], mask))
+        return {k: p.grad for k, p in model.weights.items()}
+
+    full = grads(np.arange(B))
+    total = {k: torch.zeros_like(v) for k, v in full.items()}
+    for rank in range(2):
+        idx, weight = World(rank, 2).shard(np.arange(B))
+        assert len(idx) == (3, 2)[rank] and weight == len(idx) / B
+        for k, v in grads(idx).items():
+            total[k] += weight * v
+    for k in full:
+        assert torch.allclose(total[k], full[k], rtol=1e-5, atol=1e-7), (rule, k)
+
+
+def test_empty_shard_is_one_sample_of_weight_zero():
+    assert World(1, 2).shard(np.array([9])) == (np.array([9]), 0.0)
+    idx, weight = World(0, 2).shard(np.array([9]))
+    assert list(idx) == [9] and weight == 1.0
+    parts = [World(r, 3).shard(np.arange(7)) for r in range(3)]
+    assert [list(i) for i, _ in parts] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert sum(w for _, w in parts) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("extra", [["--rule", "bptt", "--clip", "0.5"], ["--rule", "ottt", "--update", "step"]],
+                         ids=["bptt-clip", "ottt-online"])
+def test_two_processes_end_with_the_weights_of_one(tmp_path, extra):
+    """`neurosim train --nproc 2` (gloo, 2 ranks) against train() in this process, same seed."""
+    args = ["train", "--task", "digits", "--hidden", "8", "--n-train", "22", "--n-test", "10", "--batch-size", "7",
+            "--seed", "3", "--epochs", "2", "--device", "cpu", "--no-progress", *extra]
+    proc = subprocess.run([sys.executable, "-m", "neurosim", *args, "--nproc", "2", "--out", str(tmp_path / "two")],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("wrote") == 1  # rank 0 reports, rank 1 is quiet
+    rule = extra[1]
+    config = TrainConfig(**TINY, epochs=2, rule=rule, clip=0.5 if rule == "bptt" else None,
+                         update="step" if rule == "ottt" else "sequence")
+    one = train(config, tmp_path / "one", progress=False, device="cpu")
+    _assert_close(_weights(tmp_path / "two"), _weights(tmp_path / "one"))
+    two_history = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["history"]
+    for a, b in zip(two_history, one["history"]):
+        assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _rank(rank: int, port: int, config: dict, out: str, stop_after: int) -> None:
+    """One of 2 ranks (torch.multiprocessing.spawn): train until epoch `stop_after` is saved."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True")
+    torch.set_num_threads(1)
+
+    def stop(row: dict) -> None:
+        if row["epoch"] == stop_after:
+            raise _Stop
+
+    try:
+        train(TrainConfig(**config), out, progress=False, device="cpu", on_epoch=stop)
+    except _Stop:
+        pass
+
+
+def test_two_process_checkpoint_resumes_in_one_process(tmp_path):
+    """2 epochs with 2 ranks, then the third with 1: the weights of 3 epochs in 1 process."""
+    from torch.distributed import TCPStore
+
+    config = TrainConfig(**TINY, epochs=3)
+    store = TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False)
+    torch.multiprocessing.spawn(_rank, args=(store.port, asdict(config), str(tmp_path / "run"), 1), nprocs=2)
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    train(config, tmp_path / "run", resume=True, progress=False, device="cpu")
+    train(config, tmp_path / "straight", progress=False, device="cpu")
+    _assert_close(_weights(tmp_path / "run"), _weights(tmp_path / "straight"))
+
+
+def test_nproc_under_torchrun_must_agree(tmp_path, monkeypatch, capsys):
+    from neurosim.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    code = main(["train", "--task", "digits", "--nproc", "3", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2 and "leave --nproc out under torchrun" in capsys.readouterr().err
+
+
+def test_nproc_beyond_the_gpus_is_refused(tmp_path, monkeypatch, capsys):
+    from neurosim.cli import main
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code = main(["train", "--task", "digits", "--nproc", "2", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2 and "NCCL needs one GPU per process and torch sees 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_runs_the_same_data_parallel_training(tmp_path):
+    """`torchrun --nproc-per-node 2 -m neurosim train ...` (run as python -m torch.distributed.run)."""
+    args = ["train", "--task", "digits", "--hidden", "8", "--n-train", "22", "--n-test", "10", "--batch-size", "7",
+            "--seed", "3", "--epochs", "2", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "tr")]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "neurosim",
+                           *args], env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    train(TrainConfig(**TINY, epochs=2), tmp_path / "one", progress=False, device="cpu")
+    _assert_close(_weights(tmp_path / "tr"), _weights(tmp_path / "one"))
