@@ -1,6 +1,8 @@
 """`simulate`: run a Network on a backend and collect spikes, traces and timings."""
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from typing import Any, Iterable, Mapping, Optional, Union
 
@@ -94,8 +96,9 @@ def simulate(
     t_end = time.perf_counter()
     timings = {"setup": t_setup - t_start, "run": run_s, "record": t_end - t_rec, "total": t_end - t_start}
     meta: dict[str, Any] = {"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices))}
-    if hasattr(runner, "stats"):
-        meta["backend_stats"] = dict(runner.stats)
+    if hasattr(runner, "stats"):  # a mapping (cupy) or a dataclass record (partition.Exchange)
+        stats = runner.stats
+        meta["backend_stats"] = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
     return SimulationResult(
         spikes=spikes, traces=trace_out, timings=timings, backend=name, dtype=str(plan.dtype),
         dt=network.dt, steps=steps, batch=batch, seed=int(seed), meta=meta,
