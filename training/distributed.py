@@ -73,6 +73,12 @@ class World:
             for t in [*module.parameters(), *module.buffers()]:
                 dist.broadcast(t.data, src=0)
 
+    def barrier(self) -> None:
+        """Wait for every rank (on the success path only: a failed rank exits and the launcher
+        stops the others)."""
+        if self.size > 1:
+            dist.barrier()
+
     def close(self) -> None:
         if self.owned and dist.is_initialized():
             dist.destroy_process_group()

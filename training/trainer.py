@@ -122,7 +122,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     files. A checkpoint resumes with any number of ranks."""
     world, dev = distributed.init(pick_device(device))
     try:
-        return _train(config, Path(run_dir), resume, progress and world.main, dev, world, on_epoch)
+        result = _train(config, Path(run_dir), resume, progress and world.main, dev, world, on_epoch)
+        world.barrier()  # no rank tears its connections down while another still uses them
+        return result
     finally:
         world.close()
 
