@@ -63,14 +63,15 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _backend_option(text: str) -> tuple[str, Any]:
+def key_value(text: str) -> tuple[str, Any]:
     """'propagation=gather' -> ('propagation', 'gather'); values are Python literals where they
-    parse as one (graph_steps=0 -> 0), else strings."""
+    parse as one (graph_steps=0 -> 0, delay=(2, 4) -> (2, 4)), else strings. The argparse type
+    of every KEY=VALUE option (--backend-option, --task-option)."""
     import ast
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip().isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as propagation=gather, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as name=value, got {text!r}")
     try:
         return key.strip(), ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulator: numpy (reference), numba (compiled CPU), cupy (NVIDIA GPU) or auto "
                         "(cupy if a GPU is usable, else numba if installed, else numpy; the choice is printed). "
                         "Default: numpy")
-    p.add_argument("--backend-option", metavar="KEY=VALUE", type=_backend_option, action="append", default=[],
+    p.add_argument("--backend-option", metavar="KEY=VALUE", type=key_value, action="append", default=[],
                    help="a setting of the chosen backend (repeatable), e.g. for cupy propagation=gather "
                         "(bitwise equal to numpy), propagation=matmul or graph_steps=0; 'neurosim backends' "
                         "lists each backend's options")

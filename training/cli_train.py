@@ -55,7 +55,10 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="clip the gradient's global norm to NORM before each update (default: no clipping)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
                    help="pseudo-derivative of the spike (default fast_sigmoid)")
+    from neurosim.cli import key_value
+
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", dest="task_option",
+                   type=key_value,
                    help="override one of the task's options (repeatable), e.g. --task-option coding=regular "
                         "--task-option row_steps=20 for digits; the options are those of the task's builder in "
                         "training.tasks")
@@ -74,26 +77,15 @@ def register(sub: Any, positive_int: Any) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def parse_task_options(items: list[str]) -> dict[str, Any]:
-    """['coding=regular', 'row_steps=20', 'delay=(2, 4)'] -> {'coding': 'regular', 'row_steps': 20,
-    'delay': (2, 4)}: values are Python literals where they parse as one, else strings."""
-    import ast
-
+def task_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The --task-option pairs (parsed by neurosim.cli.key_value) as a dict; the options that
+    have their own flag are refused."""
     from neurosim.errors import NeurosimError
 
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise NeurosimError(f"--task-option: expected KEY=VALUE such as coding=regular, got {item!r}")
-        try:
-            value: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        if key.strip() in ("seed", "n_train", "n_test"):
-            raise NeurosimError(f"--task-option {item}: use --{key.strip().replace('_', '-')} for this option")
-        out[key.strip()] = value
-    return out
+    for key, value in pairs:
+        if key in ("seed", "n_train", "n_test"):
+            raise NeurosimError(f"--task-option {key}={value}: use --{key.replace('_', '-')} for this option")
+    return dict(pairs)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -106,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
-                         task_options=parse_task_options(args.task_option))
+                         task_options=task_options(args.task_option))
     if config.clip is not None and not (config.clip > 0 and config.clip < float("inf")):
         raise NeurosimError(f"--clip: expected a finite gradient norm > 0, got {config.clip}")
     if not (config.tau_adapt > 0 and config.tau_adapt < float("inf")):
