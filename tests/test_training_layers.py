@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 import neurosim as ns  # noqa: E402
 from training.layers import from_network  # noqa: E402
+from neurosim.models import neuron_step  # noqa: E402
 from training.surrogate import make_spike_fn  # noqa: E402
 
 
@@ -113,8 +114,9 @@ def test_cached_references_follow_dtype_and_device_moves():
 @pytest.mark.parametrize("seed", range(6))
 def test_fused_no_graph_step_is_bit_identical_to_neuron_step(seed, dtype):
     """Without a graph the module runs numba's fused loop form of neuron_step: every state
-    variable of every step equals the torch neuron_step's bit for bit (all models, refractoriness,
-    both resets, delays, batch), and the compiled kernel really ran."""
+    variable of every step, and the spike function's argument u, equal the torch neuron_step's
+    bit for bit (all models, refractoriness, both resets, delays, batch), and the compiled kernel
+    really ran."""
     pytest.importorskip("numba")
     from neurosim.backends import numba_backend
 
@@ -127,6 +129,10 @@ def test_fused_no_graph_step_is_bit_identical_to_neuron_step(seed, dtype):
     spikes = 0
     with torch.no_grad():
         for t in range(src.shape[0]):
+            x = plain.synaptic_input(b.history)
+            seen = []
+            neuron_step(plain.params, b.neurons, x, lambda u: seen.append(u) or (u > 0).to(u.dtype))
+            assert torch.equal(fused.fused_neurons(a.neurons, x)[1], seen[0]), f"step {t}, u"
             a, b = fused.step(a, src[t]), plain.step(b, src[t])
             for name, x, y in zip(a.neurons._fields, a.neurons, b.neurons):
                 assert torch.equal(x, y), f"step {t}, {name}"

@@ -128,21 +128,29 @@ class SNN(nn.Module):
         installed), the neuron update runs as numba's fused loop form of ``neuron_step``, bit for
         bit the same values (tests/test_training_layers.py) at a fraction of the dispatch cost."""
         x = self.synaptic_input(state.history)
-        if self.fused and not torch.is_grad_enabled() and x.device.type == "cpu":
-            neurons = self._fused_neurons(state.neurons, x)
+        if self.uses_fused(x):
+            neurons, _ = self.fused_neurons(state.neurons, x)
         else:
             neurons = neuron_step(self.params, state.neurons, x, self.spike_fn)
         z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
         return SNNState(neurons, (z_all,) + state.history[:-1])
 
-    def _fused_neurons(self, s: NeuronState, x: torch.Tensor) -> NeuronState:
+    def uses_fused(self, x: torch.Tensor) -> bool:
+        """Whether a step with input `x` runs the fused kernel (no graph, CPU, numba)."""
+        return self.fused and not torch.is_grad_enabled() and x.device.type == "cpu"
+
+    def fused_neurons(self, s: NeuronState, x: torch.Tensor) -> tuple[NeuronState, torch.Tensor]:
+        """neuron_step(params, s, x) by numba's fused loop form, and the spike function's
+        argument u = v~ - A (B, N); bit for bit the torch step's values (no graph)."""
         from neurosim.backends.numba_backend import step_kernel
 
         if self._np_params is None:
             self._np_params = tuple(getattr(self, f"p_{f}").numpy() for f in NeuronParams._fields)
         out = NeuronState(*(torch.empty_like(x) for _ in NeuronState._fields))
-        step_kernel()(x.numpy(), *self._np_params, *(t.detach().numpy() for t in s), *(t.numpy() for t in out))
-        return out
+        u = torch.empty_like(x)
+        step_kernel()(x.numpy(), *self._np_params, *(t.detach().numpy() for t in s), *(t.numpy() for t in out),
+                      u.numpy())
+        return out, u
 
     # ---------------------------------------------------------------- whole sequences
     def source_tensor(self, inputs: Union[torch.Tensor, Mapping[str, Any]], steps: Optional[int] = None) -> torch.Tensor:

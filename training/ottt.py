@@ -45,18 +45,23 @@ from .surrogate import pseudo_derivative
 
 def step_with_u(model: SNN, state: SNNState, sources: torch.Tensor) -> tuple[SNNState, torch.Tensor]:
     """`model.step` without a graph, also returning the spike function's argument
-    ``u = v~ - A`` (B, N) that the surrogate derivative needs (tests check it equals model.step)."""
-    seen: list[torch.Tensor] = []
-
-    def spike(u: torch.Tensor) -> torch.Tensor:
-        seen.append(u)
-        return heaviside(u)
-
+    ``u = v~ - A`` (B, N) that the surrogate derivative needs (tests check it equals model.step);
+    the fused kernel computes both where the model uses it (SNN.uses_fused)."""
     x = model.synaptic_input(state.history)
-    neurons = neuron_step(model.params, state.neurons, x, spike)
+    if model.uses_fused(x):
+        neurons, u = model.fused_neurons(state.neurons, x)
+    else:
+        seen: list[torch.Tensor] = []
+
+        def spike(arg: torch.Tensor) -> torch.Tensor:
+            seen.append(arg)
+            return heaviside(arg)
+
+        neurons = neuron_step(model.params, state.neurons, x, spike)
+        u = seen[0]
     src = sources if sources.dtype == neurons.z.dtype else sources.to(neurons.z.dtype)
     z_all = torch.cat([neurons.z, src], dim=1)
-    return SNNState(neurons, (z_all,) + state.history[:-1]), seen[0]
+    return SNNState(neurons, (z_all,) + state.history[:-1]), u
 
 
 def psi(model: SNN, u: torch.Tensor, prev: NeuronState) -> torch.Tensor:

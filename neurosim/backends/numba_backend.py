@@ -59,15 +59,16 @@ def step_kernel():
 
 def _update(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory,
             reset_zero, spiking):
-    """One neuron's canonical step (the loop form of neuron_step); returns (i, v, a, z, r)."""
+    """One neuron's canonical step (the loop form of neuron_step); returns (i, v, a, z, r, u)
+    with u = v~ - A the spike function's argument (before the reset)."""
     i = alpha * i + gain * (x + bias)
     a = rho * a + adapt_gain * z
     active = r <= 0
     if active:
         v = beta * v + i
-    thr = theta + adapt * a
+    u = v - (theta + adapt * a)
     z = v - v  # zero of the state dtype
-    if active and spiking > 0 and v - thr > 0:
+    if active and spiking > 0 and u > 0:
         z = z + 1
         if reset_zero > 0:
             v = v - v
@@ -76,16 +77,17 @@ def _update(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_
         r = refractory
     elif r > 0:
         r = r - 1
-    return i, v, a, z, r
+    return i, v, a, z, r, u
 
 
 def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory, reset_zero,
-                 spiking, I, V, A, Z, R, I2, V2, A2, Z2, R2):
-    """Write the step of state (I, V, A, Z, R) under input X into (I2, V2, A2, Z2, R2); all (B, N)."""
+                 spiking, I, V, A, Z, R, I2, V2, A2, Z2, R2, U2):
+    """Write the step of state (I, V, A, Z, R) under input X into (I2, V2, A2, Z2, R2) and the
+    spike function's argument into U2; all (B, N)."""
     batch, n = V.shape
     for b in range(batch):
         for j in range(n):
-            I2[b, j], V2[b, j], A2[b, j], Z2[b, j], R2[b, j] = update(
+            I2[b, j], V2[b, j], A2[b, j], Z2[b, j], R2[b, j], U2[b, j] = update(
                 X[b, j], I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], alpha[j], beta[j], theta[j],
                 bias[j], gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j],
                 spiking[j])
@@ -108,7 +110,7 @@ def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adap
             for j in range(n):
                 x = buf[slot, b, j]
                 buf[slot, b, j] = 0
-                I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j] = update(
+                I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], _ = update(
                     x, I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], alpha[j], beta[j], theta[j],
                     bias[j], gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j],
                     spiking[j])
