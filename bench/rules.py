@@ -3,9 +3,8 @@
 Part `cost`: for each T, all rules on the same network and batch (recurrent ALIF: 20 inputs,
 256 hidden of which half adaptive, 2 LI readouts; batch 16; input spikes with probability 0.05
 per step; loss on the last 10% of steps). Memory, one fresh subprocess per rule: the peak live
-tensor bytes of one iteration, counted exactly by training.memory.LiveBytes, minus the
-batch's own storages (inputs, targets, mask: data, which the tracker counts once a step indexes
-them). Time, one subprocess per T: the rules' iterations interleaved round-robin, `--repeats`
+tensor bytes of one iteration, counted exactly by training.memory.LiveBytes (which counts
+only storages created inside it: the batch's data and the parameters never count). Time, one subprocess per T: the rules' iterations interleaved round-robin, `--repeats`
 rounds, the median per rule, one torch thread (interleaving keeps the ratios honest on a shared
 machine whose load drifts). Budgeted BPTT gets `--budget-fraction` of BPTT's measured peak
 (policy mixed). Prints tables of ratios against BPTT and writes a PNG of memory and time
@@ -88,9 +87,7 @@ def memory_worker(cfg: dict) -> dict:
     rule = _rule(cfg["rule"], cfg["slots"])
     with LiveBytes() as mem:
         loss = rule.backward(model, batch).loss
-    data = [x.untyped_storage() for x in (batch.inputs, batch.targets, batch.loss_mask)]
-    peak = mem.peak - sum(st.nbytes() for st in data if st.data_ptr() in mem._sizes)
-    return dict(cfg, loss=loss, peak_bytes=peak, state_bytes=state_nbytes(model.initial_state(cfg["batch"])))
+    return dict(cfg, loss=loss, peak_bytes=mem.peak, state_bytes=state_nbytes(model.initial_state(cfg["batch"])))
 
 
 def time_worker(cfg: dict) -> dict:
