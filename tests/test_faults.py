@@ -247,14 +247,14 @@ def test_cuda_out_of_memory_suggests_what_fits(tmp_path, monkeypatch, capsys, ru
     from training.layers import from_network
     from training.nets import recurrent_network
     from training.ottt import OTTT
-    from training.rules import BudgetedBPTT, StateCodec, flatten_state, parse_bytes
+    from training.rules import BudgetedBPTT, parse_bytes, stored_state_nbytes
     from training.tasks import make_task
     from training.trainer import _to_batch
 
     task = make_task("digits", seed=0, n_train=32, n_test=16)
     model = from_network(recurrent_network(task.n_in, 8, task.n_out, dt=task.dt, seed=0))
     batch = _to_batch(task.train, np.arange(32), torch.float32)
-    s = StateCodec(model, batch).nbytes(flatten_state(model.initial_state(32))[0])
+    s = stored_state_nbytes(model, batch)
     alpha, T = BudgetedBPTT(1).measure_alpha(model, batch), batch.steps
     free = int(T * alpha * s / 4)
 

@@ -142,12 +142,12 @@ def test_budgeted_bptt_over_blocks_equals_full_bptt(model, policy, budget, block
 
 def test_budgeted_block_pays_its_working_memory_from_a_byte_budget():
     from neurosim.errors import NetworkError
-    from training.rules import StateCodec, flatten_state
+    from training.rules import stored_state_nbytes
 
     net = recurrent_network(8, 20, 3, model="alif", seed=5)
     batch = _batch(T=30)
     m = from_network(net, dtype=torch.float64)
-    size = StateCodec(m, batch).nbytes(flatten_state(m.initial_state(3))[0])
+    size = stored_state_nbytes(m, batch)
     rule = make_rule("budgeted", budget=str(40 * size + 1000), policy="mixed", block=4)
     rule.working_bytes = 8 * size
     assert rule.slots(m, batch) == 40 - 8 - 1 + 1000 // size
@@ -190,8 +190,8 @@ def test_budgeted_measures_alpha_and_converts_byte_budgets():
     m = from_network(net, dtype=torch.float64)
     alpha = rule.measure_alpha(m, batch)
     assert 0.2 < alpha < 20
-    from training.rules import StateCodec, flatten_state, state_nbytes
-    stored = StateCodec(m, batch).nbytes(flatten_state(m.initial_state(3))[0])
+    from training.rules import state_nbytes, stored_state_nbytes
+    stored = stored_state_nbytes(m, batch)
     slots = rule.slots(m, batch)
     assert 0 < rule.working_bytes < 100e3
     assert slots == int((100e3 - rule.working_bytes) // stored) - 1 > 10

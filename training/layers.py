@@ -39,8 +39,9 @@ class SNN(nn.Module):
                  dtype: torch.dtype = torch.float32, fused: Optional[bool] = None,
                  **surrogate_params: float) -> None:
         super().__init__()
-        self.fused = _numba_usable() if fused is None else bool(fused)
-        if self.fused and not _numba_usable():
+        usable = _numba_usable()
+        self.fused = usable if fused is None else bool(fused)
+        if self.fused and not usable:
             raise NetworkError("fused", "the fused no-graph step needs numba (pip install neurosim[fast])")
         self.network = network
         self.spike_fn = make_spike_fn(surrogate, **surrogate_params)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from .layers import SNN
-from .rules import Batch, BudgetedBPTT, StateCodec, flatten_state
+from .rules import Batch, BudgetedBPTT, stored_state_nbytes
 
 HEADROOM = 0.9
 ONLINE = ("ottt", "eprop")  # memory independent of T: a budget does not help
@@ -37,7 +37,7 @@ def free_bytes(device: torch.device) -> int:
 
 def suggested_budget(model: SNN, batch: Batch, free: int) -> tuple[int, int, float]:
     """(budget in bytes, or 0 when none fits; packed state bytes s; alpha) for `free` bytes."""
-    s = StateCodec(model, batch).nbytes(flatten_state(model.initial_state(batch.inputs.shape[1]))[0])
+    s = stored_state_nbytes(model, batch)
     rule = BudgetedBPTT(1)
     alpha = rule.measure_alpha(model, batch)
     working = rule.working_memory(model, batch)

@@ -179,7 +179,7 @@ class BudgetedBPTT(Rule):
         existing = [*flat, *model.parameters(), *model.buffers(), batch.inputs]  # not per-step memory
         known = {x.untyped_storage().data_ptr() for x in existing}
         internal = sum(n for k, n in sizes.items() if k not in known)
-        return max(internal / StateCodec(model, batch).nbytes(flatten_state(state)[0]), 1.0)
+        return max(internal / stored_state_nbytes(model, batch), 1.0)
 
     def measure_working(self, model: SNN, batch: Batch) -> int:
         """Peak live bytes (training.memory.LiveBytes) of the work every schedule does besides
@@ -188,16 +188,16 @@ class BudgetedBPTT(Rule):
         are left as they were."""
         from .memory import LiveBytes
 
+        from .budgeted import _backprop, _Graph
+
         saved = [(p, p.grad) for p in model.parameters()]
         for p, _ in saved:
             p.grad = None
-        from .budgeted import _backprop, _Graph
-
         obj = Objective(model, batch)
         flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
         try:
             with LiveBytes() as mem:
-                leaves = tuple(x.detach().requires_grad_(k != 3) for k, x in enumerate(flat))
+                leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, differentiable_flags(flat)))
                 s, loss = unflatten(leaves), leaves[1].sum() * 0
                 for t in range(min(self.block, batch.steps)):
                     s = model.step(s, batch.inputs[t])
@@ -225,7 +225,7 @@ class BudgetedBPTT(Rule):
         """Hidden-state slots that fit the budget for this model and batch size. A byte budget
         first pays for the measured working memory (:meth:`measure_working`), so that it bounds
         the iteration's peak: stored states + working memory <= budget."""
-        state_bytes = StateCodec(model, batch).nbytes(flatten_state(model.initial_state(batch.inputs.shape[1]))[0])
+        state_bytes = stored_state_nbytes(model, batch)
         if isinstance(self.budget, int) and not isinstance(self.budget, bool):
             slots = self.budget
         else:
@@ -260,10 +260,8 @@ class BudgetedBPTT(Rule):
             self.alpha = self.measure_alpha(model, batch)
         n_blocks = -(-T // w)
         schedule = _cached_plan(n_blocks, min(self.slots(model, batch), n_blocks), self.policy, self.alpha * w)
-        # the refractory counter r (flat[3]) acts through comparisons only: no gradient path
-        differentiable = tuple(k != 3 for k in range(len(flat0)))
         codec = StateCodec(model, batch)
-        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable,
+        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable_flags(flat0),
                                  codec=(codec.pack, codec.unpack))
         return RuleOutput(float(loss), obj.mean_readout())
 
@@ -332,6 +330,19 @@ def flatten_state(state: SNNState):
         return SNNState(cls(flat[0], flat[1], flat[2], history[0][:, :n], flat[3]), history)
 
     return (i, v, a, r) + tuple(state.history), unflatten
+
+
+def differentiable_flags(flat: tuple[torch.Tensor, ...]) -> tuple[bool, ...]:
+    """Which tensors of a :func:`flatten_state` tuple carry gradient: all but the refractory
+    counter r (index 3), which the step reads through comparisons only."""
+    return tuple(k != 3 for k in range(len(flat)))
+
+
+def stored_state_nbytes(model: SNN, batch: Batch) -> int:
+    """Bytes of one hidden state of `model` for `batch` as the budgeted rule stores it
+    (:class:`StateCodec`)."""
+    flat = flatten_state(model.initial_state(batch.inputs.shape[1]))[0]
+    return StateCodec(model, batch).nbytes(flat)
 
 
 def state_nbytes(state: SNNState) -> int:
