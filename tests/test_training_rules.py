@@ -268,3 +268,12 @@ def test_cli_train_rejects_bad_numbers(tmp_path, capsys, option, value):
     assert main(["train", "--task", "digits", option, value, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert option in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_train_refuses_rule_options_for_rules_with_their_own_flags(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "evidence", "--rule", "bptt", "--rule-option", "k_att=3", "--epochs", "1",
+                 "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--rule-option k_att" in err and "'bptt' takes no rule options" in err
+    assert not (out / "checkpoint.pt").exists()

@@ -6,8 +6,11 @@ import os
 from dataclasses import fields
 from typing import Any
 
-RULES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp")
-TASKS = ("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
+from .methods import METHODS
+
+RULES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
+TASKS = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
+                            + tuple(t for m in METHODS.values() for t in m.tasks)))
 
 
 def register(sub: Any, positive_int: Any) -> None:
@@ -62,6 +65,10 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="override one of the task's options (repeatable), e.g. --task-option coding=regular "
                         "--task-option row_steps=20 for digits; the options are those of the task's builder in "
                         "training.tasks")
+    p.add_argument("--rule-option", action="append", default=[], metavar="KEY=VALUE", dest="rule_option",
+                   type=key_value,
+                   help="an option of a method with its own model (sab, ep, msg; repeatable), e.g. "
+                        "--rule-option k_att=10; the options are listed in the method's module docstring")
     p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling (default 0)")
@@ -98,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
-                         task_options=task_options(args.task_option))
+                         task_options=task_options(args.task_option), rule_options=dict(args.rule_option))
     if config.clip is not None and not (config.clip > 0 and config.clip < float("inf")):
         raise NeurosimError(f"--clip: expected a finite gradient norm > 0, got {config.clip}")
     if not (config.tau_adapt > 0 and config.tau_adapt < float("inf")):

@@ -57,6 +57,7 @@ class TrainConfig:
     adapt: float = 1.8
     schedule: str = "cosine"
     task_options: dict[str, Any] = field(default_factory=dict)
+    rule_options: dict[str, Any] = field(default_factory=dict)
 
 
 def epoch_lr(config: "TrainConfig", epoch: int) -> float:
@@ -120,6 +121,13 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     Started by torchrun (or ``neurosim train --nproc N``), each rank trains on its shard of every
     batch with gradients averaged to the global batch's (training.distributed); rank 0 writes the
     files. A checkpoint resumes with any number of ranks."""
+    from .methods import METHODS, run_method
+
+    if config.rule in METHODS:  # a method with its own model and loop (SAB, EP, MSG)
+        return run_method(config, Path(run_dir), resume=resume, progress=progress, device=pick_device(device))
+    if config.rule_options:
+        raise NeurosimError(f"--rule-option {', '.join(sorted(config.rule_options))}: rule {config.rule!r} takes "
+                            "no rule options (its options have their own flags)")
     world, dev = distributed.init(pick_device(device))
     try:
         result = _train(config, Path(run_dir), resume, progress and world.main, dev, world, on_epoch)
@@ -195,7 +203,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                 torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
                             "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
                 write_bytes(ckpt_path, buf.getvalue())
-                _write_metrics(run / "metrics.csv", history)
+                write_metrics(run / "metrics.csv", history)
             if on_epoch:
                 on_epoch(row)
     except torch.cuda.OutOfMemoryError:
@@ -210,7 +218,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         batch = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
         raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
     if world.main:
-        _plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
+        plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
         save(model.to_network(), run / "model.h5")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
 
@@ -262,7 +270,8 @@ def _budget(text: Optional[str]) -> Any:
     return int(text) if str(text).isdigit() else str(text)
 
 
-def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    """history (one dict of numbers per epoch) as CSV at `path`, atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(history[0]))
     w.writeheader()
@@ -270,8 +279,10 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     write_bytes(path, buf.getvalue().encode())
 
 
-def _plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
+def plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
                 bar: Optional[float] = None) -> None:
+    """Loss and accuracy per epoch (train and test; rows need epoch, train_loss, test_loss,
+    train_acc, test_acc) as a PNG at `path`, atomically; the task's bar as a dashed line."""
     if not history:
         return
     from matplotlib.figure import Figure
