@@ -36,7 +36,9 @@ class Method:
     tasks: tuple[str, ...]
 
 
-METHODS: dict[str, Method] = {}
+METHODS: dict[str, Method] = {
+    "sab": Method("training.sab", ("copy", "adding", "digits")),  # Sparse Attentive Backtracking
+}
 
 
 def run_method(config: "TrainConfig", run_dir: Path, *, resume: bool, progress: bool,
