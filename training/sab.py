@@ -171,8 +171,8 @@ def tbptt_backward(model: SABNet, batch: Batch, k_trunc: int) -> tuple[float, di
     c = model.carry(batch.inputs.shape[1])
     total, outs = 0.0, {}
     for t0 in range(0, steps, k_trunc):
-        c.state = detach_tree(c.state)
-        loss = None
+        c = model.carry(batch.inputs.shape[1], c.mems, detach_tree(c.state))
+        loss = None  # (the keys are recomputed from the stored values: the last window's graph is gone)
         for t in range(t0, min(steps, t0 + k_trunc)):
             y = model.step(t, batch.inputs[t], c, detach_mem=True)
             if t in masked:
@@ -181,7 +181,7 @@ def tbptt_backward(model: SABNet, batch: Batch, k_trunc: int) -> tuple[float, di
                 outs[t] = y.detach()
         if loss is not None:
             _accumulate(params, torch.autograd.grad(loss, params, allow_unused=True))
-            total += float(loss)
+            total += float(loss.detach())
     return total, outs
 
 
@@ -240,7 +240,7 @@ def gradients(model: SABNet, batch: Batch, opts: dict[str, Any]) -> tuple[float,
         return sab_backward(model, batch, k)
     loss, outs = forward_graph(model, batch, k if method == "sab" else None)
     loss.backward()
-    return float(loss), {t: y.detach() for t, y in outs.items()}
+    return float(loss.detach()), {t: y.detach() for t, y in outs.items()}
 
 
 # ------------------------------------------------------------------------------------------------
