@@ -96,7 +96,8 @@ def main() -> None:
             row = dict(task=args.task, T=T, variant=name, options=cfg.rule_options, task_options=topts,
                        test_acc=res["history"][-1]["test_acc"], best_test_acc=max(r["test_acc"] for r in res["history"]),
                        curve=[r["test_acc"] for r in res["history"]], iterations=args.epochs * -(-args.n_train // args.batch_size),
-                       train_wall_s=wall, s_per_iter=sec, peak_bytes=peak)
+                       train_wall_s=wall, train_epoch_s_sum=sum(r["seconds"] for r in res["history"]),
+                       s_per_iter=sec, peak_bytes=peak)
             if name == "sab":
                 row["peak_bytes_reference_graph"] = cost(TrainConfig(**{**cfg.__dict__, "rule_options": {
                     **cfg.rule_options, "memory": "graph"}}), reps=1)[1]
