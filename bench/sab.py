@@ -55,6 +55,25 @@ def cost(cfg: TrainConfig, reps: int = 3) -> tuple[float, int]:
     return statistics.median(times), mem.peak
 
 
+def timing(cfgs: dict[str, TrainConfig], reps: int) -> dict[str, float]:
+    """Median seconds of one gradient computation per variant, the variants interleaved in every
+    round (so that a busy machine slows all of them alike)."""
+    setups = {}
+    for name, cfg in cfgs.items():
+        task = make_task(cfg.task, seed=cfg.seed, n_train=cfg.batch_size, n_test=10, **cfg.task_options)
+        opts = parse_options(dict(cfg.rule_options), cfg.hidden)
+        model = build_model(opts, task.n_in, task.n_out, cfg.hidden, seed=cfg.seed, dt=task.dt)
+        setups[name] = (model, _to_batch(task.train, np.arange(cfg.batch_size), torch.float32), opts)
+    times: dict[str, list[float]] = {name: [] for name in cfgs}
+    for _ in range(reps):
+        for name, (model, batch, opts) in setups.items():
+            model.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            gradients(model, batch, opts)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="copy", choices=("copy", "adding", "digits"))
@@ -72,6 +91,8 @@ def main() -> None:
     ap.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--transfer", type=int, nargs="*", default=[], help="copy: also test at these delays")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
+    ap.add_argument("--timing", type=int, default=0, metavar="REPS",
+                    help="only time the variants (interleaved, median of REPS gradient calls), no training")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from neurosim.cli import key_value
@@ -82,6 +103,19 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / f"sab_{args.task}_results.json"
     results: dict = {}
+    if args.timing:
+        for T in args.T:
+            topts = dict(task_opts, **({"T": T} if args.task != "digits" else {}))
+            cfgs = {name: TrainConfig(task=args.task, rule="sab", batch_size=args.batch_size, hidden=args.hidden,
+                                      seed=args.seed, task_options=topts, rule_options={**shared, **VARIANTS[name]})
+                    for name in args.variants}
+            cfgs["sab (memory=graph)"] = TrainConfig(**{**cfgs.get("sab", next(iter(cfgs.values()))).__dict__,
+                                                        "rule_options": {**shared, **VARIANTS["sab"], "memory": "graph"}})
+            med = timing(cfgs, args.timing)
+            base = med.get("bptt", next(iter(med.values())))
+            for name, sec in med.items():
+                print(f"| {args.task} | {T} | {name} | {sec:.3f} s | {sec / base:.2f} x bptt |", flush=True)
+        return
     for T in args.T:
         topts = dict(task_opts, **({"T": T} if args.task != "digits" else {}))
         for name in args.variants:
