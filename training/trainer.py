@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ class TrainConfig:
     k: Optional[int] = None
     budget: Optional[str] = None
     policy: str = "hsm"
-    block: int = 1
+    block: Union[int, str] = "auto"
     n_train: Optional[int] = None
     n_test: Optional[int] = None
     tau_adapt: float = 0.2
