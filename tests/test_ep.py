@@ -117,7 +117,7 @@ def test_cli_ep_writes_the_run_files_and_reloadable_weights(tmp_path, capsys):
     rows = np.genfromtxt(out / "metrics.csv", delimiter=",", names=True)
     assert {"test_acc", "residual", "unconverged"} <= set(rows.dtype.names)
     params, T = load_weights(out / "weights.pt")
-    assert params["W1"].shape == (16, 64) and T == 30
+    assert params["W1"].shape == (16, 64) and T == 50
     x, _, _, _ = digits_static(0, 64, 32)
     pred = E.free_phase(torch.as_tensor(x[:5]), params, T)[0][0].argmax(1)
     assert pred.shape == (5,)

@@ -10,7 +10,7 @@ Rule options (``--rule-option KEY=VALUE``):
 | key | default | meaning |
 |---|---|---|
 | layers | 1 | hidden layers, 1 or 2, each of ``--hidden`` units |
-| T | 30 per hidden layer | free-phase steps from s = 0 |
+| T | 50 per hidden layer | free-phase steps from s = 0 |
 | K | 10 | nudged-phase steps (EP) / steps backpropagated from s_* (BPTT) |
 | beta | 0.5 | nudging strength, > 0 |
 | nudge | symmetric | ``one_sided`` (+beta, the paper) or ``symmetric`` (+-beta) |
@@ -50,7 +50,7 @@ BAR = 0.90  # the static digits criterion of training.tasks.digits
 @dataclass(frozen=True)
 class EPOptions:
     layers: int = 1
-    T: int = 30
+    T: int = 50
     K: int = 10
     beta: float = 0.5
     nudge: str = "symmetric"
@@ -86,7 +86,7 @@ def parse_options(options: dict[str, Any]) -> EPOptions:
         return v
 
     layers = whole("layers", 1, 1, 2)
-    return EPOptions(layers=layers, T=whole("T", 30 * layers, 1), K=whole("K", 10, 1),
+    return EPOptions(layers=layers, T=whole("T", 50 * layers, 1), K=whole("K", 10, 1),
                      beta=positive("beta", 0.5), nudge=choice("nudge", "symmetric", ("one_sided", "symmetric")),
                      baseline=choice("baseline", "ep", ("ep", "bptt")), tol=positive("tol", 1e-3))
 
