@@ -181,3 +181,18 @@ def test_resume_refuses_other_config_and_tampered_checkpoint(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps(Evil()))
     with pytest.raises(NeurosimError, match="not a readable neurosim checkpoint"):
         train(_cfg(epochs=1), tmp_path, resume=True, progress=False)
+
+
+def test_ep_training_memory_does_not_grow_with_k_but_bptt_does():
+    from training.memory import LiveBytes
+
+    x, y = _data(16)
+    p = _net()
+    peaks = {}
+    for baseline in ("ep", "bptt"):
+        for K in (5, 40):
+            with LiveBytes() as lb:
+                batch_gradient(x, y, p, EPOptions(T=20, K=K, baseline=baseline))
+            peaks[baseline, K] = lb.peak
+    assert peaks["ep", 40] == peaks["ep", 5]
+    assert peaks["bptt", 40] > 4 * peaks["bptt", 5]

@@ -117,9 +117,9 @@ def batch_gradient(x: torch.Tensor, y: torch.Tensor, p: E.Params, o: EPOptions
         if o.baseline == "bptt":
             grads = E.bptt_gradients(x, y, p, s_star, o.K).synapses
             return {k: g.sum(0) for k, g in grads.items()}, s_star, res
-        plus = E.nudged_phase(x, y, p, s_star, o.beta, o.K)[-1]
+        plus = E.nudged_state(x, y, p, s_star, o.beta, o.K)
         if o.nudge == "symmetric":
-            ref, scale = E.nudged_phase(x, y, p, s_star, -o.beta, o.K)[-1], 2 * o.beta
+            ref, scale = E.nudged_state(x, y, p, s_star, -o.beta, o.K), 2 * o.beta
         else:
             ref, scale = s_star, o.beta
         a, b = E.dphi_dtheta(x, plus), E.dphi_dtheta(x, ref)

@@ -149,6 +149,14 @@ def nudged_phase(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, bet
     return traj
 
 
+def nudged_state(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, beta: float, steps: int) -> State:
+    """s^beta_K alone (memory independent of K: what training needs)."""
+    s = s_star
+    for _ in range(steps):
+        s = step(x, s, p, beta, y)
+    return s
+
+
 @dataclass
 class Updates:
     """Per-step quantities, index t = 0..K-1 first: neurons[n] (K, B, |s^n|), synapses[name] (K, *shape)."""
