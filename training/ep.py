@@ -1,0 +1,293 @@
+"""`neurosim train --rule ep`: Equilibrium Propagation in discrete time (Ernoult et al. 2019) on
+static 8x8 digits, or BPTT on the same network for comparison. Model: training.ep_net.
+
+Task ``digits_static``: sklearn's bundled 8x8 digits (``load_digits``, 1797 images) as a static
+64-dimensional input ``x = intensity / 16`` in [0, 1], one-hot target y (10 outputs), split
+``train_test_split(stratify=label, random_state=seed)``, 1437 / 360 by default.
+
+Rule options (``--rule-option KEY=VALUE``):
+
+| key | default | meaning |
+|---|---|---|
+| layers | 1 | hidden layers, 1 or 2, each of ``--hidden`` units |
+| T | 50 per hidden layer | free-phase steps from s = 0 |
+| K | 10 | nudged-phase steps (EP) / steps backpropagated from s_* (BPTT) |
+| beta | 0.5 | nudging strength, > 0 |
+| nudge | symmetric | ``one_sided`` (+beta, the paper) or ``symmetric`` (+-beta) |
+| baseline | ep | ``ep``, or ``bptt``: the same network, loss l(s_K) after K steps from s_*, autograd |
+| tol | 1e-3 | free-phase convergence tolerance on ||s_T - s_(T-1)||_inf (checked every batch) |
+
+EP's update of theta after one batch: ``(dPhi/dtheta(s^beta_K) - dPhi/dtheta(s_*)) / beta``
+(symmetric: ``(dPhi/dtheta(s^+beta_K) - dPhi/dtheta(s^-beta_K)) / (2 beta)``), the sum over t
+of dEP_theta(beta, t), used as the negative gradient of Adam (``--lr``, ``--schedule``).
+Free phases that miss ``tol`` are counted per epoch (metrics.csv ``unconverged``, a warning).
+Prediction: argmax of s^0 at the end of the free phase. Files in RUN_DIR: config.json,
+checkpoint.pt (every epoch), metrics.csv, curve.png, weights.pt (``load_weights``).
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurosim.atomic import write_bytes
+from neurosim.errors import NeurosimError
+
+from . import ep_net as E
+
+CHECKPOINT_VERSION = 1
+N_DIGITS = 1797
+BAR = 0.90  # the static digits criterion of training.tasks.digits
+
+
+@dataclass(frozen=True)
+class EPOptions:
+    layers: int = 1
+    T: int = 50
+    K: int = 10
+    beta: float = 0.5
+    nudge: str = "symmetric"
+    baseline: str = "ep"
+    tol: float = 1e-3
+
+
+def parse_options(options: dict[str, Any]) -> EPOptions:
+    """EPOptions from --rule-option pairs; a NeurosimError names the bad option and its form."""
+    known = {"layers", "T", "K", "beta", "nudge", "baseline", "tol"}
+    for key in options:
+        if key not in known:
+            raise NeurosimError(f"--rule-option {key}: rule ep has no option {key!r}; expected one of "
+                                f"{', '.join(sorted(known))}")
+
+    def whole(key: str, default: int, lo: int, hi: int | None = None) -> int:
+        v = options.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+            rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise NeurosimError(f"--rule-option {key}={v!r}: expected a whole number {rng}")
+        return v
+
+    def positive(key: str, default: float) -> float:
+        v = options.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+            raise NeurosimError(f"--rule-option {key}={v!r}: expected a finite number > 0")
+        return float(v)
+
+    def choice(key: str, default: str, allowed: tuple[str, ...]) -> str:
+        v = options.get(key, default)
+        if v not in allowed:
+            raise NeurosimError(f"--rule-option {key}={v!r}: expected one of {', '.join(allowed)}")
+        return v
+
+    layers = whole("layers", 1, 1, 2)
+    return EPOptions(layers=layers, T=whole("T", 50 * layers, 1), K=whole("K", 10, 1),
+                     beta=positive("beta", 0.5), nudge=choice("nudge", "symmetric", ("one_sided", "symmetric")),
+                     baseline=choice("baseline", "ep", ("ep", "bptt")), tol=positive("tol", 1e-3))
+
+
+def digits_static(seed: int, n_train: int | None = None, n_test: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, label_train, x_test, label_test): x (n, 64) float32 in [0, 1], labels int64."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    n_tr = 1437 if n_train is None else n_train
+    n_te = 360 if n_test is None else n_test
+    if n_tr < 10 or n_te < 10 or n_tr + n_te > N_DIGITS:
+        raise NeurosimError(f"--n-train/--n-test: expected each >= 10 and a sum <= {N_DIGITS}, got {n_tr} + {n_te}")
+    data = load_digits()
+    x = (data.data / 16.0).astype(np.float32)
+    labels = data.target.astype(np.int64)
+    tr, te = train_test_split(np.arange(N_DIGITS), train_size=n_tr, test_size=n_te, stratify=labels,
+                              random_state=seed % 2**32)
+    return x[tr], labels[tr], x[te], labels[te]
+
+
+def batch_gradient(x: torch.Tensor, y: torch.Tensor, p: E.Params, o: EPOptions
+                   ) -> tuple[E.Params, E.State, float]:
+    """(gradient estimate per parameter, free steady state s_*, free-phase residual) for one batch."""
+    with torch.no_grad():
+        s_star, res = E.free_phase(x, p, o.T)
+        if o.baseline == "bptt":
+            grads = E.bptt_gradients(x, y, p, s_star, o.K).synapses
+            return {k: g.sum(0) for k, g in grads.items()}, s_star, res
+        plus = E.nudged_state(x, y, p, s_star, o.beta, o.K)
+        if o.nudge == "symmetric":
+            ref, scale = E.nudged_state(x, y, p, s_star, -o.beta, o.K), 2 * o.beta
+        else:
+            ref, scale = s_star, o.beta
+        a, b = E.dphi_dtheta(x, plus), E.dphi_dtheta(x, ref)
+        return {k: -(a[k] - b[k]) / scale for k in a}, s_star, res
+
+
+def evaluate(p: E.Params, x: torch.Tensor, labels: torch.Tensor, o: EPOptions, batch: int = 512
+             ) -> tuple[float, float, float]:
+    """(mean loss l(s_*), accuracy of argmax s^0_*, max free-phase residual) on a split."""
+    loss, correct, res = 0.0, 0, 0.0
+    with torch.no_grad():
+        for lo in range(0, len(x), batch):
+            xb, lb = x[lo:lo + batch], labels[lo:lo + batch]
+            s, r = E.free_phase(xb, p, o.T)
+            loss += float(E.loss_fn(s[0], one_hot(lb, s[0].dtype)) * len(xb))
+            correct += int((s[0].argmax(1) == lb).sum())
+            res = max(res, r)
+    return loss / len(x), correct / len(x), res
+
+
+def one_hot(labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, 10).to(dtype)
+
+
+def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
+    """Train per `config` (a training.trainer.TrainConfig) into `run_dir`; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from .trainer import epoch_lr, plot_curve, write_metrics
+
+    o = parse_options(config.rule_options)
+    if config.task_options:
+        raise NeurosimError(f"--task-option {', '.join(sorted(config.task_options))}: task digits_static takes "
+                            "no task options")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    xtr, ltr, xte, lte = digits_static(config.seed, config.n_train, config.n_test)
+    xtr_t, ltr_t = torch.as_tensor(xtr, device=device), torch.as_tensor(ltr, device=device)
+    xte_t, lte_t = torch.as_tensor(xte, device=device), torch.as_tensor(lte, device=device)
+    sizes = [10] + [config.hidden] * o.layers + [64]
+    params = E.init_params(sizes, config.seed, torch.float32, device)
+    opt = torch.optim.Adam(list(params.values()), lr=config.lr)
+    history: list[dict[str, float]] = []
+    start = 0
+    ckpt = run_dir / "checkpoint.pt"
+    if resume:
+        history, start = _resume(ckpt, config, params, opt)
+    write_bytes(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
+    n = len(xtr)
+    batches = (n + config.batch_size - 1) // config.batch_size
+    bar = tqdm(total=(config.epochs - start) * batches, desc=f"train digits_static ({o.baseline})", unit="batch",
+               disable=not progress, leave=False)
+    try:
+        for epoch in range(start, config.epochs):
+            t0 = time.perf_counter()
+            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            for group in opt.param_groups:
+                group["lr"] = epoch_lr(config, epoch)
+            loss_sum, correct, res_max, missed = 0.0, 0, 0.0, 0
+            for lo in range(0, n, config.batch_size):
+                idx = torch.as_tensor(order[lo:lo + config.batch_size], device=device)
+                xb, lb = xtr_t[idx], ltr_t[idx]
+                yb = one_hot(lb, params["W0"].dtype)
+                grads, s_star, res = batch_gradient(xb, yb, params, o)
+                for k, g in grads.items():
+                    params[k].grad = g
+                opt.step()
+                loss_sum += float(E.loss_fn(s_star[0], yb)) * len(idx)
+                correct += int((s_star[0].argmax(1) == lb).sum())
+                res_max, missed = max(res_max, res), missed + (not res <= o.tol)
+                bar.update(1)
+            test_loss, test_acc, test_res = evaluate(params, xte_t, lte_t, o)
+            if missed:
+                warnings.warn(f"rule ep, epoch {epoch}: the free phase missed tol {o.tol:g} in {missed} of {batches} "
+                              f"batches (max residual {res_max:.3g}); raise --rule-option T", stacklevel=2)
+            history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n, test_loss=test_loss,
+                                test_acc=test_acc, seconds=time.perf_counter() - t0, residual=max(res_max, test_res),
+                                unconverged=missed / batches))
+            buf = io.BytesIO()
+            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
+                        "params": {k: v.detach().cpu() for k, v in params.items()},
+                        "optimizer": opt.state_dict(), "history": history}, buf)
+            write_bytes(ckpt, buf.getvalue())
+            write_metrics(run_dir / "metrics.csv", history)
+    finally:
+        bar.close()
+    plot_curve(run_dir / "curve.png", history, config, BAR)
+    save_weights(run_dir / "weights.pt", params, o)
+    task = {"name": "digits_static", "n_in": 64, "n_out": 10, "n_train": n, "n_test": len(xte)}
+    return {"history": history, "model": params, "task": task, "bar": BAR}
+
+
+def save_weights(path: Path, params: E.Params, o: EPOptions) -> None:
+    """The trained parameters and the free-phase length, atomically (torch format, tensors only)."""
+    buf = io.BytesIO()
+    torch.save({"version": CHECKPOINT_VERSION, "T": o.T, "params": {k: v.detach().cpu() for k, v in params.items()}},
+               buf)
+    write_bytes(path, buf.getvalue())
+
+
+def load_weights(path: str | Path) -> tuple[E.Params, int]:
+    """(params, T) from a weights.pt written by `save_weights`; predict with
+    ``ep_net.free_phase(x, params, T)[0][0].argmax(1)``."""
+    state = _load(Path(path))
+    params, T = state.get("params"), state.get("T")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise NeurosimError(f"{path}: T: expected a whole number >= 1, got {T!r}"[:300])
+    _check_params(Path(path), params)
+    return params, T
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise NeurosimError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: not a readable neurosim checkpoint ({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise NeurosimError(f"{path}: not an EP checkpoint of version {CHECKPOINT_VERSION}")
+    return state
+
+
+def _check_params(path: Path, params: Any, like: E.Params | None = None) -> None:
+    if not (isinstance(params, dict) and params and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                        for k, v in params.items())):
+        raise NeurosimError(f"{path}: params: expected a dict of named tensors")
+    n = sum(k.startswith("W") for k in params)
+    if set(params) != {f"{c}{i}" for c in "Wb" for i in range(n)}:
+        raise NeurosimError(f"{path}: params: expected W0..W{n - 1} and b0..b{n - 1}, got {sorted(params)}")
+    if like is not None:
+        for k, v in like.items():
+            if params.get(k) is None or params[k].shape != v.shape:
+                raise NeurosimError(f"{path}: params: {k} does not fit this run")
+    else:
+        sizes = [params["W0"].shape[0]] + [params[f"W{i}"].shape[1] for i in range(n)]
+        for i in range(n):
+            if params[f"W{i}"].shape != (sizes[i], sizes[i + 1]) or params[f"b{i}"].shape != (sizes[i],):
+                raise NeurosimError(f"{path}: params: W{i}/b{i} shapes do not chain")
+
+
+def _resume(path: Path, config: Any, params: E.Params, opt: torch.optim.Optimizer
+            ) -> tuple[list[dict[str, float]], int]:
+    state = _load(path)
+    if state.get("config") != asdict(config):
+        raise NeurosimError(f"{path}: checkpoint was written by another configuration; "
+                            "use the same options or a new run directory")
+    epoch, history = state.get("epoch"), state.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < config.epochs:
+        raise NeurosimError(f"{path}: epoch: expected a whole number in [0, {config.epochs}), got {epoch!r}"[:300])
+    if not (isinstance(history, list) and len(history) == epoch + 1 and all(
+            isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in r.items())
+            for r in history)):
+        raise NeurosimError(f"{path}: history: expected {epoch + 1} rows of named numbers")
+    _check_params(path, state.get("params"), params)
+    if not isinstance(state.get("optimizer"), dict):
+        raise NeurosimError(f"{path}: optimizer: expected a state dict")
+    with torch.no_grad():
+        for k, v in params.items():
+            v.copy_(state["params"][k])
+    try:
+        opt.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: optimizer: does not fit this run ({type(exc).__name__}: {first})") from None
+    for param, slots in opt.state.items():
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
+                raise NeurosimError(f"{path}: optimizer: state {name!r} does not fit its parameter")
+    return [dict(r) for r in history], epoch + 1
