@@ -48,3 +48,6 @@ def run_method(config: "TrainConfig", run_dir: Path, *, resume: bool, progress: 
                             f"{', '.join(method.tasks)}, not on {config.task}")
     module = importlib.import_module(method.module)
     return module.train_run(config, run_dir, resume=resume, progress=progress, device=device)
+
+
+METHODS["msg"] = Method("training.msg", ("sbm", "graph"))
