@@ -59,7 +59,7 @@ class Graph:
         deg = np.bincount(rows, minlength=n).astype(np.float64)
         vals = 1.0 / np.sqrt(deg[rows] * deg[cols])
         a = torch.sparse_coo_tensor(torch.as_tensor(np.stack([rows, cols])), torch.as_tensor(vals),
-                                    (n, n), dtype=dtype or torch.float32, device=device)
+                                    (n, n), dtype=dtype or torch.float32, device=device, check_invariants=True)
         return a.coalesce()
 
 
@@ -98,8 +98,8 @@ def _finite(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: boo
     return float(value)
 
 
-def sbm(n_nodes: int = 1000, n_classes: int = 4, n_features: int = 16, p_in: float = 0.012,
-        p_out: float = 0.004, feature_noise: float = 1.5, separation: float = 1.0,
+def sbm(n_nodes: int = 1000, n_classes: int = 4, n_features: int = 16, p_in: float = 0.015,
+        p_out: float = 0.003, feature_noise: float = 1.0, separation: float = 1.0,
         train_frac: float = 0.2, val_frac: float = 0.2, seed: int = 0) -> Graph:
     """Stochastic block model with class-dependent Gaussian features (module docstring)."""
     n = _positive_int("n_nodes", n_nodes, 3)
