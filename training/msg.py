@@ -28,9 +28,9 @@ no synaptic filter) with input currents
 and rates r^l = (1/T) sum_t s^l[t]. The manifold state moves once per layer by an exponential map
 of the spike-derived tangent vector:
 
-    z_0 = o,  z_1 = Exp_{z_0}(eps P_{z_0}(A_hat X W_0)),
-    z_{l+1} = Exp_{z_l}(eps P_{z_l}(A_hat r^{l-1} W_l))   (l = 1 .. L; A_hat r^{l-1} W_l = mean_t of
-                                                            layer l's input current)
+    z_0 = o,  z_1 = Exp_o(eps P_o(A_hat X W_0)),
+    z_{l+1} = Exp_{z_l}(eps PT_{o->z_l}(P_o(A_hat r^{l-1} W_l)))   (l = 1 .. L; A_hat r^{l-1} W_l =
+                                                 mean_t of layer l's input current; PT: parallel transport)
     logits = Log_o(z_{L+1}) W_out + b
 
 DvM (the paper's differentiation via manifold): the spikes are run for T steps without any
@@ -44,8 +44,10 @@ map (:class:`_Exp`): for y = C x + S v and upstream g,
 with the surrogate spike (training.surrogate) under autograd and backpropagates through all T
 steps of every population, so its gradient adds the path through the rates r^l to DvM's.
 
-Deviations from the paper and the authors' code: tangent vectors are projected onto the tangent
-space of the current point (their code feeds the ambient vector); the last layer's own spikes feed
+Deviations from the paper and the authors' code: the spike-derived vector is made a tangent vector
+at z_l by projecting it at the origin and parallel-transporting it to z_l (their code feeds the
+ambient vector to the exponential map; projecting at z_l instead gives tangent vectors whose length
+grows with |z_l| and made the hyperboloid diverge in float32); the last layer's own spikes feed
 nothing and are not simulated; rates are computed before the linear map (A_hat r W equals
 mean_t A_hat s[t] W, and keeps the stored state T-independent); no dropout (runs are
 deterministic and resumable); the classifier is a linear map of Log_o(z_{L+1}) (as in their code).
