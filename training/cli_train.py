@@ -152,5 +152,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if last:
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "
               f"test accuracy {last['test_acc']:.3f}")
-    print(f"wrote {args.out}/model.h5, metrics.csv, curve.png, checkpoint.pt")
+    files = result.get("files", ("model.h5", "metrics.csv", "curve.png", "checkpoint.pt"))
+    print(f"wrote {args.out}/{', '.join(files)}")
     return 0

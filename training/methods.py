@@ -36,7 +36,10 @@ class Method:
     tasks: tuple[str, ...]
 
 
-METHODS: dict[str, Method] = {}
+METHODS: dict[str, Method] = {
+    "ep": Method("training.ep", ("digits_static",)),  # Equilibrium Propagation (Ernoult et al. 2019)
+    "msg": Method("training.msg", ("sbm", "graph")),  # spiking GNN on manifolds, DvM (Sun et al. 2024)
+}
 
 
 def run_method(config: "TrainConfig", run_dir: Path, *, resume: bool, progress: bool,
@@ -49,4 +52,3 @@ def run_method(config: "TrainConfig", run_dir: Path, *, resume: bool, progress: 
     module = importlib.import_module(method.module)
     return module.train_run(config, run_dir, resume=resume, progress=progress, device=device)
 
-METHODS["ep"] = Method("training.ep", ("digits_static",))  # Equilibrium Propagation (Ernoult et al. 2019)
