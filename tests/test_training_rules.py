@@ -314,3 +314,10 @@ def test_cli_train_refuses_rule_options_for_rules_with_their_own_flags(tmp_path,
     err = capsys.readouterr().err
     assert "--rule-option k_att" in err and "'bptt' takes no rule options" in err
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_cli_train_names_the_rule_for_a_method_only_task(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "sbm", "--rule", "bptt", "--no-progress", "--out", str(out)]) == 2
+    assert "--task sbm: trained by --rule msg, not by bptt" in capsys.readouterr().err
+    assert not out.exists()

@@ -27,7 +27,10 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
                         "2022); eprop: eligibility propagation (Bellec et al. 2020); ratebp: rate-based "
-                        "backpropagation (Yu et al. 2024)")
+                        "backpropagation (Yu et al. 2024); ep: Equilibrium Propagation in discrete time "
+                        "(Ernoult et al. 2019; task digits_static); msg: spiking graph network on manifolds "
+                        "trained by differentiation via manifold (Sun et al. 2024; tasks sbm, graph). "
+                        "ep and msg take --rule-option KEY=VALUE")
     p.add_argument("--k", type=positive_int, default=None, metavar="STEPS", help="truncation length for tbptt")
     p.add_argument("--budget", default=None, metavar="N|BYTES",
                    help="for budgeted: number of stored hidden states, or bytes such as 64MB or 1.5GiB")

@@ -259,17 +259,18 @@ class BudgetedBPTT(Rule):
         cost(w): the plan's forward evaluations in w-step units with the slots left after w
         steps' working memory (a longer block stores fewer states, so recomputes more);
         CALL_COST: one autograd call plus a stored state's pack and unpack, in no-graph steps
-        (fitted on bench/bptt_memory.py's T = 1000 runs). Candidates whose working memory
-        leaves no slot are skipped; the estimates are kept in `estimates`. A budget given as a
+        (fitted on bench/bptt_memory.py's T = 1000 runs). The working memory is measured for
+        blocks of 1, 2 and 4 steps and extrapolated linearly from 2 and 4 (the first step also
+        pays the parameters' gradients). Candidates whose working memory leaves no slot are skipped; the estimates are kept in `estimates`. A budget given as a
         number of states bounds stored states, not the working memory a longer block adds: 1."""
         T = batch.steps
         counted = isinstance(self.budget, int) and not isinstance(self.budget, bool)
         if self.alpha is None:
             self.alpha = self.measure_alpha(model, batch)
         working: Optional[Callable[[int], int]] = None
-        if not counted:  # measured at 1 and 2 steps, extrapolated: measuring long blocks could pass the budget
-            one, two = self.working_memory(model, batch, 1), self.working_memory(model, batch, min(2, T))
-            working = lambda w: one + (w - 1) * max(two - one, 0)  # noqa: E731
+        if not counted:  # measured at 1, 2 and 4 steps, linear beyond: measuring long blocks could pass the budget
+            one, two, four = (self.working_memory(model, batch, min(w, T)) for w in (1, 2, 4))
+            working = lambda w: one if w == 1 else two + (w - 2) * max(four - two, 0) // 2  # noqa: E731
         self.estimates = {}
         for w in (c for c in BLOCK_CANDIDATES if c == 1 or (c <= T and not counted)):
             try:

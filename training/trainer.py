@@ -125,6 +125,11 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
 
     if config.rule in METHODS:  # a method with its own model and loop (SAB, EP, MSG)
         return run_method(config, Path(run_dir), resume=resume, progress=progress, device=pick_device(device))
+    from .tasks import TASKS
+
+    owners = [name for name, m in METHODS.items() if config.task in m.tasks]
+    if owners and config.task not in TASKS:  # a task only a method's own model trains on (sbm, ...)
+        raise NeurosimError(f"--task {config.task}: trained by --rule {' or '.join(owners)}, not by {config.rule}")
     if config.rule_options:
         raise NeurosimError(f"--rule-option {', '.join(sorted(config.rule_options))}: rule {config.rule!r} takes "
                             "no rule options (its options have their own flags)")
@@ -143,10 +148,10 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
 
     from .tasks import make_task
 
-    run.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run / "checkpoint.pt"
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test,
                      **config.task_options)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run / "checkpoint.pt"
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                             tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
