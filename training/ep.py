@@ -10,19 +10,29 @@ Rule options (``--rule-option KEY=VALUE``):
 | key | default | meaning |
 |---|---|---|
 | layers | 1 | hidden layers, 1 or 2, each of ``--hidden`` units |
-| T | 50 per hidden layer | free-phase steps from s = 0 |
+| T | 500 per hidden layer | cap on the free-phase steps from s = 0 (it stops at the first step whose residual is <= tol) |
 | K | 10 | nudged-phase steps (EP) / steps backpropagated from s_* (BPTT) |
 | beta | 0.5 | nudging strength, > 0 |
 | nudge | symmetric | ``one_sided`` (+beta, the paper) or ``symmetric`` (+-beta) |
 | baseline | ep | ``ep``, or ``bptt``: the same network, loss l(s_K) after K steps from s_*, autograd |
-| tol | 1e-3 | free-phase convergence tolerance on ||s_T - s_(T-1)||_inf (checked every batch) |
+| tol | 1e-3 | free-phase convergence tolerance on ||s_t - s_(t-1)||_inf (checked every step and batch) |
+| activation | hard | ``hard``: clamp(u, 0, 1) (exact primitive function, the GDU setting); ``sigmoid``: 1/(1+exp(-4(u-1/2))), the authors' default for fully connected nets |
+| optimizer | adam | ``adam``, or ``sgd``: plain SGD (the authors') |
+| lr_layers | --lr for every layer | per-layer learning rates, output layer first (the authors' lr_tab), e.g. ``lr_layers=(0.04,0.08)``; scaled by ``--schedule`` |
 
 EP's update of theta after one batch: ``(dPhi/dtheta(s^beta_K) - dPhi/dtheta(s_*)) / beta``
 (symmetric: ``(dPhi/dtheta(s^+beta_K) - dPhi/dtheta(s^-beta_K)) / (2 beta)``), the sum over t
-of dEP_theta(beta, t), used as the negative gradient of Adam (``--lr``, ``--schedule``).
-Free phases that miss ``tol`` are counted per epoch (metrics.csv ``unconverged``, a warning).
+of dEP_theta(beta, t), used as the negative gradient of the optimizer (``--lr`` or ``lr_layers``,
+``--schedule``). The authors' recipe for 64-256-10: ``--batch-size 20 --schedule constant
+--rule-option optimizer=sgd --rule-option "lr_layers=(0.04,0.08)" --rule-option K=15
+--rule-option beta=0.1 --rule-option nudge=one_sided --rule-option activation=sigmoid``.
+Free phases that miss ``tol`` within T steps are counted per epoch (metrics.csv ``unconverged``,
+a warning); ``free_steps`` is the mean number of free steps used per batch, ``dead_target`` the
+fraction of training samples whose target output has input <= 0 at s_* (for the hard sigmoid its
+derivative is 0 there: BPTT gets no signal to raise that output).
 Prediction: argmax of s^0 at the end of the free phase. Files in RUN_DIR: config.json,
-checkpoint.pt (every epoch), metrics.csv, curve.png, weights.pt (``load_weights``).
+checkpoint.pt (every epoch), metrics.csv, curve.png, weights.pt (``load_weights``); train_run
+returns their names under "files".
 """
 from __future__ import annotations
 
@@ -98,7 +108,7 @@ def parse_options(options: dict[str, Any]) -> EPOptions:
             raise NeurosimError(f"--rule-option lr_layers={lr_layers!r}: expected {layers + 1} learning rates > 0, "
                                 "output layer first, e.g. lr_layers=(0.04,0.08)")
         lr_layers = tuple(float(v) for v in lr_layers)
-    return EPOptions(layers=layers, T=whole("T", 200 * layers, 1), K=whole("K", 10, 1),
+    return EPOptions(layers=layers, T=whole("T", 500 * layers, 1), K=whole("K", 10, 1),
                      beta=positive("beta", 0.5), nudge=choice("nudge", "symmetric", ("one_sided", "symmetric")),
                      baseline=choice("baseline", "ep", ("ep", "bptt")), tol=positive("tol", 1e-3),
                      activation=choice("activation", "hard", tuple(E.ACTIVATIONS)),

@@ -18,6 +18,8 @@ with ``sigma`` the hard sigmoid ``clamp(x, 0, 1)``: the nudging force ``beta*(y 
 on the output's input (inside sigma; the authors' code adds it after sigma, ``outside=True``
 here, which breaks the GDU property on saturated outputs). Where no unit is saturated the map is
 exactly ``s_{t+1} = dPhi~/ds`` for a quadratic Phi~, the setting of the paper's Theorem 1.
+``act="sigmoid"`` replaces sigma by the authors' default 1/(1 + exp(-4(u - 1/2))) (their
+fully connected runs); the dynamics then derive from Phi only approximately (no exact GDU).
 
 EP updates in the nudged phase started at the free steady state ``s_*`` (t = 0 .. K-1)::
 
