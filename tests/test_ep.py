@@ -100,33 +100,41 @@ def test_dphi_matches_finite_differences_and_autograd():
 def test_training_gradient_of_ep_approaches_bptt_as_beta_shrinks():
     x, y = _data(16)
     p = _net()
-    ref, _, _ = batch_gradient(x, y, p, EPOptions(T=80, K=10, baseline="bptt"))
+    ref, *_ = batch_gradient(x, y, p, EPOptions(T=200, K=10, baseline="bptt", tol=1e-12))
     for nudge, beta, tol in (("symmetric", 1e-3, 1e-4), ("one_sided", 1e-3, 5e-3)):
-        ep, _, _ = batch_gradient(x, y, p, EPOptions(T=80, K=10, beta=beta, nudge=nudge))
+        ep, *_ = batch_gradient(x, y, p, EPOptions(T=200, K=10, beta=beta, nudge=nudge, tol=1e-12))
         for k in ref:
             assert float((ep[k] - ref[k]).norm() / ref[k].norm()) < tol, (nudge, k)
 
 
 def test_cli_ep_writes_the_run_files_and_reloadable_weights(tmp_path, capsys):
+    import json
+
     out = tmp_path / "run"
     assert main(["train", "--task", "digits_static", "--rule", "ep", "--hidden", "16", "--epochs", "2",
-                 "--n-train", "64", "--n-test", "32", "--rule-option", "K=4", "--no-progress",
-                 "--out", str(out)]) == 0
-    for f in ("config.json", "checkpoint.pt", "metrics.csv", "curve.png", "weights.pt"):
+                 "--n-train", "64", "--n-test", "32", "--rule-option", "K=4", "--rule-option", "activation=sigmoid",
+                 "--no-progress", "--out", str(out)]) == 0
+    files = ("checkpoint.pt", "metrics.csv", "curve.png", "weights.pt", "config.json")
+    assert f"wrote {out}/{', '.join(files)}" in capsys.readouterr().out
+    for f in files:
         assert (out / f).stat().st_size > 0, f
+    assert json.loads((out / "config.json").read_text())["rule_options"] == {"K": 4, "activation": "sigmoid"}
     rows = np.genfromtxt(out / "metrics.csv", delimiter=",", names=True)
-    assert {"test_acc", "residual", "unconverged"} <= set(rows.dtype.names)
-    params, T = load_weights(out / "weights.pt")
-    assert params["W1"].shape == (16, 64) and T == 50
+    assert {"test_acc", "residual", "unconverged", "free_steps", "dead_target"} <= set(rows.dtype.names)
+    assert np.all((rows["free_steps"] >= 1) & (rows["free_steps"] <= 500))
+    params, T, tol, act = load_weights(out / "weights.pt")
+    assert params["W1"].shape == (16, 64) and (T, tol, act) == (500, 1e-3, "sigmoid")
     x, _, _, _ = digits_static(0, 64, 32)
-    pred = E.free_phase(torch.as_tensor(x[:5]), params, T)[0][0].argmax(1)
+    pred = E.free_phase_until(torch.as_tensor(x[:5]), params, T, tol, act)[0][0].argmax(1)
     assert pred.shape == (5,)
 
 
 @pytest.mark.parametrize("option,needle", [
     ("beta=-1", "beta=-1: expected a finite number > 0"), ("layers=3", "layers=3: expected a whole number 1..2"),
     ("nudge=both", "nudge='both': expected one of one_sided, symmetric"), ("T=0", "T=0"),
-    ("baseline=rbp", "expected one of ep, bptt"), ("k_att=3", "rule ep has no option 'k_att'")])
+    ("baseline=rbp", "expected one of ep, bptt"), ("k_att=3", "rule ep has no option 'k_att'"),
+    ("lr_layers=(0.1,0.2,0.3)", "expected 2 learning rates > 0"), ("activation=relu", "expected one of hard, sigmoid"),
+    ("optimizer=rmsprop", "expected one of adam, sgd")])
 def test_cli_ep_bad_options_name_the_option(tmp_path, capsys, option, needle):
     assert main(["train", "--task", "digits_static", "--rule", "ep", "--rule-option", option, "--no-progress",
                  "--out", str(tmp_path / "x")]) == 2
@@ -192,7 +200,68 @@ def test_ep_training_memory_does_not_grow_with_k_but_bptt_does():
     for baseline in ("ep", "bptt"):
         for K in (5, 40):
             with LiveBytes() as lb:
-                batch_gradient(x, y, p, EPOptions(T=20, K=K, baseline=baseline))
+                batch_gradient(x, y, p, EPOptions(T=20, K=K, baseline=baseline, tol=1e-12))
             peaks[baseline, K] = lb.peak
     assert peaks["ep", 40] == peaks["ep", 5]
     assert peaks["bptt", 40] > 4 * peaks["bptt", 5]
+
+
+def test_adaptive_free_phase_stops_at_tol_and_equals_the_fixed_step_one():
+    x, _ = _data()
+    p = _net((16, 16))
+    for act in ("hard", "sigmoid"):
+        s, res, used = E.free_phase_until(x, p, 500, 1e-6, act)
+        assert res <= 1e-6 and 1 < used < 500
+        ref, ref_res = E.free_phase(x, p, used, act=act)  # the same number of plain steps
+        assert ref_res == res
+        for a, b in zip(s, ref):
+            assert torch.equal(a, b)
+        _, res_before = E.free_phase(x, p, used - 1, act=act)
+        assert res_before > 1e-6  # it stopped at the first step under tol
+    s, res, used = E.free_phase_until(x, p, 3, 1e-6)
+    assert used == 3 and res > 1e-6
+
+
+@pytest.mark.parametrize("act", ["hard", "sigmoid"])
+def test_bptt_gradient_matches_finite_differences_of_the_unrolled_loss(act):
+    """The baseline's gradient (sum of the instantaneous BPTT gradients) against central
+    differences of l(s_K) with s_* held fixed, for both activations."""
+    x, y = _data(6)
+    p = _net((12,), seed=3)
+    s_star, _ = E.free_phase(x, p, 200, act=act)
+    g = {k: v.sum(0) for k, v in E.bptt_gradients(x, y, p, s_star, 6, act).synapses.items()}
+
+    def loss():
+        s = s_star
+        for _ in range(6):
+            s = E.step(x, s, p, act=act)
+        return float(E.loss_fn(s[0], y))
+
+    gen = torch.Generator().manual_seed(2)
+    h = 1e-6
+    for name, v in p.items():
+        flat = v.view(-1)
+        for i in torch.randperm(flat.numel(), generator=gen)[:6].tolist():
+            old = float(flat[i])
+            flat[i] = old + h
+            up = loss()
+            flat[i] = old - h
+            down = loss()
+            flat[i] = old
+            assert abs((up - down) / (2 * h) - float(g[name].view(-1)[i])) < 1e-7, (name, i)
+
+
+def test_sgd_with_per_layer_rates_takes_one_plain_step_per_batch(tmp_path):
+    """optimizer=sgd, lr_layers: after one batch, theta_n = theta0_n - lr_n * update_n (the
+    authors' plain SGD with per-layer rates), the update computed independently on the batch."""
+    opts = {"K": 4, "nudge": "one_sided", "optimizer": "sgd", "lr_layers": (0.3, 0.7), "beta": 0.2}
+    cfg = _cfg(epochs=1, n_train=16, batch_size=16, rule_options=opts)
+    trained = train(cfg, tmp_path, progress=False)["model"]
+    p0 = E.init_params([10, 16, 64], 0, torch.float32)
+    x, lab, _, _ = digits_static(0, 16, 32)
+    xb = torch.as_tensor(x)
+    grads, *_ = batch_gradient(xb, torch.nn.functional.one_hot(torch.as_tensor(lab), 10).float(), p0,
+                               EPOptions(K=4, nudge="one_sided", beta=0.2, T=200))
+    for k, lr in (("W0", 0.3), ("b0", 0.3), ("W1", 0.7), ("b1", 0.7)):
+        torch.testing.assert_close(trained[k], p0[k] - lr * grads[k], rtol=0, atol=1e-6)
+        assert float((trained[k] - p0[k]).abs().max()) > 1e-4, k

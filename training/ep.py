@@ -10,19 +10,29 @@ Rule options (``--rule-option KEY=VALUE``):
 | key | default | meaning |
 |---|---|---|
 | layers | 1 | hidden layers, 1 or 2, each of ``--hidden`` units |
-| T | 50 per hidden layer | free-phase steps from s = 0 |
+| T | 500 per hidden layer | cap on the free-phase steps from s = 0 (it stops at the first step whose residual is <= tol) |
 | K | 10 | nudged-phase steps (EP) / steps backpropagated from s_* (BPTT) |
 | beta | 0.5 | nudging strength, > 0 |
 | nudge | symmetric | ``one_sided`` (+beta, the paper) or ``symmetric`` (+-beta) |
 | baseline | ep | ``ep``, or ``bptt``: the same network, loss l(s_K) after K steps from s_*, autograd |
-| tol | 1e-3 | free-phase convergence tolerance on ||s_T - s_(T-1)||_inf (checked every batch) |
+| tol | 1e-3 | free-phase convergence tolerance on ||s_t - s_(t-1)||_inf (checked every step and batch) |
+| activation | hard | ``hard``: clamp(u, 0, 1) (exact primitive function, the GDU setting); ``sigmoid``: 1/(1+exp(-4(u-1/2))), the authors' default for fully connected nets |
+| optimizer | adam | ``adam``, or ``sgd``: plain SGD (the authors') |
+| lr_layers | --lr for every layer | per-layer learning rates, output layer first (the authors' lr_tab), e.g. ``lr_layers=(0.04,0.08)``; scaled by ``--schedule`` |
 
 EP's update of theta after one batch: ``(dPhi/dtheta(s^beta_K) - dPhi/dtheta(s_*)) / beta``
 (symmetric: ``(dPhi/dtheta(s^+beta_K) - dPhi/dtheta(s^-beta_K)) / (2 beta)``), the sum over t
-of dEP_theta(beta, t), used as the negative gradient of Adam (``--lr``, ``--schedule``).
-Free phases that miss ``tol`` are counted per epoch (metrics.csv ``unconverged``, a warning).
+of dEP_theta(beta, t), used as the negative gradient of the optimizer (``--lr`` or ``lr_layers``,
+``--schedule``). The authors' recipe for 64-256-10: ``--batch-size 20 --schedule constant
+--rule-option optimizer=sgd --rule-option "lr_layers=(0.04,0.08)" --rule-option K=15
+--rule-option beta=0.1 --rule-option nudge=one_sided --rule-option activation=sigmoid``.
+Free phases that miss ``tol`` within T steps are counted per epoch (metrics.csv ``unconverged``,
+a warning); ``free_steps`` is the mean number of free steps used per batch, ``dead_target`` the
+fraction of training samples whose target output has input <= 0 at s_* (for the hard sigmoid its
+derivative is 0 there: BPTT gets no signal to raise that output).
 Prediction: argmax of s^0 at the end of the free phase. Files in RUN_DIR: config.json,
-checkpoint.pt (every epoch), metrics.csv, curve.png, weights.pt (``load_weights``).
+checkpoint.pt (every epoch), metrics.csv, curve.png, weights.pt (``load_weights``); train_run
+returns their names under "files".
 """
 from __future__ import annotations
 
@@ -56,11 +66,14 @@ class EPOptions:
     nudge: str = "symmetric"
     baseline: str = "ep"
     tol: float = 1e-3
+    activation: str = "hard"
+    optimizer: str = "adam"
+    lr_layers: tuple[float, ...] | None = None
 
 
 def parse_options(options: dict[str, Any]) -> EPOptions:
     """EPOptions from --rule-option pairs; a NeurosimError names the bad option and its form."""
-    known = {"layers", "T", "K", "beta", "nudge", "baseline", "tol"}
+    known = {"layers", "T", "K", "beta", "nudge", "baseline", "tol", "activation", "optimizer", "lr_layers"}
     for key in options:
         if key not in known:
             raise NeurosimError(f"--rule-option {key}: rule ep has no option {key!r}; expected one of "
@@ -86,9 +99,20 @@ def parse_options(options: dict[str, Any]) -> EPOptions:
         return v
 
     layers = whole("layers", 1, 1, 2)
-    return EPOptions(layers=layers, T=whole("T", 50 * layers, 1), K=whole("K", 10, 1),
+    lr_layers = options.get("lr_layers")
+    if lr_layers is not None:
+        if isinstance(lr_layers, (int, float)) and not isinstance(lr_layers, bool):
+            lr_layers = (lr_layers,)
+        if not (isinstance(lr_layers, (tuple, list)) and len(lr_layers) == layers + 1 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in lr_layers)):
+            raise NeurosimError(f"--rule-option lr_layers={lr_layers!r}: expected {layers + 1} learning rates > 0, "
+                                "output layer first, e.g. lr_layers=(0.04,0.08)")
+        lr_layers = tuple(float(v) for v in lr_layers)
+    return EPOptions(layers=layers, T=whole("T", 500 * layers, 1), K=whole("K", 10, 1),
                      beta=positive("beta", 0.5), nudge=choice("nudge", "symmetric", ("one_sided", "symmetric")),
-                     baseline=choice("baseline", "ep", ("ep", "bptt")), tol=positive("tol", 1e-3))
+                     baseline=choice("baseline", "ep", ("ep", "bptt")), tol=positive("tol", 1e-3),
+                     activation=choice("activation", "hard", tuple(E.ACTIVATIONS)),
+                     optimizer=choice("optimizer", "adam", ("adam", "sgd")), lr_layers=lr_layers)
 
 
 def digits_static(seed: int, n_train: int | None = None, n_test: int | None = None
@@ -110,20 +134,21 @@ def digits_static(seed: int, n_train: int | None = None, n_test: int | None = No
 
 
 def batch_gradient(x: torch.Tensor, y: torch.Tensor, p: E.Params, o: EPOptions
-                   ) -> tuple[E.Params, E.State, float]:
-    """(gradient estimate per parameter, free steady state s_*, free-phase residual) for one batch."""
+                   ) -> tuple[E.Params, E.State, float, int]:
+    """(gradient estimate per parameter, free steady state s_*, free-phase residual, free steps used)
+    for one batch. The free phase runs until its residual is <= tol, at most T steps."""
     with torch.no_grad():
-        s_star, res = E.free_phase(x, p, o.T)
+        s_star, res, used = E.free_phase_until(x, p, o.T, o.tol, o.activation)
         if o.baseline == "bptt":
-            grads = E.bptt_gradients(x, y, p, s_star, o.K).synapses
-            return {k: g.sum(0) for k, g in grads.items()}, s_star, res
-        plus = E.nudged_state(x, y, p, s_star, o.beta, o.K)
+            grads = E.bptt_gradients(x, y, p, s_star, o.K, o.activation).synapses
+            return {k: g.sum(0) for k, g in grads.items()}, s_star, res, used
+        plus = E.nudged_state(x, y, p, s_star, o.beta, o.K, o.activation)
         if o.nudge == "symmetric":
-            ref, scale = E.nudged_state(x, y, p, s_star, -o.beta, o.K), 2 * o.beta
+            ref, scale = E.nudged_state(x, y, p, s_star, -o.beta, o.K, o.activation), 2 * o.beta
         else:
             ref, scale = s_star, o.beta
         a, b = E.dphi_dtheta(x, plus), E.dphi_dtheta(x, ref)
-        return {k: -(a[k] - b[k]) / scale for k in a}, s_star, res
+        return {k: -(a[k] - b[k]) / scale for k in a}, s_star, res, used
 
 
 def evaluate(p: E.Params, x: torch.Tensor, labels: torch.Tensor, o: EPOptions, batch: int = 512
@@ -133,7 +158,7 @@ def evaluate(p: E.Params, x: torch.Tensor, labels: torch.Tensor, o: EPOptions, b
     with torch.no_grad():
         for lo in range(0, len(x), batch):
             xb, lb = x[lo:lo + batch], labels[lo:lo + batch]
-            s, r = E.free_phase(xb, p, o.T)
+            s, r, _ = E.free_phase_until(xb, p, o.T, o.tol, o.activation)
             loss += float(E.loss_fn(s[0], one_hot(lb, s[0].dtype)) * len(xb))
             correct += int((s[0].argmax(1) == lb).sum())
             res = max(res, r)
@@ -161,7 +186,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     xte_t, lte_t = torch.as_tensor(xte, device=device), torch.as_tensor(lte, device=device)
     sizes = [10] + [config.hidden] * o.layers + [64]
     params = E.init_params(sizes, config.seed, torch.float32, device)
-    opt = torch.optim.Adam(list(params.values()), lr=config.lr)
+    opt, base_lr = make_optimizer(params, config.lr, o)
     history: list[dict[str, float]] = []
     start = 0
     ckpt = run_dir / "checkpoint.pt"
@@ -176,28 +201,34 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
             order = np.random.default_rng([config.seed, epoch]).permutation(n)
-            for group in opt.param_groups:
-                group["lr"] = epoch_lr(config, epoch)
-            loss_sum, correct, res_max, missed = 0.0, 0, 0.0, 0
+            factor = epoch_lr(config, epoch) / config.lr
+            for group, lr in zip(opt.param_groups, base_lr):
+                group["lr"] = lr * factor
+            loss_sum, correct, res_max, missed, steps, dead = 0.0, 0, 0.0, 0, 0, 0
             for lo in range(0, n, config.batch_size):
                 idx = torch.as_tensor(order[lo:lo + config.batch_size], device=device)
                 xb, lb = xtr_t[idx], ltr_t[idx]
                 yb = one_hot(lb, params["W0"].dtype)
-                grads, s_star, res = batch_gradient(xb, yb, params, o)
+                grads, s_star, res, used = batch_gradient(xb, yb, params, o)
+                with torch.no_grad():  # target output with input <= 0: hard sigma' = 0, no BPTT signal
+                    u0 = E.dphi_ds(xb, s_star, params)[0]
+                    dead += int((u0.gather(1, lb[:, None]) <= 0).sum())
                 for k, g in grads.items():
                     params[k].grad = g
                 opt.step()
                 loss_sum += float(E.loss_fn(s_star[0], yb)) * len(idx)
                 correct += int((s_star[0].argmax(1) == lb).sum())
                 res_max, missed = max(res_max, res), missed + (not res <= o.tol)
+                steps += used
                 bar.update(1)
             test_loss, test_acc, test_res = evaluate(params, xte_t, lte_t, o)
             if missed:
-                warnings.warn(f"rule ep, epoch {epoch}: the free phase missed tol {o.tol:g} in {missed} of {batches} "
-                              f"batches (max residual {res_max:.3g}); raise --rule-option T", stacklevel=2)
+                warnings.warn(f"rule ep, epoch {epoch}: the free phase missed tol {o.tol:g} within T = {o.T} steps in "
+                              f"{missed} of {batches} batches (max residual {res_max:.3g}); raise --rule-option T",
+                              stacklevel=2)
             history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n, test_loss=test_loss,
                                 test_acc=test_acc, seconds=time.perf_counter() - t0, residual=max(res_max, test_res),
-                                unconverged=missed / batches))
+                                unconverged=missed / batches, free_steps=steps / batches, dead_target=dead / n))
             buf = io.BytesIO()
             torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
                         "params": {k: v.detach().cpu() for k, v in params.items()},
@@ -209,26 +240,42 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     plot_curve(run_dir / "curve.png", history, config, BAR)
     save_weights(run_dir / "weights.pt", params, o)
     task = {"name": "digits_static", "n_in": 64, "n_out": 10, "n_train": n, "n_test": len(xte)}
-    return {"history": history, "model": params, "task": task, "bar": BAR}
+    return {"history": history, "model": params, "task": task, "bar": BAR,
+            "files": ("checkpoint.pt", "metrics.csv", "curve.png", "weights.pt", "config.json")}
+
+
+def make_optimizer(params: E.Params, lr: float, o: EPOptions) -> tuple[torch.optim.Optimizer, list[float]]:
+    """(optimizer, base learning rate of each param group): one group per layer n (W_n, b_n), rate
+    lr_layers[n] (output layer first, the authors' lr_tab) or --lr; Adam or plain SGD (the authors')."""
+    n = sum(k.startswith("W") for k in params)
+    rates = list(o.lr_layers) if o.lr_layers is not None else [lr] * n
+    groups = [{"params": [params[f"W{i}"], params[f"b{i}"]], "lr": rates[i]} for i in range(n)]
+    opt = torch.optim.SGD(groups, lr=rates[0]) if o.optimizer == "sgd" else torch.optim.Adam(groups, lr=rates[0])
+    return opt, rates
 
 
 def save_weights(path: Path, params: E.Params, o: EPOptions) -> None:
-    """The trained parameters and the free-phase length, atomically (torch format, tensors only)."""
+    """The trained parameters, the free-phase cap T, tol and the activation, atomically (torch format)."""
     buf = io.BytesIO()
-    torch.save({"version": CHECKPOINT_VERSION, "T": o.T, "params": {k: v.detach().cpu() for k, v in params.items()}},
-               buf)
+    torch.save({"version": CHECKPOINT_VERSION, "T": o.T, "tol": o.tol, "activation": o.activation,
+                "params": {k: v.detach().cpu() for k, v in params.items()}}, buf)
     write_bytes(path, buf.getvalue())
 
 
-def load_weights(path: str | Path) -> tuple[E.Params, int]:
-    """(params, T) from a weights.pt written by `save_weights`; predict with
-    ``ep_net.free_phase(x, params, T)[0][0].argmax(1)``."""
+def load_weights(path: str | Path) -> tuple[E.Params, int, float, str]:
+    """(params, T, tol, activation) from a weights.pt written by `save_weights`; predict with
+    ``ep_net.free_phase_until(x, params, T, tol, activation)[0][0].argmax(1)``."""
     state = _load(Path(path))
     params, T = state.get("params"), state.get("T")
+    tol, act = state.get("tol", 1e-3), state.get("activation", "hard")
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise NeurosimError(f"{path}: T: expected a whole number >= 1, got {T!r}"[:300])
+    if isinstance(tol, bool) or not isinstance(tol, float) or not 0 < tol < float("inf"):
+        raise NeurosimError(f"{path}: tol: expected a number > 0, got {tol!r}"[:300])
+    if act not in E.ACTIVATIONS:
+        raise NeurosimError(f"{path}: activation: expected one of {', '.join(E.ACTIVATIONS)}, got {act!r}"[:300])
     _check_params(Path(path), params)
-    return params, T
+    return params, T, tol, act
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -18,6 +18,8 @@ with ``sigma`` the hard sigmoid ``clamp(x, 0, 1)``: the nudging force ``beta*(y 
 on the output's input (inside sigma; the authors' code adds it after sigma, ``outside=True``
 here, which breaks the GDU property on saturated outputs). Where no unit is saturated the map is
 exactly ``s_{t+1} = dPhi~/ds`` for a quadratic Phi~, the setting of the paper's Theorem 1.
+``act="sigmoid"`` replaces sigma by the authors' default 1/(1 + exp(-4(u - 1/2))) (their
+fully connected runs); the dynamics then derive from Phi only approximately (no exact GDU).
 
 EP updates in the nudged phase started at the free steady state ``s_*`` (t = 0 .. K-1)::
 
@@ -48,6 +50,15 @@ State = list[torch.Tensor]        # [s^0 (B, 10), s^1 (B, h1), ...]
 def sigma(u: torch.Tensor) -> torch.Tensor:
     """Hard sigmoid clamp(u, 0, 1)."""
     return u.clamp(0.0, 1.0)
+
+
+def smooth_sigma(u: torch.Tensor) -> torch.Tensor:
+    """The authors' default activation ('sigm' in their code): 1 / (1 + exp(-4 (u - 1/2))), which
+    has sigma' > 0 everywhere (the dynamics then only approximately derive from Phi)."""
+    return torch.sigmoid(4.0 * (u - 0.5))
+
+
+ACTIVATIONS = {"hard": sigma, "sigmoid": smooth_sigma}
 
 
 def sizes_of(params: Params) -> list[int]:
@@ -105,13 +116,15 @@ def dphi_dtheta(x: torch.Tensor, s: State) -> Params:
 
 
 def step(x: torch.Tensor, s: State, p: Params, beta: float = 0.0, y: Optional[torch.Tensor] = None,
-         outside: bool = False) -> State:
+         outside: bool = False, act: str = "hard") -> State:
     """One synchronous step: s^n <- sigma(dPhi/ds^n), the output nudged by beta*(y - s^0)
-    inside sigma (default) or added after it (``outside``, the authors' code)."""
+    inside sigma (default) or added after it (``outside``, the authors' code); ``act`` names the
+    activation (ACTIVATIONS: 'hard' clamp(u, 0, 1), 'sigmoid' the authors' smooth one)."""
+    f = ACTIVATIONS[act]
     u = dphi_ds(x, s, p)
     if beta and not outside:
         u[0] = u[0] + beta * (y - s[0])
-    new = [sigma(v) for v in u]
+    new = [f(v) for v in u]
     if beta and outside:
         new[0] = new[0] + beta * (y - s[0])
     return new
@@ -122,15 +135,30 @@ def residual(a: State, b: State) -> float:
     return max(float((u - v).abs().max()) for u, v in zip(a, b))
 
 
-def free_phase(x: torch.Tensor, p: Params, steps: int, s: Optional[State] = None) -> tuple[State, float]:
+def free_phase(x: torch.Tensor, p: Params, steps: int, s: Optional[State] = None, act: str = "hard"
+               ) -> tuple[State, float]:
     """`steps` free steps from `s` (zeros by default); (s_T, residual ||s_T - s_{T-1}||_inf)."""
     s = zero_state(p, x.shape[0]) if s is None else s
     res = float("inf")
     for _ in range(steps):
-        new = step(x, s, p)
+        new = step(x, s, p, act=act)
         res = residual(new, s)
         s = new
     return s, res
+
+
+def free_phase_until(x: torch.Tensor, p: Params, cap: int, tol: float, act: str = "hard"
+                     ) -> tuple[State, float, int]:
+    """Free steps from s = 0 until ||s_t - s_{t-1}||_inf <= tol or `cap` steps:
+    (s_t, its residual, t). The state returned is the one whose residual was measured."""
+    s = zero_state(p, x.shape[0])
+    res, t = float("inf"), 0
+    while t < cap:
+        new = step(x, s, p, act=act)
+        res, s, t = residual(new, s), new, t + 1
+        if res <= tol:
+            break
+    return s, res, t
 
 
 def check_converged(res: float, tol: float, steps: int) -> None:
@@ -141,19 +169,20 @@ def check_converged(res: float, tol: float, steps: int) -> None:
 
 
 def nudged_phase(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, beta: float, steps: int,
-                 outside: bool = False) -> list[State]:
+                 outside: bool = False, act: str = "hard") -> list[State]:
     """[s_0 = s_*, s_1, ..., s_K] of the nudged phase."""
     traj = [s_star]
     for _ in range(steps):
-        traj.append(step(x, traj[-1], p, beta, y, outside))
+        traj.append(step(x, traj[-1], p, beta, y, outside, act))
     return traj
 
 
-def nudged_state(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, beta: float, steps: int) -> State:
+def nudged_state(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, beta: float, steps: int,
+                 act: str = "hard", outside: bool = False) -> State:
     """s^beta_K alone (memory independent of K: what training needs)."""
     s = s_star
     for _ in range(steps):
-        s = step(x, s, p, beta, y)
+        s = step(x, s, p, beta, y, outside, act)
     return s
 
 
@@ -190,7 +219,8 @@ def loss_fn(s0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((s0 - y) ** 2).sum(1).mean()
 
 
-def bptt_gradients(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, steps: int) -> Updates:
+def bptt_gradients(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, steps: int, act: str = "hard"
+                   ) -> Updates:
     """BPTT's instantaneous gradients grad_s(t) = dL/ds_{K-t} (per sample: scaled by B) and
     grad_theta(t) = dL/dtheta_{K-t} for t = 0..K-1, by autograd on the network unrolled K steps
     from s_* with one copy of theta per step and L = l(s_K, y) (batch mean)."""
@@ -199,7 +229,7 @@ def bptt_gradients(x: torch.Tensor, y: torch.Tensor, p: Params, s_star: State, s
         copies = [{k: v.detach().clone().requires_grad_(True) for k, v in p.items()} for _ in range(steps)]
         traj = [s0]
         for k in range(steps):
-            traj.append(step(x, traj[-1], copies[k]))
+            traj.append(step(x, traj[-1], copies[k], act=act))
         loss = loss_fn(traj[-1][0], y)
         states = [v for s in traj for v in s]
         thetas = [v for c in copies for v in c.values()]
