@@ -16,7 +16,7 @@ Rule options (``--rule-option KEY=VALUE``):
 | nudge | symmetric | ``one_sided`` (+beta, the paper) or ``symmetric`` (+-beta) |
 | baseline | ep | ``ep``, or ``bptt``: the same network, loss l(s_K) after K steps from s_*, autograd |
 | tol | 1e-3 | free-phase convergence tolerance on ||s_t - s_(t-1)||_inf (checked every step and batch) |
-| activation | hard | ``hard``: clamp(u, 0, 1) (exact primitive function, the GDU setting); ``sigmoid``: 1/(1+exp(-4(u-1/2))), the authors' default for fully connected nets |
+| activation | sigmoid | ``sigmoid``: 1/(1+exp(-4(u-1/2))), the authors' default for fully connected nets; ``hard``: clamp(u, 0, 1) (an exact primitive function in its linear range: the GDU check's setting; BPTT stalls on outputs pushed below 0, see bench/EP.md) |
 | optimizer | adam | ``adam``, or ``sgd``: plain SGD (the authors') |
 | lr_layers | --lr for every layer | per-layer learning rates, output layer first (the authors' lr_tab), e.g. ``lr_layers=(0.04,0.08)``; scaled by ``--schedule`` |
 
@@ -66,7 +66,7 @@ class EPOptions:
     nudge: str = "symmetric"
     baseline: str = "ep"
     tol: float = 1e-3
-    activation: str = "hard"
+    activation: str = "sigmoid"
     optimizer: str = "adam"
     lr_layers: tuple[float, ...] | None = None
 
@@ -111,7 +111,7 @@ def parse_options(options: dict[str, Any]) -> EPOptions:
     return EPOptions(layers=layers, T=whole("T", 500 * layers, 1), K=whole("K", 10, 1),
                      beta=positive("beta", 0.5), nudge=choice("nudge", "symmetric", ("one_sided", "symmetric")),
                      baseline=choice("baseline", "ep", ("ep", "bptt")), tol=positive("tol", 1e-3),
-                     activation=choice("activation", "hard", tuple(E.ACTIVATIONS)),
+                     activation=choice("activation", "sigmoid", tuple(E.ACTIVATIONS)),
                      optimizer=choice("optimizer", "adam", ("adam", "sgd")), lr_layers=lr_layers)
 
 
