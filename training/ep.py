@@ -51,8 +51,8 @@ from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 
 from . import ep_net as E
+from .trainer import CHECKPOINT_VERSION  # checkpoint.pt and weights.pt: the trainer's version
 
-CHECKPOINT_VERSION = 1
 N_DIGITS = 1797
 BAR = 0.90  # the static digits criterion of training.tasks.digits
 
@@ -311,30 +311,13 @@ def _check_params(path: Path, params: Any, like: E.Params | None = None) -> None
 
 def _resume(path: Path, config: Any, params: E.Params, opt: torch.optim.Optimizer
             ) -> tuple[list[dict[str, float]], int]:
-    state = _load(path)
-    if state.get("config") != asdict(config):
-        raise NeurosimError(f"{path}: checkpoint was written by another configuration; "
-                            "use the same options or a new run directory")
-    epoch, history = state.get("epoch"), state.get("history")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < config.epochs:
-        raise NeurosimError(f"{path}: epoch: expected a whole number in [0, {config.epochs}), got {epoch!r}"[:300])
-    if not (isinstance(history, list) and len(history) == epoch + 1 and all(
-            isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in r.items())
-            for r in history)):
-        raise NeurosimError(f"{path}: history: expected {epoch + 1} rows of named numbers")
+    """Load the checkpoint at `path` into `params` and `opt`; (history, first epoch to run)."""
+    from .trainer import load_optimizer, read_checkpoint
+
+    state, epoch, history = read_checkpoint(path, config)
     _check_params(path, state.get("params"), params)
-    if not isinstance(state.get("optimizer"), dict):
-        raise NeurosimError(f"{path}: optimizer: expected a state dict")
     with torch.no_grad():
         for k, v in params.items():
             v.copy_(state["params"][k])
-    try:
-        opt.load_state_dict(state["optimizer"])
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise NeurosimError(f"{path}: optimizer: does not fit this run ({type(exc).__name__}: {first})") from None
-    for param, slots in opt.state.items():
-        for name, value in slots.items():
-            if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
-                raise NeurosimError(f"{path}: optimizer: state {name!r} does not fit its parameter")
-    return [dict(r) for r in history], epoch + 1
+    load_optimizer(path, opt, state.get("optimizer"))
+    return history, epoch + 1
