@@ -98,7 +98,7 @@ def memory_worker(cfg: dict) -> dict:
     budgeted = cfg["method"] == "budgeted"
     return dict(cfg, loss=loss, peak_bytes=max(mem.peak, 0), state_bytes=state_nbytes(model.initial_state(cfg["batch"])),
                 alpha=rule.alpha if budgeted else None, slots=rule.slots(model, batch) if budgeted else None,
-                working_bytes=rule.working_bytes if budgeted else None)
+                working_bytes=rule.working_bytes if budgeted else None, chosen_block=rule.block if budgeted else None)
 
 
 def time_worker(cfgs: list[dict]) -> list[float]:
@@ -138,8 +138,9 @@ def main() -> int:
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.2],
                     help="budgets as fractions of full BPTT's measured peak memory")
     ap.add_argument("--policies", nargs="+", default=["hsm", "mixed"], choices=("hsm", "ism", "mixed"))
-    ap.add_argument("--blocks", type=int, nargs="+", default=[1, 8],
-                    help="block lengths w of the budgeted rule (1: the plain per-step plan)")
+    ap.add_argument("--blocks", type=lambda v: v if v == "auto" else int(v), nargs="+", default=[1, 8],
+                    help="block lengths w of the budgeted rule (1: the plain per-step plan; auto: "
+                         "BudgetedBPTT.choose_block)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", default="bench/out/bptt_memory.json")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
@@ -170,9 +171,10 @@ def main() -> int:
                             print(f"{model} T = {T}: {100 * frac:.0f}% ({int(budget) / 1e6:.2f} MB) is below the "
                                   f"working memory of a {w}-step block: skipped")
                             continue
-                        n = -(-T // w)
-                        p = plan(n, min(r["slots"], n), policy, alpha=r["alpha"] * w)
-                        group.append(dict(r, predicted=p.cost * w / T, budget_fraction=frac))
+                        wb = r["chosen_block"]  # w, or what 'auto' chose
+                        n = -(-T // wb)
+                        p = plan(n, min(r["slots"], n), policy, alpha=r["alpha"] * wb)
+                        group.append(dict(r, predicted=p.cost * wb / T, budget_fraction=frac))
             seg = max(1, int(round(math.sqrt(T))))
             group.append(dict(run_worker("memory", dict(base, method="checkpoint", segment=seg)), predicted=2.0))
             times = run_worker("time", [{k: v for k, v in r.items() if k in CONFIG_KEYS} for r in group])
@@ -196,7 +198,7 @@ def print_rows(rows: list[dict], ref: dict) -> None:
     print("| method | budget | peak MB | memory saved | time s/iter | time ratio | predicted cost ratio |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        budget = (f"{100 * r['budget_fraction']:.0f}%: {r['slots']} states, {r['policy']}, block {r['block']}, "
+        budget = (f"{100 * r['budget_fraction']:.0f}%: {r['slots']} states, {r['policy']}, block {r['block']}{'' if r['block'] == r['chosen_block'] else ' -> ' + str(r['chosen_block'])}, "
                   f"alpha {r['alpha']:.2f}"
                   if r["method"] == "budgeted"
                   else f"segments of {r['segment']}" if r["method"] == "checkpoint" else "all")

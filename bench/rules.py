@@ -19,12 +19,19 @@ epoch, optional clipping, the same shuffles and initial weights for every rule) 
 - digits_static: the same network on static digits (all pixels for 20 steps), 20 epochs;
 - evidence: evidence accumulation (T = 450), tau_adapt 2 s, adaptation strength 35, clip 1, 40 epochs;
 - conv: a small convolutional SNN (8 channels of 3x3 kernels on the 8x8 image, LIF, dense LI
-  readout) on static digits, 10 epochs.
+  readout) on static digits, 10 epochs;
+- digits_step_loss: as digits, with the loss on every step (``loss_steps=80``: OTTT's
+  instantaneous loss, the objective its paper trains; the prediction is the mean readout over
+  all steps, as for the loss);
+- digits_ff: as digits, on a feed-forward LIF network (no recurrent projection, tau_mem 100 ms
+  so that the readout and membranes hold earlier rows): the architecture of rate-based BP's and
+  OTTT's papers.
 
 Reports the final and the best test accuracy per rule.
 
     python bench/rules.py --part cost --T 10 100 1000 3000
     python bench/rules.py --part accuracy --experiments digits evidence conv
+    python bench/rules.py --part accuracy --experiments digits_step_loss digits_ff --seed 1
 """
 from __future__ import annotations
 
@@ -51,6 +58,12 @@ EXPERIMENTS = {
     "digits_static": dict(task="digits", task_kw=dict(mode="static"), epochs=20, lr=3e-3, rules=RULES),
     "evidence": dict(task="evidence", epochs=40, lr=3e-3, clip=1.0, net=dict(tau_adapt=2.0, adapt=35.0), rules=RULES),
     "conv": dict(task="digits", task_kw=dict(mode="static"), epochs=10, lr=3e-3, conv=True, rules=("bptt", "ratebp")),
+    # the rules in their papers' settings: OTTT's instantaneous loss on every step; rate-based BP's
+    # feed-forward network (its rate graph has no recurrence to carry)
+    "digits_step_loss": dict(task="digits", task_kw=dict(coding="regular", loss_steps=80), epochs=30, lr=3e-3,
+                             hidden=128, rules=("bptt", "ottt", "ratebp")),
+    "digits_ff": dict(task="digits", task_kw=dict(coding="regular"), epochs=30, lr=3e-3, hidden=128,
+                      net=dict(recurrent=False, model="lif", tau_mem=0.1), rules=("bptt", "ottt", "ratebp")),
 }
 
 
@@ -252,6 +265,7 @@ def main() -> int:
     ap.add_argument("--train-hidden", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out/rules")
+    ap.add_argument("--json", default=None, help="accuracy rows file (default OUT/accuracy.json)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -266,7 +280,7 @@ def main() -> int:
         plot_cost(rows, out / "memory_vs_T.png")
     if args.part in ("accuracy", "all"):
         rows = accuracy(args)
-        write_text(out / "accuracy.json", json.dumps(rows, indent=1))
+        write_text(Path(args.json) if args.json else out / "accuracy.json", json.dumps(rows, indent=1))
     return 0
 
 

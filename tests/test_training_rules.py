@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from neurosim.cli import main  # noqa: E402
 from training.layers import from_network  # noqa: E402
 from training.nets import recurrent_network  # noqa: E402
+from neurosim.errors import NetworkError  # noqa: E402
 from training.rules import Batch, make_rule, parse_bytes  # noqa: E402
 from training.trainer import TrainConfig, train  # noqa: E402
 
@@ -183,6 +184,42 @@ def test_byte_budget_bounds_the_measured_peak(block):
         assert ((p.grad - ref[k]).norm() / ref[k].norm()).item() < 1e-5
 
 
+def test_auto_block_picks_the_cheapest_estimate_and_keeps_bptt_gradients():
+    """block='auto' evaluates the cost model of choose_block for every candidate that fits the
+    byte budget and runs the cheapest; the gradient stays BPTT's (1e-10, float64) and the
+    peak stays within the budget (1%)."""
+    from training.memory import LiveBytes
+    from training.rules import BLOCK_CANDIDATES, CALL_COST
+
+    net = recurrent_network(10, 64, 2, model="alif", seed=1)
+    g = torch.Generator().manual_seed(2)
+    batch = Batch((torch.rand(400, 4, 10, generator=g) < 0.1).double(), torch.tensor([0, 1, 1, 0]),
+                  torch.arange(400) >= 360)
+    m = from_network(net, dtype=torch.float64)
+    with LiveBytes() as full:
+        ref = make_rule("bptt").backward(m, batch)
+    g_ref = {k: p.grad.clone() for k, p in m.weights.items()}
+    budget = int(0.08 * full.peak)
+    rule = make_rule("budgeted", budget=str(budget), policy="mixed", block="auto")
+    m.zero_grad(set_to_none=True)
+    with LiveBytes() as mem:
+        out = rule.backward(m, batch)
+    assert mem.peak <= 1.01 * budget, (mem.peak, budget)
+    assert set(rule.estimates) <= set(BLOCK_CANDIDATES) and len(rule.estimates) >= 3
+    assert rule.block == min(rule.estimates, key=rule.estimates.get) > 1  # per-step plans pay 3 per step
+    for w, est in rule.estimates.items():  # at least one forward sweep plus the calls, at most one per slot-less step
+        n_blocks = -(-400 // w)
+        assert 400 + CALL_COST * n_blocks <= est <= 400 * 401 / 2 + CALL_COST * n_blocks
+    assert out.loss == pytest.approx(ref.loss, rel=1e-13)
+    for k, p in m.weights.items():
+        assert ((p.grad - g_ref[k]).norm() / g_ref[k].norm()).item() < 1e-10
+    counted = make_rule("budgeted", budget=12, block="auto")
+    counted.backward(m, batch)
+    assert counted.block == 1 and list(counted.estimates) == [1]
+    with pytest.raises(NetworkError, match="block"):
+        make_rule("budgeted", budget=5, block="fast")
+
+
 def test_budgeted_measures_alpha_and_converts_byte_budgets():
     net = recurrent_network(8, 20, 3, model="alif", seed=5)
     batch = _batch(T=30)
@@ -277,3 +314,10 @@ def test_cli_train_refuses_rule_options_for_rules_with_their_own_flags(tmp_path,
     err = capsys.readouterr().err
     assert "--rule-option k_att" in err and "'bptt' takes no rule options" in err
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_cli_train_names_the_rule_for_a_method_only_task(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "sbm", "--rule", "bptt", "--no-progress", "--out", str(out)]) == 2
+    assert "--task sbm: trained by --rule msg, not by bptt" in capsys.readouterr().err
+    assert not out.exists()

@@ -27,15 +27,21 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
                         "2022); eprop: eligibility propagation (Bellec et al. 2020); ratebp: rate-based "
-                        "backpropagation (Yu et al. 2024)")
+                        "backpropagation (Yu et al. 2024); ep: Equilibrium Propagation in discrete time "
+                        "(Ernoult et al. 2019; task digits_static); msg: spiking graph network on manifolds "
+                        "trained by differentiation via manifold (Sun et al. 2024; tasks sbm, graph); sab: Sparse "
+                        "Attentive Backtracking (Ke et al. 2018; tasks copy, adding, digits; LSTM or LIF/ALIF cell). "
+                        "ep, msg and sab take --rule-option KEY=VALUE")
     p.add_argument("--k", type=positive_int, default=None, metavar="STEPS", help="truncation length for tbptt")
     p.add_argument("--budget", default=None, metavar="N|BYTES",
                    help="for budgeted: number of stored hidden states, or bytes such as 64MB or 1.5GiB")
     p.add_argument("--policy", default="hsm", choices=("hsm", "ism", "mixed"),
                    help="budgeted: what the schedule may store (hidden states, internal states, or both)")
-    p.add_argument("--block", type=positive_int, default=1, metavar="W",
+    p.add_argument("--block", type=block_length, default="auto", metavar="W|auto",
                    help="budgeted: plan over blocks of W steps, each run with one graph and one backward "
-                        "call (fewer autograd calls for W steps' graph of working memory; default 1)")
+                        "call (fewer autograd calls for W steps' graph of working memory); auto (default) "
+                        "picks W on the first batch from the plan's cost for the byte budget "
+                        "(training.rules.BudgetedBPTT.choose_block; 1 for a budget counted in states)")
     p.add_argument("--update", default="sequence", choices=("sequence", "step"),
                    help="ottt: accumulate over each sequence and update once (default), or update after "
                         "every step with a loss (OTTT_O)")
@@ -84,6 +90,15 @@ def register(sub: Any, positive_int: Any) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def block_length(text: str) -> Any:
+    """--block: 'auto' or a whole number of steps >= 1."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 1 or 'auto', got {text!r}")
+    return int(text)
+
+
 def task_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """The --task-option pairs (parsed by neurosim.cli.key_value) as a dict; the options that
     have their own flag are refused."""
@@ -118,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
     if config.rule == "budgeted" and config.budget is None:
         raise NeurosimError("--budget: rule budgeted needs a budget, e.g. --budget 20 or --budget 64MB")
-    if config.block != 1 and config.rule != "budgeted":
+    if args.block != "auto" and config.rule != "budgeted":
         raise NeurosimError(f"--block {config.block}: only rule budgeted plans over blocks")
     if config.update != "sequence" and config.rule != "ottt":
         raise NeurosimError(f"--update {config.update}: only rule ottt updates during a sequence")
@@ -141,5 +156,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if last:
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "
               f"test accuracy {last['test_acc']:.3f}")
-    print(f"wrote {args.out}/model.h5, metrics.csv, curve.png, checkpoint.pt")
+    files = result.get("files", ("model.h5", "metrics.csv", "curve.png", "checkpoint.pt"))
+    print(f"wrote {args.out}/{', '.join(files)}")
     return 0

@@ -34,8 +34,11 @@ class LiveBytes:
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
                 seen: set[int] = set()
-                tree_map_only(torch.Tensor, lambda t: seen.add(t.untyped_storage().data_ptr()), (args, kwargs))
-                tree_map_only(torch.Tensor, lambda t: None if t.untyped_storage().data_ptr() in seen else track(t), out)
+                dense = lambda f: lambda t: f(t) if t.layout == torch.strided else None  # noqa: E731
+                # sparse tensors have no storage of their own: their dense parts are counted as made
+                tree_map_only(torch.Tensor, dense(lambda t: seen.add(t.untyped_storage().data_ptr())), (args, kwargs))
+                tree_map_only(torch.Tensor, dense(lambda t: None if t.untyped_storage().data_ptr() in seen
+                                                  else track(t)), out)
                 return out
 
         self._mode = Mode()

@@ -37,7 +37,9 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    "sab": Method("training.sab", ("copy", "adding", "digits")),  # Sparse Attentive Backtracking
+    "sab": Method("training.sab", ("copy", "adding", "digits")),  # Sparse Attentive Backtracking (Ke et al. 2018)
+    "ep": Method("training.ep", ("digits_static",)),  # Equilibrium Propagation (Ernoult et al. 2019)
+    "msg": Method("training.msg", ("sbm", "graph")),  # spiking GNN on manifolds, DvM (Sun et al. 2024)
 }
 
 
@@ -50,3 +52,4 @@ def run_method(config: "TrainConfig", run_dir: Path, *, resume: bool, progress: 
                             f"{', '.join(method.tasks)}, not on {config.task}")
     module = importlib.import_module(method.module)
     return module.train_run(config, run_dir, resume=resume, progress=progress, device=device)
+

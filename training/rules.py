@@ -23,7 +23,7 @@ import functools
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -144,20 +144,23 @@ class BudgetedBPTT(Rule):
     with one graph and backpropagated by one autograd call (the coarser RNN whose step is w of
     ours; the plan is Gruslys's DP on ceil(T / w) such steps). It trades w steps' graph as
     working memory (subtracted from a byte budget) for w times fewer autograd calls and
-    stored-state boundaries; gradients stay exact."""
+    stored-state boundaries; gradients stay exact. ``block='auto'`` picks w on the first batch
+    by the cost model of :meth:`choose_block`."""
 
     name = "budgeted"
 
-    def __init__(self, budget: Union[int, str], policy: str = "hsm", block: int = 1) -> None:
+    def __init__(self, budget: Union[int, str], policy: str = "hsm", block: Union[int, str] = 1) -> None:
         if policy not in ("hsm", "ism", "mixed"):
             raise NetworkError("policy", f"expected 'hsm', 'ism' or 'mixed', got {policy!r}")
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise NetworkError("block", f"expected a block length >= 1 step, got {block!r}")
+        if block != "auto" and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
+            raise NetworkError("block", f"expected a block length >= 1 step or 'auto', got {block!r}")
         self.budget = budget
         self.policy = policy
-        self.block = block
+        self.auto = block == "auto"
+        self.block: int = 1 if self.auto else int(block)  # 'auto': chosen on the first batch (choose_block)
         self.alpha: Optional[float] = None  # measured: bytes of one step's graph / hidden state
         self.working_bytes: Optional[int] = None  # measured: peak of one block's graph and backward
+        self.estimates: dict[int, float] = {}  # 'auto': estimated time per candidate block, no-graph steps
 
     def measure_alpha(self, model: SNN, batch: Batch) -> float:
         """Internal-state size of one step (bytes autograd saves, storages counted once) over
@@ -181,11 +184,12 @@ class BudgetedBPTT(Rule):
         internal = sum(n for k, n in sizes.items() if k not in known)
         return max(internal / stored_state_nbytes(model, batch), 1.0)
 
-    def measure_working(self, model: SNN, batch: Batch) -> int:
+    def measure_working(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Peak live bytes (training.memory.LiveBytes) of the work every schedule does besides
-        its stored states: one block of `block` steps run with its graph from a state, and its
-        backward (graph, autograd temporaries, parameter gradients). The parameters' `.grad`
-        are left as they were."""
+        its stored states: one block of `block` (default: the rule's) steps run with its graph
+        from a state, and its backward (graph, autograd temporaries, parameter gradients). The
+        parameters' `.grad` are left as they were."""
+        block = self.block if block is None else block
         from .memory import LiveBytes
 
         from .budgeted import _backprop, _Graph
@@ -199,7 +203,7 @@ class BudgetedBPTT(Rule):
             with LiveBytes() as mem:
                 leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, differentiable_flags(flat)))
                 s, loss = unflatten(leaves), leaves[1].sum() * 0
-                for t in range(min(self.block, batch.steps)):
+                for t in range(min(block, batch.steps)):
                     s = model.step(s, batch.inputs[t])
                     loss = loss + obj(s, t)
                 out = flatten_state(s)[0]
@@ -211,34 +215,74 @@ class BudgetedBPTT(Rule):
             for p, g in saved:
                 p.grad = g
 
-    def working_memory(self, model: SNN, batch: Batch) -> int:
+    def working_memory(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Bytes a byte budget pays before any stored state: the measured block
         (:meth:`measure_working`) plus 5 full states (the running state and its successor in a
         no-grad sweep, the gradient carried between blocks, an unpacked stored state and one
-        being packed); measured once per rule."""
+        being packed); measured once per rule for its own block."""
+        if block is not None and block != self.block:
+            return self.measure_working(model, batch, block) + 5 * state_nbytes(model.initial_state(batch.inputs.shape[1]))
         if self.working_bytes is None:
             full = state_nbytes(model.initial_state(batch.inputs.shape[1]))
             self.working_bytes = self.measure_working(model, batch) + 5 * full
         return self.working_bytes
 
-    def slots(self, model: SNN, batch: Batch) -> int:
-        """Hidden-state slots that fit the budget for this model and batch size. A byte budget
-        first pays for the measured working memory (:meth:`measure_working`), so that it bounds
-        the iteration's peak: stored states + working memory <= budget."""
+    def slots(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
+        """Hidden-state slots that fit the budget for this model and batch size with blocks of
+        `block` steps (default: the rule's). A byte budget first pays for the measured working
+        memory (:meth:`measure_working`), so that it bounds the iteration's peak: stored states +
+        working memory <= budget."""
+        block = self.block if block is None else block
+        counted = isinstance(self.budget, int) and not isinstance(self.budget, bool)
+        return self._slots(model, batch, block, None if counted else self.working_memory(model, batch, block))
+
+    def _slots(self, model: SNN, batch: Batch, block: int, working: Optional[int]) -> int:
         state_bytes = stored_state_nbytes(model, batch)
-        if isinstance(self.budget, int) and not isinstance(self.budget, bool):
-            slots = self.budget
+        if working is None:
+            slots = int(self.budget)
         else:
-            self.working_memory(model, batch)
             total = parse_bytes(str(self.budget))
-            slots = int((total - self.working_bytes) // state_bytes) - 1  # h_0 is stored too
+            slots = int((total - working) // state_bytes) - 1  # h_0 is stored too
             if slots < 1:
                 raise NetworkError("budget", f"{self.budget!r} is below the working memory of one "
-                                             f"{self.block}-step block ({self.working_bytes / 1e6:.2f} MB) plus "
+                                             f"{block}-step block ({working / 1e6:.2f} MB) plus "
                                              f"one stored state ({state_bytes} bytes)")
         if slots < 1:
             raise NetworkError("budget", f"{self.budget!r} holds no hidden state ({state_bytes} bytes each)")
         return slots
+
+    def choose_block(self, model: SNN, batch: Batch) -> int:
+        """The block length w in BLOCK_CANDIDATES with the least estimated time for this budget::
+
+            time(w) ~ cost(w) * w + CALL_COST * ceil(T / w)      (units: one no-graph step)
+
+        cost(w): the plan's forward evaluations in w-step units with the slots left after w
+        steps' working memory (a longer block stores fewer states, so recomputes more);
+        CALL_COST: one autograd call plus a stored state's pack and unpack, in no-graph steps
+        (fitted on bench/bptt_memory.py's T = 1000 runs). The working memory is measured for
+        blocks of 1, 2 and 4 steps and extrapolated linearly from 2 and 4 (the first step also
+        pays the parameters' gradients). Candidates whose working memory leaves no slot are skipped; the estimates are kept in `estimates`. A budget given as a
+        number of states bounds stored states, not the working memory a longer block adds: 1."""
+        T = batch.steps
+        counted = isinstance(self.budget, int) and not isinstance(self.budget, bool)
+        if self.alpha is None:
+            self.alpha = self.measure_alpha(model, batch)
+        working: Optional[Callable[[int], int]] = None
+        if not counted:  # measured at 1, 2 and 4 steps, linear beyond: measuring long blocks could pass the budget
+            one, two, four = (self.working_memory(model, batch, min(w, T)) for w in (1, 2, 4))
+            working = lambda w: one if w == 1 else two + (w - 2) * max(four - two, 0) // 2  # noqa: E731
+        self.estimates = {}
+        for w in (c for c in BLOCK_CANDIDATES if c == 1 or (c <= T and not counted)):
+            try:
+                slots = self._slots(model, batch, w, None if working is None else working(w))
+            except NetworkError:
+                continue
+            n_blocks = -(-T // w)
+            plan = _cached_plan(n_blocks, min(slots, n_blocks), self.policy, self.alpha * w)
+            self.estimates[w] = plan.cost * w + CALL_COST * n_blocks
+        if not self.estimates:
+            self.slots(model, batch, 1)  # raises the budget error for the smallest block
+        return min(self.estimates, key=self.estimates.__getitem__)
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
         from .budgeted import budgeted_backward
@@ -247,6 +291,8 @@ class BudgetedBPTT(Rule):
         state0 = model.initial_state(batch.inputs.shape[1])
         flat0, unflatten = flatten_state(state0)
 
+        if self.auto and not self.estimates:
+            self.block, self.working_bytes = self.choose_block(model, batch), None
         w, T = self.block, batch.steps
 
         def step(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -300,6 +346,10 @@ class StateCodec:
 
     def nbytes(self, flat: tuple[torch.Tensor, ...]) -> int:
         return int(sum(t.numel() * t.element_size() for t in self.pack(flat) if t is not None))
+
+
+BLOCK_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
+CALL_COST = 3.0  # one block's autograd call + state pack/unpack, in no-graph steps (choose_block)
 
 
 @functools.lru_cache(maxsize=32)
@@ -366,7 +416,7 @@ RULE_NAMES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp")
 
 def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, None] = None,
               policy: str = "hsm", update: str = "sequence", feedback: str = "symmetric",
-              seed: int = 0, block: int = 1) -> Rule:
+              seed: int = 0, block: Union[int, str] = 1) -> Rule:
     """The rule called `name` (one of RULE_NAMES) with its options: `k` (tbptt), `budget` and
     `policy` and `block` (budgeted), `update` 'sequence' or 'step' (ottt), `feedback` 'symmetric' or
     'random' and its `seed` (eprop)."""

@@ -454,7 +454,7 @@ def _layout_params(lay: dict[str, Any]) -> dict[str, Any]:
 
 
 DIGITS_DEFAULTS: dict[str, Any] = dict(mode="rows", row_steps=10, pixel_steps=1, steps=20, gain=1.0, dt=1e-3,
-                                       coding="poisson")
+                                       coding="poisson", loss_steps=None)
 N_DIGITS = 1797  # sklearn.datasets.load_digits: 1797 8x8 images, intensities 0..16
 
 
@@ -475,6 +475,8 @@ def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -
     | static | all 64 pixels during all `steps` | steps (20) | 64 | all steps |
 
     Sequential modes read out after the whole image has been seen; static reads out everywhere.
+    ``loss_steps`` (1..T) widens or narrows the loss mask to the last `loss_steps` steps: T puts an
+    instantaneous loss on every step, the per-step loss of OTTT's and rate-based BP's papers.
     Train/test: ``train_test_split(stratify=label, random_state=seed % 2**32)``, 1437 / 360 by default
     (``n_train, n_test >= 10``, ``n_train + n_test <= 1797``). Label: the digit (n_out = 10).
 
@@ -521,6 +523,9 @@ def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -
 
         def prob(img: np.ndarray) -> np.ndarray:
             return np.broadcast_to(img.reshape(-1, 1, 64), (img.shape[0], n_steps, 64))
+
+    if o["loss_steps"] is not None:
+        readout = _int(name, "loss_steps", o["loss_steps"], 1, steps)
 
     def split(rng: np.random.Generator, idx: np.ndarray) -> Split:
         p = prob(images[idx] * np.float32(gain))

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ class TrainConfig:
     k: Optional[int] = None
     budget: Optional[str] = None
     policy: str = "hsm"
-    block: int = 1
+    block: Union[int, str] = "auto"
     n_train: Optional[int] = None
     n_test: Optional[int] = None
     tau_adapt: float = 0.2
@@ -125,6 +125,11 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
 
     if config.rule in METHODS:  # a method with its own model and loop (SAB, EP, MSG)
         return run_method(config, Path(run_dir), resume=resume, progress=progress, device=pick_device(device))
+    from .tasks import TASKS
+
+    owners = [name for name, m in METHODS.items() if config.task in m.tasks]
+    if owners and config.task not in TASKS:  # a task only a method's own model trains on (sbm, ...)
+        raise NeurosimError(f"--task {config.task}: trained by --rule {' or '.join(owners)}, not by {config.rule}")
     if config.rule_options:
         raise NeurosimError(f"--rule-option {', '.join(sorted(config.rule_options))}: rule {config.rule!r} takes "
                             "no rule options (its options have their own flags)")
@@ -143,10 +148,10 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
 
     from .tasks import make_task
 
-    run.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run / "checkpoint.pt"
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test,
                      **config.task_options)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run / "checkpoint.pt"
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                             tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
@@ -225,10 +230,25 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
 
 def _resume(path: Path, config: TrainConfig, model: SNN,
             opt: torch.optim.Optimizer) -> tuple[list[dict[str, float]], int]:
-    """Load the checkpoint at `path` into `model` and `opt`; (history, first epoch to run).
+    """Load the checkpoint at `path` into `model` and `opt`; (history, first epoch to run)."""
+    state, epoch, history = read_checkpoint(path, config)
+    if not isinstance(state.get("model"), dict):
+        raise NeurosimError(f"{path}: model: expected a state dict")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: model: does not fit this run ({type(exc).__name__}: {first})") from None
+    load_optimizer(path, opt, state.get("optimizer"))
+    return history, epoch + 1
+
+
+def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[dict[str, float]]]:
+    """(state, epoch, history) of the checkpoint at `path` written for `config` (a dataclass).
 
     The file is data, never code: torch.load with weights_only (no unpickling of arbitrary
-    objects), then every entry is type-checked before use; any defect is a NeurosimError."""
+    objects), then version, config, epoch and history are type-checked; any defect is a
+    NeurosimError naming the file and the field. The caller checks its own weights."""
     if not path.exists():
         raise NeurosimError(f"{path}: no checkpoint to resume from")
     try:
@@ -248,20 +268,24 @@ def _resume(path: Path, config: TrainConfig, model: SNN,
             isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in r.items())
             for r in history)):
         raise NeurosimError(f"{path}: history: expected {epoch + 1} rows of named numbers")
-    for key, target in (("model", model), ("optimizer", opt)):
-        if not isinstance(state.get(key), dict):
-            raise NeurosimError(f"{path}: {key}: expected a state dict")
-        try:
-            target.load_state_dict(state[key])
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
-            first = (str(exc).splitlines() or [""])[0][:200]
-            raise NeurosimError(f"{path}: {key}: does not fit this run ({type(exc).__name__}: {first})") from None
+    return state, epoch, [dict(r) for r in history]
+
+
+def load_optimizer(path: Path, opt: torch.optim.Optimizer, state: Any) -> None:
+    """`opt.load_state_dict(state)` with errors naming `path`; every moment must have its
+    parameter's shape (torch does not check)."""
+    if not isinstance(state, dict):
+        raise NeurosimError(f"{path}: optimizer: expected a state dict")
+    try:
+        opt.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: optimizer: does not fit this run ({type(exc).__name__}: {first})") from None
     for param, slots in opt.state.items():  # Adam's moments must have their parameter's shape
         for name, value in slots.items():
             if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
                 raise NeurosimError(f"{path}: optimizer: state {name!r} of shape {tuple(value.shape)} does not fit "
                                     f"a parameter of shape {tuple(param.shape)}")
-    return [dict(r) for r in history], epoch + 1
 
 
 def _budget(text: Optional[str]) -> Any:
