@@ -149,11 +149,15 @@ def main() -> None:
     plot(results, out / f"sab_{args.task}_curves.png", args.task)
 
 
+def _rank(variant: str) -> int:
+    return list(VARIANTS).index(variant) if variant in VARIANTS else len(VARIANTS)
+
+
 def table(results: dict, task: str) -> None:
     rows = [r for r in results.values() if r["task"] == task]
     print("| task | T | variant | test acc (final / best) | s/iter | x BPTT | peak MB | x BPTT | transfer |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: (r["T"], list(VARIANTS).index(r["variant"]))):
+    for r in sorted(rows, key=lambda r: (r["T"], _rank(r["variant"]))):
         base = results.get(f"{task}/{r['T']}/bptt", r)
         mem = f"{r['peak_bytes'] / 1e6:.1f}"
         if "peak_bytes_reference_graph" in r:
@@ -171,9 +175,11 @@ def plot(results: dict, path: Path, task: str) -> None:
     fig = Figure(figsize=(4.2 * len(Ts), 3.2))
     axes = np.atleast_1d(fig.subplots(1, len(Ts)))
     for ax, T in zip(axes, Ts):
-        for r in results.values():
+        colors = dict(zip(VARIANTS, ("C0", "C1", "C3", "C2", "C4")))
+        for r in sorted(results.values(), key=lambda r: _rank(r["variant"])):
             if r["task"] == task and r["T"] == T:
-                ax.plot(np.arange(1, len(r["curve"]) + 1), r["curve"], label=r["variant"])
+                ax.plot(np.arange(1, len(r["curve"]) + 1), r["curve"], label=r["variant"],
+                        color=colors.get(r["variant"], "grey"), linestyle="-" if r["variant"] in VARIANTS else ":")
         ax.set(xlabel="epoch", ylabel="test accuracy", title=f"{task}, T = {T}", ylim=(0, 1.02))
         ax.legend(fontsize=7)
     fig.tight_layout()
