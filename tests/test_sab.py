@@ -191,6 +191,7 @@ def test_cli_trains_sab_on_copy_and_writes_the_run_files(tmp_path, capsys):
                  "--no-progress", "--out", str(out)]) == 0
     for f in ("config.json", "checkpoint.pt", "metrics.csv", "curve.png"):
         assert (out / f).stat().st_size > 0
+    assert "model.h5" not in capsys.readouterr().out  # the CLI names the files this method writes
     rows = np.genfromtxt(out / "metrics.csv", delimiter=",", names=True)
     assert 0.0 <= float(rows["test_acc"]) <= 1.0
 

@@ -343,4 +343,5 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     finally:
         bar.close()
     plot_curve(run_dir / "curve.png", history, config, task.bar)
-    return {"history": history, "model": model, "task": task, "bar": task.bar, "options": opts}
+    return {"history": history, "model": model, "task": task, "bar": task.bar, "options": opts,
+            "files": ("checkpoint.pt", "metrics.csv", "curve.png", "config.json")}
