@@ -173,7 +173,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     """Train per `config` (a training.trainer.TrainConfig) into `run_dir`; see the module docstring."""
     from tqdm.auto import tqdm
 
-    from .trainer import epoch_lr, plot_curve, write_metrics
+    from .trainer import epoch_lr, plot_curve, write_checkpoint
 
     o = parse_options(config.rule_options)
     if config.task_options:
@@ -229,12 +229,8 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
             history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n, test_loss=test_loss,
                                 test_acc=test_acc, seconds=time.perf_counter() - t0, residual=max(res_max, test_res),
                                 unconverged=missed / batches, free_steps=steps / batches, dead_target=dead / n))
-            buf = io.BytesIO()
-            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
-                        "params": {k: v.detach().cpu() for k, v in params.items()},
-                        "optimizer": opt.state_dict(), "history": history}, buf)
-            write_bytes(ckpt, buf.getvalue())
-            write_metrics(run_dir / "metrics.csv", history)
+            write_checkpoint(run_dir, config, epoch, history, optimizer=opt.state_dict(),
+                             params={k: v.detach().cpu() for k, v in params.items()})
     finally:
         bar.close()
     plot_curve(run_dir / "curve.png", history, config, BAR)

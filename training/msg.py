@@ -60,7 +60,6 @@ baseline=dvm|bptt (dvm), steps = full-batch Adam steps per epoch (10), weight_de
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -79,7 +78,6 @@ from neurosim.models import LIF, NeuronParams, NeuronState, heaviside, neuron_st
 from .surrogate import make_spike_fn
 
 MANIFOLDS = ("lorentz", "sphere", "euclidean")
-CHECKPOINT_VERSION = 1
 
 
 # ------------------------------------------------------------------------------- manifolds
@@ -380,7 +378,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     from tqdm.auto import tqdm
 
     from .graphs import make_graph
-    from .trainer import _resume, epoch_lr, plot_curve, write_metrics
+    from .trainer import _resume, epoch_lr, plot_curve, write_checkpoint
 
     opts = Options.parse(dict(config.rule_options))
     graph = make_graph(config.task, config.seed, config.task_options)
@@ -411,11 +409,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
                 raise NeurosimError(f"epoch {epoch + 1}: the loss is not finite (the manifold state diverged); "
                                     "use a smaller --lr or --rule-option step")
             history.append(dict(epoch=epoch, **ev, seconds=seconds))
-            buf = io.BytesIO()
-            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-            write_bytes(ckpt, buf.getvalue())
-            write_metrics(run_dir / "metrics.csv", history)
+            write_checkpoint(run_dir, config, epoch, history, model=model.state_dict(), optimizer=opt.state_dict())
     finally:
         bar.close()
     plot_curve(run_dir / "curve.png", history, config)

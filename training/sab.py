@@ -40,7 +40,6 @@ readout over the masked steps (digits).
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict
@@ -291,7 +290,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     from tqdm.auto import tqdm
 
     from .tasks import make_task
-    from .trainer import CHECKPOINT_VERSION, _resume, _to_batch, epoch_lr, plot_curve, write_metrics
+    from .trainer import _resume, _to_batch, epoch_lr, plot_curve, write_checkpoint
 
     for flag, value, default in (("--k", config.k, None), ("--budget", config.budget, None)):
         if value != default:
@@ -335,11 +334,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
             test_loss, test_acc = evaluate(model, task.test, task)
             history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,
                                 test_loss=test_loss, test_acc=test_acc, seconds=seconds))
-            buf = io.BytesIO()
-            torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-            write_bytes(ckpt, buf.getvalue())
-            write_metrics(run_dir / "metrics.csv", history)
+            write_checkpoint(run_dir, config, epoch, history, model=model.state_dict(), optimizer=opt.state_dict())
     finally:
         bar.close()
     plot_curve(run_dir / "curve.png", history, config, task.bar)

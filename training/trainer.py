@@ -204,11 +204,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
             history.append(row)
             if world.main:
-                buf = io.BytesIO()
-                torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch,
-                            "model": model.state_dict(), "optimizer": opt.state_dict(), "history": history}, buf)
-                write_bytes(ckpt_path, buf.getvalue())
-                write_metrics(run / "metrics.csv", history)
+                write_checkpoint(run, config, epoch, history, model=model.state_dict(), optimizer=opt.state_dict())
             if on_epoch:
                 on_epoch(row)
     except torch.cuda.OutOfMemoryError:
@@ -241,6 +237,16 @@ def _resume(path: Path, config: TrainConfig, model: SNN,
         raise NeurosimError(f"{path}: model: does not fit this run ({type(exc).__name__}: {first})") from None
     load_optimizer(path, opt, state.get("optimizer"))
     return history, epoch + 1
+
+
+def write_checkpoint(run: Path, config: Any, epoch: int, history: list[dict[str, float]], **state: Any) -> None:
+    """RUN/checkpoint.pt (version, config, epoch, history and the tensors in `state`) and
+    RUN/metrics.csv after epoch `epoch`, each atomically; `read_checkpoint` reads it back."""
+    buf = io.BytesIO()
+    torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch, "history": history,
+                **state}, buf)
+    write_bytes(run / "checkpoint.pt", buf.getvalue())
+    write_metrics(run / "metrics.csv", history)
 
 
 def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[dict[str, float]]]:
