@@ -182,7 +182,6 @@ def plot_cost(rows: list[dict], path: Path) -> None:
 def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> list[float]:
     """Test accuracy after each epoch; the loop of training.trainer.train (same seeds, shuffles,
     schedule, clipping), with task and network options it does not expose."""
-    import numpy as np
     import torch
 
     from training.layers import from_network
@@ -190,7 +189,7 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> list[float]:
     from training.ratebp import ConvSNN, conv_network
     from training.rules import Batch, BudgetedBPTT, make_rule
     from training.tasks import make_task
-    from training.trainer import TrainConfig, epoch_lr, evaluate
+    from training.trainer import TrainConfig, epoch_lr, evaluate, shuffled
 
     torch.set_num_threads(1)
     task = make_task(exp["task"], seed=seed, **exp.get("task_kw", {}))
@@ -203,12 +202,12 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> list[float]:
         model = from_network(net)
     opt = torch.optim.Adam(model.parameters(), lr=exp["lr"])
     rule = BudgetedBPTT("4MB", "mixed") if rule_name == "budgeted" else make_rule(rule_name, seed=seed)
-    schedule = TrainConfig(lr=exp["lr"], epochs=exp["epochs"])
+    schedule = TrainConfig(lr=exp["lr"], epochs=exp["epochs"], seed=seed)
     n, accs = len(task.train), []
     for epoch in range(exp["epochs"]):
         for group in opt.param_groups:
             group["lr"] = epoch_lr(schedule, epoch)
-        order = np.random.default_rng([seed, epoch]).permutation(n)
+        order = shuffled(schedule, epoch, n)
         for lo in range(0, n, 32):
             idx = order[lo:lo + 32]
             x = torch.as_tensor(task.train.inputs[idx]).transpose(0, 1).contiguous()

@@ -173,7 +173,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     """Train per `config` (a training.trainer.TrainConfig) into `run_dir`; see the module docstring."""
     from tqdm.auto import tqdm
 
-    from .trainer import epoch_lr, plot_curve, write_checkpoint
+    from .trainer import epoch_lr, plot_curve, shuffled, write_checkpoint
 
     o = parse_options(config.rule_options)
     if config.task_options:
@@ -200,7 +200,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
-            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            order = shuffled(config, epoch, n)
             factor = epoch_lr(config, epoch) / config.lr
             for group, lr in zip(opt.param_groups, base_lr):
                 group["lr"] = lr * factor
@@ -275,13 +275,9 @@ def load_weights(path: str | Path) -> tuple[E.Params, int, float, str]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise NeurosimError(f"{path}: no checkpoint to resume from")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise NeurosimError(f"{path}: not a readable neurosim checkpoint ({type(exc).__name__}: {first})") from None
+    from .trainer import load_tensors
+
+    state = load_tensors(path)
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise NeurosimError(f"{path}: not an EP checkpoint of version {CHECKPOINT_VERSION}")
     return state

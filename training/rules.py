@@ -220,12 +220,13 @@ class BudgetedBPTT(Rule):
         (:meth:`measure_working`) plus 5 full states (the running state and its successor in a
         no-grad sweep, the gradient carried between blocks, an unpacked stored state and one
         being packed); measured once per rule for its own block."""
-        if block is not None and block != self.block:
-            return self.measure_working(model, batch, block) + 5 * state_nbytes(model.initial_state(batch.inputs.shape[1]))
-        if self.working_bytes is None:
-            full = state_nbytes(model.initial_state(batch.inputs.shape[1]))
-            self.working_bytes = self.measure_working(model, batch) + 5 * full
-        return self.working_bytes
+        block = self.block if block is None else block
+        if block == self.block and self.working_bytes is not None:
+            return self.working_bytes
+        working = self.measure_working(model, batch, block) + 5 * state_nbytes(model.initial_state(batch.inputs.shape[1]))
+        if block == self.block:
+            self.working_bytes = working
+        return working
 
     def slots(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Hidden-state slots that fit the budget for this model and batch size with blocks of
@@ -261,8 +262,9 @@ class BudgetedBPTT(Rule):
         CALL_COST: one autograd call plus a stored state's pack and unpack, in no-graph steps
         (fitted on bench/bptt_memory.py's T = 1000 runs). The working memory is measured for
         blocks of 1, 2 and 4 steps and extrapolated linearly from 2 and 4 (the first step also
-        pays the parameters' gradients). Candidates whose working memory leaves no slot are skipped; the estimates are kept in `estimates`. A budget given as a
-        number of states bounds stored states, not the working memory a longer block adds: 1."""
+        pays the parameters' gradients). Candidates whose working memory leaves no slot are
+        skipped; the estimates are kept in `estimates`. A budget given as a number of states
+        bounds stored states, not the working memory a longer block adds: 1."""
         T = batch.steps
         counted = isinstance(self.budget, int) and not isinstance(self.budget, bool)
         if self.alpha is None:

@@ -290,7 +290,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     from tqdm.auto import tqdm
 
     from .tasks import make_task
-    from .trainer import _resume, _to_batch, epoch_lr, plot_curve, write_checkpoint
+    from .trainer import _resume, _to_batch, epoch_lr, plot_curve, shuffled, write_checkpoint
 
     for flag, value, default in (("--k", config.k, None), ("--budget", config.budget, None)):
         if value != default:
@@ -316,7 +316,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
-            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            order = shuffled(config, epoch, n)
             for group in opt.param_groups:
                 group["lr"] = epoch_lr(config, epoch)
             loss_sum, correct, counted = 0.0, 0, 0

@@ -181,7 +181,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
-            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            order = shuffled(config, epoch, n)
             for group in opt.param_groups:
                 group["lr"] = epoch_lr(config, epoch)
             loss_sum, correct = 0.0, 0
@@ -255,13 +255,7 @@ def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[
     The file is data, never code: torch.load with weights_only (no unpickling of arbitrary
     objects), then version, config, epoch and history are type-checked; any defect is a
     NeurosimError naming the file and the field. The caller checks its own weights."""
-    if not path.exists():
-        raise NeurosimError(f"{path}: no checkpoint to resume from")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise NeurosimError(f"{path}: not a readable neurosim checkpoint ({type(exc).__name__}: {first})") from None
+    state = load_tensors(path)
     if not isinstance(state, dict):
         raise NeurosimError(f"{path}: not a neurosim checkpoint (expected a dict of tensors)")
     if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
@@ -275,6 +269,24 @@ def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[
             for r in history)):
         raise NeurosimError(f"{path}: history: expected {epoch + 1} rows of named numbers")
     return state, epoch, [dict(r) for r in history]
+
+
+def load_tensors(path: Path) -> Any:
+    """torch.load(path) with weights_only (data, never code); a missing or unreadable file is a
+    NeurosimError naming it."""
+    if not path.exists():
+        raise NeurosimError(f"{path}: no checkpoint to resume from")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise NeurosimError(f"{path}: not a readable neurosim checkpoint ({type(exc).__name__}: {first})") from None
+
+
+def shuffled(config: Any, epoch: int, n: int) -> np.ndarray:
+    """The order of the n training samples in `epoch`: a generator seeded with (seed, epoch), so
+    a run resumed at any epoch sees the same batches as an uninterrupted one."""
+    return np.random.default_rng([config.seed, epoch]).permutation(n)
 
 
 def load_optimizer(path: Path, opt: torch.optim.Optimizer, state: Any) -> None:
