@@ -118,18 +118,14 @@ def parse_options(options: dict[str, Any]) -> EPOptions:
 def digits_static(seed: int, n_train: int | None = None, n_test: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, label_train, x_test, label_test): x (n, 64) float32 in [0, 1], labels int64."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from .tasks import digit_images
 
     n_tr = 1437 if n_train is None else n_train
     n_te = 360 if n_test is None else n_test
     if n_tr < 10 or n_te < 10 or n_tr + n_te > N_DIGITS:
         raise NeurosimError(f"--n-train/--n-test: expected each >= 10 and a sum <= {N_DIGITS}, got {n_tr} + {n_te}")
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    labels = data.target.astype(np.int64)
-    tr, te = train_test_split(np.arange(N_DIGITS), train_size=n_tr, test_size=n_te, stratify=labels,
-                              random_state=seed % 2**32)
+    images, labels, tr, te = digit_images(seed, n_tr, n_te)
+    x = images.reshape(N_DIGITS, 64)
     return x[tr], labels[tr], x[te], labels[te]
 
 

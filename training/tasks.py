@@ -458,6 +458,24 @@ DIGITS_DEFAULTS: dict[str, Any] = dict(mode="rows", row_steps=10, pixel_steps=1,
 N_DIGITS = 1797  # sklearn.datasets.load_digits: 1797 8x8 images, intensities 0..16
 
 
+def digit_images(seed: int, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits and the split every digits task uses: (images
+    (1797, 8, 8) float32 in [0, 1], labels int64, train indices, test indices) from
+    ``train_test_split(stratify=label, random_state=seed % 2**32)``. Sizes are checked by the caller."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise NetworkError("digits", "needs scikit-learn (the 'train' extra: pip install neurosim[train])") from e
+
+    data = load_digits()
+    images = (data.images / 16.0).astype(np.float32)
+    labels = data.target.astype(np.int64)
+    tr_idx, te_idx = train_test_split(np.arange(N_DIGITS), train_size=n_train, test_size=n_test, stratify=labels,
+                                      random_state=seed % 2**32)
+    return images, labels, tr_idx, te_idx
+
+
 def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -> Task:
     """Sequential or static digits from scikit-learn's bundled 8x8 digits
     (``sklearn.datasets.load_digits``: 1797 images, intensities x in 0..16, shipped with sklearn).
@@ -497,17 +515,7 @@ def digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -
     if n_tr < 10 or n_tr + n_te > N_DIGITS:
         raise NetworkError(f"{name}.n_train", f"expected n_train >= 10 and n_train + n_test <= {N_DIGITS}, "
                                               f"got {n_tr} + {n_te}")
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError as e:
-        raise NetworkError(name, "needs scikit-learn (the 'train' extra: pip install neurosim[train])") from e
-
-    data = load_digits()
-    images = (data.images / 16.0).astype(np.float32)           # (1797, 8, 8) in [0, 1]
-    labels = data.target.astype(np.int64)
-    tr_idx, te_idx = train_test_split(np.arange(N_DIGITS), train_size=n_tr, test_size=n_te, stratify=labels,
-                                      random_state=seed % 2**32)
+    images, labels, tr_idx, te_idx = digit_images(seed, n_tr, n_te)
     if mode == "rows":
         steps, n_in, readout = 8 * row_steps, 8, row_steps
 
