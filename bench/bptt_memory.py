@@ -98,6 +98,7 @@ def memory_worker(cfg: dict) -> dict:
     budgeted = cfg["method"] == "budgeted"
     return dict(cfg, loss=loss, peak_bytes=max(mem.peak, 0), state_bytes=state_nbytes(model.initial_state(cfg["batch"])),
                 alpha=rule.alpha if budgeted else None, slots=rule.slots(model, batch) if budgeted else None,
+                graph_units=rule.graph_units(model, batch, rule.block) if budgeted else None,
                 working_bytes=rule.working_bytes if budgeted else None, chosen_block=rule.block if budgeted else None)
 
 
@@ -173,7 +174,7 @@ def main() -> int:
                             continue
                         wb = r["chosen_block"]  # w, or what 'auto' chose
                         n = -(-T // wb)
-                        p = plan(n, min(r["slots"], n), policy, alpha=r["alpha"] * wb)
+                        p = plan(n, min(r["slots"], n), policy, alpha=r["graph_units"])
                         group.append(dict(r, predicted=p.cost * wb / T, budget_fraction=frac))
             seg = max(1, int(round(math.sqrt(T))))
             group.append(dict(run_worker("memory", dict(base, method="checkpoint", segment=seg)), predicted=2.0))

@@ -217,7 +217,7 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> list[float]:
             if exp.get("clip"):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), exp["clip"])
             opt.step()
-        accs.append(evaluate(model, task.test)[1])
+        accs.append(evaluate(model, task.test, task)[1])
     return accs
 
 

@@ -179,7 +179,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeyp
 
 def test_resume_refuses_other_config_and_tampered_checkpoint(tmp_path):
     train(_cfg(epochs=1), tmp_path, progress=False)
-    with pytest.raises(NeurosimError, match="another configuration"):
+    with pytest.raises(NeurosimError, match=r"config: .*--lr [0-9.e-]+ there, 0.1 here"):
         train(_cfg(epochs=1, lr=0.1), tmp_path, resume=True, progress=False)
 
     class Evil:

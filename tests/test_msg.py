@@ -224,12 +224,15 @@ _CLI = ["train", "--task", "sbm", "--rule", "msg", "--hidden", "4", "--lr", "0.0
 def test_cli_msg_writes_the_run_files(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(_CLI + ["--epochs", "2", "--out", str(run)]) == 0
-    assert "test accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
     for name in ("checkpoint.pt", "metrics.csv", "curve.png", "config.json"):
         assert (run / name).stat().st_size > 0
     with open(run / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 and {"train_acc", "val_acc", "test_acc", "seconds"} <= set(rows[0])
+    best = max(rows, key=lambda r: float(r["val_acc"]))  # the first of equal maxima, as the CLI picks
+    assert (f"best validation accuracy {float(best['val_acc']):.3f} at epoch {int(best['epoch']) + 1}: "
+            f"test accuracy {float(best['test_acc']):.3f}") in out
     before = (run / "metrics.csv").read_bytes()
     assert main(_CLI + ["--epochs", "2", "--out", str(run), "--resume"]) == 0  # all epochs done: nothing to run
     assert (run / "metrics.csv").read_bytes() == before
@@ -264,7 +267,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, baseline
     assert strip(resumed["history"]) == strip(whole["history"])
     for a, b in zip(whole["model"].state_dict().values(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b)
-    with pytest.raises(NeurosimError, match="another configuration"):
+    with pytest.raises(NeurosimError, match=r"config: .*--lr [0-9.e-]+ there, 0.02 here"):
         train(TrainConfig(**{**config.__dict__, "lr": 0.02}), tmp_path / "cut", resume=True, progress=False)
 
 

@@ -228,7 +228,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeyp
     for k, p in straight["model"].state_dict().items():
         assert torch.equal(p, resumed["model"].state_dict()[k]), k
     assert [r["train_loss"] for r in straight["history"]] == [r["train_loss"] for r in resumed["history"]]
-    with pytest.raises(NeurosimError, match="another configuration"):
+    with pytest.raises(NeurosimError, match=r"config: .*--lr [0-9.e-]+ there, 0.1 here"):
         train(_cfg(lr=0.1), tmp_path / "c", resume=True, progress=False)
     (tmp_path / "c" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(NeurosimError, match="not a readable neurosim checkpoint"):

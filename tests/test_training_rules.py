@@ -85,7 +85,7 @@ def test_resume_refuses_other_config_and_tampered_checkpoint(tmp_path):
     from neurosim.errors import NeurosimError
 
     train(_cfg(epochs=1), tmp_path, progress=False)
-    with pytest.raises(NeurosimError, match="another configuration"):
+    with pytest.raises(NeurosimError, match=r"config: .*--lr [0-9.e-]+ there, 0.1 here"):
         train(_cfg(epochs=1, lr=0.1), tmp_path, resume=True, progress=False)
 
     class Evil:
@@ -158,11 +158,12 @@ def test_budgeted_block_pays_its_working_memory_from_a_byte_budget():
         make_rule("budgeted", budget="1KB", block=4).slots(m, batch)
 
 
+@pytest.mark.parametrize("policy", ["hsm", "ism", "mixed"])
 @pytest.mark.parametrize("block", [1, 4, 16])
-def test_byte_budget_bounds_the_measured_peak(block):
+def test_byte_budget_bounds_the_measured_peak(block, policy):
     """A byte budget bounds the iteration's peak of live tensor bytes (training.memory.LiveBytes)
-    within 1%: the stored states plus the measured working memory of one block fit into it,
-    and the gradient stays BPTT's."""
+    within 1%: the stored states and step graphs (each graph with the input state it holds) plus
+    the measured working memory of one block fit into it, and the gradient stays BPTT's."""
     from training.memory import LiveBytes
 
     net = recurrent_network(10, 64, 2, model="alif", seed=1)
@@ -174,7 +175,7 @@ def test_byte_budget_bounds_the_measured_peak(block):
         make_rule("bptt").backward(m, batch)
     ref = {k: p.grad.clone() for k, p in m.weights.items()}
     budget = int(0.15 * full.peak)
-    rule = make_rule("budgeted", budget=str(budget), policy="hsm", block=block)
+    rule = make_rule("budgeted", budget=str(budget), policy=policy, block=block)
     m.zero_grad(set_to_none=True)
     with LiveBytes() as mem:
         rule.backward(m, batch)
@@ -321,3 +322,49 @@ def test_cli_train_names_the_rule_for_a_method_only_task(tmp_path, capsys):
     assert main(["train", "--task", "sbm", "--rule", "bptt", "--no-progress", "--out", str(out)]) == 2
     assert "--task sbm: trained by --rule msg, not by bptt" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_byte_budget_holds_when_a_later_batch_is_larger():
+    """The rule measures its working memory and alpha per batch shape: a run whose first batch is
+    small (e.g. a resumed epoch's short tail) and whose next is large stays within the budget (1%)."""
+    from training.memory import LiveBytes
+
+    net = recurrent_network(10, 64, 2, model="alif", seed=1)
+    g = torch.Generator().manual_seed(3)
+
+    def batch(B):
+        return Batch((torch.rand(300, B, 10, generator=g) < 0.1).float(), torch.arange(B) % 2,
+                     torch.arange(300) >= 270)
+
+    m = from_network(net)
+    big = batch(16)
+    with LiveBytes() as full:
+        make_rule("bptt").backward(m, big)
+    budget = int(0.06 * full.peak)
+    rule = make_rule("budgeted", budget=str(budget), policy="hsm", block=4)
+    rule.backward(m, batch(2))
+    small_working = rule.working_bytes
+    m.zero_grad(set_to_none=True)
+    with LiveBytes() as mem:
+        rule.backward(m, big)
+    assert rule.working_bytes > 2 * small_working  # measured again for 16 trials (80 KB -> 280 KB here)
+    assert mem.peak <= 1.01 * budget, (mem.peak, budget)
+
+
+def test_resume_extends_a_constant_rate_run_and_refuses_to_rescale_a_cosine_one(tmp_path):
+    """--resume with more --epochs continues a constant-rate run to exactly the weights of an
+    uninterrupted longer run; a cosine schedule's rates depend on --epochs, so it is refused
+    naming the option, as is asking for fewer epochs than are done."""
+    from neurosim.errors import NeurosimError
+
+    straight = train(_cfg(epochs=2, schedule="constant"), tmp_path / "a", progress=False)
+    train(_cfg(epochs=1, schedule="constant"), tmp_path / "b", progress=False)
+    extended = train(_cfg(epochs=2, schedule="constant"), tmp_path / "b", resume=True, progress=False)
+    for k, p in straight["model"].state_dict().items():
+        assert torch.equal(p, extended["model"].state_dict()[k]), k
+    assert [r["train_loss"] for r in extended["history"]] == [r["train_loss"] for r in straight["history"]]
+    with pytest.raises(NeurosimError, match="run has done 2 epochs, more than --epochs 1"):
+        train(_cfg(epochs=1, schedule="constant"), tmp_path / "b", resume=True, progress=False)
+    train(_cfg(epochs=1, schedule="cosine"), tmp_path / "c", progress=False)
+    with pytest.raises(NeurosimError, match="--epochs 1 there, 2 here.*cosine schedule sets every epoch's rate"):
+        train(_cfg(epochs=2, schedule="cosine"), tmp_path / "c", resume=True, progress=False)

@@ -68,7 +68,8 @@ def test_code_in_a_checkpoint_never_runs(tmp_path, checkpoint, capsys):
 @pytest.mark.parametrize("change,message", [
     (lambda s: s.pop("model"), "model: expected a state dict"),
     (lambda s: s.update(epoch=True), "epoch: expected a whole number"),
-    (lambda s: s.update(epoch=7), "epoch: expected a whole number in [0, 2)"),
+    (lambda s: s.update(epoch=7), "epoch: the run has done 8 epochs, more than --epochs 2"),
+    (lambda s: s.update(epoch=-1), "epoch: expected a whole number >= 0"),
     (lambda s: s.update(history=["a"]), "history: expected 1 rows"),
     (lambda s: s["history"][0].update(train_loss="x"), "history: expected 1 rows"),
     (lambda s: s["model"].update({"weights.in_hidden": s["model"]["weights.in_hidden"][:2]}), "model: does not fit"),
@@ -76,7 +77,7 @@ def test_code_in_a_checkpoint_never_runs(tmp_path, checkpoint, capsys):
     (lambda s: s["optimizer"].update(param_groups=[]), "optimizer: does not fit"),
     (lambda s: s["optimizer"]["state"][0].update(exp_avg=s["optimizer"]["state"][0]["exp_avg"][:1]),
      "optimizer: state 'exp_avg' of shape"),
-], ids=["no-model", "bool-epoch", "epoch-range", "history-rows", "history-values", "weight-shape", "weight-missing",
+], ids=["no-model", "bool-epoch", "epoch-range", "negative-epoch", "history-rows", "history-values", "weight-shape", "weight-missing",
         "optimizer-groups", "optimizer-moments"])
 def test_malformed_checkpoints_are_refused_in_one_line(tmp_path, checkpoint, capsys, change, message):
     import torch

@@ -156,6 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if last:
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "
               f"test accuracy {last['test_acc']:.3f}")
+    if last and "val_acc" in last:  # model selection: report the test accuracy at the best validation epoch
+        best = max(result["history"], key=lambda row: row["val_acc"])
+        print(f"best validation accuracy {best['val_acc']:.3f} at epoch {int(best['epoch']) + 1}: "
+              f"test accuracy {best['test_acc']:.3f}")
     files = result.get("files", ("model.h5", "metrics.csv", "curve.png", "checkpoint.pt"))
     print(f"wrote {args.out}/{', '.join(files)}")
     return 0

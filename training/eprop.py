@@ -213,4 +213,4 @@ class EProp(Rule):
                         eb = ebar.get(r.name)
                         if eb is not None:
                             r.add_grad(torch.einsum("bj,bij->ij", sig, eb.expand(-1, -1, sig.shape[1])))
-        return RuleOutput(loss, obj.mean_readout())
+        return RuleOutput(loss, obj.readouts)

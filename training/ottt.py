@@ -290,4 +290,4 @@ class OTTT(Rule):
                     torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-        return RuleOutput(loss, obj.mean_readout())
+        return RuleOutput(loss, obj.readouts)

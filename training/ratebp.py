@@ -217,7 +217,7 @@ class RateBP(Rule):
             # sum_t z[t]: history slot 0 summed over the steps holds z[0..T-2]; add the last step
             rate = (hist_sum[0][:, :model.n_neurons] + state.neurons.z) / T
             self._rate_backward(model, view, [h / T for h in hist_sum], rate, elig.eligibility(), acc["drive"])
-        return RuleOutput(acc["loss"], obj.mean_readout())
+        return RuleOutput(acc["loss"], obj.readouts)
 
     def _rate_backward(self, model: SNN, view: LocalView, hist: list[torch.Tensor], rate: torch.Tensor,
                        e: torch.Tensor, drive: torch.Tensor) -> None:

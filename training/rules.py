@@ -49,10 +49,15 @@ class Batch:
 
 @dataclass(frozen=True)
 class RuleOutput:
-    """loss: the batch loss; readout: mean readout potential over the masked steps (B, n_out)."""
+    """loss: the batch loss; readouts: the readout potential (B, n_out) at each masked step."""
 
     loss: float
-    readout: torch.Tensor
+    readouts: dict[int, torch.Tensor]
+
+    @property
+    def readout(self) -> torch.Tensor:
+        """Mean readout potential over the masked steps, (B, n_out)."""
+        return torch.stack([self.readouts[t] for t in sorted(self.readouts)]).mean(0)
 
 
 class Objective:
@@ -79,9 +84,6 @@ class Objective:
             return F.cross_entropy(v, y, reduction="mean") * self.weight
         return F.mse_loss(v, y[:, t].to(v.dtype), reduction="mean") * self.weight
 
-    def mean_readout(self) -> torch.Tensor:
-        return torch.stack([self.readouts[t] for t in sorted(self.readouts)]).mean(0)
-
 
 class Rule(ABC):
     """A credit-assignment rule: `backward` accumulates `.grad` of the model's parameters."""
@@ -106,7 +108,7 @@ class BPTT(Rule):
             state = model.step(state, batch.inputs[t])
             total = total + obj(state, t)
         total.backward()
-        return RuleOutput(float(total.detach()), obj.mean_readout())
+        return RuleOutput(float(total.detach()), obj.readouts)
 
 
 class TruncatedBPTT(Rule):
@@ -132,7 +134,7 @@ class TruncatedBPTT(Rule):
             if chunk.requires_grad:
                 chunk.backward()
             loss += float(chunk.detach())
-        return RuleOutput(loss, obj.mean_readout())
+        return RuleOutput(loss, obj.readouts)
 
 
 class BudgetedBPTT(Rule):
@@ -161,6 +163,19 @@ class BudgetedBPTT(Rule):
         self.alpha: Optional[float] = None  # measured: bytes of one step's graph / hidden state
         self.working_bytes: Optional[int] = None  # measured: peak of one block's graph and backward
         self.estimates: dict[int, float] = {}  # 'auto': estimated time per candidate block, no-graph steps
+        self._shape: Optional[tuple[Any, ...]] = None  # the batch shape alpha and working_bytes are for
+        self._measured: dict[tuple[Any, ...], tuple[Optional[float], Optional[int]]] = {}
+
+    def _measure_for(self, batch: Batch) -> None:
+        """Point `alpha` and `working_bytes` at `batch`'s shape (trials, steps, dtype, device):
+        both scale with the batch, so a larger batch than the first is measured anew."""
+        x = batch.inputs
+        shape = (x.shape[1], x.shape[0], x.dtype, x.device, self.block)
+        if shape != self._shape:
+            if self._shape is not None:
+                self._measured[self._shape] = (self.alpha, self.working_bytes)
+            self._shape = shape
+            self.alpha, self.working_bytes = self._measured.get(shape, (None, None))
 
     def measure_alpha(self, model: SNN, batch: Batch) -> float:
         """Internal-state size of one step (bytes autograd saves, storages counted once) over
@@ -183,6 +198,17 @@ class BudgetedBPTT(Rule):
         known = {x.untyped_storage().data_ptr() for x in existing}
         internal = sum(n for k, n in sizes.items() if k not in known)
         return max(internal / stored_state_nbytes(model, batch), 1.0)
+
+    def graph_units(self, model: SNN, batch: Batch, block: int) -> float:
+        """Units (stored hidden states) one stored graph of `block` steps keeps alive:
+        ``block * alpha`` (each step's saved tensors and output state, :meth:`measure_alpha`)
+        plus the unpacked input state the graph holds as its leaves. Consecutive stored graphs
+        share that state with their predecessor's output, so a chain is counted conservatively."""
+        self._measure_for(batch)
+        if self.alpha is None:
+            self.alpha = self.measure_alpha(model, batch)
+        leaves = state_nbytes(model.initial_state(batch.inputs.shape[1]))
+        return self.alpha * block + leaves / stored_state_nbytes(model, batch)
 
     def measure_working(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Peak live bytes (training.memory.LiveBytes) of the work every schedule does besides
@@ -233,6 +259,7 @@ class BudgetedBPTT(Rule):
         `block` steps (default: the rule's). A byte budget first pays for the measured working
         memory (:meth:`measure_working`), so that it bounds the iteration's peak: stored states +
         working memory <= budget."""
+        self._measure_for(batch)
         block = self.block if block is None else block
         counted = isinstance(self.budget, int) and not isinstance(self.budget, bool)
         return self._slots(model, batch, block, None if counted else self.working_memory(model, batch, block))
@@ -265,10 +292,9 @@ class BudgetedBPTT(Rule):
         pays the parameters' gradients). Candidates whose working memory leaves no slot are
         skipped; the estimates are kept in `estimates`. A budget given as a number of states
         bounds stored states, not the working memory a longer block adds: 1."""
+        self._measure_for(batch)
         T = batch.steps
         counted = isinstance(self.budget, int) and not isinstance(self.budget, bool)
-        if self.alpha is None:
-            self.alpha = self.measure_alpha(model, batch)
         working: Optional[Callable[[int], int]] = None
         if not counted:  # measured at 1, 2 and 4 steps, linear beyond: measuring long blocks could pass the budget
             one, two, four = (self.working_memory(model, batch, min(w, T)) for w in (1, 2, 4))
@@ -280,7 +306,7 @@ class BudgetedBPTT(Rule):
             except NetworkError:
                 continue
             n_blocks = -(-T // w)
-            plan = _cached_plan(n_blocks, min(slots, n_blocks), self.policy, self.alpha * w)
+            plan = _cached_plan(n_blocks, min(slots, n_blocks), self.policy, self.graph_units(model, batch, w))
             self.estimates[w] = plan.cost * w + CALL_COST * n_blocks
         if not self.estimates:
             self.slots(model, batch, 1)  # raises the budget error for the smallest block
@@ -294,7 +320,8 @@ class BudgetedBPTT(Rule):
         flat0, unflatten = flatten_state(state0)
 
         if self.auto and not self.estimates:
-            self.block, self.working_bytes = self.choose_block(model, batch), None
+            self.block = self.choose_block(model, batch)
+        self._measure_for(batch)
         w, T = self.block, batch.steps
 
         def step(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -304,14 +331,13 @@ class BudgetedBPTT(Rule):
                 loss = obj(s, t) if loss is None else loss + obj(s, t)
             return flatten_state(s)[0], loss
 
-        if self.alpha is None:
-            self.alpha = self.measure_alpha(model, batch)
         n_blocks = -(-T // w)
-        schedule = _cached_plan(n_blocks, min(self.slots(model, batch), n_blocks), self.policy, self.alpha * w)
+        schedule = _cached_plan(n_blocks, min(self.slots(model, batch), n_blocks), self.policy,
+                                self.graph_units(model, batch, w))
         codec = StateCodec(model, batch)
         loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable_flags(flat0),
                                  codec=(codec.pack, codec.unpack))
-        return RuleOutput(float(loss), obj.mean_readout())
+        return RuleOutput(float(loss), obj.readouts)
 
 
 class StateCodec:

@@ -35,8 +35,8 @@ Rule options (``--rule-option KEY=VALUE``):
 
 ``--hidden``, ``--lr``, ``--batch-size``, ``--epochs``, ``--clip``, ``--schedule``, ``--seed`` and,
 for lif/alif, ``--surrogate``, ``--tau-adapt``, ``--adapt`` have their usual meaning. Accuracy is
-per recalled character (copy), per sequence within the task's tolerance (adding), or of the mean
-readout over the masked steps (digits).
+training.scoring.score's: per recalled character (copy), per sequence within the task's tolerance
+(adding), or of the mean readout over the masked steps (digits).
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ from neurosim.errors import NeurosimError
 
 from .rules import Batch
 from .sab_models import SPARSIFIERS, Attention, LSTMCell, SABNet, SpikingCell, detach_tree
+from .scoring import score
 
 METHODS = ("sab", "bptt", "tbptt")
 CELLS = ("lstm", "lif", "alif")
@@ -243,24 +244,7 @@ def gradients(model: SABNet, batch: Batch, opts: dict[str, Any]) -> tuple[float,
 
 
 # ------------------------------------------------------------------------------------------------
-# scores
-
-
-def score(outs: dict[int, torch.Tensor], batch: Batch, task: Any) -> tuple[int, int]:
-    """(correct, counted): recalled characters (per-step classes), sequences (labels, mean readout
-    over the masked steps), or sequences within the task's tolerance (regression)."""
-    tgt = batch.targets
-    if tgt.ndim == 1:
-        mean = torch.stack(list(outs.values())).mean(0)
-        return int((mean.argmax(1) == tgt).sum()), len(tgt)
-    if task.kind == "classification":
-        ok = sum(int((y.argmax(1) == tgt[:, t].argmax(1)).sum()) for t, y in outs.items())
-        return ok, len(outs) * tgt.shape[0]
-    tol = float(task.params.get("tolerance", 0.04))
-    ok = torch.ones(tgt.shape[0], dtype=torch.bool, device=tgt.device)
-    for t, y in outs.items():
-        ok &= ((y - tgt[:, t]).abs() <= tol).all(1)
-    return int(ok.sum()), tgt.shape[0]
+# evaluation
 
 
 def evaluate(model: SABNet, split: Any, task: Any, batch_size: int = 256) -> tuple[float, float]:
@@ -274,7 +258,7 @@ def evaluate(model: SABNet, split: Any, task: Any, batch_size: int = 256) -> tup
             b = _to_batch(split, np.arange(lo, min(lo + batch_size, n)), dtype, dev)
             value, outs = forward_graph(model, b)
             loss += float(value) * b.inputs.shape[1]
-            ok, cnt = score(outs, b, task)
+            ok, cnt = score(task, outs, b.targets)
             correct, total = correct + ok, total + cnt
     return loss / n, correct / total
 
@@ -327,7 +311,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
                 if config.clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 opt.step()
-                ok, cnt = score(outs, b, task)
+                ok, cnt = score(task, outs, b.targets)
                 loss_sum, correct, counted = loss_sum + loss * b.inputs.shape[1], correct + ok, counted + cnt
                 bar.update(1)
             seconds = time.perf_counter() - t0

@@ -73,7 +73,9 @@ class Task:
 
     `bar` is accuracy over test samples (per recall window for per-step targets); `bar_source`
     says where it comes from. `channels` maps each input group to its ``(start, stop)`` channels;
-    `params` holds every resolved option and the derived step counts.
+    `params` holds every resolved option and the derived step counts. `windows`: the ``[lo, hi)``
+    step ranges scored as one answer each for per-step class targets (empty: every masked step is
+    one answer); training.scoring.score is the one definition of accuracy.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Task:
     bar_source: str
     channels: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
+    windows: tuple[tuple[int, int], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,7 +443,7 @@ def delayed_copy(seed: int, n_train: int | None, n_test: int | None, **options: 
                 f"then {length} recall windows of {rec} steps; per-step one-hot targets", 0.95,
                 "own criterion (no paper); chance 1/n_symbols",
                 _groups([f"sym={s}" for s in range(n_sym)] + ["go", "noise"], pop),
-                dict(o, **_layout_params(lay)))
+                dict(o, **_layout_params(lay)), tuple((rs + k * rec, rs + (k + 1) * rec) for k in range(length)))
 
 
 def _layout_params(lay: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from . import distributed
 from .layers import SNN, from_network
 from .nets import recurrent_network
 from .rules import Batch, Objective, make_rule
+from .scoring import score
 
 CHECKPOINT_VERSION = 1
 
@@ -83,8 +84,9 @@ def _to_batch(split: Any, idx: np.ndarray, dtype: torch.dtype, device: torch.dev
     return Batch(x, y, torch.as_tensor(np.asarray(split.loss_mask), dtype=torch.bool, device=device))
 
 
-def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, float]:
-    """(mean loss, accuracy or negative MSE) on a split, without gradients."""
+def evaluate(model: SNN, split: Any, task: Any, batch_size: int = 256) -> tuple[float, float]:
+    """(mean loss, accuracy per training.scoring.score) of `model` on `split` of `task`, without
+    gradients."""
     losses, correct, total = [], 0, 0
     with torch.no_grad():
         for lo in range(0, len(split.inputs), batch_size):
@@ -97,11 +99,9 @@ def evaluate(model: SNN, split: Any, batch_size: int = 256) -> tuple[float, floa
                 state = model.step(state, b.inputs[t])
                 loss += float(obj(state, t))
             losses.append(loss * len(idx))
-            if b.targets.ndim == 1:
-                correct += int((obj.mean_readout().argmax(1) == b.targets).sum().item())
-            total += len(idx)
-    acc = correct / total if split.targets.ndim == 1 else float("nan")
-    return float(np.sum(losses) / total), acc
+            ok, counted = score(task, obj.readouts, b.targets)
+            correct, total = correct + ok, total + counted
+    return float(np.sum(losses) / len(split.inputs)), correct / total
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -184,7 +184,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
             order = shuffled(config, epoch, n)
             for group in opt.param_groups:
                 group["lr"] = epoch_lr(config, epoch)
-            loss_sum, correct = 0.0, 0
+            loss_sum, correct, counted = 0.0, 0, 0
             for lo in range(0, n, config.batch_size):
                 idx, stepper.weight = world.shard(order[lo:lo + config.batch_size])
                 count = len(idx) if stepper.weight else 0  # 0: a weight-0 stand-in for an empty shard
@@ -194,13 +194,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                 if not online:
                     stepper.step()
                 loss_sum += out.loss * count
-                if b.targets.ndim == 1 and count:
-                    correct += int((out.readout.argmax(1) == b.targets).sum())
+                if count:
+                    ok, cnt = score(task, out.readouts, b.targets)
+                    correct, counted = correct + ok, counted + cnt
                 bar.update(1)
-            test_loss, test_acc = evaluate(model, task.test) if world.main else (0.0, 0.0)
-            loss_sum, correct, test_loss, test_acc = world.sum([loss_sum, correct, test_loss, test_acc], dev)
-            row = dict(epoch=epoch, train_loss=loss_sum / n,
-                       train_acc=correct / n if task.train.targets.ndim == 1 else float("nan"),
+            test_loss, test_acc = evaluate(model, task.test, task) if world.main else (0.0, 0.0)
+            loss_sum, correct, counted, test_loss, test_acc = world.sum(
+                [loss_sum, correct, counted, test_loss, test_acc], dev)
+            row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
             history.append(row)
             if world.main:
@@ -258,12 +259,29 @@ def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[
     state = load_tensors(path)
     if not isinstance(state, dict):
         raise NeurosimError(f"{path}: not a neurosim checkpoint (expected a dict of tensors)")
-    if state.get("version") != CHECKPOINT_VERSION or state.get("config") != asdict(config):
-        raise NeurosimError(f"{path}: checkpoint was written by another configuration or version; "
-                            "use the same options or a new run directory")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise NeurosimError(f"{path}: version: expected checkpoint version {CHECKPOINT_VERSION}, got "
+                            f"{str(state.get('version'))[:40]}; start a new run directory")
+    saved, wanted = state.get("config"), asdict(config)
+    if isinstance(saved, dict) and saved.get("schedule") == wanted.get("schedule") == "constant" and "epochs" in wanted:
+        saved = dict(saved, epochs=wanted["epochs"])  # a constant rate's run may be extended (or end sooner)
+    if saved != wanted:
+        if not isinstance(saved, dict):
+            raise NeurosimError(f"{path}: config: expected the run's options as a dict")
+        diffs = [f"--{k.replace('_', '-')} {saved.get(k, '(absent)')!r} there, {v!r} here"
+                 for k, v in wanted.items() if saved.get(k, "(absent)") != v]
+        diffs += [f"{k} (unknown here)" for k in saved if k not in wanted]
+        hint = (" (a cosine schedule sets every epoch's rate from --epochs; a constant one can be extended)"
+                if saved.get("epochs") != wanted.get("epochs") and wanted.get("schedule") == "cosine" else "")
+        raise NeurosimError(f"{path}: config: the checkpoint was written with other options ("
+                            f"{'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''}){hint}; resume with "
+                            "the same options or use a new run directory"[:700])
     epoch, history = state.get("epoch"), state.get("history")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < config.epochs:
-        raise NeurosimError(f"{path}: epoch: expected a whole number in [0, {config.epochs}), got {epoch!r}"[:300])
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise NeurosimError(f"{path}: epoch: expected a whole number >= 0, got {epoch!r}"[:300])
+    if epoch >= config.epochs:
+        raise NeurosimError(f"{path}: epoch: the run has done {epoch + 1} epochs, more than --epochs "
+                            f"{config.epochs}; resume with --epochs {epoch + 1} or more")
     if not (isinstance(history, list) and len(history) == epoch + 1 and all(
             isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in r.items())
             for r in history)):
