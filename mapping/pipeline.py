@@ -76,6 +76,9 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     from neurosim import storage
     from neurosim import backends
     from neurosim.simulate import simulate
+    import torch
+
+    from training.scoring import score
     from training.trainer import TrainConfig, train
 
     from .agreement import crosscheck
@@ -109,13 +112,14 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     spikes_in = np.ascontiguousarray(np.asarray(task.test.inputs, bool).transpose(1, 0, 2))  # (T, N, n_in)
     backend = backends.resolve(config.backend)
     sim = simulate(net, {"in": spikes_in}, task.steps, backend=backend, traces={"out": ["v"]}, progress=progress)
-    mask = np.asarray(task.test.loss_mask, bool)
-    predicted = sim.traces["out"]["v"][mask].mean(axis=0).argmax(axis=1)
-    sim_acc = float(np.mean(predicted == np.asarray(task.test.targets)))
+    v_out = torch.as_tensor(sim.traces["out"]["v"])  # (T, N, n_out), scored as training scores torch's readout
+    correct, counted = score(task, {int(t): v_out[t] for t in np.flatnonzero(task.test.loss_mask)},
+                             torch.as_tensor(task.test.targets))
+    sim_acc = correct / counted
     files["simulation"] = os.path.join(out, "simulate.h5")
     storage.save_result(sim, files["simulation"])
     stages[f"simulate test set ({backend})"] = time.perf_counter() - t0
-    log(f"[demo] neurosim ({backend}, float64) on the {len(predicted)} test trials: accuracy {sim_acc:.3f} "
+    log(f"[demo] neurosim ({backend}, float64) on the {len(task.test)} test trials: accuracy {sim_acc:.3f} "
         f"(torch float32: {test_acc:.3f})")
 
     # 3. export ----------------------------------------------------------------------------
