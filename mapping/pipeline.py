@@ -95,7 +95,7 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
                      n_train=config.n_train if config.n_train is not None else DEMO_N_TRAIN.get(config.task),
                      n_test=config.n_test, tau_adapt=config.tau_adapt, clip=config.clip)
     run_dir = os.path.join(out, "train")
-    trained = train(tc, run_dir, progress=progress, device="cpu")
+    trained = train(tc, run_dir, progress=progress, device="cpu", overwrite=True)  # the demo owns its directory
     history, task = trained["history"], trained["task"]
     test_acc = float(history[-1]["test_acc"])
     stages["train"] = time.perf_counter() - t0

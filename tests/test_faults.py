@@ -76,8 +76,8 @@ def test_ctrl_c_during_training_leaves_a_resumable_checkpoint(tmp_path, monkeypa
 
 def test_full_disk_during_training_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    # config.json, then epoch 0's checkpoint and metrics.csv succeed; epoch 1's checkpoint fails.
-    _full_disk_after(monkeypatch, 3)
+    # epoch 0's checkpoint, metrics.csv, config.json and curve.png succeed; epoch 1's checkpoint fails.
+    _full_disk_after(monkeypatch, 4)
     assert main([*TRAIN, "--epochs", "3", "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "checkpoint.pt" in err

@@ -279,7 +279,7 @@ def test_graph_task_trains_on_user_files_and_names_missing_options(tmp_path, cap
     files = [f"--task-option=edges={tmp_path / 'e.txt'}", f"--task-option=features={tmp_path / 'f.csv'}",
              f"--task-option=labels={tmp_path / 'l.txt'}"]
     base = ["train", "--task", "graph", "--rule", "msg", "--hidden", "4", "--epochs", "1", "--no-progress",
-            "--rule-option", "T=3", "--rule-option", "steps=1", "--out", str(tmp_path / "run")]
+            "--rule-option", "T=3", "--rule-option", "steps=1", "--out", str(tmp_path / "run"), "--overwrite"]
     assert main(base + files) == 0
     loaded = load_graph(tmp_path / "e.txt", tmp_path / "f.csv", tmp_path / "l.txt")
     assert np.array_equal(loaded.edges, g.edges) and np.array_equal(loaded.features, g.features)

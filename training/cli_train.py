@@ -18,10 +18,12 @@ def register(sub: Any, positive_int: Any) -> None:
     p = sub.add_parser(
         "train", help="train a recurrent spiking network on a bundled task",
         description="Train input -> recurrent LIF/ALIF -> LI readout on a bundled task with a learning rule. "
-                    "Writes into --out: checkpoint.pt (after every epoch, atomically), metrics.csv, "
-                    "curve.png, config.json and the trained network as model.h5 (neurosim HDF5). "
-                    "--resume continues from the last checkpoint and ends with the same weights as an "
-                    "uninterrupted run.")
+                    "Writes into --out, atomically after every epoch: checkpoint.pt, metrics.csv, curve.png "
+                    "and config.json; at the end, for the rules that train a neurosim network (all but ep, "
+                    "msg and sab, which bring their own models), the trained network as model.h5 (neurosim "
+                    "HDF5). --resume continues from the last checkpoint and ends with the same weights as an "
+                    "uninterrupted run; a run directory that holds a run is refused without --resume or "
+                    "--overwrite.")
     p.add_argument("--task", required=True, choices=TASKS, help="bundled task (no download)")
     p.add_argument("--rule", default="bptt", choices=RULES,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
@@ -80,6 +82,9 @@ def register(sub: Any, positive_int: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling (default 0)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a RUN_DIR that holds a run (without it, such a RUN_DIR is refused: "
+                        "--resume continues it)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="torch device (default auto: CUDA when torch sees a GPU, else CPU)")
     p.add_argument("--nproc", type=positive_int, default=1, metavar="N",
@@ -133,6 +138,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError("--k: rule tbptt needs a truncation length, e.g. --k 50")
     if config.rule == "budgeted" and config.budget is None:
         raise NeurosimError("--budget: rule budgeted needs a budget, e.g. --budget 20 or --budget 64MB")
+    if config.k is not None and config.rule not in ("tbptt", *METHODS):
+        raise NeurosimError(f"--k {config.k}: only rule tbptt truncates")
+    if config.budget is not None and config.rule != "budgeted":
+        raise NeurosimError(f"--budget {config.budget}: only rule budgeted works within a memory budget")
+    if config.policy != "hsm" and config.rule != "budgeted":
+        raise NeurosimError(f"--policy {config.policy}: only rule budgeted chooses what to store")
     if args.block != "auto" and config.rule != "budgeted":
         raise NeurosimError(f"--block {config.block}: only rule budgeted plans over blocks")
     if config.update != "sequence" and config.rule != "ottt":
@@ -144,12 +155,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NeurosimError(f"--nproc {args.nproc}: this process is one of {os.environ['WORLD_SIZE']} ranks "
                                 "started by torchrun; leave --nproc out under torchrun")
     elif args.nproc > 1:
+        if args.nproc > config.batch_size:
+            raise NeurosimError(f"--nproc {args.nproc}: more processes than samples in a batch (--batch-size "
+                                f"{config.batch_size}); every process trains on a share of each batch")
         gpus = torch.cuda.device_count() if pick_device(args.device).type == "cuda" else 0
+        cores = os.cpu_count() or 1
+        if not gpus and args.nproc > cores:
+            raise NeurosimError(f"--nproc {args.nproc}: this machine has {cores} CPU cores; use --nproc {cores} "
+                                "or fewer")
         if 0 < gpus < args.nproc:
             raise NeurosimError(f"--nproc {args.nproc}: NCCL needs one GPU per process and torch sees {gpus}; "
                                 f"use --nproc {gpus} or --device cpu")
         return distributed.launch(args.argv, args.nproc)
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device)
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device,
+                   overwrite=args.overwrite)
     if os.environ.get("RANK", "0") != "0":
         return 0
     last = result["history"][-1] if result["history"] else None

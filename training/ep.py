@@ -37,10 +37,9 @@ returns their names under "files".
 from __future__ import annotations
 
 import io
-import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +168,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     """Train per `config` (a training.trainer.TrainConfig) into `run_dir`; see the module docstring."""
     from tqdm.auto import tqdm
 
-    from .trainer import epoch_lr, plot_curve, shuffled, write_checkpoint
+    from .trainer import epoch_lr, shuffled, write_checkpoint
 
     o = parse_options(config.rule_options)
     if config.task_options:
@@ -188,7 +187,6 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     ckpt = run_dir / "checkpoint.pt"
     if resume:
         history, start = _resume(ckpt, config, params, opt)
-    write_bytes(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
     n = len(xtr)
     batches = (n + config.batch_size - 1) // config.batch_size
     bar = tqdm(total=(config.epochs - start) * batches, desc=f"train digits_static ({o.baseline})", unit="batch",
@@ -225,11 +223,10 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
             history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n, test_loss=test_loss,
                                 test_acc=test_acc, seconds=time.perf_counter() - t0, residual=max(res_max, test_res),
                                 unconverged=missed / batches, free_steps=steps / batches, dead_target=dead / n))
-            write_checkpoint(run_dir, config, epoch, history, optimizer=opt.state_dict(),
+            write_checkpoint(run_dir, config, epoch, history, bar=BAR, optimizer=opt.state_dict(),
                              params={k: v.detach().cpu() for k, v in params.items()})
     finally:
         bar.close()
-    plot_curve(run_dir / "curve.png", history, config, BAR)
     save_weights(run_dir / "weights.pt", params, o)
     task = {"name": "digits_static", "n_in": 64, "n_out": 10, "n_train": n, "n_test": len(xte)}
     return {"history": history, "model": params, "task": task, "bar": BAR,

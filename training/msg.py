@@ -60,10 +60,9 @@ baseline=dvm|bptt (dvm), steps = full-batch Adam steps per epoch (10), weight_de
 """
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -71,7 +70,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 from neurosim.models import LIF, NeuronParams, NeuronState, heaviside, neuron_step
 
@@ -378,7 +376,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     from tqdm.auto import tqdm
 
     from .graphs import make_graph
-    from .trainer import _resume, epoch_lr, plot_curve, write_checkpoint
+    from .trainer import _resume, epoch_lr, write_checkpoint
 
     opts = Options.parse(dict(config.rule_options))
     graph = make_graph(config.task, config.seed, config.task_options)
@@ -392,7 +390,6 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     ckpt = run_dir / "checkpoint.pt"
     if resume:
         history, start = _resume(ckpt, config, model, opt)  # type: ignore[arg-type]
-    write_bytes(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
     bar = tqdm(total=(config.epochs - start) * opts.steps, desc=f"train {config.task} (msg {opts.baseline}, "
                f"{opts.manifold}, T={opts.T})", unit="step", disable=not progress, leave=False)
     try:
@@ -412,6 +409,5 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
             write_checkpoint(run_dir, config, epoch, history, model=model.state_dict(), optimizer=opt.state_dict())
     finally:
         bar.close()
-    plot_curve(run_dir / "curve.png", history, config)
     return {"history": history, "model": model, "task": graph, "bar": None,
             "files": ("checkpoint.pt", "metrics.csv", "curve.png", "config.json")}

@@ -246,6 +246,7 @@ class BudgetedBPTT(Rule):
         (:meth:`measure_working`) plus 5 full states (the running state and its successor in a
         no-grad sweep, the gradient carried between blocks, an unpacked stored state and one
         being packed); measured once per rule for its own block."""
+        self._measure_for(batch)
         block = self.block if block is None else block
         if block == self.block and self.working_bytes is not None:
             return self.working_bytes

@@ -40,9 +40,7 @@ training.scoring.score's: per recalled character (copy), per sequence within the
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -50,7 +48,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 
 from .rules import Batch
@@ -273,13 +270,13 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     curve.png, all atomically; `resume` continues from the checkpoint to the same final weights)."""
     from tqdm.auto import tqdm
 
+    from .methods import METHODS, refuse_unused
     from .tasks import make_task
-    from .trainer import _resume, _to_batch, epoch_lr, plot_curve, shuffled, write_checkpoint
+    from .trainer import _resume, _to_batch, epoch_lr, shuffled, write_checkpoint
 
-    for flag, value, default in (("--k", config.k, None), ("--budget", config.budget, None)):
-        if value != default:
-            raise NeurosimError(f"{flag}: rule sab takes its truncation from --rule-option k_trunc=STEPS")
     opts = parse_options(dict(config.rule_options), config.hidden)
+    if opts["cell"] == "lstm":  # the spiking cells' settings mean nothing to an LSTM
+        refuse_unused(config, METHODS["sab"], ("surrogate", "tau_adapt", "adapt"))
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test,
                      **config.task_options)
     model = build_model(opts, task.n_in, task.n_out, config.hidden, seed=config.seed, dt=task.dt,
@@ -291,7 +288,6 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     start = 0
     if resume:
         history, start = _resume(ckpt, config, model, opt)  # type: ignore[arg-type]
-    write_bytes(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
     n = len(task.train.inputs)
     batches = (n + config.batch_size - 1) // config.batch_size
     bar = tqdm(total=(config.epochs - start) * batches, desc=f"train {config.task} (sab: {opts['method']})",
@@ -318,9 +314,9 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
             test_loss, test_acc = evaluate(model, task.test, task)
             history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,
                                 test_loss=test_loss, test_acc=test_acc, seconds=seconds))
-            write_checkpoint(run_dir, config, epoch, history, model=model.state_dict(), optimizer=opt.state_dict())
+            write_checkpoint(run_dir, config, epoch, history, bar=task.bar, model=model.state_dict(),
+                             optimizer=opt.state_dict())
     finally:
         bar.close()
-    plot_curve(run_dir / "curve.png", history, config, task.bar)
     return {"history": history, "model": model, "task": task, "bar": task.bar, "options": opts,
             "files": ("checkpoint.pt", "metrics.csv", "curve.png", "config.json")}

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,16 +116,41 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-          device: str = "auto", on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, Any]:
+          device: str = "auto", on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt.
+
+    A run_dir that holds a checkpoint is refused unless `resume` (continue it) or `overwrite`
+    (start afresh). A run_dir this call creates is removed again if it fails before its first
+    checkpoint, so a refused option or an early interrupt leaves nothing behind.
 
     Started by torchrun (or ``neurosim train --nproc N``), each rank trains on its shard of every
     batch with gradients averaged to the global batch's (training.distributed); rank 0 writes the
     files. A checkpoint resumes with any number of ranks."""
+    run = Path(run_dir)
+    ckpt = run / "checkpoint.pt"
+    if run.exists() and not run.is_dir():
+        raise NeurosimError(f"{run}: exists and is not a directory; --out expects a run directory")
+    if resume and not ckpt.is_file():
+        raise NeurosimError(f"{ckpt}: no checkpoint to resume from (train without --resume to start the run)")
+    if not resume and not overwrite and ckpt.exists():
+        raise NeurosimError(f"{run}: holds a run already ({ckpt.name}); continue it with --resume, start afresh "
+                            "with --overwrite, or use a new --out directory")
+    created = not run.exists()
+    try:
+        return _dispatch(config, run, resume, progress, device, on_epoch)
+    except BaseException:
+        if created and not ckpt.exists() and os.environ.get("RANK", "0") == "0":
+            shutil.rmtree(run, ignore_errors=True)  # nothing resumable was written: leave no trace
+        raise
+
+
+def _dispatch(config: TrainConfig, run: Path, resume: bool, progress: bool, device: str,
+              on_epoch: Optional[Callable[[dict[str, float]], None]]) -> dict[str, Any]:
     from .methods import METHODS, run_method
 
     if config.rule in METHODS:  # a method with its own model and loop (SAB, EP, MSG)
-        return run_method(config, Path(run_dir), resume=resume, progress=progress, device=pick_device(device))
+        return run_method(config, run, resume=resume, progress=progress, device=pick_device(device))
     from .tasks import TASKS
 
     owners = [name for name, m in METHODS.items() if config.task in m.tasks]
@@ -135,7 +161,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
                             "no rule options (its options have their own flags)")
     world, dev = distributed.init(pick_device(device))
     try:
-        result = _train(config, Path(run_dir), resume, progress and world.main, dev, world, on_epoch)
+        result = _train(config, run, resume, progress and world.main, dev, world, on_epoch)
         world.barrier()  # no rank tears its connections down while another still uses them
         return result
     finally:
@@ -168,8 +194,6 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     if resume:
         history, start = _resume(ckpt_path, config, model, opt)
     world.broadcast(model)
-    if world.main:
-        write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
 
     from tqdm.auto import tqdm
 
@@ -205,7 +229,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
             history.append(row)
             if world.main:
-                write_checkpoint(run, config, epoch, history, model=model.state_dict(), optimizer=opt.state_dict())
+                write_checkpoint(run, config, epoch, history, bar=getattr(task, "bar", None), model=model.state_dict(),
+                                 optimizer=opt.state_dict())
             if on_epoch:
                 on_epoch(row)
     except torch.cuda.OutOfMemoryError:
@@ -220,7 +245,6 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         batch = _to_batch(task.train, idx, model.v0.dtype, model.v0.device)
         raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
     if world.main:
-        plot_curve(run / "curve.png", history, config, getattr(task, "bar", None))
         save(model.to_network(), run / "model.h5")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
 
@@ -240,14 +264,18 @@ def _resume(path: Path, config: TrainConfig, model: SNN,
     return history, epoch + 1
 
 
-def write_checkpoint(run: Path, config: Any, epoch: int, history: list[dict[str, float]], **state: Any) -> None:
-    """RUN/checkpoint.pt (version, config, epoch, history and the tensors in `state`) and
-    RUN/metrics.csv after epoch `epoch`, each atomically; `read_checkpoint` reads it back."""
+def write_checkpoint(run: Path, config: Any, epoch: int, history: list[dict[str, float]], *,
+                     bar: Optional[float] = None, **state: Any) -> None:
+    """The run's files after epoch `epoch`, each atomically: RUN/checkpoint.pt (version, config,
+    epoch, history and the tensors in `state`; `read_checkpoint` reads it back), metrics.csv,
+    config.json and curve.png (test accuracy against `bar` if given)."""
     buf = io.BytesIO()
     torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch, "history": history,
                 **state}, buf)
     write_bytes(run / "checkpoint.pt", buf.getvalue())
     write_metrics(run / "metrics.csv", history)
+    write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
+    plot_curve(run / "curve.png", history, config, bar)
 
 
 def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[dict[str, float]]]:
