@@ -89,11 +89,38 @@ class CrossCheck:
     skipped: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def worst(self, metric: str = "bins", exact_only: bool = False) -> float:
+    def worst(self, metric: str = "bins", exact_only: bool = False) -> Optional[float]:
         """Smallest `metric` over the rows (only the rows of exact targets against their own
-        reference, when `exact_only`: where any difference is a bug); 1.0 when there are none."""
+        reference, when `exact_only`: where any difference is a bug); None when there are no
+        such rows, for nothing was compared."""
         vals = [r.value(metric) for r in self.rows if not exact_only or _is_exact(r)]
-        return min(vals) if vals else 1.0
+        return min(vals) if vals else None
+
+    def comparisons(self, exact: bool) -> list[str]:
+        """'target against reference' of every exact (or every quantised) comparison made."""
+        return list(dict.fromkeys(f"{r.target} against {r.reference}" for r in self.rows if _is_exact(r) == exact))
+
+    def shortfalls(self, metric: str = "bins", minimum: float = 1.0, bar: Optional[str] = None) -> list[str]:
+        """Why this check does not show exact agreement >= `minimum` in `metric`: a target that
+        was skipped (so not checked), no exact comparison at all (quantised comparisons are
+        approximate by design and not held to the bar), or the worst exact agreement below
+        `minimum`. Empty when the bar is met. `bar` names the bar in the messages (default: the
+        number)."""
+        bar = bar or f"{minimum:g}"
+        problems = [f"target {name} was skipped, so it was not checked against {bar} ({reason})"
+                    for name, reason in self.skipped.items()]
+        worst = self.worst(metric, exact_only=True)
+        if worst is None:
+            quantised = self.comparisons(exact=False)
+            exact = [n if t.reference == "neurosim" else f"{n} (against {t.reference})"
+                     for n, t in TARGETS.items() if t.exact]
+            problems.append("no exact comparison was made, so nothing was held to " + bar
+                            + (f" ({', '.join(quantised)}: quantised, approximate by design, not held to it)"
+                               if quantised else "")
+                            + f"; the exact targets are {', '.join(exact)}")
+        elif worst < minimum:
+            problems.append(f"agreement {worst:.6f} ({metric}) is below {bar}")
+        return problems
 
     def table(self) -> str:
         """Markdown table of every row."""
@@ -134,12 +161,21 @@ class CrossCheck:
         write_text(paths["report"], self.markdown(metric, {k: os.path.basename(v) for k, v in paths.items()}))
         return paths
 
+    def _worst_line(self, metric: str) -> str:
+        every, exact = self.worst(metric), self.worst(metric, exact_only=True)
+        if every is None:
+            return "Nothing was compared (no target ran)."
+        line = f"Worst `{metric}` agreement: {_pct(every)}"
+        if exact is None:
+            return line + "; no exact comparison was made (quantised comparisons only)."
+        return line + (f", {_pct(exact)} over the exact comparisons." if exact != every else ".")
+
     def markdown(self, metric: str = "bins", files: Optional[Mapping[str, str]] = None) -> str:
         net = self.network
         out = [f"# Cross-check of `{net.name}`", "",
                f"{self.steps} steps of dt = {net.dt:g} s, {len(net.populations)} populations, "
-               f"{net.n_neurons} neurons; reference: neurosim NumPy float64. Worst `{metric}` "
-               f"agreement: {_pct(self.worst(metric))}.", "", self.table(), ""]
+               f"{net.n_neurons} neurons; reference: neurosim NumPy float64. {self._worst_line(metric)}",
+               "", self.table(), ""]
         if self.skipped:
             out += ["Targets that did not run:", ""]
             out += [f"- **{k}**: {v}" for k, v in self.skipped.items()]
@@ -197,14 +233,34 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 
 
 def parse_targets(text: str) -> list[str]:
-    """'brian2,lava-float' -> ['brian2', 'lava-float'], validated against :data:`TARGETS`."""
+    """'brian2,lava-float' -> ['brian2', 'lava-float'], validated against :data:`TARGETS`
+    (known names, each once)."""
     names = [t.strip() for t in str(text).split(",") if t.strip()]
     if not names:
         raise NetworkError("targets", f"expected a comma-separated list of {', '.join(TARGETS)}")
-    for n in names:
+    for k, n in enumerate(names):
         if n not in TARGETS:
             raise NetworkError("targets", f"unknown target {n!r}; expected some of {', '.join(TARGETS)}")
+        if n in names[:k]:
+            raise NetworkError("targets", f"target {n!r} is named twice; name each target once")
     return names
+
+
+def run_order(names: Sequence[str]) -> list[str]:
+    """`names` with every target's reference target (lava-fixed's 'fixed', added when missing)
+    placed before it, so that a reference runs before what is compared with it."""
+    out: list[str] = []
+
+    def add(name: str) -> None:
+        ref = TARGETS[name].reference
+        if ref in TARGETS and ref not in out:
+            add(ref)
+        if name not in out:
+            out.append(name)
+
+    for n in names:
+        add(n)
+    return out
 
 
 # ------------------------------------------------------------------------------- cross-check
@@ -226,9 +282,7 @@ def crosscheck(
     and handed to the targets as spikes). A target that cannot express the network (ExportError)
     or cannot run here (BackendUnavailable) is listed in ``skipped`` with the reason.
     """
-    names = parse_targets(",".join(targets)) if not isinstance(targets, str) else parse_targets(targets)
-    if "lava-fixed" in names and "fixed" not in names:
-        names.insert(names.index("lava-fixed"), "fixed")
+    names = run_order(parse_targets(",".join(targets)) if not isinstance(targets, str) else parse_targets(targets))
     t0 = time.perf_counter()
     ref = simulate(network, inputs, steps, seed=seed, traces=_v_traces(network) if traces else None)
     seconds = {"neurosim": time.perf_counter() - t0}

@@ -54,13 +54,17 @@ def register(sub: Any, positive_int: Any) -> None:
                    help=f"comma-separated targets among {', '.join(TARGETS)} (default brian2,lava-float,lava-fixed)")
     p.add_argument("--steps", required=True, type=positive_int, metavar="T", help="number of steps")
     p.add_argument("--input", metavar="IN.npz", help="spikes for the SpikeInputs, as for 'neurosim simulate'")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the Poisson inputs (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",  # neurosim.cli makes every --seed parse with seed_arg
+                   help="seed of the Poisson inputs (whole number, 0 <= S < 2**63, default 0)")
     p.add_argument("--report", required=True, metavar="DIR", help="report directory (created if missing)")
     p.add_argument("--metric", default="bins", choices=METRICS,
                    help="agreement measure for --min-agreement: bins (identical (step, neuron) bins), spikes "
                         "(exact spike-time agreement) or count (spike-count agreement); default bins")
     p.add_argument("--min-agreement", type=float, default=None, metavar="X",
-                   help="fail (exit 1) when the worst agreement over the exact targets is below X in [0, 1]")
+                   help="fail (exit 1) when the worst agreement over the exact comparisons is below X in [0, 1], "
+                        "when a target was skipped, or when no exact comparison was made (fixed and the "
+                        "comparisons with the float reference of lava-fixed are quantised: reported, not held "
+                        "to the bar)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_crosscheck, batch=None, trace=[])  # read by neurosim.cli._argument_error
 
@@ -74,11 +78,14 @@ def register(sub: Any, positive_int: Any) -> None:
                     "NetX and a Brian2 script, cross-check it in Brian2 and Lava (floating and fixed point) "
                     "and write DIR/report.md and DIR/report.html (training curve, accuracy, rasters of "
                     "every simulator, agreement table, quantisation error, timings, versions). Exit code 1 "
-                    "when the task bar or exact cross-check agreement is not reached.")
+                    "when the task bar or exact cross-check agreement is not reached (a skipped target, or no "
+                    "exact comparison, counts as not reached). A failed run removes the directory it created, "
+                    "unless training already saved a checkpoint.")
     p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
                    help="run directory, created if missing (default runs/demo)")
     p.add_argument("--task", default=d.task, help=f"bundled task (default {d.task})")
-    p.add_argument("--rule", default=d.rule, help=f"learning rule, as for 'neurosim train' (default {d.rule})")
+    p.add_argument("--rule", default=d.rule,
+                   help=f"learning rule: bptt, ottt, eprop or ratebp, as for 'neurosim train' (default {d.rule})")
     p.add_argument("--hidden", type=positive_int, default=d.hidden, metavar="N",
                    help=f"hidden ALIF neurons (default {d.hidden})")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, metavar="N",
@@ -92,12 +99,15 @@ def register(sub: Any, positive_int: Any) -> None:
                    help=f"cross-check targets (default {','.join(d.targets)})")
     p.add_argument("--backend", default=d.backend, choices=("numpy", "numba", "cupy", "auto"),
                    help="neurosim backend for the test-set simulation (default auto)")
-    p.add_argument("--seed", type=int, default=d.seed, metavar="S", help="seed of data and weights (default 0)")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help="seed of data and weights (whole number, 0 <= S < 2**63, default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from neurosim import paths
+    from neurosim.cli import _resolve_backend
     from neurosim.errors import NetworkError, NeurosimError
 
     from .agreement import parse_targets
@@ -107,11 +117,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         targets = tuple(parse_targets(args.against))
     except NetworkError as exc:
         raise NeurosimError(f"--against: {exc.message}") from None
+    from training.rules import RULE_NAMES
+    from training.tasks import TASKS
+
+    if args.task not in TASKS:  # checked before anything is created
+        raise NeurosimError(f"--task {args.task}: expected one of {', '.join(sorted(TASKS))}")
+    rules = [r for r in RULE_NAMES if r not in ("tbptt", "budgeted")]  # those need --k / --budget
+    if args.rule not in rules:
+        raise NeurosimError(f"--rule {args.rule}: the demo trains with one of {', '.join(rules)} (for other rules "
+                            "use 'neurosim train')")
+    paths.check_directory(args.out, "--out")
+    _resolve_backend(args.backend)  # an unusable backend fails now, not after training
     defaults = DemoConfig()
     config = DemoConfig(task=args.task, rule=args.rule, hidden=args.hidden, epochs=args.epochs,
                         n_train=args.n_train, n_test=args.n_test, n_check=args.n_check, targets=targets,
                         backend=args.backend, seed=args.seed, lr=defaults.lr)
-    result = run_demo(config, args.out, progress=not args.no_progress)
+    # a failure removes what the run created, unless training already saved a checkpoint (resumable)
+    with paths.output_directory(args.out, "--out", keep=("checkpoint.pt",)):
+        result = run_demo(config, args.out, progress=not args.no_progress)
     problems = check_bar(result)
     for p in problems:
         print(f"demo: {p}")
@@ -119,10 +142,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from neurosim import storage
-    from neurosim.cli import _check_writable
+    from neurosim import paths, storage
 
-    _check_writable(args.out, "--out")
+    paths.check_writable(args.out, "--out")
+    outputs = [("--out", args.out)]
+    if args.to == "brian2":  # the script's data file is written beside it
+        outputs.append(("--out (its .npz)", os.path.splitext(args.out)[0] + ".npz"))
+    paths.refuse_inputs_as_outputs(outputs, [("MODEL.h5", args.model)])
     network = storage.load(args.model)
     if args.to == "nir":
         from .nir_graph import write_nir
@@ -142,13 +168,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from neurosim import storage
-    from neurosim.cli import _check_writable
+    from neurosim import paths, storage
     from neurosim.errors import NeurosimError
 
     if not (args.dt > 0 and args.dt < float("inf")):
         raise NeurosimError(f"--dt: expected a time step > 0 in seconds, got {args.dt}")
-    _check_writable(args.out, "--out")
+    paths.check_writable(args.out, "--out")
+    paths.refuse_inputs_as_outputs([("--out", args.out)], [("FILE", args.file)])
     if args.fmt == "nir":
         from .nir_graph import read_nir
 
@@ -164,11 +190,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_crosscheck(args: argparse.Namespace) -> int:
-    from neurosim import storage
+    from neurosim import paths, storage
     from neurosim.cli import _argument_error, load_inputs
     from neurosim.errors import NetworkError, NeurosimError
 
-    from .agreement import crosscheck, parse_targets
+    from .agreement import crosscheck, parse_targets, run_order
 
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise NeurosimError(f"--min-agreement: expected a fraction in [0, 1], got {args.min_agreement}")
@@ -176,21 +202,28 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
         targets = parse_targets(args.against)
     except NetworkError as exc:
         raise NeurosimError(f"--against: {exc.message}") from None
-    if os.path.exists(args.report) and not os.path.isdir(args.report):
-        raise NeurosimError(f"--report {args.report}: exists and is not a directory")
+    paths.check_directory(args.report, "--report")
+    written = ["report.md", "agreement.csv"] + [f"overlay_{t}.png" for t in run_order(targets)]
+    paths.refuse_inputs_as_outputs([("--report", os.path.join(args.report, f)) for f in written],
+                                   [("MODEL.h5", args.model), ("--input", args.input)])
     network = storage.load(args.model)
     inputs = load_inputs(args.input) if args.input else {}
     try:
         check = crosscheck(network, inputs, args.steps, targets, seed=args.seed, progress=not args.no_progress)
     except NetworkError as exc:
         raise _argument_error(exc, args) from None
-    paths = check.write_report(args.report, metric=args.metric)
+    report = check.write_report(args.report, metric=args.metric)
     print(check.table())
     for name, reason in check.skipped.items():
         print(f"skipped {name}: {reason}")
-    print(f"wrote {paths['report']}")
-    worst = check.worst(args.metric, exact_only=True)
-    if args.min_agreement is not None and worst < args.min_agreement:
-        print(f"agreement {worst:.6f} ({args.metric}) is below --min-agreement {args.min_agreement}")
-        return 1
-    return 0
+    print(f"wrote {report['report']}")
+    if args.min_agreement is None:
+        return 0
+    exact, quantised = check.comparisons(exact=True), check.comparisons(exact=False)
+    scope = f"; quantised, reported only: {', '.join(quantised)}" if quantised else ""
+    print(f"--min-agreement {args.min_agreement} ({args.metric}) holds the exact comparisons: "
+          f"{', '.join(exact) or 'none'}{scope}")
+    problems = check.shortfalls(args.metric, args.min_agreement, bar=f"--min-agreement {args.min_agreement}")
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0

@@ -192,8 +192,11 @@ def read_netx_fixed(path: PathLike, dt: float) -> FixedPointNetwork:
     import h5py
 
     name = os.fspath(path)
-    if not os.path.isfile(name):
-        raise FileFormatError(name, "", "no such file; expected a NetX HDF5 file")
+    from neurosim.paths import file_problem
+
+    problem = file_problem(name)
+    if problem:
+        raise FileFormatError(name, "", f"{problem}; expected a NetX HDF5 file")
     try:
         f = h5py.File(name, "r")
     except OSError as exc:

@@ -66,7 +66,7 @@ import numpy as np
 from neurosim.atomic import atomic_path
 from neurosim.errors import ExportError, FileFormatError, NetworkError
 from neurosim.models import Discretization, decay, model_from_params
-from neurosim.network import _NAME, CSR, Network, PoissonInput, Population, Projection, SpikeInput
+from neurosim.network import _NAME, CSR, MAX_DELAY, Network, PoissonInput, Population, Projection, SpikeInput
 
 try:
     import nir
@@ -133,11 +133,21 @@ def _taus(a: np.ndarray, dt: float, method: str) -> np.ndarray:
     return np.where(a >= 1, np.inf, np.where(a <= 0, 0.0, -dt / np.log(safe)))
 
 
+_CHECK_DT = "check dt, the time step the graph was made for (snnTorch and SpikingJelly use 1e-4 s, Norse 1e-3 s)"
+
+
 def _decays(tau: np.ndarray, dt: float, method: str, where: str) -> np.ndarray:
     try:
-        return np.array([decay(dt, float(t), method) for t in tau], dtype=np.float64)
+        out = np.array([decay(dt, float(t), method) for t in tau], dtype=np.float64)
     except NetworkError as exc:
         raise ExportError("nir", where, exc.message) from None
+    lost = np.isfinite(tau) & (out == 1.0)  # a finite tau whose leak vanished in rounding
+    if np.any(lost):
+        t = float(np.asarray(tau, dtype=np.float64)[lost][0])
+        raise ExportError("nir", where, f"tau = {t:g} s is {t / dt:.3g} steps of dt = {dt:g} s, too many for a "
+                                        f"per-step decay (it rounds to 1: no leak); {_CHECK_DT}, or write tau = inf "
+                                        "for a neuron without leak")
+    return out
 
 
 def _check_method(method: str) -> None:
@@ -316,8 +326,11 @@ def read_nir(path: Union[str, "os.PathLike[str]"], dt: float, discretization: Di
 def _read_graph(path: str) -> "nir.NIRGraph":
     import h5py
 
-    if not os.path.isfile(path):
-        raise FileFormatError(path, "", "no such file; expected a NIR HDF5 file")
+    from neurosim.paths import file_problem
+
+    problem = file_problem(path)
+    if problem:
+        raise FileFormatError(path, "", f"{problem}; expected a NIR HDF5 file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -788,8 +801,14 @@ class _Path:
 
 def _delay_steps(name: str, node: Any, ctx: _Ctx) -> np.ndarray:
     sec = _arr(node, "delay", ctx, name).reshape(-1)
-    steps = np.round(sec / ctx.dt)
-    if np.any(sec < 0) or np.any(np.abs(sec / ctx.dt - steps) > 1e-6 * np.maximum(1, steps)):
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = sec / ctx.dt
+    if sec.size and not (np.all(np.isfinite(ratio)) and ratio.max() <= MAX_DELAY):
+        raise ctx.error(f"nodes.{name}.delay", f"delays up to {sec.max():g} s are {ratio.max():.3g} steps at "
+                                               f"dt = {ctx.dt:g} s, more than the {MAX_DELAY} steps of a neurosim "
+                                               f"delay; {_CHECK_DT}")
+    steps = np.round(ratio)
+    if np.any(sec < 0) or np.any(np.abs(ratio - steps) > 1e-6 * np.maximum(1, steps)):
         raise ctx.error(f"nodes.{name}.delay", f"expected whole multiples >= 0 of dt = {ctx.dt} s, got {sec.min()}..{sec.max()} s")
     return steps.astype(np.int64)
 
@@ -970,7 +989,12 @@ def _refractory(meta: dict[str, Any], n: int, ctx: _Ctx, name: str) -> np.ndarra
     steps = raw * np.ones(n)
     if ctx.file_dt is None or ctx.file_dt == ctx.dt:
         return steps
-    scaled = steps * ctx.file_dt / ctx.dt
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = steps * ctx.file_dt / ctx.dt
+    if not np.all(np.isfinite(scaled)) or np.any(scaled > 2**53):
+        raise ctx.error(f"nodes.{name}.metadata.{_NS}refractory",
+                        f"refractory periods of {steps.max()} steps at dt = {ctx.file_dt} are {scaled.max():.3g} "
+                        f"steps at dt = {ctx.dt:g} s, more than whole steps can count; {_CHECK_DT}")
     if np.any(np.abs(scaled - np.round(scaled)) > 1e-6):
         raise ctx.error(f"nodes.{name}.metadata.{_NS}refractory",
                         f"refractory periods of {steps.max()} steps at dt = {ctx.file_dt} are not whole steps at dt = {ctx.dt}")

@@ -250,9 +250,12 @@ def _summary_rows(res: DemoResult) -> list[tuple[str, str]]:
             ("network", f"{c.model.upper()} x {c.hidden} recurrent, LI readout"),
             ("test accuracy (torch, float32)", f"{res.test_accuracy:.4f}{bar}"),
             ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}"),
-            ("worst agreement (bins, exact targets)", f"{100 * res.check.worst('bins', exact_only=True):.3f}%"),
-            ("worst agreement (spike times, exact targets)",
-             f"{100 * res.check.worst('spikes', exact_only=True):.3f}%")]
+            ("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
+            ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
+
+
+def _percent(worst: Optional[float]) -> str:
+    return "no exact comparison made" if worst is None else f"{100 * worst:.3f}%"
 
 
 def report_markdown(res: DemoResult, out: str) -> str:
@@ -321,13 +324,12 @@ def report_html(res: DemoResult, out: str) -> str:
 
 
 def check_bar(res: DemoResult, min_agreement: float = 1.0) -> list[str]:
-    """What falls short: the task bar, or exact-target agreement below `min_agreement` (bins)."""
+    """What falls short: the task bar, or the cross-check's (CrossCheck.shortfalls): a skipped
+    target, no exact comparison, or exact-target agreement below `min_agreement` (bins)."""
     problems = []
     if res.bar is not None and res.test_accuracy < res.bar:
         problems.append(f"test accuracy {res.test_accuracy:.3f} is below the task bar {res.bar:g}")
-    worst = res.check.worst("bins", exact_only=True)
-    if worst < min_agreement:
-        problems.append(f"cross-check agreement {worst:.6f} is below {min_agreement}")
+    problems += [f"cross-check: {p}" for p in res.check.shortfalls("bins", min_agreement)]
     if not all(k in res.files for k in ("nir", "brian2")):
         problems.append("an export failed: " + "; ".join(f"{k}: {v}" for k, v in res.exports.items()))
     return problems

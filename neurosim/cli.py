@@ -2,8 +2,11 @@
 
 Subcommands: simulate, info, raster, example, backends, demo, train; ``neurosim CMD --help`` explains
 each. Bad input (any :class:`~neurosim.errors.NeurosimError`, a missing or unwritable file, a
-usage error) prints one line ``neurosim: error: ...`` on stderr and exits with 2; Ctrl-C exits
-with 130. Every output file is written atomically, so an interrupted run leaves no partial file.
+usage error, a size that does not fit in memory) prints one line ``neurosim: error: ...`` on
+stderr and exits with 2; Ctrl-C exits with 130. Every output file is written atomically, so an
+interrupted run leaves no partial file; an output that is one of the command's inputs is refused
+(neurosim.paths), and `cuba` and `demo` remove what a failed run wrote, with the directory if
+they made it (a demo keeps it once training has saved a checkpoint).
 Heavy modules (h5py, matplotlib, numba, the example networks) are imported only when needed.
 """
 from __future__ import annotations
@@ -13,17 +16,17 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from typing import Any, NoReturn, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, atomic, backends
+from . import __version__, atomic, backends, paths
 from .errors import FileFormatError, NetworkError, NeurosimError
 
 PROG = "neurosim"
 FORMATS = ("neurosim.network", "neurosim.result")
+CUBA_N, CUBA_SYN = 4000, 80  # the CUBA example's default size and mean outgoing synapses per neuron
 
 
 class CLIError(NeurosimError):
@@ -42,18 +45,30 @@ class _Parser(argparse.ArgumentParser):
 # ------------------------------------------------------------------------------ argument types
 
 
-def _int_at_least(lo: int, what: str):
+def _int_at_least(lo: int):
+    """argparse type: a whole number >= `lo`; argparse prefixes the option, so a bad value reads
+    ``argument --trial: expected a whole number >= 0, got 'x'``."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number of {what}, got {text!r}") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"expected {what} >= {lo}, got {value}")
+            value = None
+        if value is None or value < lo:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}")
         return value
 
-    parse.__name__ = what  # argparse names the type in some messages
+    parse.__name__ = f"whole number >= {lo}"  # argparse names the type in some messages
     return parse
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of every --seed: a whole number, 0 <= seed < 2**63 (neurosim.simulate.check_seed)."""
+    from .simulate import check_seed
+
+    try:
+        return check_seed(int(text))
+    except (ValueError, NetworkError):  # int() refused it, or check_seed did
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 and < 2**63, got {text!r}") from None
 
 
 def _names(text: str) -> list[str]:
@@ -100,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Load MODEL.h5, simulate it for --steps steps of the model's dt, "
                                    "save the spikes (and traces) to --out and print a summary.")
     p.add_argument("model", metavar="MODEL.h5", help="network file written by neurosim.save or 'neurosim example'")
-    p.add_argument("--steps", required=True, type=_int_at_least(1, "steps"), metavar="T",
+    p.add_argument("--steps", required=True, type=_int_at_least(1), metavar="T",
                    help="number of time steps to simulate (whole number >= 1; duration = steps * dt of the model)")
     p.add_argument("--input", metavar="IN.npz",
                    help="spikes for the model's SpikeInputs: a numpy .npz archive (np.savez) with one array "
@@ -116,10 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "lists each backend's options")
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"),
                    help="floating-point type of the state and weights (default: float64)")
-    p.add_argument("--batch", type=_int_at_least(1, "trials"), default=None, metavar="B",
+    p.add_argument("--batch", type=_int_at_least(1), default=None, metavar="B",
                    help="number of independent trials B (default: B of the inputs, else 1)")
-    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
-                   help="seed of the Poisson inputs (whole number >= 0, default 0); the same seed gives "
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S",
+                   help="seed of the Poisson inputs (whole number, 0 <= S < 2**63, default 0); the same seed gives "
                         "the same spikes on every backend")
     p.add_argument("--trace", metavar="POP:VAR", type=_trace, nargs="+", action="extend", default=[],
                    help=f"record a state variable of a population every step, e.g. exc:v; VAR is one of "
@@ -141,12 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "population rates (Hz) and write a PNG.")
     p.add_argument("result", metavar="OUT.h5", help="result file written by 'neurosim simulate'")
     p.add_argument("--png", required=True, metavar="FILE.png", help="image to write (replaced atomically)")
-    p.add_argument("--trial", type=_int_at_least(0, "trial index"), default=0, metavar="K",
+    p.add_argument("--trial", type=_int_at_least(0), default=0, metavar="K",
                    help="which trial of the batch to draw (0-based, default 0)")
     p.add_argument("--populations", type=_names, metavar="A,B",
                    help="comma-separated populations (or inputs) to draw, bottom to top "
                         "(default: every neuron population)")
-    p.add_argument("--max-points", type=_int_at_least(1, "points"), default=200_000, metavar="N",
+    p.add_argument("--max-points", type=_int_at_least(1), default=200_000, metavar="N",
                    help="draw at most this many spikes, evenly subsampled beyond it (default 200000)")
     p.set_defaults(func=cmd_raster)
 
@@ -155,12 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(Vogels and Abbott 2005; 80% excitatory LIF neurons, dt 0.1 ms); "
                                    "'small_lif': the small saved model shipped in assets/small_lif.h5.")
     p.add_argument("name", choices=("cuba", "small_lif"), help="which example: cuba or small_lif")
-    p.add_argument("--n", type=_int_at_least(10, "neurons"), default=4000,
-                   help="cuba: number of neurons (>= 10, default 4000)")
-    p.add_argument("--syn-per-neuron", type=_int_at_least(1, "synapses per neuron"), default=80, metavar="K",
-                   help="cuba: mean outgoing synapses per neuron (default 80; weights scale by 80/this)")
-    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
-                   help="cuba: seed of the connectivity and initial voltages (default 0)")
+    p.add_argument("--n", type=_int_at_least(10), default=None,
+                   help=f"cuba only: number of neurons (>= 10, default {CUBA_N})")
+    p.add_argument("--syn-per-neuron", type=_int_at_least(1), default=None, metavar="K",
+                   help=f"cuba only: mean outgoing synapses per neuron, at most --n (default {CUBA_SYN}; "
+                        f"weights scale by {CUBA_SYN}/this)")
+    p.add_argument("--seed", type=seed_arg, default=None, metavar="S",
+                   help="cuba only: seed of the connectivity and initial voltages (default 0)")
     p.add_argument("--out", required=True, metavar="MODEL.h5", help="network file to write (replaced atomically)")
     p.set_defaults(func=cmd_example)
 
@@ -170,27 +186,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backends)
 
     p = sub.add_parser("cuba", help="build, simulate and plot the CUBA benchmark network in one go",
-                       description="Build the CUBA network, save it as model.h5 in --out, simulate it "
-                                   "(default 10000 steps of 0.1 ms = 1 s), and write result.h5, raster.png "
-                                   "and summary.md (rates, timings, backend, synaptic events, versions).")
+                       description="Build the CUBA network, simulate it (default 10000 steps of 0.1 ms = 1 s), "
+                                   "and write model.h5, result.h5, raster.png and summary.md (rates, timings, "
+                                   "backend, synaptic events, versions) into --out. A run that fails removes "
+                                   "what it wrote, and the directory if it made it.")
     p.add_argument("--out", default=os.path.join("runs", "cuba"), metavar="DIR",
                    help="output directory, created if missing (default runs/cuba)")
-    p.add_argument("--n", type=_int_at_least(10, "neurons"), default=4000, help="number of neurons (default 4000)")
-    p.add_argument("--steps", type=_int_at_least(1, "steps"), default=10_000, metavar="T",
+    p.add_argument("--n", type=_int_at_least(CUBA_SYN), default=CUBA_N,
+                   help=f"number of neurons (>= {CUBA_SYN}: each sends {CUBA_SYN} synapses on average; "
+                        f"default {CUBA_N})")
+    p.add_argument("--steps", type=_int_at_least(1), default=10_000, metavar="T",
                    help="number of 0.1 ms steps (default 10000 = 1 s)")
     p.add_argument("--backend", default="auto", choices=("numpy", "numba", "cupy", "auto"),
                    help="simulator (default auto: cupy if a GPU is usable, else numba, else numpy)")
-    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, metavar="S",
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S",
                    help="seed of the network's connectivity and initial voltages (default 0)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
     p.set_defaults(func=cmd_cuba)
 
     from training.cli_train import register  # defines arguments only; torch loads when it runs
 
-    register(sub, _int_at_least(1, "count"))
+    register(sub, _int_at_least(1))
     from mapping.cli_mapping import register as register_mapping  # peers load only when a command runs
 
-    register_mapping(sub, _int_at_least(1, "count"))
+    register_mapping(sub, _int_at_least(1))
+    for command in sub.choices.values():  # one check of every --seed, also of the commands defined elsewhere
+        for action in command._actions:
+            if action.dest == "seed":
+                action.type = seed_arg
     return parser
 
 
@@ -213,6 +236,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NeurosimError as exc:
         _error(str(exc))
         return 2
+    except MemoryError as exc:  # numpy's _ArrayMemoryError too: a size the user asked for does not fit
+        text = str(exc).strip()
+        _error(f"out of memory: {text.splitlines()[0] if text else type(exc).__name__}; use smaller sizes")
+        return 2
     except BrokenPipeError:  # e.g. `neurosim info x.h5 | head -1`: not an error of the user's input
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -230,6 +257,8 @@ def _error(message: str) -> None:
 
 
 def _os_message(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError) and exc.filename is not None and not os.path.isdir(exc.filename):
+        return f"{exc.filename}: exists and is not a directory"  # e.g. a run directory that is a file
     if exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc) or type(exc).__name__
@@ -242,7 +271,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from . import storage
     from .simulate import simulate
 
-    _check_writable(args.out, "--out")
+    paths.check_writable(args.out, "--out")
+    paths.refuse_inputs_as_outputs([("--out", args.out)], [("MODEL.h5", args.model), ("--input", args.input)])
     network = storage.load(args.model)
     inputs = load_inputs(args.input) if args.input else {}
     name = _resolve_backend(args.backend)
@@ -303,7 +333,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_raster(args: argparse.Namespace) -> int:
     from . import plot, storage
 
-    _check_writable(args.png, "--png")
+    if os.path.splitext(args.png)[1].lower() != ".png":
+        raise CLIError(f"--png {args.png}: expected a file name ending in .png (the image is written as PNG)")
+    paths.check_writable(args.png, "--png")
+    paths.refuse_inputs_as_outputs([("--png", args.png)], [("OUT.h5", args.result)])
     res = storage.load_result(args.result)
     if args.trial >= res.batch:
         raise CLIError(f"--trial {args.trial}: {args.result} has {res.batch} trial(s), expected 0..{res.batch - 1}")
@@ -320,11 +353,23 @@ def cmd_raster(args: argparse.Namespace) -> int:
 def cmd_example(args: argparse.Namespace) -> int:
     from . import storage
 
-    _check_writable(args.out, "--out")
+    given = [f"--{k.replace('_', '-')}" for k in ("n", "syn_per_neuron", "seed") if getattr(args, k) is not None]
+    if args.name != "cuba" and given:
+        raise CLIError(f"{given[0]}: example {args.name} takes no options but --out "
+                       f"(--n, --syn-per-neuron and --seed are for cuba)")
+    paths.check_writable(args.out, "--out")
     if args.name == "cuba":
-        net = _cuba(args.n, args.syn_per_neuron, args.seed)
+        n = CUBA_N if args.n is None else args.n
+        k = CUBA_SYN if args.syn_per_neuron is None else args.syn_per_neuron
+        if k > n:
+            default = " (the default)" if args.syn_per_neuron is None else ""
+            raise CLIError(f"--syn-per-neuron {k}{default}: more than --n {n}, the number of neurons each neuron "
+                           f"can connect to; expected at most {n}")
+        net = _cuba(n, k, 0 if args.seed is None else args.seed)
     else:
-        net = storage.load(_asset_path("small_lif.h5"))
+        asset = _asset_path("small_lif.h5")
+        paths.refuse_inputs_as_outputs([("--out", args.out)], [("the bundled example", asset)])
+        net = storage.load(asset)
     storage.save(net, args.out)
     print(net.summary())
     print(f"wrote {args.out}")
@@ -352,28 +397,30 @@ def cmd_cuba(args: argparse.Namespace) -> int:
     from .simulate import simulate
 
     out = args.out
-    os.makedirs(out, exist_ok=True)
-    _check_writable(os.path.join(out, "summary.md"), "--out")
-    paths = {k: os.path.join(out, f) for k, f in
-             (("model", "model.h5"), ("result", "result.h5"), ("raster", "raster.png"), ("summary", "summary.md"))}
+    paths.check_directory(out, "--out")  # every check before the directory is made
     name = _resolve_backend(args.backend)
-    t0 = time.perf_counter()
-    net = _cuba(args.n, 80, args.seed)
-    t_build = time.perf_counter() - t0
-    storage.save(net, paths["model"])
-    print(f"network: {net.n_neurons} neurons, {net.n_synapses} synapses, dt {net.dt * 1e3:g} ms -> {paths['model']}")
-    result = simulate(net, None, args.steps, backend=name, seed=args.seed, progress=not args.no_progress)
-    t1 = time.perf_counter()
-    storage.save_result(result, paths["result"])
-    plot.raster(result, paths["raster"], title=f"CUBA, {net.n_neurons} neurons, {name}")
-    events = synaptic_events(net, result)
-    t_files = time.perf_counter() - t1
-    stages = {"build network": t_build, "save result, plot raster": t_files, "demo wall clock": time.perf_counter() - t0}
-    atomic.write_text(paths["summary"], demo_summary(net, result, events, stages, paths))
+    files = {k: os.path.join(out, f) for k, f in
+             (("model", "model.h5"), ("result", "result.h5"), ("raster", "raster.png"), ("summary", "summary.md"))}
+    with paths.output_directory(out, "--out"):  # removed again, with what it got, if the run fails
+        paths.check_writable(files["summary"], "--out")
+        t0 = time.perf_counter()
+        net = _cuba(args.n, CUBA_SYN, args.seed)
+        t_build = time.perf_counter() - t0
+        print(f"network: {net.n_neurons} neurons, {net.n_synapses} synapses, dt {net.dt * 1e3:g} ms")
+        result = simulate(net, None, args.steps, backend=name, seed=args.seed, progress=not args.no_progress)
+        t1 = time.perf_counter()  # files are written once the simulation has run
+        storage.save(net, files["model"])
+        storage.save_result(result, files["result"])
+        plot.raster(result, files["raster"], title=f"CUBA, {net.n_neurons} neurons, {name}")
+        events = synaptic_events(net, result)
+        t_files = time.perf_counter() - t1
+        stages = {"build network": t_build, "save model and result, plot raster": t_files,
+                  "cuba wall clock": time.perf_counter() - t0}
+        atomic.write_text(files["summary"], cuba_summary(net, result, events, stages, files))
     print(result.summary())
     print(f"synaptic events: {events} ({events / max(result.timings['run'], 1e-12):.3g} per second of run time)")
     for key in ("model", "result", "raster", "summary"):
-        print(f"wrote {paths[key]}")
+        print(f"wrote {files[key]}")
     return 0
 
 
@@ -386,8 +433,9 @@ def peek_format(path: str) -> str:
 
     from .storage import attr_text
 
-    if not os.path.isfile(path):
-        raise FileFormatError(path, "", "no such file" if not os.path.exists(path) else "not a regular file")
+    problem = paths.file_problem(path)
+    if problem:
+        raise FileFormatError(path, "", problem)
     try:
         with h5py.File(path, "r") as f:
             return attr_text(path, f, "format", FORMATS)  # type-checked before it is read
@@ -410,8 +458,11 @@ def load_inputs(path: str, max_bytes: int = MAX_INPUT_BYTES) -> dict[str, np.nda
     import zipfile
     import zlib
 
-    if not os.path.exists(path):
+    problem = paths.file_problem(path)
+    if problem == "no such file":
         raise FileNotFoundError(2, "No such file or directory", path)
+    if problem:
+        raise FileFormatError(path, "", f"{problem}; expected a numpy .npz archive")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, zlib.error) as exc:
@@ -480,21 +531,22 @@ def synaptic_events(network: Any, result: Any) -> int:
     return total
 
 
-def demo_summary(net: Any, result: Any, events: int, stages: dict[str, float], paths: dict[str, str]) -> str:
+def cuba_summary(net: Any, result: Any, events: int, stages: dict[str, float], files: dict[str, str]) -> str:
+    """summary.md of `neurosim cuba`: the run, rates per population, timings, versions."""
     import h5py
 
     sim_s = result.steps * result.dt
     run = result.timings.get("run", float("nan"))
     lines = [
-        f"# neurosim demo: CUBA network, {net.n_neurons} neurons, {sim_s:g} s",
+        f"# neurosim cuba: CUBA network, {net.n_neurons} neurons, {sim_s:g} s",
         "",
         f"- network: `{net.name}`, {net.n_neurons} LIF neurons, {net.n_synapses} synapses, "
-        f"dt = {net.dt * 1e3:g} ms ({os.path.basename(paths['model'])})",
+        f"dt = {net.dt * 1e3:g} ms ({os.path.basename(files['model'])})",
         f"- simulation: {result.steps} steps ({sim_s:g} s of model time), {result.batch} trial(s), "
-        f"backend **{result.backend}** ({result.dtype}), seed {result.seed} ({os.path.basename(paths['result'])})",
+        f"backend **{result.backend}** ({result.dtype}), seed {result.seed} ({os.path.basename(files['result'])})",
         f"- synaptic events: {events} ({events / max(run, 1e-12):.3g} per second of run time); "
         f"steps per second: {result.steps / max(run, 1e-12):.3g}",
-        f"- raster: {os.path.basename(paths['raster'])}",
+        f"- raster: {os.path.basename(files['raster'])}",
         "",
         "## Rates per population",
         "",
@@ -559,21 +611,6 @@ def _asset_path(name: str) -> str:
     if not os.path.exists(path):
         raise CLIError(f"{path}: bundled example file is missing from this installation")
     return path
-
-
-def _check_writable(path: str, option: str) -> None:
-    """Fail before any work if `path` cannot be created: its directory must exist and be writable."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CLIError(f"{option} {path}: is a directory, expected a file name")
-    if not os.path.isdir(directory):
-        raise CLIError(f"{option} {path}: directory {os.path.dirname(path) or directory} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".neurosim-probe-", dir=directory)
-    except OSError as exc:
-        raise CLIError(f"{option} {path}: cannot write in {directory} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,8 @@ def simulate(
 
     inputs: SpikeInput name -> spikes, shape (T, size) or (T, batch, size) with T >= steps,
     values 0/1 (bool or numbers); Poisson inputs are drawn from `seed`, independently per
-    input, trial and step, the same whatever the backend or chunking.
+    input, trial and step, the same whatever the backend or chunking; `seed` is a whole number,
+    0 <= seed < 2**63 (:func:`check_seed`).
     batch: number of independent trials (default: from the inputs, else 1).
     backend: 'numpy' (reference), 'numba' (compiled CPU), 'cupy' (GPU) or 'auto'.
     traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step.
@@ -48,6 +49,7 @@ def simulate(
     t_start = time.perf_counter()
     if not isinstance(network, Network):
         raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
+    seed = check_seed(seed)
     inputs = dict(inputs or {})
     steps = _check_steps(steps, inputs)
     batch = _batch_size(network, inputs, batch)
@@ -113,6 +115,19 @@ def _backend_options(name: str, module: Any, options: Optional[Mapping[str, Any]
             known = f"its options: {', '.join(sorted(allowed))}" if allowed else "it takes none"
             raise NetworkError(f"backend_options.{key}", f"backend {name!r} has no option {key!r} ({known})")
     return dict(options or {})
+
+
+SEED_LIMIT = 2**63  # seeds are stored as int64 (a result file's 'seed' attribute)
+
+
+def check_seed(seed: Any, field: str = "seed") -> int:
+    """`seed` as an int: a whole number with 0 <= seed < 2**63, else NetworkError naming `field`.
+    The one check of every seed neurosim takes (the CLI's --seed options parse with it)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise NetworkError(field, f"expected a whole number >= 0 and < 2**63, got {seed!r}")
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise NetworkError(field, f"expected a whole number >= 0 and < 2**63, got {int(seed)}")
+    return int(seed)
 
 
 def _check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:

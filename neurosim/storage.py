@@ -41,6 +41,7 @@ from .atomic import atomic_path
 from .errors import FileFormatError, NetworkError
 from .models import MODELS, model_from_params
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
+from .paths import file_problem
 from .result import SimulationResult, SpikeTrains
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -218,10 +219,9 @@ def _json_default(obj: Any) -> Any:
 # -------------------------------------------------------------------------------------- reading
 def _read(path: PathLike, body: Callable[["_Reader", h5py.File], Any]) -> Any:
     name = os.fsdecode(os.fspath(path))
-    if not os.path.exists(name):
-        raise FileFormatError(name, "", "no such file; expected an HDF5 file written by neurosim")
-    if not os.path.isfile(name):
-        raise FileFormatError(name, "", "not a regular file; expected an HDF5 file written by neurosim")
+    problem = file_problem(name)
+    if problem:
+        raise FileFormatError(name, "", f"{problem}; expected an HDF5 file written by neurosim")
     try:
         f = h5py.File(name, "r")
     except OSError as exc:

@@ -101,7 +101,12 @@ def test_targets_that_cannot_express_the_network_are_skipped_with_the_reason(mon
     monkeypatch.setitem(cc.TARGETS, "refuses", cc.Target("refuses", "neurosim", refuse, True, "always refuses"))
     check = cc.crosscheck(random_network(6), random_inputs(6, 50, 1), 50, ["refuses"])
     assert check.skipped == {"refuses": "lava: populations.alif.model: ALIF is not a Lava LIF"}
-    assert check.rows == [] and check.worst() == 1.0
+    assert check.rows == [] and check.worst() is None  # nothing compared is not 100% agreement
+    assert check.worst("spikes", exact_only=True) is None
+    problems = check.shortfalls("bins", 0.9)
+    assert problems[0].startswith("target refuses was skipped, so it was not checked against 0.9 (lava: ")
+    assert problems[1].startswith("no exact comparison was made, so nothing was held to 0.9; the exact targets are ")
+    assert "Nothing was compared (no target ran)." in check.markdown()
 
 
 def test_unknown_target_is_named():
@@ -160,3 +165,200 @@ def test_cli_export_and_import(tmp_path, capsys):
                  "--out", str(tmp_path / "y.h5")]) == 2
     assert "lsnn.h5" in capsys.readouterr().err and not (tmp_path / "y.h5").exists()
     assert main(["import", nir_path, "--from", "nir", "--dt", "-1", "--out", str(tmp_path / "y.h5")]) == 2
+
+
+# ------------------------------------------------------------------- the --min-agreement gate
+
+
+def _lif_model(tmp_path):
+    """A LIF network that the fixed-point mode can quantise, saved with an input archive."""
+    from training.nets import recurrent_network
+
+    path = str(tmp_path / "lif.h5")
+    ns.save(recurrent_network(4, 10, 2, model="lif", seed=0), path)
+    np.savez(tmp_path / "lif_in.npz", **{"in": np.random.default_rng(0).random((60, 4)) < 0.3})
+    return path, str(tmp_path / "lif_in.npz")
+
+
+def test_min_agreement_fails_when_a_requested_target_was_skipped(monkeypatch, tmp_path, capsys):
+    from neurosim.cli import main
+
+    def unusable(net, inputs, steps, traces):
+        raise ns.BackendUnavailable("backend 'gone': not installed here")
+
+    monkeypatch.setitem(cc.TARGETS, "gone", cc.Target("gone", "neurosim", unusable, True, "never runs"))
+    monkeypatch.setitem(cc.TARGETS, "same", _perturbed(1.0))
+    model, inp = _saved_model(tmp_path)
+    common = [model, "--steps", "120", "--input", inp, "--no-progress"]
+    # Without a bar a skipped target is reported, not a failure.
+    assert main(["crosscheck", *common, "--against", "gone", "--report", str(tmp_path / "a")]) == 0
+    assert "skipped gone: backend 'gone': not installed here" in capsys.readouterr().out
+    # With one, nothing compared (worst agreement of no rows) must not pass for 100%.
+    assert main(["crosscheck", *common, "--against", "gone", "--min-agreement", "0.999",
+                 "--report", str(tmp_path / "b")]) == 1
+    out = capsys.readouterr().out
+    assert ("target gone was skipped, so it was not checked against --min-agreement 0.999 "
+            "(backend 'gone': not installed here)") in out
+    assert "no exact comparison was made, so nothing was held to --min-agreement 0.999" in out
+    # Another target that agrees does not hide the skipped one.
+    assert main(["crosscheck", *common, "--against", "same,gone", "--min-agreement", "0.999",
+                 "--report", str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert "holds the exact comparisons: same against neurosim" in out
+    assert "target gone was skipped" in out and "no exact comparison" not in out
+
+
+def test_min_agreement_never_holds_cupy_that_did_not_run(tmp_path, capsys):
+    if ns.backends.available()["cupy"] == "":
+        pytest.skip("a CUDA device is usable here: cupy runs")
+    from neurosim.cli import main
+
+    model, inp = _saved_model(tmp_path)
+    assert main(["crosscheck", model, "--steps", "120", "--input", inp, "--no-progress", "--against", "cupy",
+                 "--min-agreement", "0.999", "--report", str(tmp_path / "r")]) == 1
+    assert "target cupy was skipped, so it was not checked against --min-agreement 0.999" in capsys.readouterr().out
+
+
+def test_min_agreement_does_not_hold_quantised_targets_and_says_so(tmp_path, capsys):
+    from neurosim.cli import main
+
+    model, inp = _lif_model(tmp_path)
+    assert main(["crosscheck", model, "--steps", "60", "--input", inp, "--no-progress", "--against", "fixed",
+                 "--min-agreement", "0.999", "--report", str(tmp_path / "r")]) == 1
+    out = capsys.readouterr().out
+    assert "skipped" not in out  # it ran: the quantised comparison exists but is not held to the bar
+    assert "--min-agreement 0.999 (bins) holds the exact comparisons: none; quantised, reported only: " \
+           "fixed against neurosim" in out
+    assert ("no exact comparison was made, so nothing was held to --min-agreement 0.999 (fixed against "
+            "neurosim: quantised, approximate by design, not held to it); the exact targets are numba") in out
+    assert "no exact comparison was made (quantised comparisons only)" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_demo_bar_counts_no_exact_comparison_as_not_reached():
+    from types import SimpleNamespace
+
+    from mapping.pipeline import _summary_rows, check_bar
+
+    check = cc.CrossCheck(random_network(6), 10, {}, [], {"lava-float": "lava is not installed"})
+    res = SimpleNamespace(bar=0.5, test_accuracy=0.9, simulated_accuracy=0.9, check=check,
+                          files={"nir": "m.nir", "brian2": "b.py"}, exports={},
+                          config=SimpleNamespace(task="t", rule="bptt", model="alif", hidden=4))
+    assert check_bar(res) == [
+        "cross-check: target lava-float was skipped, so it was not checked against 1 (lava is not installed)",
+        "cross-check: no exact comparison was made, so nothing was held to 1; the exact targets are numba, cupy, "
+        "brian2, brian2-cython, brian2-cpp, lava-float, lava-fixed (against fixed)"]
+    assert dict(_summary_rows(res))["worst agreement (bins, exact targets)"] == "no exact comparison made"
+
+
+# ----------------------------------------------------------------------------- targets, order
+
+
+def test_a_target_named_twice_is_refused(tmp_path, capsys):
+    from neurosim.cli import main
+
+    with pytest.raises(ns.NetworkError, match="target 'brian2' is named twice; name each target once"):
+        cc.parse_targets("brian2,lava-float, brian2")
+    model, inp = _saved_model(tmp_path)
+    assert main(["crosscheck", model, "--steps", "10", "--input", inp, "--against", "numba,numba",
+                 "--report", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == ("neurosim: error: --against: target 'numba' is named twice; "
+                                       "name each target once\n")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_reference_target_runs_before_what_is_compared_with_it():
+    assert cc.run_order(["lava-fixed"]) == ["fixed", "lava-fixed"]
+    assert cc.run_order(["lava-fixed", "brian2", "fixed"]) == ["fixed", "lava-fixed", "brian2"]
+    assert cc.run_order(["brian2", "numba"]) == ["brian2", "numba"]
+
+
+# ------------------------------------------------------------------------ outputs over inputs
+
+
+@pytest.mark.parametrize("case", ["report holds the model", "report holds the input"])
+def test_crosscheck_report_never_replaces_an_input(tmp_path, capsys, case):
+    from neurosim.cli import main
+
+    model, inp = _saved_model(tmp_path)
+    report = tmp_path / "r"
+    report.mkdir()
+    victim = report / ("report.md" if case == "report holds the model" else "agreement.csv")
+    os.replace(model if case == "report holds the model" else inp, victim)
+    args = [model, "--input", inp]
+    args[0 if case == "report holds the model" else 2] = str(victim)
+    before = victim.read_bytes()
+    assert main(["crosscheck", *args, "--steps", "10", "--against", "numba", "--report", str(report)]) == 2
+    option = "MODEL.h5" if case == "report holds the model" else "--input"
+    assert capsys.readouterr().err == (f"neurosim: error: --report {victim}: is the same file as the input "
+                                       f"{option} {victim}; writing it would destroy the input, choose another "
+                                       "--report\n")
+    assert victim.read_bytes() == before and os.listdir(report) == [victim.name]
+
+
+def test_export_and_import_never_replace_their_input(tmp_path, capsys):
+    pytest.importorskip("nir")
+    from neurosim.cli import main
+
+    model, _ = _lif_model(tmp_path)
+    nir_path = str(tmp_path / "lif.nir")
+    assert main(["export", model, "--to", "nir", "--out", nir_path]) == 0
+    capsys.readouterr()
+    saved = {p: open(p, "rb").read() for p in (model, nir_path)}
+    assert main(["export", model, "--to", "nir", "--out", model]) == 2
+    assert capsys.readouterr().err == (f"neurosim: error: --out {model}: is the same file as the input MODEL.h5 "
+                                       f"{model}; writing it would destroy the input, choose another --out\n")
+    os.symlink(nir_path, tmp_path / "alias.nir")
+    assert main(["import", nir_path, "--from", "nir", "--dt", "1e-3", "--out", str(tmp_path / "alias.nir")]) == 2
+    assert capsys.readouterr().err == (f"neurosim: error: --out {tmp_path / 'alias.nir'}: is the same file as the "
+                                       f"input FILE {nir_path}; writing it would destroy the input, choose another "
+                                       "--out\n")
+    brian_model = str(tmp_path / "net.npz")  # a brian2 export writes its data beside the script, as .npz
+    os.replace(model, brian_model)
+    assert main(["export", brian_model, "--to", "brian2", "--out", str(tmp_path / "net.py")]) == 2
+    assert "--out (its .npz)" in capsys.readouterr().err and not (tmp_path / "net.py").exists()
+    os.replace(brian_model, model)
+    assert {p: open(p, "rb").read() for p in (model, nir_path)} == saved
+
+
+# ----------------------------------------------------------------------- import at a wrong dt
+
+
+def test_import_at_a_dt_that_makes_delays_unrepresentable(tmp_path, capsys):
+    pytest.importorskip("nir")
+    import warnings
+
+    from neurosim.cli import main
+
+    net = ns.Network(1e-3, populations=[ns.Population("p", 3, ns.LIF(beta=0.9))],
+                     projections=[ns.Projection("in_p", "in", "p", np.full((2, 3), 0.5), delay=3)],
+                     inputs=[ns.SpikeInput("in", 2)])
+    model, graph = str(tmp_path / "m.h5"), str(tmp_path / "m.nir")
+    ns.save(net, model)
+    assert main(["export", model, "--to", "nir", "--out", graph]) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        assert main(["import", graph, "--from", "nir", "--dt", "1e-300", "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-9223372036854775807" not in err
+    assert ("delay: delays up to 0.002 s are 2e+297 steps at dt = 1e-300 s, more than the 100000 steps of a "
+            "neurosim delay; check dt, the time step the graph was made for") in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_import_at_a_dt_that_makes_a_leak_vanish(tmp_path):
+    nir = pytest.importorskip("nir")
+    from mapping.nir_graph import read_nir
+
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])),
+                                "w": nir.Linear(weight=np.full((3, 2), 0.5)),
+                                "lif": nir.LIF(tau=np.full(3, 0.02), r=np.ones(3), v_leak=np.zeros(3),
+                                               v_threshold=np.ones(3)),
+                                "output": nir.Output(output_type=np.array([3]))},
+                         edges=[("input", "w"), ("w", "lif"), ("lif", "output")])
+    path = str(tmp_path / "g.nir")
+    nir.write(path, graph)
+    assert read_nir(path, 1e-4).population("lif").model.beta == pytest.approx(1 - 1e-4 / 0.02)
+    with pytest.raises(ns.ExportError, match=r"nodes\.lif\.tau: tau = 0\.02 s is 2e\+298 steps of dt = 1e-300 s, "
+                                             r"too many for a per-step decay \(it rounds to 1: no leak\); check dt"):
+        read_nir(path, 1e-300)

@@ -314,7 +314,9 @@ def test_not_hdf5(tmp_path, content):
 
 def test_missing_file_and_directory(tmp_path):
     expect_error(tmp_path / "nope.h5", "", "no such file")
-    expect_error(tmp_path, "", "not a regular file")
+    expect_error(tmp_path, "", "is a directory; expected an HDF5 file written by neurosim")
+    os.mkfifo(tmp_path / "pipe.h5")
+    expect_error(tmp_path / "pipe.h5", "", "not a regular file")
 
 
 def test_other_hdf5_file(tmp_path):
