@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
+from neurosim.paths import output_directory
 
 from . import distributed
 from .layers import SNN, from_network
@@ -121,28 +121,24 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     """Train per `config` into `run_dir` on `device`; with `resume`, continue from run_dir/checkpoint.pt.
 
     A run_dir that holds a checkpoint is refused unless `resume` (continue it) or `overwrite`
-    (start afresh). A run_dir this call creates is removed again if it fails before its first
-    checkpoint, so a refused option or an early interrupt leaves nothing behind.
+    (start afresh). What this call creates in run_dir (and run_dir itself, if it made it) is
+    removed again if it fails before its first checkpoint (neurosim.paths.output_directory), so
+    a refused option or an early interrupt leaves nothing behind.
 
     Started by torchrun (or ``neurosim train --nproc N``), each rank trains on its shard of every
     batch with gradients averaged to the global batch's (training.distributed); rank 0 writes the
     files. A checkpoint resumes with any number of ranks."""
     run = Path(run_dir)
     ckpt = run / "checkpoint.pt"
-    if run.exists() and not run.is_dir():
-        raise NeurosimError(f"{run}: exists and is not a directory; --out expects a run directory")
     if resume and not ckpt.is_file():
         raise NeurosimError(f"{ckpt}: no checkpoint to resume from (train without --resume to start the run)")
     if not resume and not overwrite and ckpt.exists():
         raise NeurosimError(f"{run}: holds a run already ({ckpt.name}); continue it with --resume, start afresh "
                             "with --overwrite, or use a new --out directory")
-    created = not run.exists()
-    try:
+    if os.environ.get("RANK", "0") != "0":  # rank 0 owns the directory
         return _dispatch(config, run, resume, progress, device, on_epoch)
-    except BaseException:
-        if created and not ckpt.exists() and os.environ.get("RANK", "0") == "0":
-            shutil.rmtree(run, ignore_errors=True)  # nothing resumable was written: leave no trace
-        raise
+    with output_directory(str(run), "--out", keep=(ckpt.name,)):  # removes what a failed start made
+        return _dispatch(config, run, resume, progress, device, on_epoch)
 
 
 def _dispatch(config: TrainConfig, run: Path, resume: bool, progress: bool, device: str,
