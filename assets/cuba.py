@@ -86,6 +86,8 @@ def _lif(n: int, syn_per_neuron: int, dt: float, params: CubaParams) -> tuple[LI
     """(the LIF of every neuron, the initial current, weight per sending group) of CUBA."""
     if n < 10:
         raise NetworkError("n", f"expected at least 10 neurons, got {n}")
+    if not 1 <= syn_per_neuron <= n:  # more would be capped at n while the weights scale by 80/k
+        raise NetworkError("syn_per_neuron", f"expected 1 to n = {n} synapses per neuron, got {syn_per_neuron}")
     beta, alpha = math.exp(-dt / params.tau_m), math.exp(-dt / params.tau_syn)
     k = jump_gain(dt, params.tau_m, params.tau_syn)
     scale = 80.0 / syn_per_neuron

@@ -737,6 +737,16 @@ def test_cuba_needs_enough_neurons_for_its_synapses(tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
+def test_cuba_network_refuses_more_synapses_per_neuron_than_neurons():
+    from assets.cuba import cuba_network
+    from neurosim.errors import NetworkError
+
+    with pytest.raises(NetworkError, match="syn_per_neuron: expected 1 to n = 100 synapses per neuron, got 1000"):
+        cuba_network(n=100, syn_per_neuron=1000)
+    net = cuba_network(n=100, syn_per_neuron=100)  # every pair possible: each neuron sends 100 synapses
+    assert sum(p.weights.nnz for p in net.projections) == 100 * 100
+
+
 @pytest.mark.parametrize("argv, message", [
     (["raster", "r.h5", "--png", "r.png", "--trial", "x"], "raster: argument --trial: expected a whole number >= 0, got 'x'"),
     (["raster", "r.h5", "--png", "r.png", "--max-points", "0"],
