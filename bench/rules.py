@@ -196,7 +196,7 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> tuple[list[float],
     from training.ratebp import ConvSNN, conv_network
     from training.rules import Batch, BudgetedBPTT, make_rule
     from training.tasks import make_task
-    from training.trainer import TrainConfig, epoch_lr, evaluate, shuffled
+    from training.trainer import TrainConfig, evaluate, set_epoch_lr, shuffled
 
     torch.set_num_threads(1)
     task = make_task(exp["task"], seed=seed, **exp.get("task_kw", {}))
@@ -213,8 +213,7 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> tuple[list[float],
     n, accs, seconds, spent = len(task.train), [], [], 0.0
     for epoch in range(exp["epochs"]):
         t0 = time.perf_counter()
-        for group in opt.param_groups:
-            group["lr"] = epoch_lr(schedule, epoch)
+        set_epoch_lr(opt, schedule, epoch)
         order = shuffled(schedule, epoch, n)
         for lo in range(0, n, 32):
             idx = order[lo:lo + 32]

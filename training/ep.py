@@ -166,9 +166,7 @@ def one_hot(labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
     """Train per `config` (a training.trainer.TrainConfig) into `run_dir`; see the module docstring."""
-    from tqdm.auto import tqdm
-
-    from .trainer import epoch_lr, shuffled, write_checkpoint
+    from .trainer import batches_per_epoch, epoch_bar, epoch_lr, shuffled, write_checkpoint
 
     o = parse_options(config.rule_options)
     if config.task_options:
@@ -188,9 +186,8 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     if resume:
         history, start = _resume(ckpt, config, params, opt)
     n = len(xtr)
-    batches = (n + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=(config.epochs - start) * batches, desc=f"train digits_static ({o.baseline})", unit="batch",
-               disable=not progress, leave=False)
+    batches = batches_per_epoch(n, config)
+    bar = epoch_bar(config, start, batches, f"train digits_static ({o.baseline})", progress)
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()

@@ -373,10 +373,8 @@ def evaluate(model: MSGNet, data: GraphData) -> dict[str, float]:
 
 def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
     """Train MSG per `config` into `run_dir` (training.methods); an epoch is `steps` full-batch steps."""
-    from tqdm.auto import tqdm
-
     from .graphs import make_graph
-    from .trainer import _resume, epoch_lr, write_checkpoint
+    from .trainer import _resume, epoch_bar, set_epoch_lr, write_checkpoint
 
     opts = Options.parse(dict(config.rule_options))
     graph = make_graph(config.task, config.seed, config.task_options)
@@ -390,13 +388,12 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     ckpt = run_dir / "checkpoint.pt"
     if resume:
         history, start = _resume(ckpt, config, model, opt)  # type: ignore[arg-type]
-    bar = tqdm(total=(config.epochs - start) * opts.steps, desc=f"train {config.task} (msg {opts.baseline}, "
-               f"{opts.manifold}, T={opts.T})", unit="step", disable=not progress, leave=False)
+    bar = epoch_bar(config, start, opts.steps, f"train {config.task} (msg {opts.baseline}, {opts.manifold}, "
+                    f"T={opts.T})", progress, unit="step")
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
-            for group in opt.param_groups:
-                group["lr"] = epoch_lr(config, epoch)
+            set_epoch_lr(opt, config, epoch)
             for _ in range(opts.steps):
                 train_step(model, data, opt, opts.baseline)
                 bar.update(1)

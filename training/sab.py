@@ -268,11 +268,10 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     """Train per `config` (rule sab, options in config.rule_options) into `run_dir`; see
     training.methods for the contract (config.json, checkpoint.pt after every epoch, metrics.csv,
     curve.png, all atomically; `resume` continues from the checkpoint to the same final weights)."""
-    from tqdm.auto import tqdm
-
     from .methods import METHODS, refuse_unused
     from .tasks import make_task
-    from .trainer import _resume, _to_batch, epoch_lr, shuffled, write_checkpoint
+    from .trainer import (_resume, _to_batch, batches_per_epoch, epoch_bar, set_epoch_lr, shuffled,
+                          write_checkpoint)
 
     opts = parse_options(dict(config.rule_options), config.hidden)
     if opts["cell"] == "lstm":  # the spiking cells' settings mean nothing to an LSTM
@@ -289,16 +288,14 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     if resume:
         history, start = _resume(ckpt, config, model, opt)  # type: ignore[arg-type]
     n = len(task.train.inputs)
-    batches = (n + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=(config.epochs - start) * batches, desc=f"train {config.task} (sab: {opts['method']})",
-               unit="batch", disable=not progress, leave=False)
+    bar = epoch_bar(config, start, batches_per_epoch(n, config), f"train {config.task} (sab: {opts['method']})",
+                    progress)
     dtype = model.readout.weight.dtype
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
             order = shuffled(config, epoch, n)
-            for group in opt.param_groups:
-                group["lr"] = epoch_lr(config, epoch)
+            set_epoch_lr(opt, config, epoch)
             loss_sum, correct, counted = 0.0, 0, 0
             for lo in range(0, n, config.batch_size):
                 b = _to_batch(task.train, order[lo:lo + config.batch_size], dtype, device)

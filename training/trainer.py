@@ -72,6 +72,24 @@ def epoch_lr(config: "TrainConfig", epoch: int) -> float:
     raise NeurosimError(f"--schedule: expected 'constant' or 'cosine', got {config.schedule!r}")
 
 
+def set_epoch_lr(opt: torch.optim.Optimizer, config: "TrainConfig", epoch: int) -> None:
+    """Every parameter group of `opt` at `epoch_lr(config, epoch)`."""
+    for group in opt.param_groups:
+        group["lr"] = epoch_lr(config, epoch)
+
+
+def epoch_bar(config: Any, start: int, per_epoch: int, desc: str, progress: bool, unit: str = "batch") -> Any:
+    """tqdm bar over the `per_epoch` updates of each epoch from `start` to config.epochs."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=(config.epochs - start) * per_epoch, desc=desc, unit=unit, disable=not progress, leave=False)
+
+
+def batches_per_epoch(n: int, config: Any) -> int:
+    """Mini-batches of config.batch_size in an epoch of `n` samples (the last one may be short)."""
+    return (n + config.batch_size - 1) // config.batch_size
+
+
 @dataclass
 class History:
     rows: list[dict[str, float]] = field(default_factory=list)
@@ -191,19 +209,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         history, start = _resume(ckpt_path, config, model, opt)
     world.broadcast(model)
 
-    from tqdm.auto import tqdm
-
     n = len(task.train.inputs)
-    batches = (n + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=(config.epochs - start) * batches, desc=f"train {config.task} ({config.rule})",
-               unit="batch", disable=not progress, leave=False)
+    bar = epoch_bar(config, start, batches_per_epoch(n, config), f"train {config.task} ({config.rule})", progress)
     out_of_memory = False
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
             order = shuffled(config, epoch, n)
-            for group in opt.param_groups:
-                group["lr"] = epoch_lr(config, epoch)
+            set_epoch_lr(opt, config, epoch)
             loss_sum, correct, counted = 0.0, 0, 0
             for lo in range(0, n, config.batch_size):
                 idx, stepper.weight = world.shard(order[lo:lo + config.batch_size])
