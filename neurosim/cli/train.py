@@ -6,15 +6,18 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from .methods import METHODS
+from training.methods import METHODS
+
+from .common import int_at_least, key_value, seed_arg
 
 RULES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
 TASKS = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
                             + tuple(t for m in METHODS.values() for t in m.tasks)))
 
 
-def register(sub: Any, positive_int: Any) -> None:
+def register(sub: Any) -> None:
     """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
+    positive_int = int_at_least(1)
     p = sub.add_parser(
         "train", help="train a recurrent spiking network on a bundled task",
         description="Train input -> recurrent LIF/ALIF -> LI readout on a bundled task with a learning rule. "
@@ -66,8 +69,6 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="clip the gradient's global norm to NORM before each update (default: no clipping)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
                    help="pseudo-derivative of the spike (default fast_sigmoid)")
-    from neurosim.cli import key_value
-
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", dest="task_option",
                    type=key_value,
                    help="override one of the task's options (repeatable), e.g. --task-option coding=regular "
@@ -79,7 +80,7 @@ def register(sub: Any, positive_int: Any) -> None:
                         "--rule-option k_att=10; the options are listed in the method's module docstring")
     p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, initial weights and shuffling (default 0)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
@@ -105,7 +106,7 @@ def block_length(text: str) -> Any:
 
 
 def task_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The --task-option pairs (parsed by neurosim.cli.key_value) as a dict; the options that
+    """The --task-option pairs (parsed by neurosim.cli.common.key_value) as a dict; the options that
     have their own flag are refused."""
     from neurosim.errors import NeurosimError
 
@@ -120,8 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from . import distributed
-    from .trainer import TrainConfig, pick_device, train
+    from training import distributed
+    from training.trainer import TrainConfig, pick_device, train
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
