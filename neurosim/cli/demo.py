@@ -112,7 +112,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """`neurosim demo`: check the arguments, run the demo into --out; 1 when it falls short of its bar."""
     from mapping.agreement import parse_targets
@@ -143,7 +142,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"demo: {p}")
     return 1 if problems else 0
-
 
 
 def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = print) -> DemoResult:
