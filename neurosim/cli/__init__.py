@@ -3,10 +3,10 @@
 Subcommands: simulate, info, raster, example, backends, cuba, train, export, import, crosscheck,
 demo; ``neurosim CMD --help`` explains each. Bad input (any :class:`~neurosim.errors.NeurosimError`,
 a missing or unwritable file, a usage error, a size that does not fit in memory) prints one line
-``neurosim: error: ...`` on stderr and exits with 2; Ctrl-C exits with 130. Every output file is written atomically, so an
-interrupted run leaves no partial file; an output that is one of the command's inputs is refused
-(neurosim.paths), and `cuba` and `demo` remove what a failed run wrote, with the directory if
-they made it (a demo keeps it once training has saved a checkpoint).
+``neurosim: error: ...`` on stderr and exits with 2; Ctrl-C exits with 130. Every output file is
+written atomically, so an interrupted run leaves no partial file; an output that is one of the
+command's inputs is refused (neurosim.paths), and `cuba` and `demo` remove what a failed run
+wrote, with the directory if they made it (a demo keeps it once training has saved a checkpoint).
 Heavy modules (h5py, matplotlib, numba, torch, Brian2, Lava, the example networks) are imported
 only when needed.
 
