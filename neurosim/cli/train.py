@@ -6,18 +6,24 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from training.methods import METHODS
-
 from .common import int_at_least, key_value, seed_arg
 
-RULES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
-TASKS = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
-                            + tuple(t for m in METHODS.values() for t in m.tasks)))
+
+def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The choices of --rule and --task: the rules of training.rules and the methods with their own
+    model (training.methods.METHODS), the bundled tasks and those of the methods."""
+    from training.methods import METHODS
+
+    rules = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
+    tasks = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
+                                + tuple(t for m in METHODS.values() for t in m.tasks)))
+    return rules, tasks
 
 
 def register(sub: Any) -> None:
     """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
     positive_int = int_at_least(1)
+    rules, tasks = rule_and_task_choices()
     p = sub.add_parser(
         "train", help="train a recurrent spiking network on a bundled task",
         description="Train input -> recurrent LIF/ALIF -> LI readout on a bundled task with a learning rule. "
@@ -27,8 +33,8 @@ def register(sub: Any) -> None:
                     "HDF5). --resume continues from the last checkpoint and ends with the same weights as an "
                     "uninterrupted run; a run directory that holds a run is refused without --resume or "
                     "--overwrite.")
-    p.add_argument("--task", required=True, choices=TASKS, help="bundled task (no download)")
-    p.add_argument("--rule", default="bptt", choices=RULES,
+    p.add_argument("--task", required=True, choices=tasks, help="bundled task (no download)")
+    p.add_argument("--rule", default="bptt", choices=rules,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
                         "2022); eprop: eligibility propagation (Bellec et al. 2020); ratebp: rate-based "
@@ -117,11 +123,13 @@ def task_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`neurosim train`: check the options, then train into --out (or start --nproc ranks that do)."""
     from neurosim.errors import NeurosimError
 
     import torch
 
     from training import distributed
+    from training.methods import METHODS
     from training.trainer import TrainConfig, pick_device, train
 
     names = {f.name for f in fields(TrainConfig)}
