@@ -587,12 +587,12 @@ def test_a_size_beyond_memory_is_one_line(tmp_path, model, npz, capsys):
 
 
 def test_out_of_memory_in_example_and_train_is_one_line(tmp_path, capsys, monkeypatch):
-    import neurosim.cli as cli
+    import neurosim.cli.examples as examples
 
     def too_big(*args, **kwargs):
         raise _memory_error()
 
-    monkeypatch.setattr(cli, "_cuba", too_big)
+    monkeypatch.setattr(examples, "build_cuba", too_big)
     out = tmp_path / "e.h5"
     assert main(["example", "cuba", "--n", str(10**11), "--out", str(out)]) == 2
     assert one_error_line(capsys) == OOM_LINE
@@ -610,7 +610,7 @@ def test_out_of_memory_in_example_and_train_is_one_line(tmp_path, capsys, monkey
 
 def test_cuba_that_fails_leaves_no_directory_and_no_partial_files(tmp_path, capsys, monkeypatch):
     pytest.importorskip("assets.cuba", reason="assets/cuba.py is not in this checkout")
-    import neurosim.cli as cli
+    import neurosim.cli.examples as examples
 
     def plot_fails(*args, **kwargs):  # after model.h5 and result.h5 were written
         raise _memory_error()
@@ -628,7 +628,7 @@ def test_cuba_that_fails_leaves_no_directory_and_no_partial_files(tmp_path, caps
     assert main([*argv, str(kept)]) == 2
     capsys.readouterr()
     assert sorted(os.listdir(kept)) == ["notes.txt", "sub"] and (kept / "notes.txt").read_text() == "mine"
-    monkeypatch.setattr(cli, "_cuba", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(examples, "build_cuba", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert main([*argv, str(fresh)]) == 130
     assert "interrupted" in one_error_line(capsys) and not (tmp_path / "a").exists()
 

@@ -237,7 +237,7 @@ def test_min_agreement_does_not_hold_quantised_targets_and_says_so(tmp_path, cap
 def test_demo_bar_counts_no_exact_comparison_as_not_reached():
     from types import SimpleNamespace
 
-    from mapping.pipeline import _summary_rows, check_bar
+    from neurosim.cli.demo_report import check_bar, summary_rows
 
     check = cc.CrossCheck(random_network(6), 10, {}, [], {"lava-float": "lava is not installed"})
     res = SimpleNamespace(bar=0.5, test_accuracy=0.9, simulated_accuracy=0.9, check=check,
@@ -247,7 +247,7 @@ def test_demo_bar_counts_no_exact_comparison_as_not_reached():
         "cross-check: target lava-float was skipped, so it was not checked against 1 (lava is not installed)",
         "cross-check: no exact comparison was made, so nothing was held to 1; the exact targets are numba, cupy, "
         "brian2, brian2-cython, brian2-cpp, lava-float, lava-fixed (against fixed)"]
-    assert dict(_summary_rows(res))["worst agreement (bins, exact targets)"] == "no exact comparison made"
+    assert dict(summary_rows(res))["worst agreement (bins, exact targets)"] == "no exact comparison made"
 
 
 # ----------------------------------------------------------------------------- targets, order

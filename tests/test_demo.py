@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("brian2")
 
 import neurosim as ns  # noqa: E402
-from mapping.pipeline import DemoConfig, check_bar, run_demo  # noqa: E402
+from neurosim.cli.demo import DemoConfig, check_bar, run_demo  # noqa: E402
 
 
 @pytest.fixture(scope="module")

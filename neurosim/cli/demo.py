@@ -11,22 +11,25 @@
     report.md       the report, and report.html: the same, self-contained (images inlined)
 
 Every stage is timed; a stage that a target cannot express (e.g. NetX has no ALIF) is
-reported with the reason instead of failing the run.
+reported with the reason instead of failing the run. ``neurosim demo`` (:func:`cmd_demo`) runs it
+from the command line; the report itself is written by :mod:`neurosim.cli.demo_report`.
 """
 from __future__ import annotations
 
-import base64
-import html
+import argparse
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
-from neurosim.atomic import atomic_path, write_text
-from neurosim.errors import BackendUnavailable, ExportError, NeurosimError
+from .. import paths
+from ..atomic import write_text
+from ..errors import BackendUnavailable, ExportError, NetworkError, NeurosimError
+from .common import int_at_least, resolve_backend, seed_arg
+from .demo_report import check_bar, plot_rasters, report_html, report_markdown
 
 
 # store-recall's default 512 training trials overfit (test accuracy 0.91-0.97 over seeds at
@@ -71,17 +74,86 @@ class DemoResult:
     versions: dict[str, str] = field(default_factory=dict)
 
 
+def register(sub: Any) -> None:
+    """Add the `demo` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
+    positive_int = int_at_least(1)
+    d = DemoConfig()
+    p = sub.add_parser(
+        "demo", help="the main job: train an LSNN, simulate, export, cross-check, write a report",
+        description="Train a recurrent ALIF network (LSNN) on a bundled task, simulate the trained network "
+                    "on the test set in neurosim (CuPy on a GPU, else numba or NumPy), export it to NIR, "
+                    "NetX and a Brian2 script, cross-check it in Brian2 and Lava (floating and fixed point) "
+                    "and write DIR/report.md and DIR/report.html (training curve, accuracy, rasters of "
+                    "every simulator, agreement table, quantisation error, timings, versions). Exit code 1 "
+                    "when the task bar or exact cross-check agreement is not reached (a skipped target, or no "
+                    "exact comparison, counts as not reached). A failed run removes the directory it created, "
+                    "unless training already saved a checkpoint.")
+    p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
+                   help="run directory, created if missing (default runs/demo)")
+    p.add_argument("--task", default=d.task, help=f"bundled task (default {d.task})")
+    p.add_argument("--rule", default=d.rule,
+                   help=f"learning rule: bptt, ottt, eprop or ratebp, as for 'neurosim train' (default {d.rule})")
+    p.add_argument("--hidden", type=positive_int, default=d.hidden, metavar="N",
+                   help=f"hidden ALIF neurons (default {d.hidden})")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, metavar="N",
+                   help=f"training epochs (default {d.epochs})")
+    p.add_argument("--n-train", type=positive_int, default=None, metavar="N",
+                   help="training samples (default: 2048 for store_recall, whose 512 overfit; else the task's)")
+    p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
+    p.add_argument("--n-check", type=positive_int, default=d.n_check, metavar="N",
+                   help=f"test trials run in every cross-check target (default {d.n_check})")
+    p.add_argument("--against", default=",".join(d.targets), metavar="T1,T2",
+                   help=f"cross-check targets (default {','.join(d.targets)})")
+    p.add_argument("--backend", default=d.backend, choices=("numpy", "numba", "cupy", "auto"),
+                   help="neurosim backend for the test-set simulation (default auto)")
+    p.add_argument("--seed", type=seed_arg, default=d.seed, metavar="S",
+                   help="seed of data and weights (whole number, 0 <= S < 2**63, default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`neurosim demo`: check the arguments, run the demo into --out; 1 when it falls short of its bar."""
+    from mapping.agreement import parse_targets
+
+    try:
+        targets = tuple(parse_targets(args.against))
+    except NetworkError as exc:
+        raise NeurosimError(f"--against: {exc.message}") from None
+    from training.rules import RULE_NAMES
+    from training.tasks import TASKS
+
+    if args.task not in TASKS:  # checked before anything is created
+        raise NeurosimError(f"--task {args.task}: expected one of {', '.join(sorted(TASKS))}")
+    rules = [r for r in RULE_NAMES if r not in ("tbptt", "budgeted")]  # those need --k / --budget
+    if args.rule not in rules:
+        raise NeurosimError(f"--rule {args.rule}: the demo trains with one of {', '.join(rules)} (for other rules "
+                            "use 'neurosim train')")
+    paths.check_directory(args.out, "--out")
+    resolve_backend(args.backend)  # an unusable backend fails now, not after training
+    defaults = DemoConfig()
+    config = DemoConfig(task=args.task, rule=args.rule, hidden=args.hidden, epochs=args.epochs,
+                        n_train=args.n_train, n_test=args.n_test, n_check=args.n_check, targets=targets,
+                        backend=args.backend, seed=args.seed, lr=defaults.lr)
+    # a failure removes what the run created, unless training already saved a checkpoint (resumable)
+    with paths.output_directory(args.out, "--out", keep=("checkpoint.pt",)):
+        result = run_demo(config, args.out, progress=not args.no_progress)
+    problems = check_bar(result)
+    for p in problems:
+        print(f"demo: {p}")
+    return 1 if problems else 0
+
+
 def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = print) -> DemoResult:
     """Run every stage into directory `out` (created if missing); see the module docstring."""
-    from neurosim import storage
-    from neurosim import backends
-    from neurosim.simulate import simulate
     import torch
 
+    from mapping.agreement import crosscheck
     from training.scoring import score
     from training.trainer import TrainConfig, train
 
-    from .agreement import crosscheck
+    from .. import backends, storage
+    from ..simulate import simulate
 
     os.makedirs(out, exist_ok=True)
     files: dict[str, str] = {}
@@ -145,8 +217,8 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     n = min(config.n_check, spikes_in.shape[1])
     check = crosscheck(net, {"in": spikes_in[:, :n]}, task.steps, list(config.targets), seed=config.seed,
                        progress=progress)
-    paths = check.write_report(os.path.join(out, "crosscheck"))
-    files.update({f"crosscheck_{k}": v for k, v in paths.items()})
+    reports = check.write_report(os.path.join(out, "crosscheck"))
+    files.update({f"crosscheck_{k}": v for k, v in reports.items()})
     stages["cross-check"] = time.perf_counter() - t0
     for target, reason in check.skipped.items():
         log(f"[demo] cross-check {target}: skipped ({reason})")
@@ -168,17 +240,17 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
 
 def _exporters(out: str) -> list[tuple[str, str, Any]]:
     def nir(net: Any, path: str) -> None:
-        from .nir_graph import write_nir
+        from mapping import write_nir
 
         write_nir(net, path)
 
     def netx(net: Any, path: str) -> Any:
-        from .netx import to_netx
+        from mapping import to_netx
 
         return to_netx(net, path)
 
     def brian2(net: Any, path: str) -> None:
-        from .brian2_export import write_brian2_script
+        from mapping import write_brian2_script
 
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_brian2_script(net, path)
@@ -190,7 +262,7 @@ def _exporters(out: str) -> list[tuple[str, str, Any]]:
 def _quantisation(net: Any) -> str:
     """The fixed-point quantisation report of `net` (or why it has none)."""
     try:
-        from neurosim.fixed_point import quantize
+        from ..fixed_point import quantize
 
         return str(quantize(net).report)
     except ExportError as exc:
@@ -208,131 +280,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-# ------------------------------------------------------------------------------------ figures
-
-
-def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0) -> None:
-    """One column per simulator: the spikes of every spiking population in trial `trial`."""
-    from matplotlib.figure import Figure
-
-    names = list(results)
-    pops = [p.name for p in net.populations if p.spiking]
-    fig = Figure(figsize=(3.2 * len(names), 3.4), dpi=110)
-    axes = fig.subplots(1, len(names), squeeze=False, sharey=True)[0]
-    for ax, name in zip(axes, names):
-        res = results[name]
-        offset = 0
-        for k, pop in enumerate(pops):
-            s = res.spikes[pop]
-            m = s.batch == trial
-            ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=14, marker="|", linewidths=1.2,
-                       color=f"C{k}", label=pop if name == names[0] else None)
-            offset += s.size
-        ax.set_title(f"{name}\n{res.backend}", fontsize=9)
-        ax.set_xlabel("time (ms)")
-    axes[0].set_ylabel("neuron")
-    if pops:
-        axes[0].legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-
-
-# ------------------------------------------------------------------------------------ reports
-
-
-def _summary_rows(res: DemoResult) -> list[tuple[str, str]]:
-    c = res.config
-    bar = "" if res.bar is None else f" (task bar {res.bar:g}: {'met' if res.test_accuracy >= res.bar else 'NOT met'})"
-    return [("task, rule", f"{c.task}, {c.rule}"),
-            ("network", f"{c.model.upper()} x {c.hidden} recurrent, LI readout"),
-            ("test accuracy (torch, float32)", f"{res.test_accuracy:.4f}{bar}"),
-            ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}"),
-            ("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
-            ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
-
-
-def _percent(worst: Optional[float]) -> str:
-    return "no exact comparison made" if worst is None else f"{100 * worst:.3f}%"
-
-
-def report_markdown(res: DemoResult, out: str) -> str:
-    rel = lambda p: os.path.relpath(p, out)  # noqa: E731
-    lines = ["# neurosim demo report", ""]
-    lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _summary_rows(res)] + [""]
-    lines += ["## Training curve", "", f"![training curve]({rel(res.files['curve'])})", ""]
-    lines += ["## One test trial in every simulator", "", f"![rasters]({rel(res.files['rasters'])})", ""]
-    lines += ["## Agreement", "", res.check.table(), ""]
-    if res.check.skipped:
-        lines += [f"- {k} skipped: {v}" for k, v in res.check.skipped.items()] + [""]
-    lines += ["## Exports", ""] + [f"- **{k}**: {v}" for k, v in res.exports.items()] + [""]
-    lines += ["## Fixed-point quantisation", "", "```", res.quantisation, "```", ""]
-    lines += ["## Stage timings", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in res.stages.items()] + [""]
-    lines += ["## Versions", "", "| package | version |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in res.versions.items()] + [""]
-    lines += ["## Configuration", "", "```", *(f"{k} = {v}" for k, v in asdict(res.config).items()), "```", ""]
-    lines += ["## Files", ""] + [f"- [{k}]({rel(v)})" for k, v in res.files.items() if k not in ("report", "html")]
-    return "\n".join(lines) + "\n"
-
-
-def report_html(res: DemoResult, out: str) -> str:
-    """The report as one HTML page: images inlined as data URIs, files linked relatively."""
-    e = html.escape
-    rel = lambda p: os.path.relpath(p, out)  # noqa: E731
-
-    def img(path: str, alt: str) -> str:
-        with open(path, "rb") as f:
-            data = base64.b64encode(f.read()).decode("ascii")
-        return f'<img alt="{e(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
-
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    agree = [[r.target, r.reference, r.population, f"{r.reference_spikes} / {r.target_spikes}",
-              f"{100 * r.count:.3f}%", f"{100 * r.bins:.3f}%", f"{100 * r.spikes:.3f}%",
-              "-" if r.max_abs_dv is None else f"{r.max_abs_dv:.3g}",
-              "none" if r.divergence is None else f"step {r.divergence.step}, neuron {r.divergence.neuron}: "
-                                                   f"{r.divergence.reason}"] for r in res.check.rows]
-    overlays = [img(v, k) for k, v in sorted(res.files.items()) if k.startswith("crosscheck_overlay_")]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>neurosim demo report</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}pre{background:#f6f6f6;padding:8px}</style>",
-        "</head><body><h1>neurosim demo report</h1>",
-        table(["", ""], [list(r) for r in _summary_rows(res)]),
-        "<h2>Training curve</h2>", img(res.files["curve"], "training curve"),
-        "<h2>One test trial in every simulator</h2>", img(res.files["rasters"], "rasters"),
-        "<h2>Agreement</h2>",
-        table(["target", "reference", "population", "spikes (ref / target)", "count", "bins identical",
-               "spike times", "max |dv|", "first divergence"], agree),
-        "".join(f"<p>{e(k)} skipped: {e(v)}</p>" for k, v in res.check.skipped.items()),
-        *overlays,
-        "<h2>Exports</h2><ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in res.exports.items()) + "</ul>",
-        f"<h2>Fixed-point quantisation</h2><pre>{e(res.quantisation)}</pre>",
-        "<h2>Stage timings</h2>", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in res.stages.items()]),
-        "<h2>Versions</h2>", table(["package", "version"], [[k, v] for k, v in res.versions.items()]),
-        "<h2>Files</h2><ul>" + "".join(f'<li><a href="{e(rel(v))}">{e(k)}</a></li>'
-                                        for k, v in res.files.items() if k not in ("report", "html")) + "</ul>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
-
-
-def check_bar(res: DemoResult, min_agreement: float = 1.0) -> list[str]:
-    """What falls short: the task bar, or the cross-check's (CrossCheck.shortfalls): a skipped
-    target, no exact comparison, or exact-target agreement below `min_agreement` (bins)."""
-    problems = []
-    if res.bar is not None and res.test_accuracy < res.bar:
-        problems.append(f"test accuracy {res.test_accuracy:.3f} is below the task bar {res.bar:g}")
-    problems += [f"cross-check: {p}" for p in res.check.shortfalls("bins", min_agreement)]
-    if not all(k in res.files for k in ("nir", "brian2")):
-        problems.append("an export failed: " + "; ".join(f"{k}: {v}" for k, v in res.exports.items()))
-    return problems
 
 
 class DemoError(NeurosimError):

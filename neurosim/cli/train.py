@@ -6,15 +6,24 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from .methods import METHODS
-
-RULES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
-TASKS = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
-                            + tuple(t for m in METHODS.values() for t in m.tasks)))
+from .common import int_at_least, key_value, seed_arg
 
 
-def register(sub: Any, positive_int: Any) -> None:
+def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The choices of --rule and --task: the rules of training.rules and the methods with their own
+    model (training.methods.METHODS), the bundled tasks and those of the methods."""
+    from training.methods import METHODS
+
+    rules = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
+    tasks = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
+                                + tuple(t for m in METHODS.values() for t in m.tasks)))
+    return rules, tasks
+
+
+def register(sub: Any) -> None:
     """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
+    positive_int = int_at_least(1)
+    rules, tasks = rule_and_task_choices()
     p = sub.add_parser(
         "train", help="train a recurrent spiking network on a bundled task",
         description="Train input -> recurrent LIF/ALIF -> LI readout on a bundled task with a learning rule. "
@@ -24,8 +33,8 @@ def register(sub: Any, positive_int: Any) -> None:
                     "HDF5). --resume continues from the last checkpoint and ends with the same weights as an "
                     "uninterrupted run; a run directory that holds a run is refused without --resume or "
                     "--overwrite.")
-    p.add_argument("--task", required=True, choices=TASKS, help="bundled task (no download)")
-    p.add_argument("--rule", default="bptt", choices=RULES,
+    p.add_argument("--task", required=True, choices=tasks, help="bundled task (no download)")
+    p.add_argument("--rule", default="bptt", choices=rules,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
                         "2022); eprop: eligibility propagation (Bellec et al. 2020); ratebp: rate-based "
@@ -66,8 +75,6 @@ def register(sub: Any, positive_int: Any) -> None:
                    help="clip the gradient's global norm to NORM before each update (default: no clipping)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
                    help="pseudo-derivative of the spike (default fast_sigmoid)")
-    from neurosim.cli import key_value
-
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", dest="task_option",
                    type=key_value,
                    help="override one of the task's options (repeatable), e.g. --task-option coding=regular "
@@ -79,7 +86,7 @@ def register(sub: Any, positive_int: Any) -> None:
                         "--rule-option k_att=10; the options are listed in the method's module docstring")
     p.add_argument("--n-train", type=positive_int, default=None, metavar="N", help="training samples (task default)")
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, initial weights and shuffling (default 0)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
@@ -105,7 +112,7 @@ def block_length(text: str) -> Any:
 
 
 def task_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The --task-option pairs (parsed by neurosim.cli.key_value) as a dict; the options that
+    """The --task-option pairs (parsed by neurosim.cli.common.key_value) as a dict; the options that
     have their own flag are refused."""
     from neurosim.errors import NeurosimError
 
@@ -116,12 +123,14 @@ def task_options(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`neurosim train`: check the options, then train into --out (or start --nproc ranks that do)."""
     from neurosim.errors import NeurosimError
 
     import torch
 
-    from . import distributed
-    from .trainer import TrainConfig, pick_device, train
+    from training import distributed
+    from training.methods import METHODS
+    from training.trainer import TrainConfig, pick_device, train
 
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},

@@ -1,0 +1,86 @@
+"""The ``neurosim`` command: the parser of every subcommand and the dispatch that turns every
+error into one line ``neurosim: error: ...`` and an exit code (see the package docstring)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn, Optional, Sequence
+
+from .. import __version__
+from ..errors import NeurosimError
+from . import crosscheck, demo, export, simulate, train
+from .common import PROG
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{sub}: " if sub else ""
+        self.exit(2, f"{PROG}: error: {where}{message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``neurosim`` command with every subcommand (torch, Brian2 and Lava load
+    only when a command that needs them runs)."""
+    parser = _Parser(prog=PROG, description="Spiking-network simulator: run saved networks, inspect files, "
+                                            "plot rasters. Time unit: seconds; delays in whole steps.",
+                     epilog="Errors print one line 'neurosim: error: ...' and exit with code 2.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    simulate.register(sub)  # simulate, info, raster, example, backends, cuba
+    train.register(sub)
+    export.register(sub)  # export, import
+    crosscheck.register(sub)
+    demo.register(sub)
+    return parser
+
+
+# ------------------------------------------------------------------------------------- entry
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with `argv` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `train --nproc N` to start its ranks
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _error("interrupted (no partial output files were written)")
+        return 130
+    except NeurosimError as exc:
+        _error(str(exc))
+        return 2
+    except MemoryError as exc:  # numpy's _ArrayMemoryError too: a size the user asked for does not fit
+        text = str(exc).strip()
+        _error(f"out of memory: {text.splitlines()[0] if text else type(exc).__name__}; use smaller sizes")
+        return 2
+    except BrokenPipeError:  # e.g. `neurosim info x.h5 | head -1`: not an error of the user's input
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
+    except OSError as exc:
+        _error(_os_message(exc))
+        return 2
+
+
+def _error(message: str) -> None:
+    line = " ".join(str(message).split())  # exactly one line
+    print(f"{PROG}: error: {line}", file=sys.stderr, flush=True)
+
+
+def _os_message(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError) and exc.filename is not None and not os.path.isdir(exc.filename):
+        return f"{exc.filename}: exists and is not a directory"  # e.g. a run directory that is a file
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+

@@ -1,0 +1,114 @@
+"""What every command of the CLI shares: the error type, argparse types, the backend choice and
+the translation of simulate()'s validation errors into the option or file they came from."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from .. import backends
+from ..errors import FileFormatError, NetworkError, NeurosimError
+
+PROG = "neurosim"
+
+
+class CLIError(NeurosimError):
+    """A command-line argument or environment problem found by the CLI itself."""
+
+
+# ------------------------------------------------------------------------------ argument types
+
+
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """argparse type: a whole number >= `lo`; argparse prefixes the option, so a bad value reads
+    ``argument --trial: expected a whole number >= 0, got 'x'``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lo:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}")
+        return value
+
+    parse.__name__ = f"whole number >= {lo}"  # argparse names the type in some messages
+    return parse
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of every --seed: a whole number, 0 <= seed < 2**63 (neurosim.simulate.check_seed)."""
+    from ..simulate import check_seed
+
+    try:
+        return check_seed(int(text))
+    except (ValueError, NetworkError):  # int() refused it, or check_seed did
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 and < 2**63, got {text!r}") from None
+
+
+def names_arg(text: str) -> list[str]:
+    """argparse type: comma-separated names ('exc,inh' -> ['exc', 'inh']), at least one."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, e.g. exc,inh, got {text!r}")
+    return names
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """'propagation=gather' -> ('propagation', 'gather'); values are Python literals where they
+    parse as one (graph_steps=0 -> 0, delay=(2, 4) -> (2, 4)), else strings. The argparse type
+    of every KEY=VALUE option (--backend-option, --task-option)."""
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as name=value, got {text!r}")
+    try:
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value
+
+
+def trace_arg(text: str) -> str:
+    """argparse type of --trace: POPULATION:VARIABLE with VARIABLE one of neurosim.backends.TRACE_VARS."""
+    pop, sep, var = text.partition(":")
+    if not sep or not pop or var not in backends.TRACE_VARS:
+        raise argparse.ArgumentTypeError(
+            f"expected POPULATION:VARIABLE with VARIABLE one of {', '.join(backends.TRACE_VARS)}, got {text!r}")
+    return text
+
+
+# ------------------------------------------------------------------------ shared by the commands
+
+
+def resolve_backend(name: str) -> str:
+    """The backend to use; prints the choice for 'auto'. Unusable backends raise BackendUnavailable."""
+    from ..errors import BackendUnavailable
+
+    try:
+        chosen = backends.resolve(name)
+    except NeurosimError:
+        raise
+    except Exception as exc:  # e.g. a CUDA driver error while probing the GPU: no traceback for that
+        raise BackendUnavailable(f"backend {name!r} cannot run here: {type(exc).__name__}: {exc}") from None
+    if name == "auto":
+        print(f"backend: auto -> {chosen}")
+    return chosen
+
+
+def argument_error(exc: NetworkError, args: argparse.Namespace) -> NeurosimError:
+    """A validation error of simulate() named by the file, key or option it came from (reads
+    args.model, args.input, args.batch and args.trace)."""
+    field = exc.field
+    if field.startswith("inputs"):
+        key = field[len("inputs."):]
+        if args.input:
+            return FileFormatError(args.input, key, exc.message)
+        return CLIError(f"{args.model}: {exc.message}; pass --input IN.npz with an array under that key")
+    if field.startswith("backend_options."):
+        return CLIError(f"--backend-option {field[len('backend_options.'):]}: {exc.message}")
+    if field == "batch":
+        return CLIError(f"--batch {args.batch}: {exc.message}" + (f" ({args.input})" if args.input else ""))
+    if field.startswith("traces."):
+        pop = field[len("traces."):]
+        spec = next((t for t in args.trace if t.partition(":")[0] == pop), pop)
+        return CLIError(f"--trace {spec}: {args.model}: {exc.message}")
+    return exc

@@ -1,0 +1,140 @@
+"""The demo's report: rasters of every simulator side by side, the summary table, report.md,
+the self-contained report.html, and the check of the task bar and cross-check agreement.
+Every function reads a :class:`neurosim.cli.demo.DemoResult` (`res`)."""
+from __future__ import annotations
+
+import base64
+import html
+import os
+from dataclasses import asdict
+from typing import Any, Optional
+
+from ..atomic import atomic_path
+
+
+# ------------------------------------------------------------------------------------ figures
+
+
+def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0) -> None:
+    """One column per simulator: the spikes of every spiking population in trial `trial`."""
+    from matplotlib.figure import Figure
+
+    names = list(results)
+    pops = [p.name for p in net.populations if p.spiking]
+    fig = Figure(figsize=(3.2 * len(names), 3.4), dpi=110)
+    axes = fig.subplots(1, len(names), squeeze=False, sharey=True)[0]
+    for ax, name in zip(axes, names):
+        res = results[name]
+        offset = 0
+        for k, pop in enumerate(pops):
+            s = res.spikes[pop]
+            m = s.batch == trial
+            ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=14, marker="|", linewidths=1.2,
+                       color=f"C{k}", label=pop if name == names[0] else None)
+            offset += s.size
+        ax.set_title(f"{name}\n{res.backend}", fontsize=9)
+        ax.set_xlabel("time (ms)")
+    axes[0].set_ylabel("neuron")
+    if pops:
+        axes[0].legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+# ------------------------------------------------------------------------------------ reports
+
+
+def summary_rows(res: Any) -> list[tuple[str, str]]:
+    """The report's summary table as (label, value) rows: task, network, accuracies, worst agreements."""
+    c = res.config
+    bar = "" if res.bar is None else f" (task bar {res.bar:g}: {'met' if res.test_accuracy >= res.bar else 'NOT met'})"
+    return [("task, rule", f"{c.task}, {c.rule}"),
+            ("network", f"{c.model.upper()} x {c.hidden} recurrent, LI readout"),
+            ("test accuracy (torch, float32)", f"{res.test_accuracy:.4f}{bar}"),
+            ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}"),
+            ("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
+            ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
+
+
+def _percent(worst: Optional[float]) -> str:
+    return "no exact comparison made" if worst is None else f"{100 * worst:.3f}%"
+
+
+def report_markdown(res: Any, out: str) -> str:
+    """report.md of the run in directory `out` (files linked relatively)."""
+    rel = lambda p: os.path.relpath(p, out)  # noqa: E731
+    lines = ["# neurosim demo report", ""]
+    lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in summary_rows(res)] + [""]
+    lines += ["## Training curve", "", f"![training curve]({rel(res.files['curve'])})", ""]
+    lines += ["## One test trial in every simulator", "", f"![rasters]({rel(res.files['rasters'])})", ""]
+    lines += ["## Agreement", "", res.check.table(), ""]
+    if res.check.skipped:
+        lines += [f"- {k} skipped: {v}" for k, v in res.check.skipped.items()] + [""]
+    lines += ["## Exports", ""] + [f"- **{k}**: {v}" for k, v in res.exports.items()] + [""]
+    lines += ["## Fixed-point quantisation", "", "```", res.quantisation, "```", ""]
+    lines += ["## Stage timings", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in res.stages.items()] + [""]
+    lines += ["## Versions", "", "| package | version |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in res.versions.items()] + [""]
+    lines += ["## Configuration", "", "```", *(f"{k} = {v}" for k, v in asdict(res.config).items()), "```", ""]
+    lines += ["## Files", ""] + [f"- [{k}]({rel(v)})" for k, v in res.files.items() if k not in ("report", "html")]
+    return "\n".join(lines) + "\n"
+
+
+def report_html(res: Any, out: str) -> str:
+    """The report as one HTML page: images inlined as data URIs, files linked relatively."""
+    e = html.escape
+    rel = lambda p: os.path.relpath(p, out)  # noqa: E731
+
+    def img(path: str, alt: str) -> str:
+        with open(path, "rb") as f:
+            data = base64.b64encode(f.read()).decode("ascii")
+        return f'<img alt="{e(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        head = "".join(f"<th>{e(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    agree = [[r.target, r.reference, r.population, f"{r.reference_spikes} / {r.target_spikes}",
+              f"{100 * r.count:.3f}%", f"{100 * r.bins:.3f}%", f"{100 * r.spikes:.3f}%",
+              "-" if r.max_abs_dv is None else f"{r.max_abs_dv:.3g}",
+              "none" if r.divergence is None else f"step {r.divergence.step}, neuron {r.divergence.neuron}: "
+                                                   f"{r.divergence.reason}"] for r in res.check.rows]
+    overlays = [img(v, k) for k, v in sorted(res.files.items()) if k.startswith("crosscheck_overlay_")]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>neurosim demo report</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}pre{background:#f6f6f6;padding:8px}</style>",
+        "</head><body><h1>neurosim demo report</h1>",
+        table(["", ""], [list(r) for r in summary_rows(res)]),
+        "<h2>Training curve</h2>", img(res.files["curve"], "training curve"),
+        "<h2>One test trial in every simulator</h2>", img(res.files["rasters"], "rasters"),
+        "<h2>Agreement</h2>",
+        table(["target", "reference", "population", "spikes (ref / target)", "count", "bins identical",
+               "spike times", "max |dv|", "first divergence"], agree),
+        "".join(f"<p>{e(k)} skipped: {e(v)}</p>" for k, v in res.check.skipped.items()),
+        *overlays,
+        "<h2>Exports</h2><ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in res.exports.items()) + "</ul>",
+        f"<h2>Fixed-point quantisation</h2><pre>{e(res.quantisation)}</pre>",
+        "<h2>Stage timings</h2>", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in res.stages.items()]),
+        "<h2>Versions</h2>", table(["package", "version"], [[k, v] for k, v in res.versions.items()]),
+        "<h2>Files</h2><ul>" + "".join(f'<li><a href="{e(rel(v))}">{e(k)}</a></li>'
+                                        for k, v in res.files.items() if k not in ("report", "html")) + "</ul>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def check_bar(res: Any, min_agreement: float = 1.0) -> list[str]:
+    """What falls short: the task bar, or the cross-check's (CrossCheck.shortfalls): a skipped
+    target, no exact comparison, or exact-target agreement below `min_agreement` (bins)."""
+    problems = []
+    if res.bar is not None and res.test_accuracy < res.bar:
+        problems.append(f"test accuracy {res.test_accuracy:.3f} is below the task bar {res.bar:g}")
+    problems += [f"cross-check: {p}" for p in res.check.shortfalls("bins", min_agreement)]
+    if not all(k in res.files for k in ("nir", "brian2")):
+        problems.append("an export failed: " + "; ".join(f"{k}: {v}" for k, v in res.exports.items()))
+    return problems
+

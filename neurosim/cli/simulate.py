@@ -1,0 +1,277 @@
+"""The simulator's commands: simulate, info, raster, example, backends and cuba (their arguments
+and what they run). Heavy modules (h5py, matplotlib, numba, the example networks) load only
+when a command runs."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+from .. import atomic, backends, paths
+from ..errors import FileFormatError, NetworkError, NeurosimError
+from . import examples
+from .common import CLIError, argument_error, int_at_least, key_value, names_arg, resolve_backend, seed_arg, trace_arg
+from .examples import CUBA_N, CUBA_SYN
+from .inputs import load_inputs
+
+FORMATS = ("neurosim.network", "neurosim.result")
+
+
+def register(sub: Any) -> None:
+    """Add simulate, info, raster, example, backends and cuba to `sub` (argparse subparsers of the CLI)."""
+    p = sub.add_parser("simulate", help="simulate a saved network and save the result",
+                       description="Load MODEL.h5, simulate it for --steps steps of the model's dt, "
+                                   "save the spikes (and traces) to --out and print a summary.")
+    p.add_argument("model", metavar="MODEL.h5", help="network file written by neurosim.save or 'neurosim example'")
+    p.add_argument("--steps", required=True, type=int_at_least(1), metavar="T",
+                   help="number of time steps to simulate (whole number >= 1; duration = steps * dt of the model)")
+    p.add_argument("--input", metavar="IN.npz",
+                   help="spikes for the model's SpikeInputs: a numpy .npz archive (np.savez) with one array "
+                        "per SpikeInput, keyed by its name, shaped (T, n) or (T, B, n) with T >= --steps, "
+                        "n the input's size and B trials; values 0/1 or bool. PoissonInputs are drawn from --seed")
+    p.add_argument("--backend", default="numpy", choices=("numpy", "numba", "cupy", "auto"),
+                   help="simulator: numpy (reference), numba (compiled CPU), cupy (NVIDIA GPU) or auto "
+                        "(cupy if a GPU is usable, else numba if installed, else numpy; the choice is printed). "
+                        "Default: numpy")
+    p.add_argument("--backend-option", metavar="KEY=VALUE", type=key_value, action="append", default=[],
+                   help="a setting of the chosen backend (repeatable), e.g. for cupy propagation=gather "
+                        "(bitwise equal to numpy), propagation=matmul or graph_steps=0; 'neurosim backends' "
+                        "lists each backend's options")
+    p.add_argument("--dtype", default="float64", choices=("float32", "float64"),
+                   help="floating-point type of the state and weights (default: float64)")
+    p.add_argument("--batch", type=int_at_least(1), default=None, metavar="B",
+                   help="number of independent trials B (default: B of the inputs, else 1)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S",
+                   help="seed of the Poisson inputs (whole number, 0 <= S < 2**63, default 0); the same seed gives "
+                        "the same spikes on every backend")
+    p.add_argument("--trace", metavar="POP:VAR", type=trace_arg, nargs="+", action="extend", default=[],
+                   help=f"record a state variable of a population every step, e.g. exc:v; VAR is one of "
+                        f"{', '.join(backends.TRACE_VARS)}; may be repeated")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
+    p.add_argument("--out", required=True, metavar="OUT.h5",
+                   help="result file to write (HDF5; its directory must exist; replaced atomically)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("info", help="describe a network or result file",
+                       description="Print what a neurosim HDF5 file holds: for a network, its populations, "
+                                   "inputs, projections, dt and counts; for a result, spike counts, rates and "
+                                   "timings. The kind is read from the file's root attribute 'format'.")
+    p.add_argument("file", metavar="FILE.h5", help="a network (MODEL.h5) or result (OUT.h5) file")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("raster", help="plot a spike raster from a result file",
+                       description="Draw the spikes of one trial (time in ms, populations stacked) above the "
+                                   "population rates (Hz) and write a PNG.")
+    p.add_argument("result", metavar="OUT.h5", help="result file written by 'neurosim simulate'")
+    p.add_argument("--png", required=True, metavar="FILE.png", help="image to write (replaced atomically)")
+    p.add_argument("--trial", type=int_at_least(0), default=0, metavar="K",
+                   help="which trial of the batch to draw (0-based, default 0)")
+    p.add_argument("--populations", type=names_arg, metavar="A,B",
+                   help="comma-separated populations (or inputs) to draw, bottom to top "
+                        "(default: every neuron population)")
+    p.add_argument("--max-points", type=int_at_least(1), default=200_000, metavar="N",
+                   help="draw at most this many spikes, evenly subsampled beyond it (default 200000)")
+    p.set_defaults(func=cmd_raster)
+
+    p = sub.add_parser("example", help="write a bundled example network",
+                       description="Write an example network as a MODEL.h5 file. 'cuba': the CUBA benchmark "
+                                   "(Vogels and Abbott 2005; 80% excitatory LIF neurons, dt 0.1 ms); "
+                                   "'small_lif': the small saved model shipped in assets/small_lif.h5.")
+    p.add_argument("name", choices=("cuba", "small_lif"), help="which example: cuba or small_lif")
+    p.add_argument("--n", type=int_at_least(10), default=None,
+                   help=f"cuba only: number of neurons (>= 10, default {CUBA_N})")
+    p.add_argument("--syn-per-neuron", type=int_at_least(1), default=None, metavar="K",
+                   help=f"cuba only: mean outgoing synapses per neuron, at most --n (default {CUBA_SYN}; "
+                        f"weights scale by {CUBA_SYN}/this)")
+    p.add_argument("--seed", type=seed_arg, default=None, metavar="S",
+                   help="cuba only: seed of the connectivity and initial voltages (default 0)")
+    p.add_argument("--out", required=True, metavar="MODEL.h5", help="network file to write (replaced atomically)")
+    p.set_defaults(func=cmd_example)
+
+    p = sub.add_parser("backends", help="list the simulation backends and whether each can run here",
+                       description="List the backends (numpy, numba, cupy), whether each is usable on this "
+                                   "machine (and why not), and which one --backend auto picks.")
+    p.set_defaults(func=cmd_backends)
+
+    p = sub.add_parser("cuba", help="build, simulate and plot the CUBA benchmark network in one go",
+                       description="Build the CUBA network, simulate it (default 10000 steps of 0.1 ms = 1 s), "
+                                   "and write model.h5, result.h5, raster.png and summary.md (rates, timings, "
+                                   "backend, synaptic events, versions) into --out. A run that fails removes "
+                                   "what it wrote, and the directory if it made it.")
+    p.add_argument("--out", default=os.path.join("runs", "cuba"), metavar="DIR",
+                   help="output directory, created if missing (default runs/cuba)")
+    p.add_argument("--n", type=int_at_least(CUBA_SYN), default=CUBA_N,
+                   help=f"number of neurons (>= {CUBA_SYN}: each sends {CUBA_SYN} synapses on average; "
+                        f"default {CUBA_N})")
+    p.add_argument("--steps", type=int_at_least(1), default=10_000, metavar="T",
+                   help="number of 0.1 ms steps (default 10000 = 1 s)")
+    p.add_argument("--backend", default="auto", choices=("numpy", "numba", "cupy", "auto"),
+                   help="simulator (default auto: cupy if a GPU is usable, else numba, else numpy)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S",
+                   help="seed of the network's connectivity and initial voltages (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
+    p.set_defaults(func=cmd_cuba)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """`neurosim simulate`: simulate MODEL.h5 and write the result file."""
+    from .. import storage
+    from ..simulate import simulate
+
+    paths.check_writable(args.out, "--out")
+    paths.refuse_inputs_as_outputs([("--out", args.out)], [("MODEL.h5", args.model), ("--input", args.input)])
+    network = storage.load(args.model)
+    inputs = load_inputs(args.input) if args.input else {}
+    name = resolve_backend(args.backend)
+    try:
+        result = simulate(network, inputs, args.steps, batch=args.batch, backend=name, dtype=args.dtype,
+                          seed=args.seed, traces=args.trace or None, progress=not args.no_progress,
+                          backend_options=dict(args.backend_option))
+    except NetworkError as exc:  # simulate validates the arguments; say it in the CLI's terms
+        raise argument_error(exc, args) from None
+    storage.save_result(result, args.out)
+    print(result.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """`neurosim info`: describe a network or result file."""
+    from .. import storage
+
+    kind = peek_format(args.file)
+    if kind == "neurosim.network":
+        net = storage.load(args.file)
+        print(f"{args.file}: neurosim network")
+        print(net.summary())
+        max_delay = max((p.max_delay for p in net.projections), default=0)
+        print(f"dt: {net.dt:g} s ({net.dt * 1e3:g} ms)")
+        print(f"counts: {len(net.populations)} populations, {len(net.inputs)} inputs, "
+              f"{len(net.projections)} projections, {net.n_neurons} neurons, {net.n_synapses} synapses, "
+              f"max delay {max_delay} steps")
+    else:
+        res = storage.load_result(args.file)
+        print(f"{args.file}: neurosim result")
+        print(res.summary())
+        print(f"dt: {res.dt:g} s; duration {res.steps * res.dt:g} s; seed {res.seed}")
+        traced = [f"{p}:{v}" for p, vs in res.traces.items() for v in vs]
+        print(f"traces: {', '.join(traced) if traced else 'none'}")
+    return 0
+
+
+def cmd_raster(args: argparse.Namespace) -> int:
+    """`neurosim raster`: plot one trial of a result file as a PNG."""
+    from .. import plot, storage
+
+    if os.path.splitext(args.png)[1].lower() != ".png":
+        raise CLIError(f"--png {args.png}: expected a file name ending in .png (the image is written as PNG)")
+    paths.check_writable(args.png, "--png")
+    paths.refuse_inputs_as_outputs([("--png", args.png)], [("OUT.h5", args.result)])
+    res = storage.load_result(args.result)
+    if args.trial >= res.batch:
+        raise CLIError(f"--trial {args.trial}: {args.result} has {res.batch} trial(s), expected 0..{res.batch - 1}")
+    unknown = [p for p in args.populations or () if p not in res.spikes]
+    if unknown:
+        raise CLIError(f"--populations: {args.result} has no population or input named {unknown[0]!r} "
+                       f"(has {', '.join(res.spikes)})")
+    plot.raster(res, args.png, populations=args.populations, trial=args.trial, max_points=args.max_points,
+                title=os.path.basename(args.result))
+    print(f"wrote {args.png}")
+    return 0
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    """`neurosim example`: write a bundled example network."""
+    from .. import storage
+
+    given = [f"--{k.replace('_', '-')}" for k in ("n", "syn_per_neuron", "seed") if getattr(args, k) is not None]
+    if args.name != "cuba" and given:
+        raise CLIError(f"{given[0]}: example {args.name} takes no options but --out "
+                       f"(--n, --syn-per-neuron and --seed are for cuba)")
+    paths.check_writable(args.out, "--out")
+    if args.name == "cuba":
+        n = CUBA_N if args.n is None else args.n
+        k = CUBA_SYN if args.syn_per_neuron is None else args.syn_per_neuron
+        if k > n:
+            default = " (the default)" if args.syn_per_neuron is None else ""
+            raise CLIError(f"--syn-per-neuron {k}{default}: more than --n {n}, the number of neurons each neuron "
+                           f"can connect to; expected at most {n}")
+        net = examples.build_cuba(n, k, 0 if args.seed is None else args.seed)
+    else:
+        asset = examples.asset_path("small_lif.h5")
+        paths.refuse_inputs_as_outputs([("--out", args.out)], [("the bundled example", asset)])
+        net = storage.load(asset)
+    storage.save(net, args.out)
+    print(net.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    """`neurosim backends`: list the backends, their options and what auto picks."""
+    status = backends.available()
+    width = max(len(n) for n in status)
+    for name, reason in status.items():
+        print(f"{name:<{width}}  {'usable' if not reason else 'unavailable: ' + reason}")
+    for name in status:
+        try:
+            options = getattr(backends.load(name), "OPTIONS", {})
+        except NeurosimError:
+            options = {}
+        for key, text in options.items():
+            print(f"{name} option {key}: {text}")
+    print(f"auto -> {backends.resolve('auto')}")
+    return 0
+
+
+def cmd_cuba(args: argparse.Namespace) -> int:
+    """`neurosim cuba`: build, simulate and plot the CUBA network into a directory."""
+    from .. import plot, storage
+    from ..simulate import simulate
+
+    out = args.out
+    paths.check_directory(out, "--out")  # every check before the directory is made
+    name = resolve_backend(args.backend)
+    files = {k: os.path.join(out, f) for k, f in
+             (("model", "model.h5"), ("result", "result.h5"), ("raster", "raster.png"), ("summary", "summary.md"))}
+    with paths.output_directory(out, "--out"):  # removed again, with what it got, if the run fails
+        paths.check_writable(files["summary"], "--out")
+        t0 = time.perf_counter()
+        net = examples.build_cuba(args.n, CUBA_SYN, args.seed)
+        t_build = time.perf_counter() - t0
+        print(f"network: {net.n_neurons} neurons, {net.n_synapses} synapses, dt {net.dt * 1e3:g} ms")
+        result = simulate(net, None, args.steps, backend=name, seed=args.seed, progress=not args.no_progress)
+        t1 = time.perf_counter()  # files are written once the simulation has run
+        storage.save(net, files["model"])
+        storage.save_result(result, files["result"])
+        plot.raster(result, files["raster"], title=f"CUBA, {net.n_neurons} neurons, {name}")
+        events = examples.synaptic_events(net, result)
+        t_files = time.perf_counter() - t1
+        stages = {"build network": t_build, "save model and result, plot raster": t_files,
+                  "cuba wall clock": time.perf_counter() - t0}
+        atomic.write_text(files["summary"], examples.cuba_summary(net, result, events, stages, files))
+    print(result.summary())
+    print(f"synaptic events: {events} ({events / max(result.timings['run'], 1e-12):.3g} per second of run time)")
+    for key in ("model", "result", "raster", "summary"):
+        print(f"wrote {files[key]}")
+    return 0
+
+
+def peek_format(path: str) -> str:
+    """The root attribute 'format' of a neurosim HDF5 file ('neurosim.network' or 'neurosim.result')."""
+    import h5py
+
+    from ..storage import attr_text
+
+    problem = paths.file_problem(path)
+    if problem:
+        raise FileFormatError(path, "", problem)
+    try:
+        with h5py.File(path, "r") as f:
+            return attr_text(path, f, "format", FORMATS)  # type-checked before it is read
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if isinstance(exc, FileFormatError):
+            raise
+        raise FileFormatError(path, "", f"not a readable HDF5 file ({' '.join(str(exc).split())})") from None
+
