@@ -67,11 +67,13 @@ class RunSpec:
                 raise NetworkError(name, f"expected a whole number >= 1, got {value!r}")
         spike_inputs = {s.name: s for s in self.network.inputs if isinstance(s, SpikeInput)}
         if set(self.inputs) != set(spike_inputs):
-            raise NetworkError("inputs", f"expected spikes for exactly {sorted(spike_inputs)}, got {sorted(self.inputs)}")
+            raise NetworkError("inputs", f"expected spikes for exactly {sorted(spike_inputs)}, "
+                                         f"got {sorted(self.inputs)}")
         for name, arr in self.inputs.items():
             want = (self.steps, self.batch, spike_inputs[name].size)
             if arr.dtype != bool or arr.shape != want:
-                raise NetworkError(f"inputs.{name}", f"expected bool spikes of shape {want}, got {arr.dtype} {arr.shape}")
+                raise NetworkError(f"inputs.{name}", f"expected bool spikes of shape {want}, "
+                                                     f"got {arr.dtype} {arr.shape}")
         populations = {p.name for p in self.network.populations}
         for pop in self.traces:
             if pop not in populations:

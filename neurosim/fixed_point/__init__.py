@@ -4,7 +4,7 @@
 tag ``fixed_pt``) fed by ``PyDenseModelBitAcc`` / ``PyDelayDenseModelBitAcc`` connections,
 and extends that neuron, Loihi style, with threshold adaptation (ALIF), subtractive reset,
 refractory periods and non-spiking readouts (LI); Lava runs the extension as the custom
-process of :mod:`mapping.lava_export`. Per step t, for every population (all integers;
+process of :mod:`mapping.lava_processes`. Per step t, for every population (all integers;
 int32 arithmetic wraps as in Lava; trunc rounds toward zero, ``sign(p) * (|p| >> k)``):
 
 ::

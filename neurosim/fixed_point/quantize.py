@@ -102,7 +102,7 @@ def quantize(
     bias_exp: one bias exponent (NetX uses 6); by default the smallest per neuron that fits.
     lava_lif_only: accept only what Lava's own LIF runs (LIF/IF, reset 'zero', no refractory),
     as NetX needs; otherwise ALIF, LI, subtractive reset and refractory periods are quantised
-    to the integer neuron (run in Lava by the custom process of :mod:`mapping.lava_export`).
+    to the integer neuron (run in Lava by the custom process of :mod:`mapping.lava_processes`).
     Raises ExportError (naming the field) for anything the integer model cannot hold.
     """
     if not isinstance(network, Network):
