@@ -222,3 +222,21 @@ def import_netx() -> SimpleNamespace:
             m = _import(_NETX_MODULES, _NETX_HINT, "lava-dl NetX")
     hdf5 = m["lava.lib.dl.netx.hdf5"]
     return SimpleNamespace(hdf5=hdf5, Network=hdf5.Network, blocks=m["lava.lib.dl.netx.blocks.process"])
+
+
+@contextlib.contextmanager
+def stopped(root: Any) -> Iterator[None]:
+    """Stop `root`'s Lava runtime on leaving, also on error; an error while stopping does not
+    hide the error that ended the run."""
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        try:
+            root.stop()
+        except Exception:
+            if not failed:
+                raise

@@ -11,14 +11,13 @@ Which Lava process runs a population:
   ``fixed_pt``: the integers of :func:`neurosim.fixed_point.quantize`, run by Lava's own
   ``PyLifModelBitAcc``.
 - Everything Lava's LIF lacks (ALIF: Lava has no LSNN ALIF and ATRLIF has other equations;
-  subtractive reset; LI readouts; refractory periods in fixed point) runs as a custom process.
-  ``floating_pt``: :func:`neuron_process`, whose model calls
+  subtractive reset; LI readouts; refractory periods in fixed point) runs as a custom process
+  of :mod:`mapping.lava_processes`. ``floating_pt``: ``neuron_process``, whose model calls
   :func:`neurosim.models.neuron_step` on the population's lowered parameters (every option
-  is the canonical step, in float64). ``fixed_pt``: :func:`fixed_neuron_process`, whose model
-  (a subclass of Lava's ``AbstractPyLifModelFixed``: u, v by Lava's own
-  ``subthr_dynamics``) adds the integer adaptation, adaptive threshold, subtractive reset,
-  refractory counter and non-spiking readouts of :mod:`neurosim.fixed_point`, written
-  against the process's own Vars. Both are wired with Lava's Dense/DelayDense like any LIF.
+  is the canonical step, in float64). ``fixed_pt``: ``fixed_neuron_process``, whose model
+  calls :func:`neurosim.fixed_point.neuron_step_fixed` (the integer u, v of Lava's LIF plus
+  the adaptation, adaptive threshold, subtractive reset, refractory counter and non-spiking
+  readouts). Both are wired with Lava's Dense/DelayDense like any LIF.
 
 In ``fixed_pt`` a Network is quantised by :func:`neurosim.fixed_point.quantize` (or a given
 :class:`~neurosim.fixed_point.FixedPointNetwork` is used); spikes and u, v, a then equal
@@ -31,23 +30,23 @@ delay d - 1. Spikes are recorded by one sink ``RingBuffer`` per population, trac
 """
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterable, Iterator, Literal, Mapping, Optional, Union
+from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
 import numpy as np
 
 from neurosim.errors import NetworkError
-from neurosim.fixed_point import (TRACE_VARS, FixedPointNetwork, FixedPopulation, check_lava_inputs,
-                                  fixed_traces, lava_lif_params, quantize)
-from neurosim.models import IF, LIF, NeuronParams, NeuronState, neuron_step, threshold
+from neurosim.fixed_point import (TRACE_VARS, FixedPointNetwork, check_lava_inputs, fixed_traces, lava_lif_params,
+                                  quantize)
+from neurosim.models import IF, LIF, threshold
 from neurosim.network import Network, Population, SpikeInput
 from neurosim.result import SimulationResult, SpikeTrains
+from neurosim.run import TraceSpec, describe_run, trace_request
 
-from .lava_compat import import_lava
+from .lava_compat import import_lava, stopped
+from .lava_processes import fixed_neuron_process, is_custom, neuron_process, run_cfg
 
 Mode = Literal["floating_pt", "fixed_pt"]
 MODES = ("floating_pt", "fixed_pt")
@@ -91,9 +90,16 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
+def _unavailable(mode: str) -> dict[str, str]:
+    """Trace variables that `mode` cannot record: the integers outside fixed_pt."""
+    if mode == "floating_pt":
+        return {v: "exists in mode 'fixed_pt' only" for v in TRACE_VARS if v.endswith("_int")}
+    return {}
+
+
 def runs_as_lava_lif(pop: Population) -> bool:
     """floating_pt: Lava's own LIF (or LIFRefractory) runs `pop` (LIF/IF with reset 'zero');
-    every other population runs as the custom :func:`neuron_process`."""
+    every other population runs as the custom ``neuron_process`` of :mod:`mapping.lava_processes`."""
     return isinstance(pop.model, (LIF, IF)) and pop.model.reset == "zero"
 
 
@@ -133,13 +139,13 @@ def to_lava(
     cannot express.
     """
     fixed = _prepare(network, mode)
-    spec = _trace_spec(network, traces, mode)
+    spec = trace_request(network.populations, traces, TRACE_VARS, _unavailable(mode))
     trial = _one_trial(network, inputs, steps)
     lava = import_lava()
 
     neurons, scale, bias = (_fixed_neurons(lava, fixed) if fixed is not None
                             else _float_neurons(lava, network))  # type: ignore[arg-type]
-    custom = frozenset(name for name, proc in neurons.items() if _is_custom(proc))
+    custom = frozenset(name for name, proc in neurons.items() if is_custom(proc))
     sources = {}
     for src in network.inputs:
         if any(p.pre == src.name for p in network.projections):
@@ -166,7 +172,7 @@ def to_lava(
             monitors[(pop, var)] = mon
     return LavaBuild(mode=mode, steps=steps, neurons=neurons, connections=connections, sources=sources,
                      sinks=sinks, components=_components(network), monitors=monitors, scale=scale, bias=bias,
-                     run_cfg=_run_cfg(lava, mode, neurons), condition=lava.RunSteps(num_steps=steps),
+                     run_cfg=run_cfg(lava, mode, neurons), condition=lava.RunSteps(num_steps=steps),
                      custom=custom, fixed=fixed, meta={"traces": spec})
 
 
@@ -176,7 +182,7 @@ def run_lava(
     steps: Optional[int] = None,
     *,
     mode: Mode = "floating_pt",
-    traces: Union[None, Mapping[str, Iterable[str]], Iterable[str]] = None,
+    traces: TraceSpec = None,
     batch: Optional[int] = None,
 ) -> SimulationResult:
     """Run `network` in Lava (``Loihi2SimCfg(select_tag=mode)``); the record neurosim.simulate returns.
@@ -186,16 +192,12 @@ def run_lava(
     traces: 'v', 'i', 'a', 'threshold' in the network's float units; 'v_int', 'u_int', 'a_int'
     the integers (fixed_pt). meta['custom'] lists the populations run by custom processes.
     """
-    from neurosim.simulate import _batch_size, _check_inputs, _check_steps
-
     t0 = time.perf_counter()
     fixed = _prepare(network, mode)
     model = fixed if fixed is not None else network
-    inputs = dict(inputs or {})
-    steps = _check_steps(steps, inputs)
-    batch = _batch_size(network, inputs, batch)
-    given = _check_inputs(network, inputs, steps, batch)
-    spec = _trace_spec(network, traces, mode)
+    run = describe_run(network, inputs, steps, batch=batch, traces=traces, trace_vars=TRACE_VARS,
+                       unavailable=_unavailable(mode))
+    steps, batch, given, spec = run.steps, run.batch, run.inputs, run.traces
     pops = list(network.populations)
     dense = {p.name: np.zeros((steps, batch, p.size), bool) for p in pops}
     rec = {p: {v: np.zeros((steps, batch, network.population(p).size),
@@ -209,7 +211,7 @@ def run_lava(
         for component in build.components:
             root = build.sinks[component[0]]
             tr = time.perf_counter()
-            with _stopped(root):
+            with stopped(root):
                 root.run(condition=build.condition, run_cfg=build.run_cfg)
                 run_s += time.perf_counter() - tr
                 for name in component:
@@ -221,9 +223,9 @@ def run_lava(
         for pop, variables in spec.items():
             for var, values in _converted(build, network, pop, recorded[pop], variables).items():
                 rec[pop][var][:, b] = values
-    trains = {name: _trains(d) for name, d in dense.items()}
+    trains = {name: SpikeTrains.from_dense(d) for name, d in dense.items()}
     for src in network.inputs:
-        trains[src.name] = _trains(np.asarray(given[src.name]))
+        trains[src.name] = SpikeTrains.from_dense(np.asarray(given[src.name]))
     t_end = time.perf_counter()
     meta: dict[str, Any] = {"populations": [p.name for p in pops], "mode": mode, "custom": sorted(custom)}
     if fixed is not None and fixed.report is not None:
@@ -341,188 +343,7 @@ def _connection(lava: Any, name: str, w: np.ndarray, d: np.ndarray, sparse: bool
     return lava.DelayDense(weights=w, delays=d, max_delay=int(d.max()), name=name, **opts)
 
 
-# ------------------------------------------------------------------------- custom processes
-
-_CUSTOM: dict[str, Any] = {}
-
-
-def _custom_classes(lava: Any) -> SimpleNamespace:
-    """The custom processes and their models, defined once Lava is importable:
-    NeurosimNeuron (floating_pt, neuron_step) and NeurosimFixedNeuron (fixed_pt, integers).
-
-    The models are handed to Lava per process instance through
-    ``Loihi2SimCfg(exception_proc_model_map=...)``, so Lava does not search this package.
-    """
-    if not _CUSTOM:
-        _CUSTOM.update(_float_classes(lava))
-        _CUSTOM.update(_fixed_classes(lava))
-    return SimpleNamespace(**_CUSTOM)
-
-
-def _float_classes(lava: Any) -> dict[str, type]:
-    class NeurosimNeuron(lava.AbstractProcess):
-        """neurosim's canonical neuron (any model): state i, v, a, z, r; parameters a
-        NeuronParams in proc_params."""
-
-        def __init__(self, *, shape: tuple[int, ...], params: NeuronParams, i: np.ndarray, v: np.ndarray,
-                     a: np.ndarray, name: Optional[str] = None) -> None:
-            super().__init__(shape=shape, params=params, name=name)
-            self.a_in = lava.InPort(shape=shape)
-            self.s_out = lava.OutPort(shape=shape)
-            self.i = lava.Var(shape=shape, init=i)
-            self.v = lava.Var(shape=shape, init=v)
-            self.a = lava.Var(shape=shape, init=a)
-            self.z = lava.Var(shape=shape, init=0)
-            self.r = lava.Var(shape=shape, init=0)
-
-    @lava.implements(proc=NeurosimNeuron, protocol=lava.LoihiProtocol)
-    @lava.requires(lava.CPU)
-    @lava.tag("floating_pt")
-    class PyNeurosimNeuronFloat(lava.PyLoihiProcessModel):
-        """One call of neurosim.models.neuron_step per Lava step, in float64."""
-
-        a_in = lava.LavaPyType(lava.PyInPort.VEC_DENSE, float)
-        s_out = lava.LavaPyType(lava.PyOutPort.VEC_DENSE, float)
-        i = lava.LavaPyType(np.ndarray, float)
-        v = lava.LavaPyType(np.ndarray, float)
-        a = lava.LavaPyType(np.ndarray, float)
-        z = lava.LavaPyType(np.ndarray, float)
-        r = lava.LavaPyType(np.ndarray, float)
-
-        def run_spk(self) -> None:
-            x = self.a_in.recv()
-            old = NeuronState(self.i[None], self.v[None], self.a[None], self.z[None], self.r[None])
-            new = neuron_step(self.proc_params["params"], old, np.asarray(x, np.float64)[None])
-            for name in NeuronState._fields:
-                getattr(self, name)[:] = getattr(new, name)[0]
-            self.s_out.send(new.z[0])
-
-    return {"float_process": NeurosimNeuron, "float_model": PyNeurosimNeuronFloat}
-
-
-def _fixed_classes(lava: Any) -> dict[str, type]:
-    # Lava's own base of PyLifModelBitAcc (imported by import_lava): u, v and bias arithmetic
-    lif_fixed = sys.modules["lava.proc.lif.models"].AbstractPyLifModelFixed
-
-    class NeurosimFixedNeuron(lava.AbstractProcess):
-        """neurosim's integer neuron (:mod:`neurosim.fixed_point`): Lava's LIF Vars (u, v, du,
-        dv, vth, bias_mant, bias_exp) plus a, z (last spikes), r (refractory count), drho,
-        adapt_inc, adapt_mant, adapt_shift, refractory, reset_subtract, spiking."""
-
-        def __init__(self, *, shape: tuple[int, ...], name: Optional[str] = None, **init: Any) -> None:
-            super().__init__(shape=shape, name=name)
-            self.a_in = lava.InPort(shape=shape)
-            self.s_out = lava.OutPort(shape=shape)
-            for var in ("u", "v", "a", "z", "r", "bias_mant", "bias_exp", "adapt_inc", "adapt_mant", "refractory"):
-                setattr(self, var, lava.Var(shape=shape, init=init.get(var, 0)))
-            for var in ("du", "dv", "vth", "drho", "adapt_shift", "reset_subtract", "spiking"):
-                setattr(self, var, lava.Var(shape=(1,), init=init[var]))
-
-    @lava.implements(proc=NeurosimFixedNeuron, protocol=lava.LoihiProtocol)
-    @lava.requires(lava.CPU)
-    @lava.tag("fixed_pt")
-    class PyNeurosimFixedNeuron(lif_fixed):
-        """Per step, after Lava's own u, v update (``subthr_dynamics``, as PyLifModelBitAcc):
-
-        a = clip(trunc(a * (4096 - drho) / 4096) + adapt_inc * z, +-(2**23 - 1)) (z: last step's
-        spikes); v held where r > 0; A = (vth << 6) + trunc(adapt_mant * a / 2**adapt_shift);
-        s = v > A where r == 0 (never if not spiking); v = 0 or v - (vth << 6) where s;
-        r = refractory where s, else max(r - 1, 0). Products in int64.
-        """
-
-        s_out = lava.LavaPyType(lava.PyOutPort.VEC_DENSE, np.int32, precision=24)
-        vth: int = lava.LavaPyType(int, np.int32, precision=17)
-        a = lava.LavaPyType(np.ndarray, np.int32, precision=24)
-        z = lava.LavaPyType(np.ndarray, np.int32, precision=1)
-        r = lava.LavaPyType(np.ndarray, np.int32, precision=8)
-        drho: int = lava.LavaPyType(int, np.uint16, precision=13)
-        adapt_inc = lava.LavaPyType(np.ndarray, np.int32, precision=16)
-        adapt_mant = lava.LavaPyType(np.ndarray, np.int32, precision=16)
-        adapt_shift: int = lava.LavaPyType(int, np.int32, precision=5)
-        refractory = lava.LavaPyType(np.ndarray, np.int32, precision=8)
-        reset_subtract: int = lava.LavaPyType(int, np.int32, precision=1)
-        spiking: int = lava.LavaPyType(int, np.int32, precision=1)
-
-        def _trunc_shift(self, p: np.ndarray, shift: int) -> np.ndarray:
-            return np.sign(p) * np.right_shift(np.abs(p), shift)
-
-        def run_spk(self) -> None:
-            a_in_data = self.a_in.recv()
-            self.scale_bias()
-            limit = self.max_uv_val - 1
-            vth = np.int64(_scalar(self.vth)) << self.vth_shift
-            held = self.r > 0
-            v_before = self.v.copy()
-            decayed = self._trunc_shift(self.a.astype(np.int64) * (self.decay_unity - _scalar(self.drho)),
-                                        self.decay_shift)
-            self.a[:] = np.clip(decayed + self.adapt_inc.astype(np.int64) * self.z, -limit, limit)
-            self.subthr_dynamics(activation_in=a_in_data)
-            self.v[held] = v_before[held]
-            adaptive = vth + self._trunc_shift(self.adapt_mant.astype(np.int64) * self.a, _scalar(self.adapt_shift))
-            s = (self.v > adaptive) & ~held & bool(_scalar(self.spiking))
-            if _scalar(self.reset_subtract):
-                self.v[:] = np.clip(self.v.astype(np.int64) - s * vth, -limit, limit)
-            else:
-                self.v[s] = 0
-            self.r[:] = np.where(s, self.refractory, np.maximum(self.r - 1, 0))
-            self.z[:] = s
-            self.s_out.send(s)
-
-    return {"fixed_process": NeurosimFixedNeuron, "fixed_model": PyNeurosimFixedNeuron}
-
-
-def _scalar(x: Any) -> int:
-    """A Lava scalar Var (int or shape-(1,) array) as a Python int."""
-    return int(np.asarray(x).reshape(-1)[0])
-
-
-def neuron_process(lava: Any, pop: Population) -> Any:
-    """A NeurosimNeuron process running neurosim.models.neuron_step for `pop` (floating_pt)."""
-    return _custom_classes(lava).float_process(shape=(pop.size,), params=pop.params, i=pop.i0.copy(),
-                                               v=pop.v0.copy(), a=pop.a0.copy(), name=pop.name)
-
-
-def fixed_neuron_process(lava: Any, p: FixedPopulation) -> Any:
-    """A NeurosimFixedNeuron process for the integer population `p` (fixed_pt)."""
-    return _custom_classes(lava).fixed_process(
-        shape=(p.size,), name=p.name, u=p.u0, v=p.v0, a=p.a0, bias_mant=p.bias_mant, bias_exp=p.bias_exp,
-        adapt_inc=p.adapt_inc, adapt_mant=p.adapt_mant, refractory=p.refractory, du=p.du, dv=p.dv, vth=p.vth,
-        drho=p.drho, adapt_shift=p.adapt_shift, reset_subtract=int(p.reset == "subtract"), spiking=int(p.spiking))
-
-
-def _is_custom(proc: Any) -> bool:
-    return bool(_CUSTOM) and isinstance(proc, (_CUSTOM["float_process"], _CUSTOM["fixed_process"]))
-
-
-def _run_cfg(lava: Any, mode: str, neurons: Mapping[str, Any]) -> Any:
-    """Loihi2SimCfg(select_tag=mode), with each custom process instance mapped to its model."""
-    models = {}
-    for proc in neurons.values():
-        if _is_custom(proc):
-            models[proc] = _CUSTOM["fixed_model" if isinstance(proc, _CUSTOM["fixed_process"]) else "float_model"]
-    return lava.Loihi2SimCfg(select_tag=mode, exception_proc_model_map=models or None)
-
-
 # ------------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _stopped(root: Any) -> Iterator[None]:
-    """Stop `root`'s Lava runtime on leaving, also on error; an error while stopping does not
-    hide the error that ended the run."""
-    failed = False
-    try:
-        yield
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        try:
-            root.stop()
-        except Exception:
-            if not failed:
-                raise
-
 
 def _components(network: Union[Network, FixedPointNetwork]) -> list[list[str]]:
     """Populations grouped by connectivity (inputs and projections join them), in network order."""
@@ -559,31 +380,3 @@ def _one_trial(network: Union[Network, FixedPointNetwork], inputs: Mapping[str, 
                                f"{np.shape(inputs[src.name])} (run_lava loops over a batch)")
         out[src.name] = arr[:steps] != 0
     return out
-
-
-def _trace_spec(network: Union[Network, FixedPointNetwork], traces: Any, mode: str) -> dict[str, list[str]]:
-    if not traces:
-        return {}
-    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
-    names = {p.name for p in network.populations}
-    spec: dict[str, list[str]] = {}
-    for item in items:
-        if len(item) != 2:
-            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
-        pop, variables = item
-        if pop not in names:
-            raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
-        for var in [variables] if isinstance(variables, str) else list(variables):
-            if var not in TRACE_VARS:
-                raise NetworkError(f"traces.{pop}", f"unknown variable {var!r}, expected one of {TRACE_VARS}")
-            if mode == "floating_pt" and var.endswith("_int"):
-                raise NetworkError("traces", f"{var!r} exists in mode 'fixed_pt' only")
-            if var not in spec.setdefault(pop, []):
-                spec[pop].append(var)
-    return spec
-
-
-def _trains(dense: np.ndarray) -> SpikeTrains:
-    t, b, j = np.nonzero(dense)
-    return SpikeTrains(t.astype(np.int64), b.astype(np.int32), j.astype(np.int32), dense.shape[2],
-                       dense.shape[0], dense.shape[1])

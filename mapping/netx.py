@@ -421,7 +421,7 @@ def run_netx(path: PathLike, inputs: Mapping[str, Any], steps: int, *, traces: b
     NetX's blocks have fixed_pt process models only.
     """
     from .lava_compat import import_lava, import_netx
-    from .lava_export import _stopped
+    from .lava_compat import stopped
 
     lava, netx = import_lava(), import_netx()
     fixed = read_netx_fixed(path, 1.0)
@@ -440,7 +440,7 @@ def run_netx(path: PathLike, inputs: Mapping[str, Any], steps: int, *, traces: b
             mon = lava.Monitor()
             mon.probe(target, steps)
             monitors[(pop.name, var)] = (mon, layer.neuron)
-    with _stopped(net):
+    with stopped(net):
         net.run(condition=lava.RunSteps(num_steps=steps), run_cfg=lava.Loihi2SimCfg(select_tag="fixed_pt"))
         data = {key: np.asarray(mon.get_data()[proc.name][{"s": "s_out"}.get(key[1], key[1])])
                 for key, (mon, proc) in monitors.items()}

@@ -21,6 +21,13 @@ class SpikeTrains:
     n_steps: int
     n_batch: int
 
+    @classmethod
+    def from_dense(cls, dense: np.ndarray) -> "SpikeTrains":
+        """The sparse form of boolean (or 0/1) spikes of shape (n_steps, n_batch, size)."""
+        t, b, j = np.nonzero(dense)
+        return cls(t.astype(np.int64), b.astype(np.int32), j.astype(np.int32), dense.shape[2],
+                   dense.shape[0], dense.shape[1])
+
     def dense(self) -> np.ndarray:
         """Boolean array of shape (n_steps, n_batch, size)."""
         out = np.zeros((self.n_steps, self.n_batch, self.size), dtype=bool)

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-
 import time
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from . import backends
 from .errors import NetworkError
-from .network import Network, PoissonInput, SpikeInput
+from .network import Network, SpikeInput
 from .plan import Plan, lower
 from .result import SimulationResult, SpikeTrains
-
-TraceSpec = Union[None, Mapping[str, Iterable[str]], Iterable[str]]
+from .run import TraceSpec, describe_run
 
 
 def simulate(
@@ -50,14 +48,11 @@ def simulate(
     if not isinstance(network, Network):
         raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
     seed = check_seed(seed)
-    inputs = dict(inputs or {})
-    steps = _check_steps(steps, inputs)
-    batch = _batch_size(network, inputs, batch)
-    spike_inputs = _check_inputs(network, inputs, steps, batch)
+    run = describe_run(network, inputs, steps, batch=batch, traces=traces)
+    steps, batch, spike_inputs, trace_spec = run.steps, run.batch, run.inputs, run.traces
     name = backends.resolve(backend)
     module = backends.load(name)
     plan = lower(network, dtype)
-    trace_spec = _trace_spec(network, traces)
     trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
     trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
     options = _backend_options(name, module, backend_options)
@@ -130,96 +125,13 @@ def check_seed(seed: Any, field: str = "seed") -> int:
     return int(seed)
 
 
-def _check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:
-    if steps is None:
-        lengths = {np.shape(v)[0] for v in inputs.values() if np.ndim(v) >= 1}
-        if len(lengths) != 1:
-            raise NetworkError("steps", "expected a number of steps (or inputs that all have the same length)")
-        steps = lengths.pop()
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise NetworkError("steps", f"expected a whole number of steps >= 1, got {steps!r}")
-    return int(steps)
-
-
-def _batch_size(network: Network, inputs: Mapping[str, Any], batch: Optional[int]) -> int:
-    """Trials: `batch` if given, else the inputs' batch size; inputs of batch 1 broadcast."""
-    trials = {k: np.shape(v)[1] for k, v in inputs.items() if np.ndim(v) == 3 and np.shape(v)[1] != 1}
-    found = set(trials.values())
-    if len(found) > 1:
-        raise NetworkError("inputs", f"inputs disagree on the number of trials: {trials}")
-    if batch is None:
-        batch = found.pop() if found else 1
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise NetworkError("batch", f"expected a whole number of trials >= 1, got {batch!r}")
-    if found and found.pop() != batch:
-        name, n = next(iter(trials.items()))
-        raise NetworkError("batch", f"batch={batch} but input {name!r} has {n} trials")
-    return int(batch)
-
-
-def _check_inputs(network: Network, inputs: Mapping[str, Any], steps: int, batch: int) -> dict[str, np.ndarray]:
-    """Validate user spike arrays; returns name -> bool array (steps, batch, size)."""
-    names = {s.name: s for s in network.inputs}
-    for key in inputs:
-        if key not in names:
-            raise NetworkError(f"inputs.{key}", f"the network has no input named {key!r} (has {sorted(names)})")
-        if isinstance(names[key], PoissonInput):
-            raise NetworkError(f"inputs.{key}", "is a PoissonInput: its spikes are drawn, not given")
-    out = {}
-    for s in network.inputs:
-        if not isinstance(s, SpikeInput):
-            continue
-        if s.name not in inputs:
-            raise NetworkError(f"inputs.{s.name}", f"missing spikes for SpikeInput {s.name!r}, "
-                                                   f"expected shape ({steps}, {s.size}) or ({steps}, {batch}, {s.size})")
-        arr = np.asarray(inputs[s.name])
-        if arr.ndim == 2:
-            arr = arr[:, None, :]
-        if arr.ndim != 3 or arr.shape[2] != s.size or arr.shape[0] < steps or arr.shape[1] not in (1, batch):
-            raise NetworkError(f"inputs.{s.name}", f"expected shape (T, {s.size}) or (T, {batch}, {s.size}) "
-                                                   f"with T >= {steps}, got {np.shape(inputs[s.name])}")
-        if arr.dtype != bool:
-            if arr.dtype.kind not in "biuf":
-                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, got dtype {arr.dtype}")
-            given = np.asarray(inputs[s.name])  # indices as the caller wrote the array
-            bad = (given != 0) & (given != 1)
-            if np.any(bad):
-                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, found "
-                                                       f"{given[bad].flat[0]!r} at index {np.argwhere(bad)[0].tolist()}")
-            arr = arr != 0
-        out[s.name] = np.broadcast_to(arr[:steps], (steps, batch, s.size))
-    return out
-
-
-def _trace_spec(network: Network, traces: TraceSpec) -> dict[str, list[str]]:
-    if not traces:
-        return {}
-    spec: dict[str, list[str]] = {}
-    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
-    for item in items:
-        if len(item) != 2:
-            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
-        pop, variables = item
-        variables = [variables] if isinstance(variables, str) else list(variables)
-        if pop not in {p.name for p in network.populations}:
-            raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
-        for v in variables:
-            if v not in backends.TRACE_VARS:
-                raise NetworkError(f"traces.{pop}", f"unknown variable {v!r}, expected one of {backends.TRACE_VARS}")
-            spec.setdefault(pop, [])
-            if v not in spec[pop]:
-                spec[pop].append(v)
-    order = [p.name for p in network.populations]
-    return {p: spec[p] for p in order if p in spec}
-
-
 def _default_chunk(plan: Plan, batch: int) -> int:
     """Steps per runner call: keeps input chunks near 16 MB and progress responsive."""
     per_step = max(1, batch * max(plan.n_sources, 1))
     return int(max(1, min(2000, (16 << 20) // per_step)))
 
 
-def _sources(network: Network, plan: Plan, spike_inputs: dict[str, np.ndarray],
+def _sources(network: Network, plan: Plan, spike_inputs: Mapping[str, np.ndarray],
              rngs: dict[str, np.random.Generator], t0: int, n: int, batch: int) -> np.ndarray:
     """Input spikes of steps [t0, t0 + n) as bool (n, batch, n_sources), in plan order."""
     parts = []
@@ -247,7 +159,7 @@ def _split_events(network: Network, plan: Plan, events: list, steps: int, batch:
     return out
 
 
-def _split_traces(network: Network, spec: dict[str, list[str]], variables: list[str],
+def _split_traces(network: Network, spec: Mapping[str, list[str]], variables: list[str],
                   parts: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
     if not spec:
         return {}

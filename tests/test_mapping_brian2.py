@@ -18,7 +18,7 @@ from neurosim.errors import ExportError, NetworkError
 from neurosim.models import NeuronParams
 
 b2 = pytest.importorskip("brian2")
-from mapping import brian2_export as be  # noqa: E402
+from mapping import brian2_model as be  # noqa: E402
 from mapping import run_brian2, to_brian2, write_brian2_script  # noqa: E402
 
 ALL_TRACES = ("v", "i", "a", "threshold")

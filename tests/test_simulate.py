@@ -183,3 +183,40 @@ def test_batch_one_inputs_broadcast_to_explicit_batch():
     assert res.batch == 3
     dense = res.spikes["in"].dense()
     assert np.array_equal(dense[:, 0], dense[:, 2]) and np.array_equal(dense[:, 0], one["in"][:, 0])
+
+
+def test_describe_run_is_the_one_description_of_a_run():
+    """describe_run checks what simulate checks and takes a Network or a FixedPointNetwork alike;
+    a RunSpec refuses parts that disagree; SpikeTrains.from_dense inverts dense()."""
+    from neurosim.fixed_point import quantize
+    from neurosim.run import RunSpec, describe_run
+
+    net = random_network(0)
+    inp = random_inputs(0, 50, 3)
+    run = describe_run(net, inp, traces=["alif:v", "lif:i", "alif:v"])
+    assert (run.steps, run.batch) == (50, 3) and list(run.traces.items()) == [("alif", ["v"]), ("lif", ["i"])]
+    assert run.inputs["in"].dtype == bool and run.inputs["in"].shape == (50, 3, 12)
+    with pytest.raises(ns.NetworkError) as exc:
+        describe_run(net, inp, 50, batch=2)
+    assert exc.value.field == "batch"
+    lif = ns.Network(dt=1e-3, populations=[ns.Population("h", 4, ns.LIF(alpha=0.0, beta=0.9))],
+                     projections=[ns.Projection("ih", "in", "h", np.full((3, 4), 0.5))],
+                     inputs=[ns.SpikeInput("in", 3)])
+    fixed_run = describe_run(quantize(lif), {"in": np.ones((7, 3))}, traces={"h": ["v_int"]},
+                             trace_vars=("v", "v_int"))
+    assert fixed_run.traces == {"h": ["v_int"]} and fixed_run.inputs["in"].shape == (7, 1, 3)
+    with pytest.raises(ns.NetworkError, match="exists in mode 'fixed_pt' only"):
+        describe_run(lif, {"in": np.ones((7, 3))}, traces=["h:v_int"], trace_vars=("v", "v_int"),
+                     unavailable={"v_int": "exists in mode 'fixed_pt' only"})
+    with pytest.raises(ns.NetworkError) as exc:
+        RunSpec(network=lif, inputs={"in": np.ones((7, 1, 3))}, steps=7, batch=1, traces={})
+    assert exc.value.field == "inputs.in"
+    with pytest.raises(ns.NetworkError) as exc:
+        RunSpec(network=lif, inputs={}, steps=7, batch=1, traces={})
+    assert exc.value.field == "inputs"
+    res = ns.simulate(net, inp, 50)
+    for trains in res.spikes.values():
+        again = ns.SpikeTrains.from_dense(trains.dense())
+        for f in ("step", "batch", "index"):
+            np.testing.assert_array_equal(getattr(again, f), getattr(trains, f))
+            assert getattr(again, f).dtype == getattr(trains, f).dtype

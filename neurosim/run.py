@@ -1,0 +1,197 @@
+"""The description of one run that every runner takes: network, checked inputs, steps, batch, traces.
+
+:func:`describe_run` turns what a user passes (``inputs, steps, batch, traces``) into a
+:class:`RunSpec`, with the checks and error messages of :func:`neurosim.simulate`:
+
+- steps: a whole number >= 1; without it, the common length T of the inputs;
+- batch: a whole number >= 1; without it, the inputs' number of trials (inputs with one trial,
+  shape (T, size) or (T, 1, size), are broadcast to every trial);
+- inputs: one 0/1 (bool or number) array per SpikeInput, shape (T, size) or (T, batch, size)
+  with T >= steps; none for a PoissonInput (its spikes are drawn by the runner);
+- traces: ``{'pop': ['v', ...]}`` or ``['pop:v', ...]``, variables from the runner's list.
+
+The numpy, numba and cupy backends (:func:`neurosim.simulate`), the fixed-point simulator
+(:func:`neurosim.fixed_point.simulate_fixed`), Brian2 (:func:`mapping.brian2_export.run_brian2`)
+and Lava (:func:`mapping.lava_export.run_lava`) all build their run through it. It needs of a
+network only its input sources (``.inputs``: SpikeInput / PoissonInput) and its populations'
+names (``.populations``), so a :class:`~neurosim.network.Network` and a
+:class:`~neurosim.fixed_point.FixedPointNetwork` both describe a run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence, Union
+
+import numpy as np
+
+from .backends import TRACE_VARS
+from .errors import NetworkError
+from .network import PoissonInput, SpikeInput
+
+TraceSpec = Union[None, Mapping[str, Iterable[str]], Iterable[str]]
+
+
+class Named(Protocol):
+    """Anything with a name and a size (a population of a Network or a FixedPointNetwork)."""
+
+    name: str
+    size: int
+
+
+class RunnableNetwork(Protocol):
+    """What a run needs of a network: its populations and its input sources, in order."""
+
+    populations: Sequence[Any]
+    inputs: Sequence[Union[SpikeInput, PoissonInput]]
+
+
+@dataclass(frozen=True, eq=False)
+class RunSpec:
+    """One run of `network`: `steps` steps of `batch` independent trials.
+
+    inputs: SpikeInput name -> bool array (steps, batch, size), read-only (a broadcast view
+    when the caller gave one trial), one per SpikeInput of the network, none for a
+    PoissonInput; traces: population -> variables to record, in population order.
+    Built by :func:`describe_run`; checks on construction that its parts agree.
+    """
+
+    network: Any
+    inputs: Mapping[str, np.ndarray]
+    steps: int
+    batch: int
+    traces: Mapping[str, list[str]]
+
+    def __post_init__(self) -> None:
+        for name, value in (("steps", self.steps), ("batch", self.batch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise NetworkError(name, f"expected a whole number >= 1, got {value!r}")
+        spike_inputs = {s.name: s for s in self.network.inputs if isinstance(s, SpikeInput)}
+        if set(self.inputs) != set(spike_inputs):
+            raise NetworkError("inputs", f"expected spikes for exactly {sorted(spike_inputs)}, "
+                                         f"got {sorted(self.inputs)}")
+        for name, arr in self.inputs.items():
+            want = (self.steps, self.batch, spike_inputs[name].size)
+            if arr.dtype != bool or arr.shape != want:
+                raise NetworkError(f"inputs.{name}", f"expected bool spikes of shape {want}, "
+                                                     f"got {arr.dtype} {arr.shape}")
+        populations = {p.name for p in self.network.populations}
+        for pop in self.traces:
+            if pop not in populations:
+                raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
+
+
+def describe_run(
+    network: RunnableNetwork,
+    inputs: Optional[Mapping[str, Any]] = None,
+    steps: Optional[int] = None,
+    *,
+    batch: Optional[int] = None,
+    traces: TraceSpec = None,
+    trace_vars: Sequence[str] = TRACE_VARS,
+    unavailable: Optional[Mapping[str, str]] = None,
+) -> RunSpec:
+    """The :class:`RunSpec` of running `network` on `inputs` for `steps` steps (module docstring).
+
+    trace_vars: the variables the runner records (default: the float backends'
+    :data:`neurosim.backends.TRACE_VARS`); unavailable: variable -> why this runner cannot
+    record it here (NetworkError on 'traces': ``'<var>' <why>``). Raises NetworkError naming
+    the field, with the messages of :func:`neurosim.simulate`.
+    """
+    given = dict(inputs or {})
+    steps = check_steps(steps, given)
+    batch = batch_size(given, batch)
+    spikes = check_inputs(network.inputs, given, steps, batch)
+    spec = trace_request(network.populations, traces, trace_vars, unavailable)
+    return RunSpec(network=network, inputs=spikes, steps=steps, batch=batch, traces=spec)
+
+
+def check_steps(steps: Any, inputs: Mapping[str, Any]) -> int:
+    """`steps` as an int >= 1; None: the length shared by all `inputs` (NetworkError 'steps')."""
+    if steps is None:
+        lengths = {np.shape(v)[0] for v in inputs.values() if np.ndim(v) >= 1}
+        if len(lengths) != 1:
+            raise NetworkError("steps", "expected a number of steps (or inputs that all have the same length)")
+        steps = lengths.pop()
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise NetworkError("steps", f"expected a whole number of steps >= 1, got {steps!r}")
+    return int(steps)
+
+
+def batch_size(inputs: Mapping[str, Any], batch: Optional[int]) -> int:
+    """Trials: `batch` if given, else the inputs' batch size; inputs of batch 1 broadcast."""
+    trials = {k: np.shape(v)[1] for k, v in inputs.items() if np.ndim(v) == 3 and np.shape(v)[1] != 1}
+    found = set(trials.values())
+    if len(found) > 1:
+        raise NetworkError("inputs", f"inputs disagree on the number of trials: {trials}")
+    if batch is None:
+        batch = found.pop() if found else 1
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise NetworkError("batch", f"expected a whole number of trials >= 1, got {batch!r}")
+    if found and found.pop() != batch:
+        name, n = next(iter(trials.items()))
+        raise NetworkError("batch", f"batch={batch} but input {name!r} has {n} trials")
+    return int(batch)
+
+
+def check_inputs(sources: Iterable[Union[SpikeInput, PoissonInput]], inputs: Mapping[str, Any], steps: int,
+                 batch: int) -> dict[str, np.ndarray]:
+    """Validate user spike arrays for the input `sources`; returns name -> bool array (steps, batch, size)."""
+    sources = list(sources)
+    names = {s.name: s for s in sources}
+    for key in inputs:
+        if key not in names:
+            raise NetworkError(f"inputs.{key}", f"the network has no input named {key!r} (has {sorted(names)})")
+        if isinstance(names[key], PoissonInput):
+            raise NetworkError(f"inputs.{key}", "is a PoissonInput: its spikes are drawn, not given")
+    out = {}
+    for s in sources:
+        if not isinstance(s, SpikeInput):
+            continue
+        if s.name not in inputs:
+            raise NetworkError(f"inputs.{s.name}", f"missing spikes for SpikeInput {s.name!r}, "
+                                                   f"expected shape ({steps}, {s.size}) or ({steps}, {batch}, {s.size})")
+        arr = np.asarray(inputs[s.name])
+        if arr.ndim == 2:
+            arr = arr[:, None, :]
+        if arr.ndim != 3 or arr.shape[2] != s.size or arr.shape[0] < steps or arr.shape[1] not in (1, batch):
+            raise NetworkError(f"inputs.{s.name}", f"expected shape (T, {s.size}) or (T, {batch}, {s.size}) "
+                                                   f"with T >= {steps}, got {np.shape(inputs[s.name])}")
+        if arr.dtype != bool:
+            if arr.dtype.kind not in "biuf":
+                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, got dtype {arr.dtype}")
+            given = np.asarray(inputs[s.name])  # indices as the caller wrote the array
+            bad = (given != 0) & (given != 1)
+            if np.any(bad):
+                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, found "
+                                                       f"{given[bad].flat[0]!r} at index {np.argwhere(bad)[0].tolist()}")
+            arr = arr != 0
+        out[s.name] = np.broadcast_to(arr[:steps], (steps, batch, s.size))
+    return out
+
+
+def trace_request(populations: Iterable[Named], traces: TraceSpec, variables: Sequence[str] = TRACE_VARS,
+                  unavailable: Optional[Mapping[str, str]] = None) -> dict[str, list[str]]:
+    """population -> variables to record, in population order, from ``{'pop': [...]}`` or
+    ``['pop:var', ...]``; each variable one of `variables` and not in `unavailable`
+    (variable -> why not). NetworkError naming 'traces' or 'traces.<pop>'."""
+    if not traces:
+        return {}
+    order = [p.name for p in populations]
+    spec: dict[str, list[str]] = {}
+    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
+    for item in items:
+        if len(item) != 2:
+            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
+        pop, requested = item
+        requested = [requested] if isinstance(requested, str) else list(requested)
+        if pop not in order:
+            raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
+        for v in requested:
+            if v not in variables:
+                raise NetworkError(f"traces.{pop}", f"unknown variable {v!r}, expected one of {tuple(variables)}")
+            if unavailable and v in unavailable:
+                raise NetworkError("traces", f"{v!r} {unavailable[v]}")
+            spec.setdefault(pop, [])
+            if v not in spec[pop]:
+                spec[pop].append(v)
+    return {p: spec[p] for p in order if p in spec}
