@@ -72,6 +72,7 @@ class NativeReader(H5Reader):
         return [(name, obj) for _, name, obj in sorted(items, key=lambda item: item[0])]
 
     def only(self, group: h5py.Group, where: str, allowed: set[str]) -> None:
+        """Refuse members of `group` other than `allowed`."""
         for name in group.keys():
             if name not in allowed:
                 self.fail(f"{where}/{name}" if where else name,
@@ -99,6 +100,7 @@ class NativeReader(H5Reader):
         return data
 
     def header(self, f: h5py.File, fmt: str) -> None:
+        """Check the format, schema_version and neurosim_version attributes of the root."""
         found = self.attr_str(f, "format", "", expected=repr(fmt))
         if found != fmt:
             other = {NETWORK_FORMAT: "neurosim.load", RESULT_FORMAT: "neurosim.load_result"}.get(found)

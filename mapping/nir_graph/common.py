@@ -61,11 +61,13 @@ CHECK_DT = "check dt, the time step the graph was made for (snnTorch and Spiking
 
 
 def check_method(method: str) -> None:
+    """Refuse a discretisation other than 'euler' or 'exact'."""
     if method not in _METHODS:
         raise ExportError("nir", "discretization", f"expected 'euler' or 'exact', got {method!r}")
 
 
 def unique_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3` ... the first not in `taken` (which it joins)."""
     name, k = base, 2
     while name in taken:
         name, k = f"{base}_{k}", k + 1
@@ -74,12 +76,14 @@ def unique_name(base: str, taken: set[str]) -> str:
 
 
 def as_text(x: Any) -> str:
+    """Text of a value read from a graph (bytes decoded as UTF-8)."""
     return x.decode("utf8") if isinstance(x, bytes) else str(x)
 
 
 SUPPORTED_NAMES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "LIF", "CubaLIF", "IF",
-                    "LI", "CubaLI", "I", "NIRGraph (flattened)", ALIF_TYPE)
+                   "LI", "CubaLI", "I", "NIRGraph (flattened)", ALIF_TYPE)
 
 
 def type_name(node: Any) -> str:
+    """The NIR type name of `node` (``neurosim.ALIF`` for our extension node)."""
     return ALIF_TYPE if isinstance(node, ALIFNode) else type(node).__name__

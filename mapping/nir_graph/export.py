@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Union
 
+import nir
 import numpy as np
 
 from neurosim.atomic import atomic_path
@@ -11,7 +12,7 @@ from neurosim.errors import ExportError
 from neurosim.models import Discretization
 from neurosim.network import Network, PoissonInput, Population, Projection
 
-from .common import NS, ALIFNode, check_method, nir, unique_name
+from .common import NS, ALIFNode, check_method, unique_name
 
 
 def _taus(a: np.ndarray, dt: float, method: str) -> np.ndarray:

@@ -7,13 +7,14 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+import nir
 import numpy as np
 
 from neurosim.errors import ExportError, NetworkError
 from neurosim.models import Discretization
 from neurosim.network import CSR, MAX_DELAY, NAME_PATTERN, Network, Projection
 
-from .common import CHECK_DT, NS, SUPPORTED_NAMES, as_text, check_method, nir, type_name, unique_name
+from .common import CHECK_DT, NS, SUPPORTED_NAMES, as_text, check_method, type_name, unique_name
 from .nir_file import read_graph
 from .nodes_import import NEURON_IMPORTERS, ImportContext, check_meta, make_input, make_population, node_array, shown
 

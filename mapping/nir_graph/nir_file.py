@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import h5py
+import nir
 import numpy as np
 
 from neurosim.errors import ExportError, FileFormatError
 from neurosim.h5read import FileKind, H5Reader, plain_dtype
 
-from .common import ALIF_TYPE, SUPPORTED_NAMES, ALIFNode, as_text, nir
+from .common import ALIF_TYPE, SUPPORTED_NAMES, ALIFNode, as_text
 
 
 NIR_FILE = FileKind(expected="a NIR HDF5 file", unopened="not an HDF5 file, so not a NIR file ({exc})",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
+import nir
 import numpy as np
 
 from neurosim.errors import ExportError, NetworkError
 from neurosim.models import decay, model_from_params
 from neurosim.network import PoissonInput, Population, SpikeInput
 
-from .common import ALIF_FIELDS, CHECK_DT, NS, ALIFNode, as_text, nir, type_name
+from .common import ALIF_FIELDS, CHECK_DT, NS, ALIFNode, as_text, type_name
 
 _AGREE = dict(rtol=1e-8, atol=1e-12)  # exact metadata vs NIR fields: float round-off only
 
@@ -60,6 +61,7 @@ def check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
 
 
 def shown(value: Any) -> str:
+    """A short description of a value read from a graph, for error messages."""
     arr = np.asarray(value)
     return f"{arr.dtype} of shape {arr.shape}" if arr.ndim else repr(value)[:60]
 
@@ -86,6 +88,7 @@ class ImportContext:
 
 
 def node_array(node: Any, field: str, ctx: ImportContext, name: str) -> np.ndarray:
+    """Field `field` of node `name` as float64 numbers without NaN (ExportError otherwise)."""
     value = getattr(node, field, None)
     if value is None:
         raise ctx.error(f"nodes.{name}.{field}", "missing")
@@ -183,10 +186,11 @@ def _import_alif(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[st
 
 
 NEURON_IMPORTERS = {nir.LIF: _import_lif, nir.CubaLIF: _import_cubalif, nir.IF: _import_if, nir.LI: _import_li,
-            nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif}
+                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif}  # NIR type -> (kind, params)
 
 
 def make_input(name: str, node: Any, local: str, size: int, ctx: ImportContext) -> Any:
+    """The neurosim input (spikes, or Poisson with ``neurosim.poisson_rate``) of Input node `name`."""
     rate = (node.metadata or {}).get(NS + "poisson_rate")
     try:
         if rate is not None:
@@ -198,6 +202,7 @@ def make_input(name: str, node: Any, local: str, size: int, ctx: ImportContext) 
 
 
 def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ctx: ImportContext) -> Population:
+    """The population of neuron node `name` (named `local`), Affine biases `bias` added."""
     kind, params = NEURON_IMPORTERS[type(node)](node, ctx, name)
     if bias is not None:
         params["bias"] = params["bias"] + bias
