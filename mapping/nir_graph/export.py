@@ -26,7 +26,7 @@ def _taus(a: np.ndarray, dt: float, method: str) -> np.ndarray:
 
 
 def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.NIRGraph":
-    """The NIR graph of `network` (dt = ``network.dt``); see the module docstring for the mapping.
+    """The NIR graph of `network` (dt = ``network.dt``); see :mod:`mapping.nir_graph` for the mapping.
 
     Raises ExportError naming the field for what NIR cannot hold (e.g. beta = 1 mixed with leaky
     neurons in one population, a bias on an IF population without incoming projections).

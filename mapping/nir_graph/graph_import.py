@@ -37,9 +37,9 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
              source: Optional[str] = None) -> Network:
     """A Network from a NIR graph (or a file path, read as by :func:`read_nir`).
 
-    dt: the step in seconds used to discretise every time constant (`discretization`, see the
-    module docstring). reset: 'subtract' or 'zero', for spiking nodes without ``neurosim.reset``
-    metadata (NIR has no field for it). Unsupported node types, shape mismatches and parameters
+    dt: the step in seconds used to discretise every time constant (`discretization`, see
+    :mod:`mapping.nir_graph`). reset: 'subtract' or 'zero', for spiking nodes without
+    ``neurosim.reset`` metadata (NIR has no field for it). Unsupported node types, shape mismatches and parameters
     neurosim cannot express raise ExportError naming ``nodes.<node>.<field>``; `source` (a file
     name) is added to those messages.
     """
