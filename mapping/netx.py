@@ -31,12 +31,14 @@ import os
 import time
 from typing import Any, Mapping, Optional, Union
 
+import h5py
 import numpy as np
 
 from neurosim.atomic import atomic_path
 from neurosim.errors import ExportError, FileFormatError, NetworkError
 from neurosim.fixed_point import (DECAY_ONE, VTH_MAX, FixedPointNetwork, FixedPopulation,
                                   FixedProjection, QuantizationReport, dequantize, quantize)
+from neurosim.h5read import FileKind, H5Reader, plain_dtype
 from neurosim.network import Network, SpikeInput
 from neurosim.result import SimulationResult, SpikeTrains
 
@@ -71,8 +73,6 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
     if not isinstance(fixed, FixedPointNetwork):
         raise NetworkError("network", f"expected a Network or FixedPointNetwork, got {type(network).__name__}")
     layers = _layers(fixed)
-    import h5py
-
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             g = f.create_group("layer/0")
@@ -112,8 +112,6 @@ def _string(group: Any, name: str, value: str) -> None:
 def _name(group: Any, key: str, value: str) -> None:
     """A fixed-length UTF-8 attribute: kept in the object header, not in the global heap
     (whose corruption can hang HDF5 on reading)."""
-    import h5py
-
     data = value.encode("utf-8")
     group.attrs.create(key, np.bytes_(data), dtype=h5py.string_dtype("utf-8", max(1, len(data))))
 
@@ -189,32 +187,8 @@ def _netx_problem(w: np.ndarray) -> str:
 def read_netx_fixed(path: PathLike, dt: float) -> FixedPointNetwork:
     """The integer network a NetX file describes (chains of input, dense, dense_rec layers of
     CUBA neurons), exactly as NetX runs it; FileFormatError names the offending HDF5 path."""
-    import h5py
-
-    name = os.fspath(path)
-    from neurosim.paths import file_problem
-
-    problem = file_problem(name)
-    if problem:
-        raise FileFormatError(name, "", f"{problem}; expected a NetX HDF5 file")
-    try:
-        f = h5py.File(name, "r")
-    except OSError as exc:
-        raise FileFormatError(name, "", f"cannot be opened as HDF5 ({exc})") from None
-    from neurosim.storage import global_heap_problem
-
-    with f:
-        reader = _Reader(name, f)
-        try:
-            problem = global_heap_problem(name)  # before any variable-length string is read
-            if problem:
-                raise FileFormatError(name, "", problem)
-            return reader.network(dt)
-        except FileFormatError:
-            raise
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError, IndexError) as exc:
-            raise FileFormatError(name, reader.current, f"cannot be read ({type(exc).__name__}: {exc}); "
-                                                        "expected an intact NetX file") from None
+    reader = NetxReader(path)
+    return reader.read(NETX, lambda f: reader.network(f, dt))
 
 
 def read_netx(path: PathLike, dt: float) -> Network:
@@ -227,165 +201,145 @@ def read_netx(path: PathLike, dt: float) -> Network:
         raise FileFormatError(os.fspath(path), "/layer", str(exc)) from None
 
 
-class _Reader:
-    """Checked access to one open NetX file: objects are reached through hard links only,
-    dataset types and stored sizes are checked before reading; `current` is the path being read."""
+NETX = FileKind(expected="a NetX HDF5 file", unopened="cannot be opened as HDF5 ({exc})",
+                intact="an intact NetX file", heap_first=True)
 
-    def __init__(self, path: str, f: Any) -> None:
-        self.path, self.f = path, f
-        self.current = ""
 
-    def fail(self, where: str, message: str) -> FileFormatError:
-        return FileFormatError(self.path, where, message)
+class NetxReader(H5Reader):
+    """The layer's reader addressing objects by absolute HDF5 path, as NetX lays them out."""
+
+    def __init__(self, path: PathLike) -> None:
+        super().__init__(path)
+        self.f: Any = None  # the open file, set by network()
 
     def has(self, where: str) -> bool:
-        import h5py
-
+        """True when `where` exists, reached through hard links only."""
         self.current = where
         obj = self.f
         for part in where.strip("/").split("/"):
             if not isinstance(obj, h5py.Group):
                 return False
-            link = obj.get(part, getlink=True)
-            if link is None:
+            obj = self.follow(obj, part, where)
+            if obj is None:
                 return False
-            if not isinstance(link, h5py.HardLink):
-                raise self.fail(where, f"expected data stored in this file, found a {type(link).__name__}")
-            obj = obj[part]
         return True
 
     def get(self, where: str, kind: Optional[type] = None) -> Any:
-        import h5py
-
+        """The group or dataset at `where` (a `kind` when given)."""
         if not self.has(where):
-            raise self.fail(where, "missing")
+            self.fail(where, "missing")
         obj = self.f[where]
         kind = kind or (h5py.Group, h5py.Dataset)
         if not isinstance(obj, kind):
-            raise self.fail(where, f"expected {'a group' if kind is h5py.Group else 'a dataset'}, "
-                                   f"found {type(obj).__name__}")
+            self.fail(where, f"expected {'a group' if kind is h5py.Group else 'a dataset'}, "
+                             f"found {type(obj).__name__}")
         return obj
 
-    def data(self, where: str, kinds: str, max_size: Optional[int] = None) -> np.ndarray:
+    def values(self, where: str, kinds: str, max_size: Optional[int] = None) -> np.ndarray:
         """Dataset `where` after checking its dtype kind and that the file stores its data."""
-        import h5py
-
-        from neurosim.storage import storage_problem
-
         ds = self.get(where, h5py.Dataset)
-        text = "S" in kinds and h5py.check_string_dtype(ds.dtype) is not None
-        if not text and (ds.dtype.kind not in kinds or ds.dtype.names is not None or ds.dtype.subdtype is not None):
-            raise self.fail(where, f"expected {'a string' if kinds == 'S' else 'numbers'}, got dtype {ds.dtype}")
+        if not plain_dtype(ds.dtype, kinds, text="S" in kinds):
+            self.fail(where, f"expected {'a string' if kinds == 'S' else 'numbers'}, got dtype {ds.dtype}")
         if max_size is not None and (ds.shape is None or int(np.prod(ds.shape)) > max_size):
-            raise self.fail(where, f"expected at most {max_size} values, got shape {ds.shape}")
-        problem = storage_problem(ds)
-        if problem:
-            raise self.fail(where, problem)
-        return np.asarray(ds[()])
+            self.fail(where, f"expected at most {max_size} values, got shape {ds.shape}")
+        return np.asarray(self.data(ds, where))
 
     def text(self, where: str) -> str:
-        value = self.data(where, "S", 16)
+        """A short ASCII string dataset (how SLAYER writes `type`)."""
+        value = self.values(where, "S", 16)
         try:
             value = value.reshape(-1)[0] if value.ndim else value[()]
             return value.decode("ascii") if isinstance(value, bytes) else str(value)
         except (TypeError, ValueError, IndexError, AttributeError, UnicodeDecodeError):
-            raise self.fail(where, "expected an ASCII string") from None
+            self.fail(where, "expected an ASCII string")
 
     def ints(self, where: str, lo: int, hi: int, ndim: Optional[tuple[int, ...]] = None) -> np.ndarray:
-        arr = self.data(where, "biuf")
+        """Whole numbers in [lo, hi] (of `ndim` dimensions when given) as int64."""
+        arr = self.values(where, "biuf")
         if ndim is not None and arr.ndim not in ndim:
-            raise self.fail(where, f"expected {' or '.join(f'{d}-D' for d in ndim)} data, got shape {arr.shape}")
+            self.fail(where, f"expected {' or '.join(f'{d}-D' for d in ndim)} data, got shape {arr.shape}")
         with np.errstate(invalid="ignore"):
             if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
-                raise self.fail(where, "expected whole numbers (NetX truncates others)")
+                self.fail(where, "expected whole numbers (NetX truncates others)")
             if arr.size and (arr.min() < lo or arr.max() > hi):
-                raise self.fail(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+                self.fail(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
         return arr.astype(np.int64)
 
     def size(self, where: str) -> int:
         """Neurons of a layer: the product of its `shape` (1-D), at most 2**31 - 1."""
         n = math.prod(int(s) for s in self.ints(where, 1, 2 ** 31 - 1, (1,)))
         if not 1 <= n < 2 ** 31:
-            raise self.fail(where, f"expected at most {2 ** 31 - 1} neurons, got {n}")
+            self.fail(where, f"expected at most {2 ** 31 - 1} neurons, got {n}")
         return n
 
-    def attr(self, where: str, key: str, default: str) -> str:
+    def name(self, where: str, key: str, default: str) -> str:
         """Text attribute `key` of `where` (a name NetX ignores), or `default` when absent."""
-        from h5py import h5t
-
         obj = self.get(where)
         self.current = f"{where}@{key}"
         if key not in obj.attrs:
             return default
-        aid = obj.attrs.get_id(key)
-        if aid.get_type().get_class() != h5t.STRING or aid.shape != ():
-            raise self.fail(self.current, "expected a string")
-        value = obj.attrs[key]
-        try:
-            return value.decode() if isinstance(value, bytes) else str(value)
-        except UnicodeDecodeError:
-            raise self.fail(self.current, "expected a UTF-8 string") from None
+        return self.attr_str(obj, key, where)
 
-    def network(self, dt: float) -> FixedPointNetwork:
-        import h5py
-
+    def network(self, f: h5py.File, dt: float) -> FixedPointNetwork:
+        """The integer network of the open file `f` at step `dt`."""
+        self.f = f
         layers = self.get("/layer", h5py.Group)
         names = list(layers.keys())
         keys = sorted(names, key=lambda k: int(k) if k.isascii() and k.isdigit() and len(k) < 10 else -1)
         if not keys or keys != [str(i) for i in range(len(keys))]:
-            raise self.fail("/layer", f"expected groups 0 .. n-1, got {sorted(names)[:10]}")
+            self.fail("/layer", f"expected groups 0 .. n-1, got {sorted(names)[:10]}")
         if self.text("/layer/0/type") != "input" or self.has("/layer/0/neuron"):
-            raise self.fail("/layer/0/type", "expected an 'input' layer without neurons first")
+            self.fail("/layer/0/type", "expected an 'input' layer without neurons first")
         n_prev = self.size("/layer/0/shape")
-        src = SpikeInput(self.attr("/layer/0", "name", "input"), n_prev)
+        src = SpikeInput(self.name("/layer/0", "name", "input"), n_prev)
         prev = src.name
         pops, projs = [], []
         for k in keys[1:]:
             base = f"/layer/{k}"
             kind = self.text(f"{base}/type")
             if kind not in ("dense", "dense_rec"):
-                raise self.fail(f"{base}/type", f"unsupported layer type {kind!r} (expected 'dense' or 'dense_rec')")
+                self.fail(f"{base}/type", f"unsupported layer type {kind!r} (expected 'dense' or 'dense_rec')")
             n = self.size(f"{base}/shape")
             w = self.ints(f"{base}/weight", -2 ** 31, 2 ** 31, (1, 2))
             if w.size != n * n_prev:  # checked before anything of size n is made
-                raise self.fail(f"{base}/weight", f"expected shape ({n}, {n_prev}), got {w.shape}")
+                self.fail(f"{base}/weight", f"expected shape ({n}, {n_prev}), got {w.shape}")
             w = w.reshape(n, n_prev)
-            pop = self.population(base, self.attr(base, "name", f"layer{k}"), n)
+            pop = self.population(base, self.name(base, "name", f"layer{k}"), n)
             w_rec = (self.ints(f"{base}/weight_rec", -2 ** 31, 2 ** 31, (1, 2)).reshape(n, -1)
                      if kind == "dense_rec" else None)
             if w_rec is not None and w_rec.shape != (n, n):
-                raise self.fail(f"{base}/weight_rec", f"expected shape ({n}, {n}), got {w_rec.shape}")
+                self.fail(f"{base}/weight_rec", f"expected shape ({n}, {n}), got {w_rec.shape}")
             problem = _netx_problem(np.hstack([w] + ([w_rec] if w_rec is not None else [])))
             if problem:
-                raise self.fail(f"{base}/weight", problem)
+                self.fail(f"{base}/weight", problem)
             delay = self.delay(base, w.shape) if self.has(f"{base}/delay") else 1
             if w_rec is not None and np.max(delay) > 1:
-                raise self.fail(f"{base}/delay",
+                self.fail(f"{base}/delay",
                                 "NetX's dense_rec with delays drops the weight exponent; unsupported")
-            projs.append(self.projection(f"{base}/weight", self.attr(base, "projection", f"layer{k}_ff"),
+            projs.append(self.projection(f"{base}/weight", self.name(base, "projection", f"layer{k}_ff"),
                                          prev, pop.name, w, delay))
             if w_rec is not None:
-                projs.append(self.projection(f"{base}/weight_rec", self.attr(base, "projection_rec", f"layer{k}_rec"),
+                projs.append(self.projection(f"{base}/weight_rec", self.name(base, "projection_rec", f"layer{k}_rec"),
                                              pop.name, pop.name, w_rec, 1))
             pops.append(pop)
             prev, n_prev = pop.name, n
         try:
             return FixedPointNetwork(float(dt), tuple(pops), tuple(projs), (src,), name=os.path.basename(self.path))
         except NetworkError as exc:
-            raise self.fail("/layer", str(exc)) from None
+            raise FileFormatError(self.path, "/layer", str(exc)) from None
 
     def population(self, base: str, name: str, n: int) -> FixedPopulation:
         nb = f"{base}/neuron"
         if self.text(f"{nb}/type") != "CUBA":
-            raise self.fail(f"{nb}/type", f"unsupported neuron {self.text(f'{nb}/type')!r} (expected 'CUBA')")
+            self.fail(f"{nb}/type", f"unsupported neuron {self.text(f'{nb}/type')!r} (expected 'CUBA')")
         i_decay = int(self.ints(f"{nb}/iDecay", 0, DECAY_ONE, (0,)))
         v_decay = int(self.ints(f"{nb}/vDecay", 0, DECAY_ONE, (0,)))
         vth = int(self.ints(f"{nb}/vThMant", 0, VTH_MAX, (0,)))
         if self.has(f"{nb}/gradedSpike") and np.any(self.ints(f"{nb}/gradedSpike", 0, 1, (0, 1))):
-            raise self.fail(f"{nb}/gradedSpike", "graded spikes are not supported")
+            self.fail(f"{nb}/gradedSpike", "graded spikes are not supported")
         bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if self.has(f"{base}/bias") else np.zeros(n, np.int64)
         if bias.ndim and bias.shape != (n,):
-            raise self.fail(f"{base}/bias", f"expected shape ({n},), got {bias.shape}")
+            self.fail(f"{base}/bias", f"expected shape ({n},), got {bias.shape}")
         return FixedPopulation(name, n, i_decay - 1, v_decay, vth, np.broadcast_to(bias, (n,)), NETX_BIAS_EXP,
                                0, 0, scale=SLAYER_SCALE)
 
@@ -397,7 +351,7 @@ class _Reader:
         elif d.ndim == 1 and d.size == shape[1]:
             d = np.repeat(d[None, :], shape[0], axis=0)
         elif d.ndim != 0 and d.shape != shape:
-            raise self.fail(f"{base}/delay",
+            self.fail(f"{base}/delay",
                             f"expected a scalar, ({shape[0]},), ({shape[1]},) or {shape}, got {d.shape}")
         return np.broadcast_to(d, shape).T + 1  # (n_pre, n_post), neurosim steps
 
@@ -407,7 +361,7 @@ class _Reader:
         try:
             return FixedProjection(name, pre, post, w.T, 0, d, mode)
         except NetworkError as exc:
-            raise self.fail(where, exc.message) from None
+            raise FileFormatError(self.path, where, exc.message) from None
 
 
 # ---------------------------------------------------------------------------------- run

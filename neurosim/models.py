@@ -180,7 +180,7 @@ class _Model:
         """Every numeric parameter broadcast to shape (n,) float64, validated."""
         out: dict[str, np.ndarray] = {}
         for name in self.param_names():
-            out[name] = _vector(getattr(self, name), n, f"{where}.{name}")
+            out[name] = per_neuron_vector(getattr(self, name), n, f"{where}.{name}")
             vals = out[name]
             if name in self.decays and np.any((vals < 0) | (vals > 1)):
                 bad = float(vals[(vals < 0) | (vals > 1)][0])
@@ -195,7 +195,8 @@ class _Model:
         raise NotImplementedError
 
 
-def _vector(value: ArrayLike, n: int, where: str) -> np.ndarray:
+def per_neuron_vector(value: ArrayLike, n: int, where: str) -> np.ndarray:
+    """`value` (a number or `n` numbers) as `n` finite float64 values; NetworkError names `where`."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -12,14 +12,14 @@ from typing import Any, Union
 import numpy as np
 
 from .errors import NetworkError
-from .models import LI, MODELS, Model, NeuronParams, _vector
+from .models import LI, MODELS, Model, NeuronParams, per_neuron_vector
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # names of populations, inputs, projections
 MAX_DELAY = 100_000  # steps; the ring buffer holds max_delay + 1 steps of input per neuron
 
 
 def _check_name(name: Any, where: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise NetworkError(where, f"expected a name of letters, digits, '_', '-' "
                                   f"starting with a letter or '_' (at most 64), got {name!r}")
     return name
@@ -55,7 +55,7 @@ class Population:
         if type(self.model) not in MODELS.values():
             raise NetworkError(f"{where}.model", f"expected LIF, ALIF, IF or LI, got {type(self.model).__name__}")
         for init in ("v0", "i0", "a0"):
-            vals = _vector(getattr(self, init), self.size, f"{where}.{init}")
+            vals = per_neuron_vector(getattr(self, init), self.size, f"{where}.{init}")
             object.__setattr__(self, init, _readonly(vals))
         object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
 
@@ -95,7 +95,7 @@ class PoissonInput:
     def __post_init__(self) -> None:
         _check_name(self.name, "inputs.name")
         object.__setattr__(self, "size", _check_size(self.size, f"inputs.{self.name}.size"))
-        r = _vector(self.rate, self.size, f"inputs.{self.name}.rate")
+        r = per_neuron_vector(self.rate, self.size, f"inputs.{self.name}.rate")
         if np.any(r < 0):
             raise NetworkError(f"inputs.{self.name}.rate", "expected rates >= 0 Hz")
         object.__setattr__(self, "rate", _readonly(r))

@@ -1,7 +1,7 @@
 """NIR export and import: exact round trips, peers' graphs in neurosim, our graphs in the peers,
 refusals.
 
-Conventions the peer comparisons state and apply (see mapping/nir_graph.py's docstring):
+Conventions the peer comparisons state and apply (see mapping/nir_graph/__init__.py's docstring):
 - every NIR Linear/Affine path is a neurosim projection with one step of latency, while snnTorch
   and Norse run a feed-forward chain within one step: a peer's layer L emits at step t what
   neurosim's emits at t + L (recurrent edges take one step in both);

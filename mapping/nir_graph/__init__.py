@@ -1,0 +1,63 @@
+"""NIR (Neuromorphic Intermediate Representation) export and import of a :class:`Network`.
+
+``to_nir`` / ``write_nir`` turn a Network into a ``nir.NIRGraph`` (HDF5 via ``nir.write``);
+``from_nir`` / ``read_nir`` turn a NIR graph, ours or a peer's, back into a Network.
+
+Discretisation (NIR is continuous-time; ``dt`` is the network's step on export, an argument on
+import). ``decay(tau)`` is :func:`neurosim.models.decay`: ``1 - dt/tau`` ('euler', what
+snnTorch writes with dt = 1e-4 and Norse reads) or ``exp(-dt/tau)`` ('exact'). Each ODE
+``tau dy/dt = -y + k u`` becomes ``y <- decay*y + (1 - decay)*k*u`` (forward Euler, or the exact
+solution for u held constant over the step; the two ODEs of the Cuba nodes are discretised one
+by one, v taking this step's current), so, with our step ``i = alpha*i + gain*(x + bias)``,
+``v = beta*v + i``:
+
+=============  =========================================  ==========================================
+NIR node       decays                                     input gain and bias
+=============  =========================================  ==========================================
+LIF, LI        beta = decay(tau)                          gain = r*(1 - beta); bias = v_leak / r
+CubaLIF,       alpha = decay(tau_syn),                    gain = w_in*(1 - alpha) * r*(1 - beta);
+CubaLI         beta = decay(tau_mem)                      v_leak must be 0
+IF, I          beta = 1 (no leak)                         gain = r per step (IF has no time
+                                                          constant; Norse reads and writes r so)
+=============  =========================================  ==========================================
+
+Export writes ``r = gain/(1 - beta)`` for LIF/LI and ``r = 1/(1 - beta)``, ``w_in = gain/(1 - alpha)``
+for the Cuba nodes: snnTorch's own convention, so its importer reads our graphs unchanged.
+
+Latency. NIR edges are instantaneous; a neurosim projection of delay d >= 1 acts d steps later.
+Convention (both directions): every path source -> [Delay] -> Linear/Affine/Scale ... -> neuron
+is one projection with one step of latency; a ``Delay`` node of k*dt adds k steps, so
+``delay = 1 + k``. Export writes delay d as ``source -> Delay((d-1)*dt) -> Linear -> target``
+(per-synapse delays: one Linear per distinct delay). A zero-latency peer (snnTorch, Norse) running
+a layered graph therefore emits layer L's spikes L steps *earlier* than neurosim; Affine biases act
+from step 0 in neurosim (a constant input), so that time shift is exact only without biases.
+
+Resets. NIR's reset is ``v = v_reset``; neurosim's 'zero' reset is v_reset = 0. neurosim's
+'subtract' reset has no NIR field (snnTorch also writes its subtractive reset as v_reset = 0): the
+rule travels in node metadata ``neurosim.reset``; for graphs without it, ``from_nir(reset=...)``
+says which rule the writer meant. A nonzero v_reset is refused.
+
+Graph shape. Export: one Input per input source, one neuron node per population, an Output
+after every population that projects to no other population. Import: sub-graphs are inlined,
+an Input's shape is flattened, Scale nodes and chains of Linear/Affine nodes multiply into the
+projection's weights, Affine biases become the target population's bias.
+
+Extensions (metadata keys ``neurosim.*``, ignored by other NIR tools): reset rule, refractory
+steps, initial state (v0, i0, a0), model kind, Poisson input rates, projection names, sparsity,
+node order, and the exact per-step parameters (so that a round trip at the same dt and
+discretisation is bit-exact; they are checked against the NIR fields and used only when they agree
+to 1e-8). ALIF has no NIR primitive: it is written as a node of type ``neurosim.ALIF``
+(:class:`ALIFNode`) that ``nir.read`` and snnTorch's importer refuse (Norse 1.1's ``from_nir``
+silently skips node types it does not know); :func:`read_nir` reads it.
+
+Peers (checked in tests/test_mapping_nir.py). snnTorch 1.0 writes Euler at dt = 1e-4 and its
+subtractive reset as v_reset = 0: read with ``dt=1e-4, reset='subtract'``. Norse 1.1's ``to_nir``
+writes ``tau = dt/tau_inv`` (dt times tau): its graphs read back exactly with ``dt = dt_norse**2``.
+"""
+from __future__ import annotations
+
+from .common import ALIF_TYPE, ALIFNode
+from .export import to_nir, write_nir
+from .graph_import import from_nir, read_nir
+
+__all__ = ["to_nir", "from_nir", "write_nir", "read_nir", "ALIFNode", "ALIF_TYPE"]

@@ -1,0 +1,169 @@
+"""NIR export: a :class:`Network` as a ``nir.NIRGraph`` (see :mod:`mapping.nir_graph` for the mapping)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import nir
+import numpy as np
+
+from neurosim.atomic import atomic_path
+from neurosim.errors import ExportError
+from neurosim.models import Discretization
+from neurosim.network import Network, PoissonInput, Population, Projection
+
+from .common import NS, ALIFNode, check_method, unique_name
+
+
+def _taus(a: np.ndarray, dt: float, method: str) -> np.ndarray:
+    """Inverse of :func:`neurosim.models.decay`: the tau whose per-step decay is `a`."""
+    a = np.asarray(a, dtype=np.float64)
+    safe = np.where((a > 0) & (a < 1), a, 0.5)
+    if method == "euler":
+        tau = dt / (1.0 - safe)
+        return np.where(a >= 1, np.inf, np.where(a <= 0, dt, tau))
+    return np.where(a >= 1, np.inf, np.where(a <= 0, 0.0, -dt / np.log(safe)))
+
+
+def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.NIRGraph":
+    """The NIR graph of `network` (dt = ``network.dt``); see :mod:`mapping.nir_graph` for the mapping.
+
+    Raises ExportError naming the field for what NIR cannot hold (e.g. beta = 1 mixed with leaky
+    neurons in one population, a bias on an IF population without incoming projections).
+    """
+    if not isinstance(network, Network):
+        raise ExportError("nir", "network", f"expected a neurosim.Network, got {type(network).__name__}")
+    check_method(discretization)
+    dt = network.dt
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    taken = {s.name for s in network.inputs} | {p.name for p in network.populations}
+    for src in network.inputs:
+        meta: dict[str, Any] = {}
+        if isinstance(src, PoissonInput):
+            meta[NS + "poisson_rate"] = np.array(src.rate, dtype=np.float64)
+        nodes[src.name] = nir.Input(input_type={"input": np.array([src.size])}, metadata=meta)
+    incoming = {p.name for p in network.populations if any(j.post == p.name for j in network.projections)}
+    bias_open = {p.name for p in network.populations
+                 if p.model.kind != "alif" and np.any(p.params.bias != 0) and p.name in incoming}
+    for pop in network.populations:
+        nodes[pop.name] = _neuron_node(pop, dt, discretization, bias_via_affine=pop.name in bias_open)
+    for proj in network.projections:
+        _export_projection(network, proj, nodes, edges, taken, bias_open)
+    senders = {(j.pre) for j in network.projections if j.pre != j.post}
+    for pop in network.populations:
+        if pop.name not in senders:
+            out = unique_name(f"{pop.name}_out", taken)
+            nodes[out] = nir.Output(output_type={"output": np.array([pop.size])})
+            edges.append((pop.name, out))
+    meta = {
+        NS + "format": "neurosim-nir/1", NS + "dt": dt, NS + "discretization": discretization,
+        NS + "name": network.name,
+        NS + "populations": ",".join(p.name for p in network.populations),
+        NS + "inputs": ",".join(s.name for s in network.inputs),
+        NS + "projections": ",".join(j.name for j in network.projections),
+    }
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+    try:
+        graph.check_types()
+    except ValueError as exc:  # our own shapes disagree: a bug, not a user error
+        raise ExportError("nir", "graph", f"NIR type check failed: {exc}") from None
+    return graph
+
+
+def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any],
+                       edges: list[tuple[str, str]], taken: set[str], bias_open: set[str]) -> None:
+    """source -> [Delay((d-1)*dt)] -> Linear|Affine -> target, one Linear per distinct delay d."""
+    dense = proj.weights.to_dense() if proj.is_sparse else np.asarray(proj.weights)
+    dense = np.asarray(dense, dtype=np.float64)
+    csr, delays = proj.to_csr()
+    groups = sorted({int(d) for d in delays}) or [int(np.min(proj.delay)) if np.size(proj.delay) else 1]
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    n_pre = dense.shape[0]
+    for d in groups:
+        if len(groups) == 1:
+            w = dense
+        else:
+            w = np.zeros_like(dense)
+            m = delays == d
+            w[rows[m], csr.indices[m]] = dense[rows[m], csr.indices[m]]
+        suffix = "" if len(groups) == 1 else f"_d{d}"
+        src = proj.pre
+        if d > 1:
+            dname = unique_name(f"{proj.name}_delay{suffix}", taken)
+            nodes[dname] = nir.Delay(delay=np.full(n_pre, (d - 1) * network.dt))
+            edges.append((src, dname))
+            src = dname
+        lname = unique_name(f"{proj.name}{suffix}", taken)
+        meta = {NS + "projection": proj.name, NS + "delay": d, NS + "sparse": int(proj.is_sparse)}
+        if proj.post in bias_open:
+            bias_open.discard(proj.post)
+            bias = np.array(network.population(proj.post).params.bias, dtype=np.float64)
+            nodes[lname] = nir.Affine(weight=w.T.copy(), bias=bias, metadata=meta)
+        else:
+            nodes[lname] = nir.Linear(weight=w.T.copy(), metadata=meta)
+        edges += [(src, lname), (lname, proj.post)]
+
+
+def _neuron_node(pop: Population, dt: float, method: str, bias_via_affine: bool) -> Any:
+    """One NIR neuron node for `pop`, with the neurosim metadata."""
+    where = f"populations.{pop.name}.model"
+    p = pop.model.per_neuron(pop.size, where)
+    n = pop.size
+    zeros = np.zeros(n)
+    meta: dict[str, Any] = {NS + "model": pop.model.kind}
+    meta.update({NS + k: np.array(v, dtype=np.float64) for k, v in p.items()})
+    if hasattr(pop.model, "reset"):
+        meta[NS + "reset"] = pop.model.reset
+    for init in ("v0", "i0", "a0"):
+        if np.any(getattr(pop, init) != 0):
+            meta[NS + init] = np.array(getattr(pop, init), dtype=np.float64)
+    kind = pop.model.kind
+    if kind == "alif":
+        return ALIFNode(tau_mem=_taus(p["beta"], dt, method), tau_syn=_taus(p["alpha"], dt, method),
+                        tau_adapt=_taus(p["rho"], dt, method), gain=p["gain"], bias=p["bias"],
+                        v_threshold=p["theta"], adapt=p["adapt"], adapt_gain=p["adapt_gain"], metadata=meta)
+    alpha = p.get("alpha", zeros)
+    beta = p.get("beta", np.ones(n))
+    gain, bias = p["gain"], p["bias"]
+    node_bias = not bias_via_affine and bool(np.any(bias != 0))  # bias must live in the node (v_leak)
+    theta = p.get("theta")
+    if np.any(alpha >= 1):
+        raise ExportError("nir", f"{where}.alpha", "alpha = 1 (no synaptic decay) has no NIR form (tau_syn = inf)")
+    if np.all(beta == 1) and np.all(alpha == 0):  # IF / I
+        if node_bias:
+            raise ExportError("nir", f"{where}.bias", "a bias on a population without incoming projections "
+                                                      "needs NIR v_leak, which IF and I nodes lack")
+        if kind == "li":
+            return nir.I(r=gain.copy(), metadata=meta)
+        return nir.IF(r=gain.copy(), v_threshold=theta.copy(), v_reset=zeros, metadata=meta)
+    if np.any(beta >= 1):
+        raise ExportError("nir", f"{where}.beta", "beta = 1 (no leak) mixed with leaky neurons, or with alpha > 0, "
+                                                  "has no NIR form (tau_mem = inf)")
+    tau_mem = _taus(beta, dt, method)
+    if np.all(alpha == 0):
+        r = gain / (1.0 - beta)
+        v_leak = zeros
+        if node_bias:
+            if np.any((r == 0) & (bias != 0)):
+                raise ExportError("nir", f"{where}.bias", "a bias with gain 0 has no NIR v_leak form")
+            v_leak = r * bias
+        if kind == "li":
+            return nir.LI(tau=tau_mem, r=r, v_leak=v_leak, metadata=meta)
+        return nir.LIF(tau=tau_mem, r=r, v_leak=v_leak, v_threshold=theta.copy(), v_reset=zeros, metadata=meta)
+    if node_bias:
+        raise ExportError("nir", f"{where}.bias", "a bias on a population with alpha > 0 and no incoming "
+                                                  "projection has no NIR form (CubaLIF's v_leak acts on v, not i)")
+    kw = dict(tau_syn=_taus(alpha, dt, method), tau_mem=tau_mem, r=1.0 / (1.0 - beta), v_leak=zeros,
+              w_in=gain / (1.0 - alpha), metadata=meta)
+    if kind == "li":
+        return nir.CubaLI(**kw)
+    return nir.CubaLIF(v_threshold=theta.copy(), v_reset=zeros, **kw)
+
+
+def write_nir(network: Network, path: Union[str, "os.PathLike[str]"],
+              discretization: Discretization = "euler") -> None:
+    """Write ``to_nir(network, discretization)`` to `path` with ``nir.write``, atomically."""
+    graph = to_nir(network, discretization)
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)

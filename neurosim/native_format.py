@@ -1,0 +1,34 @@
+"""The native HDF5 schema (version 1) of a :class:`Network` and a :class:`SimulationResult`.
+
+Network file (root attrs ``format = "neurosim.network"``, ``schema_version = 1``,
+``neurosim_version``, ``dt`` in seconds, ``name``)::
+
+    /populations/<name>/   attrs model ('lif' | 'alif' | 'if' | 'li'), reset (models that have
+                           one), size, order; float64 datasets (size,): one per model parameter
+                           (``model.param_names()``, scalars broadcast) and v0, i0, a0
+    /inputs/<name>/        attrs kind ('spikes' | 'poisson'), size, order; poisson: rate (size,) Hz
+    /projections/<name>/   attrs pre, post, format ('dense' | 'csr'), order;
+                           dense: weights (n_pre, n_post) float64;
+                           csr: indptr (n_pre + 1,), indices (nnz,) int64, values (nnz,) float64,
+                           attr shape (n_pre, n_post);
+                           delay: int64, scalar or per synapse ((n_pre, n_post) dense, (nnz,) csr)
+
+Result file (root attrs ``format = "neurosim.result"``, schema_version, neurosim_version,
+backend, dtype, dt, steps, batch, seed, ``meta`` as a JSON object)::
+
+    /timings               attrs name -> seconds
+    /spikes/<name>/        attrs size, order; datasets step (int64), batch (int32), index (int32)
+    /traces/<pop>/<var>    float array (steps, batch, size); attr order on groups and datasets
+
+HDF5 sorts names, so the ``order`` attrs keep the user's order. Writes are atomic (temporary
+file in the same directory, then ``os.replace``). Readers check every attribute, dtype and shape
+before reading data and raise :class:`FileFormatError` naming the file and the field, an HDF5
+path with attributes written ``group@attr`` (``@dt`` for a root attribute).
+"""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+NETWORK_FORMAT = "neurosim.network"
+RESULT_FORMAT = "neurosim.result"
+MAX_SIZE = 2**31 - 1  # neurons per population or channels per input: spike indices are int32
+MAX_STEPS = 2**62
