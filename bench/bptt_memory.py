@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.memory import LiveBytes  # noqa: E402
+from training.budget.memory import LiveBytes  # noqa: E402
 
 
 def setup(cfg: dict):
@@ -150,7 +150,7 @@ def main() -> int:
         kind, cfg = args.worker
         print(json.dumps((memory_worker if kind == "memory" else time_worker)(json.loads(cfg))))
         return 0
-    from training.checkpoint_plan import plan
+    from training.budget.schedule import plan
 
     rows = []
     for model in args.models:

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from training import ep_net as E  # noqa: E402
-from training.ep import EPOptions, batch_gradient, digits_static  # noqa: E402
-from training.memory import LiveBytes  # noqa: E402
+from training.methods.ep import EPOptions, batch_gradient, digits_static  # noqa: E402
+from training.budget.memory import LiveBytes  # noqa: E402
 from training.trainer import TrainConfig, train  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

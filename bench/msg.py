@@ -23,9 +23,9 @@ from types import SimpleNamespace
 
 import torch
 
-from training.graphs import sbm
-from training.memory import LiveBytes
-from training.msg import Options, build, evaluate, graph_data, train_step
+from training.methods.graphs import sbm
+from training.budget.memory import LiveBytes
+from training.methods.msg import Options, build, evaluate, graph_data, train_step
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from training.memory import LiveBytes  # noqa: E402
+from training.budget.memory import LiveBytes  # noqa: E402
 
 from neurosim.atomic import write_bytes, write_text  # noqa: E402
 
@@ -193,10 +193,11 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> tuple[list[float],
 
     from training.layers import from_network
     from training.nets import recurrent_network
-    from training.ratebp import ConvSNN, conv_network
+    from training.nets import ConvSNN, conv_network
     from training.rules import Batch, BudgetedBPTT, make_rule
     from training.tasks import make_task
-    from training.trainer import TrainConfig, evaluate, set_epoch_lr, shuffled
+    from training.runfiles import set_epoch_lr, shuffled
+    from training.trainer import TrainConfig, evaluate
 
     torch.set_num_threads(1)
     task = make_task(exp["task"], seed=seed, **exp.get("task_kw", {}))

@@ -24,10 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.memory import LiveBytes  # noqa: E402
-from training.sab import build_model, evaluate, gradients, parse_options  # noqa: E402
+from training.budget.memory import LiveBytes  # noqa: E402
+from training.methods.sab import build_model, evaluate, gradients, parse_options  # noqa: E402
 from training.tasks import make_task  # noqa: E402
-from training.trainer import TrainConfig, _to_batch, train  # noqa: E402
+from training.runfiles import to_batch as _to_batch  # noqa: E402
+from training.trainer import TrainConfig, train  # noqa: E402
 
 VARIANTS = {  # name: rule options beyond the shared ones
     "bptt": dict(method="bptt", attention=1),

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from training.budgeted import ExecStats, budgeted_backward, full_bptt_backward
-from training.checkpoint_plan import cost_tables, plan, simulate, slots_for_bytes
+from training.budget.execute import ExecStats, budgeted_backward, full_bptt_backward
+from training.budget.schedule import cost_tables, plan, simulate, slots_for_bytes
 
 POLICIES = ("hsm", "ism", "mixed")
 

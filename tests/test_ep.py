@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 from neurosim.cli import main  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
 from training import ep_net as E  # noqa: E402
-from training.ep import EPOptions, batch_gradient, digits_static, load_weights  # noqa: E402
+from training.methods.ep import EPOptions, batch_gradient, digits_static, load_weights  # noqa: E402
 from training.trainer import TrainConfig, train  # noqa: E402
 
 
@@ -151,7 +151,7 @@ def _cfg(**kw):
 
 @pytest.mark.parametrize("baseline", ["ep", "bptt"])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch, baseline):
-    import training.trainer as trainer
+    import training.runfiles as trainer
 
     cfg = _cfg(rule_options={"K": 4, "nudge": "one_sided", "baseline": baseline})
     straight = train(cfg, tmp_path / "a", progress=False)
@@ -192,7 +192,7 @@ def test_resume_refuses_other_config_and_tampered_checkpoint(tmp_path):
 
 
 def test_ep_training_memory_does_not_grow_with_k_but_bptt_does():
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
 
     x, y = _data(16)
     p = _net()

@@ -246,10 +246,10 @@ def test_cuda_out_of_memory_suggests_what_fits(tmp_path, monkeypatch, capsys, ru
     from training import rules
     from training.layers import from_network
     from training.nets import recurrent_network
-    from training.ottt import OTTT
+    from training.rules.ottt import OTTT
     from training.rules import BudgetedBPTT, parse_bytes, stored_state_nbytes
     from training.tasks import make_task
-    from training.trainer import _to_batch
+    from training.runfiles import to_batch as _to_batch
 
     task = make_task("digits", seed=0, n_train=32, n_test=16)
     model = from_network(recurrent_network(task.n_in, 8, task.n_out, dt=task.dt, seed=0))

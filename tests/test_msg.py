@@ -14,8 +14,8 @@ import torch
 from neurosim.cli import main
 from neurosim.errors import FileFormatError, NeurosimError
 from neurosim.models import heaviside
-from training.graphs import load_graph, sbm
-from training.msg import Manifold, MSGNet, Options, build, graph_data
+from training.methods.graphs import load_graph, sbm
+from training.methods.msg import Manifold, MSGNet, Options, build, graph_data
 
 torch.set_num_threads(1)
 F64 = torch.float64
@@ -139,7 +139,7 @@ def test_dvm_and_bptt_share_the_forward_and_differ_only_by_the_spike_path():
 
 
 def test_dvm_memory_does_not_grow_with_T():
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
 
     g = sbm(n_nodes=200, seed=1)
     d = graph_data(g)
@@ -244,7 +244,7 @@ def test_cli_msg_writes_the_run_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("baseline", ["dvm", "bptt"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, baseline):
-    import training.trainer as trainer
+    import training.runfiles as trainer
     from training.trainer import TrainConfig, train
 
     config = TrainConfig(task="sbm", rule="msg", epochs=3, hidden=4, lr=0.01,

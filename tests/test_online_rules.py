@@ -17,11 +17,13 @@ torch = pytest.importorskip("torch")
 from neurosim import ALIF, LI, LIF, Network, Population, Projection, SpikeInput, simulate  # noqa: E402
 from neurosim.cli import main  # noqa: E402
 from neurosim.errors import NetworkError  # noqa: E402
-from training.eprop import EligibilityTraces, EProp  # noqa: E402
+from training.rules.eprop import EligibilityTraces, EProp  # noqa: E402
 from training.layers import from_network  # noqa: E402
 from training.nets import recurrent_network  # noqa: E402
-from training.ottt import OTTT, LocalView, psi, step_with_u  # noqa: E402
-from training.ratebp import ConvSNN, RateBP, RateEligibility, conv_network  # noqa: E402
+from training.rules.local import LocalView, psi, step_with_u  # noqa: E402
+from training.rules.ottt import OTTT  # noqa: E402
+from training.nets import ConvSNN, conv_network  # noqa: E402
+from training.rules.ratebp import RateBP, RateEligibility  # noqa: E402
 from training.rules import Batch, Objective, make_rule  # noqa: E402
 
 F64 = torch.float64
@@ -138,7 +140,7 @@ def test_ottt_readout_is_exact_and_hidden_is_an_approximation(model):
 
 
 def _live_bytes():
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
 
     return LiveBytes
 

@@ -11,12 +11,14 @@ torch = pytest.importorskip("torch")
 
 from neurosim.cli import main  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
+from training.methods.sab import (build_model, forward_graph, gradients, parse_options,  # noqa: E402
+                                  sab_backward, tbptt_backward)
+from training.methods.sab import trainable_params as _params  # noqa: E402
+from training.methods.sab_models import sparsify  # noqa: E402
 from training.rules import Batch  # noqa: E402
-from training.sab import (_params, build_model, forward_graph, gradients, parse_options,  # noqa: E402
-                          sab_backward, tbptt_backward)
-from training.sab_models import sparsify  # noqa: E402
+from training.runfiles import to_batch as _to_batch  # noqa: E402
 from training.tasks import make_task  # noqa: E402
-from training.trainer import TrainConfig, _to_batch, train  # noqa: E402
+from training.trainer import TrainConfig, train  # noqa: E402
 
 
 def _setup(cell="lstm", T=23, B=3, H=6, seed=0, task="copy", **opts):
@@ -211,7 +213,7 @@ def test_cli_bad_rule_options_give_one_clear_line(tmp_path, capsys, option, need
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
-    import training.trainer as trainer
+    import training.runfiles as trainer
 
     straight = train(_cfg(), tmp_path / "a", progress=False)
     real = trainer.write_metrics
@@ -254,7 +256,7 @@ def test_gradients_dispatch_matches_the_method():
 def test_recomputed_windows_hold_less_memory_than_the_reference_graph():
     """Peak tensor bytes of one gradient (LiveBytes): the recompute scheme keeps one window's graph,
     the reference scheme the whole sequence's; at T = 50, k_trunc = 5 the former is several times smaller."""
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
 
     model, batch, o = _setup(T=50, H=8, k_trunc=5, k_att=5)
     peaks = {}

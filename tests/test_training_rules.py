@@ -165,7 +165,7 @@ def test_byte_budget_bounds_the_measured_peak(block, policy):
     """A byte budget bounds the iteration's peak of live tensor bytes (training.memory.LiveBytes)
     within 1%: the stored states and step graphs (each graph with the input state it holds) plus
     the measured working memory of one block fit into it, and the gradient stays BPTT's."""
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
 
     net = recurrent_network(10, 64, 2, model="alif", seed=1)
     g = torch.Generator().manual_seed(1)
@@ -190,7 +190,7 @@ def test_auto_block_picks_the_cheapest_estimate_and_keeps_bptt_gradients():
     """block='auto' evaluates the cost model of choose_block for every candidate that fits the
     byte budget and runs the cheapest; the gradient stays BPTT's (1e-10, float64) and the
     peak stays within the budget (1%)."""
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
     from training.rules import BLOCK_CANDIDATES, CALL_COST
 
     net = recurrent_network(10, 64, 2, model="alif", seed=1)
@@ -328,7 +328,7 @@ def test_cli_train_names_the_rule_for_a_method_only_task(tmp_path, capsys):
 def test_byte_budget_holds_when_a_later_batch_is_larger():
     """The rule measures its working memory and alpha per batch shape: a run whose first batch is
     small (e.g. a resumed epoch's short tail) and whose next is large stays within the budget (1%)."""
-    from training.memory import LiveBytes
+    from training.budget.memory import LiveBytes
 
     net = recurrent_network(10, 64, 2, model="alif", seed=1)
     g = torch.Generator().manual_seed(3)

@@ -96,6 +96,13 @@ class SNN(nn.Module):
             self._cache = (params, routes)
         return self._cache
 
+    @property
+    def routes(self) -> list[tuple[str, tuple[int, int], tuple[int, int], list[tuple[int, str]]]]:
+        """The projections the generic synaptic input applies: (name, pre columns of the spike
+        history, post neurons, [(delay, name of the mask buffer or "")]); a subclass that applies
+        some projection itself (training.nets.ConvSNN) leaves it out. Read-only."""
+        return list(self._routes)
+
     # ---------------------------------------------------------------- the step
     @property
     def params(self) -> NeuronParams:

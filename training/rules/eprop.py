@@ -38,9 +38,9 @@ import torch
 
 from neurosim.errors import NetworkError
 
-from .layers import SNN, SNNState
-from .ottt import KernelTrace, LocalView, Route, psi, readout_error, step_with_u
-from .rules import Batch, Objective, Rule, RuleOutput
+from ..layers import SNN, SNNState
+from .base import Batch, Objective, Rule, RuleOutput
+from .local import KernelTrace, LocalView, Route, psi, readout_error, step_with_u
 
 Scalar = Union[float, torch.Tensor]
 

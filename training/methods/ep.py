@@ -1,5 +1,5 @@
 """`neurosim train --rule ep`: Equilibrium Propagation in discrete time (Ernoult et al. 2019) on
-static 8x8 digits, or BPTT on the same network for comparison. Model: training.ep_net.
+static 8x8 digits, or BPTT on the same network for comparison. Model: training.methods.ep_net.
 
 Task ``digits_static``: sklearn's bundled 8x8 digits (``load_digits``, 1797 images) as a static
 64-dimensional input ``x = intensity / 16`` in [0, 1], one-hot target y (10 outputs), split
@@ -50,7 +50,7 @@ from neurosim.atomic import write_bytes
 from neurosim.errors import NeurosimError
 
 from . import ep_net as E
-from .trainer import CHECKPOINT_VERSION  # checkpoint.pt and weights.pt: the trainer's version
+from ..runfiles import CHECKPOINT_VERSION  # checkpoint.pt and weights.pt: the trainer's version
 
 N_DIGITS = 1797
 BAR = 0.90  # the static digits criterion of training.tasks.digits
@@ -117,7 +117,7 @@ def parse_options(options: dict[str, Any]) -> EPOptions:
 def digits_static(seed: int, n_train: int | None = None, n_test: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, label_train, x_test, label_test): x (n, 64) float32 in [0, 1], labels int64."""
-    from .tasks import digit_images
+    from ..tasks import digit_images
 
     n_tr = 1437 if n_train is None else n_train
     n_te = 360 if n_test is None else n_test
@@ -165,8 +165,8 @@ def one_hot(labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
-    """Train per `config` (a training.trainer.TrainConfig) into `run_dir`; see the module docstring."""
-    from .trainer import batches_per_epoch, epoch_bar, epoch_lr, shuffled, write_checkpoint
+    """Train per `config` (a training.config.TrainConfig) into `run_dir`; see the module docstring."""
+    from ..runfiles import batches_per_epoch, epoch_bar, epoch_lr, shuffled, write_checkpoint
 
     o = parse_options(config.rule_options)
     if config.task_options:
@@ -265,7 +265,7 @@ def load_weights(path: str | Path) -> tuple[E.Params, int, float, str]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    from .trainer import load_tensors
+    from ..runfiles import load_tensors
 
     state = load_tensors(path)
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
@@ -294,7 +294,7 @@ def _check_params(path: Path, params: Any, like: E.Params | None = None) -> None
 def _resume(path: Path, config: Any, params: E.Params, opt: torch.optim.Optimizer
             ) -> tuple[list[dict[str, float]], int]:
     """Load the checkpoint at `path` into `params` and `opt`; (history, first epoch to run)."""
-    from .trainer import load_optimizer, read_checkpoint
+    from ..runfiles import load_optimizer, read_checkpoint
 
     state, epoch, history = read_checkpoint(path, config)
     _check_params(path, state.get("params"), params)

@@ -55,7 +55,7 @@ deterministic and resumable); the classifier is a linear map of Log_o(z_{L+1}) (
 Rule options (``--rule-option KEY=VALUE``): manifold=lorentz|sphere|euclidean (lorentz),
 curvature K (1.0), T (8), layers L (2), step eps (0.5), theta (1.0), beta (0.9),
 baseline=dvm|bptt (dvm), steps = full-batch Adam steps per epoch (10), weight_decay (0).
-`--hidden` is the manifold dimension d. Tasks: ``sbm`` (training.graphs.sbm, its options by
+`--hidden` is the manifold dimension d. Tasks: ``sbm`` (training.methods.graphs.sbm, its options by
 --task-option) and ``graph`` (the user's files: --task-option edges=PATH features=PATH labels=PATH).
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ from torch import nn
 from neurosim.errors import NeurosimError
 from neurosim.models import LIF, NeuronParams, NeuronState, heaviside, neuron_step
 
-from .surrogate import make_spike_fn
+from ..surrogate import make_spike_fn
 
 MANIFOLDS = ("lorentz", "sphere", "euclidean")
 
@@ -374,7 +374,7 @@ def evaluate(model: MSGNet, data: GraphData) -> dict[str, float]:
 def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
     """Train MSG per `config` into `run_dir` (training.methods); an epoch is `steps` full-batch steps."""
     from .graphs import make_graph
-    from .trainer import _resume, epoch_bar, set_epoch_lr, write_checkpoint
+    from ..runfiles import epoch_bar, resume_checkpoint, set_epoch_lr, write_checkpoint
 
     opts = Options.parse(dict(config.rule_options))
     graph = make_graph(config.task, config.seed, config.task_options)
@@ -387,7 +387,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     start = 0
     ckpt = run_dir / "checkpoint.pt"
     if resume:
-        history, start = _resume(ckpt, config, model, opt)  # type: ignore[arg-type]
+        history, start = resume_checkpoint(ckpt, config, model, opt)  # type: ignore[arg-type]
     bar = epoch_bar(config, start, opts.steps, f"train {config.task} (msg {opts.baseline}, {opts.manifold}, "
                     f"T={opts.T})", progress, unit="step")
     try:

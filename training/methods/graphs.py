@@ -223,7 +223,7 @@ def make_graph(task: str, seed: int, options: Optional[dict[str, Any]] = None) -
         missing = [k for k in ("edges", "features", "labels") if k not in opts]
         if missing:
             raise NeurosimError(f"task graph: needs --task-option {missing[0]}=PATH (edges, features and labels "
-                                "files; see training.graphs)")
+                                "files; see training.methods.graphs)")
         unknown = set(opts) - {"edges", "features", "labels", "train_frac", "val_frac"}
         if unknown:
             raise NeurosimError(f"--task-option {sorted(unknown)[0]}: not an option of task graph (expected edges, "

@@ -93,8 +93,8 @@ class SpikingCell(nn.Module):
     def __init__(self, n_in: int, hidden: int, model: str = "lif", *, dt: float = 1e-3, tau_adapt: float = 0.2,
                  adapt: float = 1.8, surrogate: str = "fast_sigmoid", seed: int = 0) -> None:
         super().__init__()
-        from .layers import from_network
-        from .nets import recurrent_network
+        from ..layers import from_network
+        from ..nets import recurrent_network
 
         net = recurrent_network(n_in, hidden, 1, model=model, dt=dt, tau_adapt=tau_adapt, adapt=adapt,  # type: ignore[arg-type]
                                 seed=seed)
@@ -149,7 +149,7 @@ class Carry:
 
 class SABNet(nn.Module):
     """cell -> (attention over microstates every step) -> linear readout; `attention` None gives the
-    plain recurrent network (the baselines). The time loop lives in training.sab, never here."""
+    plain recurrent network (the baselines). The time loop lives in training.methods.sab, never here."""
 
     def __init__(self, cell: nn.Module, n_out: int, attention: Optional[Attention], k_att: int) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Memory-budgeted BPTT (Gruslys et al. 2016): execute a `checkpoint_plan.Plan` with torch autograd.
+"""Memory-budgeted BPTT (Gruslys et al. 2016): execute a `schedule.Plan` with torch autograd.
 
 Contract of a step (the same step function full BPTT, the simulator's training rules and this
 executor use)::
@@ -35,7 +35,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from training.checkpoint_plan import Plan
+from .schedule import Plan
 
 State = tuple[Tensor, ...]
 StepFn = Callable[[State, int], tuple[State, Tensor]]
@@ -56,7 +56,7 @@ class ExecStats:
 
 
 @dataclass
-class _Graph:
+class StepGraph:
     """One step evaluated with autograd: detached input leaves, outputs and loss."""
 
     inputs: State
@@ -107,7 +107,7 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
         setattr(st, f.name, 0)
     pack, unpack = codec if codec is not None else (_same, _same)
     hidden: dict[int, State] = {0: pack(tuple(s.detach() for s in state0))}
-    internal: dict[int, _Graph] = {}
+    internal: dict[int, StepGraph] = {}
     losses: list[Optional[Tensor]] = [None] * T
     grad_out: tuple[Optional[Tensor], ...] = (None,) * len(state0)  # dL/dh_{nxt+1}
     nxt = T - 1
@@ -120,13 +120,13 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
         st.peak_internal = max(st.peak_internal, st.live_internal)
         st.peak_units = max(st.peak_units, st.live_hidden + a * st.live_internal)
 
-    def with_graph(state: State, t: int) -> _Graph:
+    def with_graph(state: State, t: int) -> StepGraph:
         st.forward_evals += 1
         inputs = tuple(s.detach().requires_grad_(True) if d else s.detach()
                        for s, d in zip(state, differentiable))
         with torch.enable_grad():
             outputs, loss = step(inputs, t)
-        return _Graph(inputs, tuple(outputs), loss)
+        return StepGraph(inputs, tuple(outputs), loss)
 
     account()
     for act in plan.schedule():
@@ -168,7 +168,7 @@ def budgeted_backward(step: StepFn, state0: State, T: int, plan: Plan,
             else:
                 raise RuntimeError(f"budgeted_backward: {act} needs h_{i}, running state at {run_pos}")
             losses[i] = g.loss.detach()
-            grad_out = _backprop(g, grad_out)
+            grad_out = backprop_step(g, grad_out)
             del g
             run_pos, run = None, None
             nxt -= 1
@@ -195,7 +195,7 @@ def _carries_grad(s: Tensor) -> bool:
     return s.is_floating_point() or s.is_complex()
 
 
-def _backprop(g: _Graph, grad_out: tuple[Optional[Tensor], ...]) -> tuple[Optional[Tensor], ...]:
+def backprop_step(g: StepGraph, grad_out: tuple[Optional[Tensor], ...]) -> tuple[Optional[Tensor], ...]:
     """Backpropagate one step graph: seeds ``1`` for its loss and `grad_out` for its outputs
     (``None``: no gradient, i.e. zero); accumulates parameter ``.grad``; returns dL/d(inputs)."""
     if len(g.outputs) != len(grad_out):

@@ -1,140 +1,42 @@
-"""Learning rules behind one interface: a rule takes a model and a batch, accumulates the
-parameters' `.grad` and returns the loss and the readout.
+"""Exact BPTT under a memory budget (Gruslys et al. 2016): the rule, its stored-state codec and
+cost model, and the advice given when training runs out of GPU memory.
 
-Loss (decomposable over time, as every rule here needs)::
+The plan is training.budget.schedule's dynamic program, executed by training.budget.execute.
 
-    L = sum_t mask[t] * l(v_out[t], y) / sum_t mask[t]
+Out of GPU memory (:func:`out_of_memory_message`): a one-line message with a budget that fits.
 
-with l the cross-entropy of the readout potentials (class labels y of shape (B,)) or the
-squared error (targets of shape (B, T, n_out)); v_out is the LI readout population.
+Measured on the model and the batch that failed (:class:`BudgetedBPTT` conventions):
 
-| rule | gradient | memory in T |
-|---|---|---|
-| ``bptt`` | exact (surrogate) gradient, one graph over all steps | O(T) |
-| ``tbptt`` | truncated every k steps (state detached between chunks) | O(k) |
-| ``budgeted`` | exact, recomputation schedule of Gruslys et al. 2016 for a budget | O(budget) |
-| ``ottt`` | presynaptic traces, spatial error only (Xiao et al. 2022; training.ottt) | O(1) |
-| ``eprop`` | eligibility traces, readout learning signal (Bellec et al. 2020; training.eprop) | O(1) |
-| ``ratebp`` | spike pass, then one backward through the rate graph (Yu et al. 2024; training.ratebp) | O(1) |
+    s      bytes of one stored (packed) hidden state   (StateCodec)
+    alpha  bytes autograd keeps per step / s           (BudgetedBPTT.measure_alpha)
+    W      working memory a byte budget pays first     (BudgetedBPTT.working_memory)
+    T      steps of the batch
+
+Full BPTT keeps about ``T * alpha * s``. A byte budget bounds the budgeted rule's whole peak
+(its stored states plus W). With ``F`` bytes free on the device after the failure
+(``torch.cuda.mem_get_info``), the suggestion is::
+
+    budget = min(0.9 * F, W + T * s)      rounded down to MB, if it holds W and 2 states
+
+(10% left to the allocator's fragmentation; more than T states is never used). When not even
+that fits, or the rule's memory does not grow with T (ottt, eprop), a smaller batch is the
+remedy instead.
 """
 from __future__ import annotations
 
 import functools
 import re
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 import torch
-import torch.nn.functional as F
 
 from neurosim.errors import NetworkError
 
-from .layers import SNN, SNNState
-
-
-@dataclass(frozen=True)
-class Batch:
-    """inputs: (T, B, S) spikes in network.inputs order; targets: (B,) labels or (B, T, n_out);
-    loss_mask: (T,) bool, steps whose readout enters the loss."""
-
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    loss_mask: torch.Tensor
-
-    @property
-    def steps(self) -> int:
-        return int(self.inputs.shape[0])
-
-
-@dataclass(frozen=True)
-class RuleOutput:
-    """loss: the batch loss; readouts: the readout potential (B, n_out) at each masked step."""
-
-    loss: float
-    readouts: dict[int, torch.Tensor]
-
-    @property
-    def readout(self) -> torch.Tensor:
-        """Mean readout potential over the masked steps, (B, n_out)."""
-        return torch.stack([self.readouts[t] for t in sorted(self.readouts)]).mean(0)
-
-
-class Objective:
-    """Per-step loss of the readout population `readout` of `model` for a batch."""
-
-    def __init__(self, model: SNN, batch: Batch, readout: str = "out", skip_without_grad: bool = True) -> None:
-        if readout not in model.slices:
-            raise NetworkError("readout", f"the network has no population {readout!r} to read out")
-        self.lo, self.hi = model.slices[readout]
-        self.batch = batch
-        self.weight = 1.0 / max(int(batch.loss_mask.sum()), 1)
-        self.readouts: dict[int, torch.Tensor] = {}
-        self.skip_without_grad = skip_without_grad
-
-    def __call__(self, state: SNNState, t: int) -> torch.Tensor:
-        """loss_t; zero (not computed) outside the mask, and in no-grad recomputation sweeps when
-        `skip_without_grad` (no rule reads those: each step's loss comes from its graph evaluation)."""
-        v = state.neurons.v[:, self.lo:self.hi]
-        if not bool(self.batch.loss_mask[t]) or (self.skip_without_grad and not torch.is_grad_enabled()):
-            return v.new_zeros(())
-        self.readouts[t] = v.detach().clone()  # a view would keep the whole state alive
-        y = self.batch.targets
-        if y.ndim == 1:
-            return F.cross_entropy(v, y, reduction="mean") * self.weight
-        return F.mse_loss(v, y[:, t].to(v.dtype), reduction="mean") * self.weight
-
-
-class Rule(ABC):
-    """A credit-assignment rule: `backward` accumulates `.grad` of the model's parameters."""
-
-    name: str = ""
-
-    @abstractmethod
-    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
-        ...
-
-
-class BPTT(Rule):
-    """Full backpropagation through time: one autograd graph over all T steps."""
-
-    name = "bptt"
-
-    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
-        obj = Objective(model, batch)
-        state = model.initial_state(batch.inputs.shape[1])
-        total = batch.inputs.new_zeros(())
-        for t in range(batch.steps):
-            state = model.step(state, batch.inputs[t])
-            total = total + obj(state, t)
-        total.backward()
-        return RuleOutput(float(total.detach()), obj.readouts)
-
-
-class TruncatedBPTT(Rule):
-    """BPTT truncated every `k` steps: the state entering each chunk is detached."""
-
-    name = "tbptt"
-
-    def __init__(self, k: int) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise NetworkError("k", f"expected a truncation length >= 1 step, got {k!r}")
-        self.k = k
-
-    def backward(self, model: SNN, batch: Batch) -> RuleOutput:
-        obj = Objective(model, batch)
-        state = model.initial_state(batch.inputs.shape[1])
-        loss = 0.0
-        for t0 in range(0, batch.steps, self.k):
-            state = detach_state(state)
-            chunk = batch.inputs.new_zeros(())
-            for t in range(t0, min(t0 + self.k, batch.steps)):
-                state = model.step(state, batch.inputs[t])
-                chunk = chunk + obj(state, t)
-            if chunk.requires_grad:
-                chunk.backward()
-            loss += float(chunk.detach())
-        return RuleOutput(loss, obj.readouts)
+from ..budget.execute import StepGraph, backprop_step, budgeted_backward
+from ..budget.memory import LiveBytes
+from ..budget.schedule import plan
+from ..layers import SNN
+from .base import Batch, Objective, Rule, RuleOutput, differentiable_flags, flatten_state, state_nbytes
 
 
 class BudgetedBPTT(Rule):
@@ -211,15 +113,11 @@ class BudgetedBPTT(Rule):
         return self.alpha * block + leaves / stored_state_nbytes(model, batch)
 
     def measure_working(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
-        """Peak live bytes (training.memory.LiveBytes) of the work every schedule does besides
+        """Peak live bytes (training.budget.memory.LiveBytes) of the work every schedule does besides
         its stored states: one block of `block` (default: the rule's) steps run with its graph
         from a state, and its backward (graph, autograd temporaries, parameter gradients). The
         parameters' `.grad` are left as they were."""
         block = self.block if block is None else block
-        from .memory import LiveBytes
-
-        from .budgeted import _backprop, _Graph
-
         saved = [(p, p.grad) for p in model.parameters()]
         for p, _ in saved:
             p.grad = None
@@ -233,7 +131,7 @@ class BudgetedBPTT(Rule):
                     s = model.step(s, batch.inputs[t])
                     loss = loss + obj(s, t)
                 out = flatten_state(s)[0]
-                _backprop(_Graph(leaves, out, loss), tuple(torch.ones_like(o) if o.requires_grad else None
+                backprop_step(StepGraph(leaves, out, loss), tuple(torch.ones_like(o) if o.requires_grad else None
                                                           for o in out))
                 del s, out, loss, leaves
             return int(mem.peak)
@@ -314,8 +212,6 @@ class BudgetedBPTT(Rule):
         return min(self.estimates, key=self.estimates.__getitem__)
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
-        from .budgeted import budgeted_backward
-
         obj = Objective(model, batch)
         state0 = model.initial_state(batch.inputs.shape[1])
         flat0, unflatten = flatten_state(state0)
@@ -384,37 +280,7 @@ CALL_COST = 3.0  # one block's autograd call + state pack/unpack, in no-graph st
 @functools.lru_cache(maxsize=32)
 def _cached_plan(T: int, slots: int, policy: str, alpha: float) -> Any:
     """Plans depend only on these four numbers; the dynamic program is O(T^2 m), seconds at T = 3000."""
-    from .checkpoint_plan import plan
-
     return plan(T, slots, policy, alpha=alpha)
-
-
-def detach_state(state: SNNState) -> SNNState:
-    return SNNState(type(state.neurons)(*(x.detach() for x in state.neurons)),
-                    tuple(h.detach() for h in state.history))
-
-
-def flatten_state(state: SNNState):
-    """(tuple of tensors, function rebuilding an SNNState from such a tuple).
-
-    The spikes z are not stored: they are the neurons' part of history[0] (a view, so gradients
-    flow through it), which keeps a stored hidden state as small as the step really needs.
-    """
-    i, v, a, z, r = state.neurons
-    n = z.shape[1]
-    cls = type(state.neurons)
-
-    def unflatten(flat: tuple[torch.Tensor, ...]) -> SNNState:
-        history = tuple(flat[4:])
-        return SNNState(cls(flat[0], flat[1], flat[2], history[0][:, :n], flat[3]), history)
-
-    return (i, v, a, r) + tuple(state.history), unflatten
-
-
-def differentiable_flags(flat: tuple[torch.Tensor, ...]) -> tuple[bool, ...]:
-    """Which tensors of a :func:`flatten_state` tuple carry gradient: all but the refractory
-    counter r (index 3), which the step reads through comparisons only."""
-    return tuple(k != 3 for k in range(len(flat)))
 
 
 def stored_state_nbytes(model: SNN, batch: Batch) -> int:
@@ -423,10 +289,6 @@ def stored_state_nbytes(model: SNN, batch: Batch) -> int:
     flat = flatten_state(model.initial_state(batch.inputs.shape[1]))[0]
     return StateCodec(model, batch).nbytes(flat)
 
-
-def state_nbytes(state: SNNState) -> int:
-    flat, _ = flatten_state(state)
-    return int(sum(t.numel() * t.element_size() for t in flat))
 
 
 _UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
@@ -440,35 +302,52 @@ def parse_bytes(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
-RULE_NAMES = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp")
+# --------------------------------------------------------------------------------------------
+# out of GPU memory: a budget that fits (was training.oom; see the module docstring)
+
+HEADROOM = 0.9
+ONLINE = ("ottt", "eprop")  # memory independent of T: a budget does not help
 
 
-def make_rule(name: str, *, k: Optional[int] = None, budget: Union[int, str, None] = None,
-              policy: str = "hsm", update: str = "sequence", feedback: str = "symmetric",
-              seed: int = 0, block: Union[int, str] = 1) -> Rule:
-    """The rule called `name` (one of RULE_NAMES) with its options: `k` (tbptt), `budget` and
-    `policy` and `block` (budgeted), `update` 'sequence' or 'step' (ottt), `feedback` 'symmetric' or
-    'random' and its `seed` (eprop)."""
-    if name == "bptt":
-        return BPTT()
-    if name == "tbptt":
-        if k is None:
-            raise NetworkError("k", "rule 'tbptt' needs a truncation length k (steps)")
-        return TruncatedBPTT(k)
-    if name == "budgeted":
-        if budget is None:
-            raise NetworkError("budget", "rule 'budgeted' needs a budget: a number of states or bytes like '64MB'")
-        return BudgetedBPTT(budget, policy, block)
-    if name == "ottt":
-        from .ottt import OTTT
+def free_bytes(device: torch.device) -> int:
+    """Bytes free on `device` now (after returning cached blocks to the driver)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return int(torch.cuda.mem_get_info(device)[0])
 
-        return OTTT(update)
-    if name == "eprop":
-        from .eprop import EProp
 
-        return EProp(feedback, seed)
-    if name == "ratebp":
-        from .ratebp import RateBP
+def suggested_budget(model: SNN, batch: Batch, free: int) -> tuple[int, int, float]:
+    """(budget in bytes, or 0 when none fits; packed state bytes s; alpha) for `free` bytes."""
+    s = stored_state_nbytes(model, batch)
+    rule = BudgetedBPTT(1)
+    alpha = rule.measure_alpha(model, batch)
+    working = rule.working_memory(model, batch)
+    budget = int(min(HEADROOM * free, working + batch.steps * s))
+    budget = budget // 10**6 * 10**6 if budget >= 10**6 else budget
+    return (budget if budget >= working + 2 * s else 0), s, alpha
 
-        return RateBP()
-    raise NetworkError("rule", f"expected one of {sorted(RULE_NAMES)}, got {name!r}")
+
+def out_of_memory_message(model: SNN, batch: Batch, rule: str, device: torch.device) -> str:
+    """The one-line advice after torch.cuda.OutOfMemoryError while training `batch`."""
+    free = free_bytes(device)
+    size, steps = int(batch.inputs.shape[1]), batch.steps
+    budget, s, alpha = suggested_budget(model, batch, free)
+    head = (f"CUDA out of memory training with --rule {rule} (batch {size} x {steps} steps; {_fmt(free)} free "
+            f"on {device})")
+    if rule in ONLINE or budget == 0:
+        smaller = max(1, size // 2)
+        return f"{head}; use a smaller batch, e.g. --batch-size {smaller} (one hidden state takes {_fmt(s)})"
+    return (f"{head}; full BPTT keeps about {_fmt(steps * alpha * s)}: --rule budgeted --budget {_budget_text(budget)} "
+            "fits and gives the same gradients, recomputing instead of storing")
+
+
+def _budget_text(budget: int) -> str:
+    """What --budget reads back as bytes: 'NMB' for whole megabytes, else 'NB'."""
+    return f"{budget // 10**6}MB" if budget % 10**6 == 0 else f"{budget}B"
+
+
+def _fmt(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"

@@ -1,5 +1,5 @@
 """Sparse Attentive Backtracking (Ke et al., NeurIPS 2018) and its baselines, behind
-``neurosim train --rule sab`` (tasks copy, adding, digits). The model is :mod:`training.sab_models`.
+``neurosim train --rule sab`` (tasks copy, adding, digits). The model is :mod:`training.methods.sab_models`.
 
 Gradients (:func:`gradients`), all of the loss ``L = sum over masked t of l(y_t) / n_masked``:
 
@@ -28,7 +28,7 @@ Rule options (``--rule-option KEY=VALUE``):
 | k_att | microstate every k_att steps, >= 1 | 10 |
 | k_top | microstates attended per step, >= 1 | 5 |
 | attention | 0 or 1: attention model (sab needs 1) | 1 for sab, 0 for bptt and tbptt (plain cell as in the paper) |
-| sparsifier | topk, shift, none (see training.sab_models.sparsify) | topk |
+| sparsifier | topk, shift, none (see training.methods.sab_models.sparsify) | topk |
 | memory | recompute, graph (sab) | recompute |
 | att_dim | attention width >= 1 | --hidden |
 | forget_bias | LSTM forget gate bias at start | 1.0 |
@@ -50,9 +50,9 @@ import torch.nn.functional as F
 
 from neurosim.errors import NeurosimError
 
-from .rules import Batch
+from ..rules.base import Batch
+from ..scoring import score
 from .sab_models import SPARSIFIERS, Attention, LSTMCell, SABNet, SpikingCell, detach_tree
-from .scoring import score
 
 METHODS = ("sab", "bptt", "tbptt")
 CELLS = ("lstm", "lif", "alif")
@@ -150,7 +150,8 @@ def forward_graph(model: SABNet, batch: Batch, k_trunc: Optional[int] = None,
     return loss, outs
 
 
-def _params(model: SABNet) -> list[torch.nn.Parameter]:
+def trainable_params(model: SABNet) -> list[torch.nn.Parameter]:
+    """The parameters of `model` that gradients are taken for (requires_grad), in model order."""
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -164,7 +165,7 @@ def tbptt_backward(model: SABNet, batch: Batch, k_trunc: int) -> tuple[float, di
     """Truncated BPTT: one graph per window of k_trunc steps, backpropagated and freed at its end;
     microstates stored without graph. Adds into .grad; returns (loss, {masked t: y_t detached})."""
     steps, masked = batch.steps, set(_masked(batch))
-    params = _params(model)
+    params = trainable_params(model)
     c = model.carry(batch.inputs.shape[1])
     total, outs = 0.0, {}
     for t0 in range(0, steps, k_trunc):
@@ -187,7 +188,7 @@ def sab_backward(model: SABNet, batch: Batch, k_trunc: int) -> tuple[float, dict
     graph, then windows last to first, recomputed, with earlier microstates as leaves). Equals the
     gradient of ``forward_graph(model, batch, k_trunc)``. Adds into .grad; returns (loss, outputs)."""
     steps, masked = batch.steps, set(_masked(batch))
-    params = _params(model)
+    params = trainable_params(model)
     starts = list(range(0, steps, k_trunc))
     bsz = batch.inputs.shape[1]
     saved, outs, total = [], {}, 0.0
@@ -246,13 +247,13 @@ def gradients(model: SABNet, batch: Batch, opts: dict[str, Any]) -> tuple[float,
 
 def evaluate(model: SABNet, split: Any, task: Any, batch_size: int = 256) -> tuple[float, float]:
     """(mean loss, accuracy) on a split, without gradients."""
-    from .trainer import _to_batch
+    from ..runfiles import to_batch
 
     loss, correct, total, n = 0.0, 0, 0, len(split.inputs)
     dtype, dev = model.readout.weight.dtype, model.readout.weight.device
     with torch.no_grad():
         for lo in range(0, n, batch_size):
-            b = _to_batch(split, np.arange(lo, min(lo + batch_size, n)), dtype, dev)
+            b = to_batch(split, np.arange(lo, min(lo + batch_size, n)), dtype, dev)
             value, outs = forward_graph(model, b)
             loss += float(value) * b.inputs.shape[1]
             ok, cnt = score(task, outs, b.targets)
@@ -268,10 +269,10 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     """Train per `config` (rule sab, options in config.rule_options) into `run_dir`; see
     training.methods for the contract (config.json, checkpoint.pt after every epoch, metrics.csv,
     curve.png, all atomically; `resume` continues from the checkpoint to the same final weights)."""
-    from .methods import METHODS, refuse_unused
-    from .tasks import make_task
-    from .trainer import (_resume, _to_batch, batches_per_epoch, epoch_bar, set_epoch_lr, shuffled,
-                          write_checkpoint)
+    from ..runfiles import (batches_per_epoch, epoch_bar, resume_checkpoint, set_epoch_lr, shuffled, to_batch,
+                            write_checkpoint)
+    from ..tasks import make_task
+    from . import METHODS, refuse_unused
 
     opts = parse_options(dict(config.rule_options), config.hidden)
     if opts["cell"] == "lstm":  # the spiking cells' settings mean nothing to an LSTM
@@ -286,7 +287,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     history: list[dict[str, float]] = []
     start = 0
     if resume:
-        history, start = _resume(ckpt, config, model, opt)  # type: ignore[arg-type]
+        history, start = resume_checkpoint(ckpt, config, model, opt)  # type: ignore[arg-type]
     n = len(task.train.inputs)
     bar = epoch_bar(config, start, batches_per_epoch(n, config), f"train {config.task} (sab: {opts['method']})",
                     progress)
@@ -298,7 +299,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
             set_epoch_lr(opt, config, epoch)
             loss_sum, correct, counted = 0.0, 0, 0
             for lo in range(0, n, config.batch_size):
-                b = _to_batch(task.train, order[lo:lo + config.batch_size], dtype, device)
+                b = to_batch(task.train, order[lo:lo + config.batch_size], dtype, device)
                 opt.zero_grad(set_to_none=True)
                 loss, outs = gradients(model, b, opts)
                 if config.clip is not None:

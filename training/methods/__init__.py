@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from neurosim.errors import NeurosimError
 
+from ..config import TrainConfig
+
 if TYPE_CHECKING:
     import torch
-
-    from .trainer import TrainConfig
 
 
 # TrainConfig fields every method reads
@@ -46,14 +46,14 @@ class Method:
 
 METHODS: dict[str, Method] = {
     # Sparse Attentive Backtracking (Ke et al. 2018)
-    "sab": Method("training.sab", ("copy", "adding", "digits"),
+    "sab": Method("training.methods.sab", ("copy", "adding", "digits"),
                   ("batch_size", "clip", "n_train", "n_test", "surrogate", "tau_adapt", "adapt"),
                   (("k", "its truncation is --rule-option k_trunc=STEPS"),
                    ("model", "its cell is --rule-option cell=lstm|lif|alif"))),
     # Equilibrium Propagation (Ernoult et al. 2019)
-    "ep": Method("training.ep", ("digits_static",), ("batch_size", "n_train", "n_test")),
+    "ep": Method("training.methods.ep", ("digits_static",), ("batch_size", "n_train", "n_test")),
     # spiking GNN on manifolds, DvM (Sun et al. 2024)
-    "msg": Method("training.msg", ("sbm", "graph"), ("surrogate",),
+    "msg": Method("training.methods.msg", ("sbm", "graph"), ("surrogate",),
                   (("n_train", "the split of an sbm graph is --task-option train_frac=F (and val_frac)"),)),
 }
 
@@ -62,8 +62,6 @@ def refuse_unused(config: "TrainConfig", method: Method, unused: tuple[str, ...]
     """NeurosimError for the first TrainConfig field that `method` does not read (or that is in
     `unused`) but is set away from its default: a flag that would be silently ignored."""
     from dataclasses import fields
-
-    from .trainer import TrainConfig
 
     default, hints = TrainConfig(), dict(method.hints)
     for f in fields(config):

@@ -1,0 +1,35 @@
+"""The options that define a training run (`neurosim train`): stored in config.json and in
+every checkpoint (training.runfiles), read by the trainer and by every method."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run; stored in config.json and in every checkpoint."""
+
+    task: str = "evidence"
+    rule: str = "bptt"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    seed: int = 0
+    hidden: int = 64
+    model: str = "alif"
+    surrogate: str = "fast_sigmoid"
+    k: Optional[int] = None
+    budget: Optional[str] = None
+    policy: str = "hsm"
+    block: Union[int, str] = "auto"
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+    tau_adapt: float = 0.2
+    clip: Optional[float] = None
+    update: str = "sequence"
+    feedback: str = "symmetric"
+    adapt: float = 1.8
+    schedule: str = "cosine"
+    task_options: dict[str, Any] = field(default_factory=dict)
+    rule_options: dict[str, Any] = field(default_factory=dict)
