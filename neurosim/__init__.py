@@ -8,7 +8,7 @@ from .network import CSR, Network, PoissonInput, Population, Projection, SpikeIn
 from .result import SimulationResult, SpikeTrains
 from .simulate import simulate
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ALIF", "IF", "LI", "LIF", "CSR", "Network", "Population", "Projection", "SpikeInput",

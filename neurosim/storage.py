@@ -72,7 +72,7 @@ def _set_text(obj: Any, key: str, value: str) -> None:
 
 
 def _write_header(f: h5py.File, fmt: str) -> None:
-    from . import __version__
+    from .version import __version__
 
     _set_text(f, "format", fmt)
     f.attrs["schema_version"] = SCHEMA_VERSION

@@ -3,6 +3,7 @@
 - no module of neurosim/, training/ or mapping/ over 500 lines;
 - imports run one way: training -> neurosim, mapping -> neurosim, neurosim.cli -> everything;
   neurosim outside neurosim/cli/ (and __main__) imports neither training, mapping, assets nor neurosim.cli;
+- training/budget/ (the Gruslys planning and execution) imports nothing else from training;
 - no module imports another module's private (`_name`) names;
 - no import cycle between the modules of one package (function-level imports count too).
 """
@@ -52,6 +53,9 @@ def test_module_is_short_and_imports_one_way(module):
     assert lines <= 500, f"{MODULES[module].relative_to(ROOT)} has {lines} lines (limit 500)"
     for target, name, line in imports(module):
         assert top(target) not in FORBIDDEN[top(module)], f"{module}:{line} imports {target} (against the direction)"
+        if module.startswith("training.budget"):
+            assert not target.startswith("training.") or target.startswith("training.budget"), \
+                f"{module}:{line} imports {target}: budget/ stands alone"
         private = name is not None and name.startswith("_") and not name.startswith("__")
         assert not (private and target in MODULES and target != module), \
             f"{module}:{line} imports the private name {name} of {target}"

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import NoReturn, Optional, Sequence
 
-from .. import __version__
+from ..version import __version__
 from ..errors import NeurosimError
 from . import crosscheck, demo, export, simulate, train
 from .common import PROG

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from .common import CLIError
 
 CUBA_N, CUBA_SYN = 4000, 80  # the CUBA example's default size and mean outgoing synapses per neuron
