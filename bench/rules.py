@@ -67,7 +67,7 @@ EXPERIMENTS = {
                              hidden=128, rules=("bptt", "ottt", "ratebp")),
     "digits_ff": dict(task="digits", task_kw=dict(coding="regular"), epochs=30, lr=3e-3, hidden=128,
                       net=dict(recurrent=False, model="lif", tau_mem=0.1), rules=("bptt", "ottt", "ratebp")),
-    # the demo's setting (mapping.pipeline.DemoConfig): which rule reaches the task's bar first
+    # the demo's setting (neurosim.cli.demo.DemoConfig): which rule reaches the task's bar first
     "store_recall": dict(task="store_recall", task_kw=dict(n_train=2048), epochs=20, lr=3e-3, hidden=128,
                          rules=RULES),
 }
