@@ -3,7 +3,7 @@
 1. GDU check as the authors did: free phase to the steady state s_*, then per step t of the
    nudged phase EP's neural and synaptic updates against -BPTT's instantaneous gradients
    (autograd on the network unrolled K steps from s_*), float64, 20 training images; per layer
-   the median relative RMSE and the sign agreement (training.ep_net.compare), and a PNG of the
+   the median relative RMSE and the sign agreement (training.methods.ep_net.compare), and a PNG of the
    per-step curves for a few neurons and synapses (bench/out/ep_gdu.png).
 2. Training 64-256-10 by EP and by BPTT, same network and settings except the rule, in the
    authors' recipe (plain SGD, per-layer rates) and with Adam, with the authors' smooth sigmoid

@@ -1,8 +1,8 @@
 """MSG trained by DvM against its BPTT twin: accuracy, time per epoch and memory against T.
 
-Graphs: training.graphs.sbm defaults (1000 nodes, 4 balanced classes, p_in 0.015, p_out 0.003,
+Graphs: training.methods.graphs.sbm defaults (1000 nodes, 4 balanced classes, p_in 0.015, p_out 0.003,
 16 features with class means of norm 1 and noise sd 1.0; 20/20/60% train/val/test nodes), one
-graph per seed (seed s: graph, initial weights). Network: training.msg.MSGNet, manifold dimension
+graph per seed (seed s: graph, initial weights). Network: training.methods.msg.MSGNet, manifold dimension
 16, 2 layers, step 0.5, LIF theta 1, beta 0.9, fast-sigmoid surrogate for the twin. Training:
 full-batch Adam, lr 0.01, weight decay 5e-4, `--steps` steps (one step = one epoch over the
 graph); validation accuracy every 10 steps, the reported test accuracy is the one at the best
