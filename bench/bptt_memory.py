@@ -3,7 +3,7 @@ torch.utils.checkpoint's uniform segments, on recurrent LIF and ALIF networks.
 
 Each configuration runs in a fresh subprocess. Memory: the peak bytes of tensor storage alive
 during one iteration, counted exactly by a TorchDispatchMode that records every storage an op
-creates and a weakref finaliser that subtracts it when freed (training.memory.LiveBytes; parameters
+creates and a weakref finaliser that subtracts it when freed (training.budget.memory.LiveBytes; parameters
 and data exist before and are not counted: this is activation plus temporary memory). Time:
 one process per (model, T) runs the iterations of all methods interleaved round-robin,
 `--repeats` rounds, and takes each method's median, without the tracker. Ratios are against full BPTT measured in

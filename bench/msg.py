@@ -8,7 +8,7 @@ full-batch Adam, lr 0.01, weight decay 5e-4, `--steps` steps (one step = one epo
 graph); validation accuracy every 10 steps, the reported test accuracy is the one at the best
 validation accuracy. Time per epoch: mean wall time of a training step (forward + backward +
 Adam), one torch thread. Memory: peak live tensor bytes of one training step, counted by
-training.memory.LiveBytes (the graph's tensors and the parameters, made before, never count).
+training.budget.memory.LiveBytes (the graph's tensors and the parameters, made before, never count).
 
     python bench/msg.py --T 4 8 16 32 --seeds 0 1 2 --manifolds lorentz euclidean
 """

@@ -3,7 +3,7 @@
 Part `cost`: for each T, all rules on the same network and batch (recurrent ALIF: 20 inputs,
 256 hidden of which half adaptive, 2 LI readouts; batch 16; input spikes with probability 0.05
 per step; loss on the last 10% of steps). Memory, one fresh subprocess per rule: the peak live
-tensor bytes of one iteration, counted exactly by training.memory.LiveBytes (which counts
+tensor bytes of one iteration, counted exactly by training.budget.memory.LiveBytes (which counts
 only storages created inside it: the batch's data and the parameters never count). Time, one subprocess per T: the rules' iterations interleaved round-robin, `--repeats`
 rounds, the median per rule, one torch thread (interleaving keeps the ratios honest on a shared
 machine whose load drifts). Budgeted BPTT gets `--budget-fraction` of BPTT's measured peak

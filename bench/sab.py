@@ -4,7 +4,7 @@ For each task and length: full BPTT, TBPTT and SAB on the same attention model (
 initial weights, same batches; only the gradient differs), plus full BPTT and TBPTT of the plain
 cell (the paper's baselines), trained through ``training.trainer.train`` (rule sab). Reports test
 accuracy (copy: per recalled character), seconds per iteration (median of timed gradient calls on
-one batch), peak tensor memory of one gradient computation (``training.memory.LiveBytes``), SAB's
+one batch), peak tensor memory of one gradient computation (``training.budget.memory.LiveBytes``), SAB's
 reference memory scheme (whole graph kept) next to ours (recomputed windows), and the transfer of
 the copy models to longer delays. Writes bench/out/sab_results.json, bench/out/sab_curves.png.
 
