@@ -1,7 +1,9 @@
 """Torch module of a neurosim Network: the canonical step, with a surrogate-gradient Heaviside.
 
 :class:`SNN` holds one trainable dense weight matrix per projection (CSR projections keep
-their sparsity through a fixed mask), the lowered neuron parameters as buffers, and nothing
+their sparsity through a fixed mask per delay; multapses are summed into one weight per
+(pre, post, delay), and a projection whose pairs carry synapses of several delays holds a 3-D
+weight, one matrix per delay), the lowered neuron parameters as buffers, and nothing
 else: the time loop's state is an explicit :class:`SNNState`, passed in and returned by
 :meth:`SNN.step`, so every learning rule (full, truncated or memory-budgeted BPTT, online
 rules) drives the same step. :meth:`SNN.to_network` gives back a Network with the weights.
