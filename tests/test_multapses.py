@@ -346,3 +346,39 @@ def test_netx_sums_multapses_and_refuses_pairs_of_several_delays(tmp_path):
     assert abs(rel - 0.6) < 0.02, rel  # 0.3 alone before the fix; 8-bit mantissa rounding
     with pytest.raises(ExportError, match=r"projections\.x\.delay"):
         to_netx(_one_synapse_pair((1, 2), (0.3, 0.3)).replace(populations=net.populations), tmp_path / "n.net")
+
+
+def test_lava_fixed_point_runs_the_merged_integer_network_bit_for_bit():
+    """Lava fixed_pt (connections per delay class where pairs have several delays) equals
+    neurosim's fixed-point mode bit for bit, and the fixed-point spike counts stay within 5 % of
+    the float reference (measured 1.6 % and 0.7 %: rounding only). Before the fix both integer
+    runs held one synapse per pair, so they agreed with each other and the difference to the
+    float model (348 against 491 spikes here, 29 %) was reported as quantisation."""
+    from mapping.lava_compat import import_lava
+    from mapping.lava_export import run_lava
+    from neurosim.fixed_point import quantize, simulate_fixed
+
+    try:
+        import_lava()
+    except BackendUnavailable as exc:
+        pytest.skip(f"Lava unavailable: {exc}")
+    r = np.random.default_rng(1)
+
+    def proj(name, pre, post, n_pre, n_post, m, mean, sd):
+        i, j = np.sort(r.integers(0, n_pre, m)), r.integers(0, n_post, m)
+        i, j = np.concatenate([i, i[:m // 2]]), np.concatenate([j, j[:m // 2]])  # half of them twice
+        o = np.argsort(i, kind="stable")
+        csr = ns.CSR.from_coo(i[o], j[o], r.normal(mean, sd, i.size), (n_pre, n_post))
+        return ns.Projection(name, pre, post, csr, delay=r.integers(1, 4, i.size))
+
+    net = ns.Network(dt=1e-3, populations=[ns.Population("h", 30, ns.LIF(beta=0.9, alpha=0.3, reset="zero")),
+                                            ns.Population("a", 20, ns.ALIF(beta=0.9, alpha=0.2, rho=0.95, adapt=0.5))],
+                     projections=[proj("in_h", "in", "h", 10, 30, 120, 0.4, 0.2), proj("h_a", "h", "a", 30, 20, 150, 0.2, 0.3),
+                                  proj("a_h", "a", "h", 20, 30, 100, -0.1, 0.3)], inputs=[ns.SpikeInput("in", 10)])
+    x = {"in": r.random((60, 10)) < 0.2}
+    ref, fixed = ns.simulate(net, x, 60), simulate_fixed(quantize(net), x, 60)
+    lava = run_lava(net, x, 60, mode="fixed_pt")
+    for p in ("h", "a"):
+        np.testing.assert_array_equal(lava.spikes[p].dense(), fixed.spikes[p].dense())
+        assert len(ref.spikes[p]) > 200
+        assert abs(len(fixed.spikes[p]) - len(ref.spikes[p])) <= 0.05 * len(ref.spikes[p])
