@@ -136,8 +136,11 @@ def to_lava(
     or 'fixed_pt' (a Network is quantised with default options; a FixedPointNetwork is used as
     it is, fixed_pt only). traces: {'pop': [...]} of :data:`neurosim.fixed_point.TRACE_VARS`
     ('*_int' in fixed_pt only), recorded by Monitors. Raises ExportError for anything Lava
-    cannot express.
+    cannot express. A Network's multapses are merged first (one weight per (pre, post, delay),
+    split into one connection per delay where a pair has several: ``Network.without_multapses``).
     """
+    if isinstance(network, Network):
+        network = network.without_multapses()
     fixed = _prepare(network, mode)
     spec = trace_request(network.populations, traces, TRACE_VARS, _unavailable(mode))
     trial = _one_trial(network, inputs, steps)

@@ -55,8 +55,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, int]] = None) -> FixedPointNetwork:
-    """The integer network :func:`to_netx` writes: quantize with weight_exp 0, bias_exp 6."""
+    """The integer network :func:`to_netx` writes: quantize with weight_exp 0, bias_exp 6.
+
+    Multapses on one (pre, post, delay) are summed before rounding (one NetX weight per pair);
+    synapses of several delays on one pair are refused (a NetX layer holds one delay per pair)."""
     _chain(network)
+    for j in network.projections:
+        if len(j.without_multapses()) > 1:
+            raise ExportError(TARGET, f"projections.{j.name}.delay", "NetX holds one weight and one delay per "
+                                                                     "(pre, post); this projection has pairs with "
+                                                                     "synapses of several delays")
     return quantize(network, vth_mant=vth_mant, weight_exp=0, bias_exp=NETX_BIAS_EXP,
                     max_delay=NETX_MAX_DELAY, target=TARGET, lava_lif_only=True)
 

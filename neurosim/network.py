@@ -134,10 +134,33 @@ class CSR:
                    np.asarray(values)[order], (int(shape[0]), int(shape[1])))
 
     def to_dense(self) -> np.ndarray:
+        """The (n_pre, n_post) matrix; duplicate entries (multapses) are summed."""
         out = np.zeros(self.shape, dtype=np.asarray(self.values).dtype)
-        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
-        out[rows, self.indices] = self.values
+        np.add.at(out, (self.rows(), np.asarray(self.indices)), self.values)
         return out
+
+    def rows(self) -> np.ndarray:
+        """Row (presynaptic index) of every entry, (nnz,) int64."""
+        return np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+
+    def sum_duplicates(self) -> "CSR":
+        """The same matrix with duplicate (row, column) entries merged by addition, columns
+        ascending within a row (a merged entry that sums to 0 stays an entry)."""
+        rows, cols = self.rows(), np.asarray(self.indices, np.int64)
+        key = rows * self.shape[1] + cols
+        uniq, inverse = np.unique(key, return_inverse=True)
+        values = np.zeros(uniq.size, dtype=np.asarray(self.values).dtype)
+        np.add.at(values, inverse, self.values)
+        counts = np.bincount(uniq // max(self.shape[1], 1), minlength=self.shape[0]) if uniq.size \
+            else np.zeros(self.shape[0], np.int64)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return CSR(indptr, (uniq % max(self.shape[1], 1)).astype(np.int64), values, self.shape)
+
+    @property
+    def has_duplicates(self) -> bool:
+        """Whether some (row, column) holds more than one entry (a multapse)."""
+        key = self.rows() * self.shape[1] + np.asarray(self.indices, np.int64)
+        return bool(np.unique(key).size < key.size)
 
     @property
     def nnz(self) -> int:
@@ -226,6 +249,45 @@ class Projection:
     @property
     def max_delay(self) -> int:
         return int(np.max(self.delay)) if np.size(self.delay) else 1
+
+    def delay_classes(self) -> list[tuple[int, CSR]]:
+        """(d, CSR of the synapses with delay d, duplicates summed) for each distinct delay d,
+        ascending: the form every target that holds one weight per (pre, post, delay) takes.
+        A projection without synapses gives one empty class at its smallest delay."""
+        csr, delays = self.to_csr()
+        if not delays.size:
+            d0 = int(np.min(self.delay)) if np.size(self.delay) else 1
+            return [(d0, CSR(np.zeros(csr.shape[0] + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), csr.shape))]
+        rows, out = csr.rows(), []
+        for d in np.unique(delays):
+            sel = delays == d
+            part = CSR.from_coo(rows[sel], np.asarray(csr.indices)[sel], np.asarray(csr.values)[sel], csr.shape)
+            out.append((int(d), part.sum_duplicates()))
+        return out
+
+    @property
+    def has_multapses(self) -> bool:
+        """Whether some (pre, post) pair holds more than one synapse (same or different delays)."""
+        return self.is_sparse and self.weights.has_duplicates
+
+    def without_multapses(self) -> tuple["Projection", ...]:
+        """Projections with the same effect and at most one synapse per (pre, post): synapses on
+        one (pre, post, delay) merged by addition; if a pair still has synapses of several
+        delays, one projection per delay ``{name}_d{d}`` (names may need
+        :meth:`Network.without_multapses` to stay unique). Itself when it has no multapse."""
+        if not self.has_multapses:
+            return (self,)
+        merged = self.delay_classes()
+        rows = np.concatenate([c.rows() for _, c in merged])
+        cols = np.concatenate([np.asarray(c.indices) for _, c in merged])
+        if np.unique(rows * self.shape[1] + cols).size == rows.size:  # pairs unique once merged
+            vals = np.concatenate([np.asarray(c.values) for _, c in merged])
+            dl = np.concatenate([np.full(c.nnz, d, np.int64) for d, c in merged])
+            order = np.lexsort((cols, rows))
+            one = CSR.from_coo(rows[order], cols[order], vals[order], self.shape)
+            delay: Union[int, np.ndarray] = int(dl[0]) if np.all(dl == dl[0]) else dl[order]
+            return (Projection(self.name, self.pre, self.post, one, delay),)
+        return tuple(Projection(f"{self.name}_d{d}", self.pre, self.post, c, d) for d, c in merged)
 
 
 def _validate_csr(c: CSR, where: str) -> CSR:
@@ -329,6 +391,24 @@ class Network:
     @property
     def n_synapses(self) -> int:
         return sum(p.weights.nnz if p.is_sparse else int(np.count_nonzero(p.weights)) for p in self.projections)
+
+    def without_multapses(self) -> "Network":
+        """The same network with at most one synapse per (pre, post) in every projection (see
+        :meth:`Projection.without_multapses`), for targets that hold one weight per pair (Lava
+        connections, NetX layers, the fixed-point network); itself when it has no multapse.
+        Split projections get unique names ``{name}_d{d}`` (``_1``, ... appended on a clash)."""
+        if not any(j.has_multapses for j in self.projections):
+            return self
+        taken = {j.name for j in self.projections if not j.has_multapses}
+        projs = []
+        for j in self.projections:
+            for part in j.without_multapses():
+                name, k = part.name, 1
+                while part.name != j.name and name in taken:
+                    name, k = f"{part.name}_{k}", k + 1
+                taken.add(name)
+                projs.append(part if name == part.name else replace(part, name=name))
+        return self.replace(projections=tuple(projs))
 
     def replace(self, **changes: Any) -> "Network":
         """A validated copy with some fields changed."""

@@ -1,7 +1,9 @@
 """Torch module of a neurosim Network: the canonical step, with a surrogate-gradient Heaviside.
 
 :class:`SNN` holds one trainable dense weight matrix per projection (CSR projections keep
-their sparsity through a fixed mask), the lowered neuron parameters as buffers, and nothing
+their sparsity through a fixed mask per delay; multapses are summed into one weight per
+(pre, post, delay), and a projection whose pairs carry synapses of several delays holds a 3-D
+weight, one matrix per delay), the lowered neuron parameters as buffers, and nothing
 else: the time loop's state is an explicit :class:`SNNState`, passed in and returned by
 :meth:`SNN.step`, so every learning rule (full, truncated or memory-budgeted BPTT, online
 rules) drives the same step. :meth:`SNN.to_network` gives back a Network with the weights.
@@ -56,24 +58,29 @@ class SNN(nn.Module):
             self.register_buffer(k, torch.as_tensor(getattr(plan, k), dtype=dtype))
         self.weights = nn.ParameterDict()
         self._routes: list[tuple[str, tuple[int, int], tuple[int, int], list[tuple[int, str]]]] = []
+        self._stacked: dict[str, dict[int, int]] = {}  # projection -> {delay: layer of its 3-D weight}
         for j, proj in enumerate(network.projections):
-            csr, delays = proj.to_csr()
-            dense = csr.to_dense() if proj.is_sparse else np.asarray(proj.weights)
-            self.weights[proj.name] = nn.Parameter(torch.tensor(dense, dtype=dtype))
-            rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
             per_delay = []
             if proj.is_sparse or np.ndim(proj.delay) > 0:
-                for d in np.unique(delays):
-                    mask = np.zeros(csr.shape)
-                    if proj.is_sparse:
-                        sel = delays == d
-                        mask[rows[sel], np.asarray(csr.indices)[sel]] = 1.0
-                    else:
-                        mask[np.asarray(proj.delay) == d] = 1.0
+                if proj.is_sparse:
+                    classes = proj.delay_classes()  # multapses summed per (pre, post, delay)
+                    dense = [c.to_dense() for _, c in classes]
+                    masks = [_positions(c) for _, c in classes]
+                else:  # every entry of a dense matrix is trainable, with its own delay
+                    classes = [(int(d), None) for d in np.unique(proj.delay)]
+                    dense = [np.where(proj.delay == d, proj.weights, 0.0) for d, _ in classes]
+                    masks = [np.asarray(proj.delay) == d for d, _ in classes]
+                stacked = len(classes) > 1 and bool(np.any(np.sum(masks, axis=0) > 1))
+                if stacked:  # a (pre, post) pair has synapses of several delays: one matrix per delay
+                    self._stacked[proj.name] = {d: k for k, (d, _) in enumerate(classes)}
+                weight = np.stack(dense) if stacked else np.sum(dense, axis=0)
+                self.weights[proj.name] = nn.Parameter(torch.tensor(weight, dtype=dtype))
+                for (d, _), mask in zip(classes, masks):
                     name = f"mask_{j}_{int(d)}"
                     self.register_buffer(name, torch.as_tensor(mask, dtype=dtype))
                     per_delay.append((int(d), name))
             else:
+                self.weights[proj.name] = nn.Parameter(torch.tensor(np.asarray(proj.weights), dtype=dtype))
                 per_delay.append((int(proj.delay), ""))
             self._routes.append((proj.name, self.slices[proj.pre], self.slices[proj.post], per_delay))
         self._post_order = [self.slices[p.name] for p in network.populations]
@@ -91,7 +98,8 @@ class SNN(nn.Module):
         microseconds each, and a step makes dozens)."""
         if self._cache is None:
             params = NeuronParams(*(getattr(self, f"p_{f}") for f in NeuronParams._fields))
-            routes = [(self.weights[name], [(d, getattr(self, m) if m else None) for d, m in per_delay], pre, post)
+            routes = [(self.weights[name], [(d, getattr(self, m) if m else None, self._stacked.get(name, {}).get(d))
+                                            for d, m in per_delay], pre, post)
                       for name, pre, post, per_delay in self._routes]
             self._cache = (params, routes)
         return self._cache
@@ -122,8 +130,9 @@ class SNN(nn.Module):
         batch = history[0].shape[0]
         parts: dict[tuple[int, int], torch.Tensor] = {}
         for w, per_delay, (plo, phi), post in self._refs()[1]:
-            for d, mask in per_delay:
-                term = history[d - 1][:, plo:phi] @ (w if mask is None else w * mask)
+            for d, mask, layer in per_delay:
+                wd = w if layer is None else w[layer]
+                term = history[d - 1][:, plo:phi] @ (wd if mask is None else wd * mask)
                 parts[post] = parts[post] + term if post in parts else term
         x = [parts[key] if key in parts else history[0].new_zeros(batch, key[1] - key[0])
              for key in self._post_order]
@@ -205,14 +214,18 @@ class SNN(nn.Module):
 
     # ---------------------------------------------------------------- back to a Network
     def to_network(self) -> Network:
-        """The network with the current weights (CSR stays CSR with the same synapses and delays)."""
+        """The network with the current weights (CSR stays CSR with the same synapses and delays).
+
+        The module holds one weight per (pre, post, delay): the sum of that class's synapses
+        (multapses merged; a 3-D weight, one matrix per delay, where a pair has several delays).
+        A synapse alone in its class gets the trained weight; the k synapses of a multapse
+        keep their original values plus an equal share (new - old) / k of the class's change, so
+        they sum to the trained weight (each would have received the same gradient)."""
         projs = []
         for proj in self.network.projections:
             w = self.weights[proj.name].detach().cpu().double().numpy()
             if proj.is_sparse:
-                c = proj.weights
-                rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-                new = CSR(c.indptr, c.indices, w[rows, c.indices], c.shape)
+                new = _written_back(proj, w, self._stacked.get(proj.name))
                 projs.append(Projection(proj.name, proj.pre, proj.post, new, proj.delay))
             else:
                 projs.append(Projection(proj.name, proj.pre, proj.post, w, proj.delay))
@@ -223,6 +236,30 @@ def from_network(network: Network, surrogate: str = "fast_sigmoid", dtype: torch
                  fused: Optional[bool] = None, **surrogate_params: float) -> SNN:
     """The torch module of `network` (see :class:`SNN`)."""
     return SNN(network, surrogate, dtype, fused, **surrogate_params)
+
+
+def _positions(c: CSR) -> np.ndarray:
+    """Boolean (n_pre, n_post): where `c` has an entry (also an entry of value 0)."""
+    out = np.zeros(c.shape, bool)
+    out[c.rows(), np.asarray(c.indices)] = True
+    return out
+
+
+def _written_back(proj: Projection, w: np.ndarray, stacked: Optional[dict[int, int]]) -> CSR:
+    """The CSR of `proj` with the module's weights `w` written back (see :meth:`SNN.to_network`)."""
+    c, delays = proj.to_csr()
+    rows, cols = c.rows(), np.asarray(c.indices)
+    layer = np.zeros(c.nnz, np.int64) if stacked is None else np.array([stacked[int(d)] for d in delays], np.int64)
+    w3 = w[None] if stacked is None else w
+    new = w3[layer, rows, cols]
+    key = (layer * c.shape[0] + rows) * c.shape[1] + cols  # one class: (delay, pre, post)
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    if np.any(counts > 1):
+        old = np.zeros(counts.size)
+        np.add.at(old, inverse, np.asarray(c.values, np.float64))
+        multi = counts[inverse] > 1
+        new = np.where(multi, np.asarray(c.values) + (new - old[inverse]) / counts[inverse], new)
+    return CSR(c.indptr, c.indices, new, c.shape)
 
 
 def _numba_usable() -> bool:

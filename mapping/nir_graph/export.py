@@ -73,21 +73,13 @@ def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.N
 
 def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any],
                        edges: list[tuple[str, str]], taken: set[str], bias_open: set[str]) -> None:
-    """source -> [Delay((d-1)*dt)] -> Linear|Affine -> target, one Linear per distinct delay d."""
-    dense = proj.weights.to_dense() if proj.is_sparse else np.asarray(proj.weights)
-    dense = np.asarray(dense, dtype=np.float64)
-    csr, delays = proj.to_csr()
-    groups = sorted({int(d) for d in delays}) or [int(np.min(proj.delay)) if np.size(proj.delay) else 1]
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    n_pre = dense.shape[0]
-    for d in groups:
-        if len(groups) == 1:
-            w = dense
-        else:
-            w = np.zeros_like(dense)
-            m = delays == d
-            w[rows[m], csr.indices[m]] = dense[rows[m], csr.indices[m]]
-        suffix = "" if len(groups) == 1 else f"_d{d}"
+    """source -> [Delay((d-1)*dt)] -> Linear|Affine -> target, one Linear per distinct delay d,
+    whose matrix sums the synapses of that delay on each (pre, post) (multapses merged)."""
+    classes = ([(int(proj.delay), np.asarray(proj.weights, np.float64))] if not proj.is_sparse and np.ndim(proj.delay) == 0
+               else [(d, np.asarray(c.to_dense(), np.float64)) for d, c in proj.delay_classes()])
+    n_pre = proj.shape[0]
+    for d, w in classes:
+        suffix = "" if len(classes) == 1 else f"_d{d}"
         src = proj.pre
         if d > 1:
             dname = unique_name(f"{proj.name}_delay{suffix}", taken)
