@@ -11,10 +11,9 @@ from typing import Any, Union
 
 import h5py
 import numpy as np
-from h5py import h5t
 
 from .errors import FileFormatError, NetworkError
-from .h5read import FLOAT, INT, REAL, Budget, FileKind, H5Reader, PathLike, describe, plain_dtype
+from .h5read import FLOAT, INT, REAL, Budget, FileKind, H5Reader, PathLike, describe, plain_dtype, storage_problem
 from .models import MODELS, model_from_params
 from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, RESULT_FORMAT, SCHEMA_VERSION
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
@@ -41,45 +40,31 @@ def read_result(path: PathLike, memory_budget: Budget = None) -> SimulationResul
 
 # Loading n neurons allocates each per-neuron dataset (model parameters and v0, i0, a0) about
 # three times: the array read, its float64 copy and the model's validated arrays (the issue's
-# 2**25-neuron file took 8 GB for 11 datasets of 256 MiB). Synapses: weights and delays, twice.
-COPIES = 3
+# 2**25-neuron file took 8 GB for under 3 GB of float64 data). Synapses: weights and delays, twice.
+COPIES = {"populations": 3, "inputs": 3, "projections": 2}
 
 
 def declared_network_bytes(r: "NativeReader", groups: dict[str, h5py.Group]) -> tuple[int, str]:
-    """Bytes loading the network will allocate, from the sizes it declares (attributes and
-    dataset shapes; no data read). Members whose sizes are malformed count 0 here: the schema
-    reader reports them in its own order. Returns the total and the member declaring the most."""
+    """Bytes loading the network will allocate, from the shapes its datasets declare (8 bytes a
+    value, times COPIES; nothing read). Datasets the file does not store (storage_problem) or
+    that are not plain numbers count 0 here: the schema reader reports them in its own order.
+    Returns the total and the dataset declaring the most."""
     total, largest, field = 0, -1, ""
     for key in ("populations", "inputs", "projections"):
         for name in groups[key].keys():
             obj = r.follow(groups[key], name, f"{key}/{name}", "a group")
             if not isinstance(obj, h5py.Group):
                 continue
-            if key != "projections":
-                size = _declared_size(obj)
-                per = len(obj.keys()) if key == "populations" else 1
-                need = COPIES * 8 * per * size
-                what = f"{key}/{name}@size"
-            else:
-                need, what = 0, f"{key}/{name}"
-                for member in ("weights", "indptr", "indices", "values", "delay"):
-                    d = r.follow(obj, member, f"{key}/{name}/{member}")
-                    if isinstance(d, h5py.Dataset) and d.shape is not None:
-                        need += 2 * 8 * math.prod(d.shape)
-            total += need
-            if need > largest:
-                largest, field = need, what
+            for member in obj.keys():
+                where = f"{key}/{name}/{member}"
+                d = r.follow(obj, member, where)
+                if not isinstance(d, h5py.Dataset) or not plain_dtype(d.dtype, REAL) or storage_problem(d):
+                    continue
+                need = COPIES[key] * 8 * math.prod(d.shape or ())
+                total += need
+                if need > largest:
+                    largest, field = need, where
     return total, field
-
-
-def _declared_size(obj: h5py.Group) -> int:
-    """The ``size`` attribute of `obj` when it is one plain integer, else 0 (reported later)."""
-    if "size" not in obj.attrs:
-        return 0
-    aid = obj.attrs.get_id("size")
-    if aid.get_type().get_class() != h5t.INTEGER or aid.shape not in ((), (1,)):
-        return 0
-    return max(0, int(np.asarray(obj.attrs["size"]).reshape(-1)[0]))
 
 
 class NativeReader(H5Reader):
@@ -197,7 +182,7 @@ def _read_network(r: NativeReader, f: h5py.File) -> Network:
     groups = {key: r.member(f, key, "", h5py.Group, "a group") for key in ("populations", "inputs", "projections")}
     r.only(f, "", set(groups))
     need, field = declared_network_bytes(r, groups)
-    r.reserve(need, field, "the sizes this network declares (this member the largest)")
+    r.reserve(need, field, "the datasets this network declares (this one the largest)")
     r.reserved = 0  # the declared total is a bound; each dataset is counted again as it is read
     populations = [_read_population(r, n, g) for n, g in r.ordered(groups["populations"], "populations")]
     inputs = [_read_input(r, n, g) for n, g in r.ordered(groups["inputs"], "inputs")]
