@@ -38,7 +38,7 @@ from neurosim.atomic import atomic_path
 from neurosim.errors import ExportError, FileFormatError, NetworkError
 from neurosim.fixed_point import (DECAY_ONE, VTH_MAX, FixedPointNetwork, FixedPopulation,
                                   FixedProjection, QuantizationReport, dequantize, quantize)
-from neurosim.h5read import FileKind, H5Reader, plain_dtype
+from neurosim.h5read import Budget, FileKind, H5Reader, plain_dtype
 from neurosim.network import Network, SpikeInput
 from neurosim.result import SimulationResult, SpikeTrains
 
@@ -192,17 +192,20 @@ def _netx_problem(w: np.ndarray) -> str:
 # --------------------------------------------------------------------------------- read
 
 
-def read_netx_fixed(path: PathLike, dt: float) -> FixedPointNetwork:
+def read_netx_fixed(path: PathLike, dt: float, *, memory_budget: Budget = None) -> FixedPointNetwork:
     """The integer network a NetX file describes (chains of input, dense, dense_rec layers of
-    CUBA neurons), exactly as NetX runs it; FileFormatError names the offending HDF5 path."""
-    reader = NetxReader(path)
+    CUBA neurons), exactly as NetX runs it; FileFormatError names the offending HDF5 path.
+    Layer sizes and datasets needing more than `memory_budget` bytes are refused before they
+    are allocated (:func:`neurosim.h5read.memory_budget`)."""
+    reader = NetxReader(path, memory_budget)
     return reader.read(NETX, lambda f: reader.network(f, dt))
 
 
-def read_netx(path: PathLike, dt: float) -> Network:
+def read_netx(path: PathLike, dt: float, *, memory_budget: Budget = None) -> Network:
     """A NetX file as a float neurosim Network in SLAYER's units (weights, bias, threshold / 64):
-    LIF(alpha = (4096 - iDecay)/4096, beta = (4096 - vDecay)/4096, reset='zero')."""
-    fixed = read_netx_fixed(path, dt)
+    LIF(alpha = (4096 - iDecay)/4096, beta = (4096 - vDecay)/4096, reset='zero'); memory budget
+    as :func:`read_netx_fixed`."""
+    fixed = read_netx_fixed(path, dt, memory_budget=memory_budget)
     try:
         return dequantize(fixed)
     except NetworkError as exc:  # e.g. a layer name a Network refuses
@@ -216,8 +219,8 @@ NETX = FileKind(expected="a NetX HDF5 file", unopened="cannot be opened as HDF5 
 class NetxReader(H5Reader):
     """The layer's reader addressing objects by absolute HDF5 path, as NetX lays them out."""
 
-    def __init__(self, path: PathLike) -> None:
-        super().__init__(path)
+    def __init__(self, path: PathLike, budget: Budget = None) -> None:
+        super().__init__(path, budget)
         self.f: Any = None  # the open file, set by network()
 
     def has(self, where: str) -> bool:
@@ -308,6 +311,8 @@ class NetxReader(H5Reader):
             if kind not in ("dense", "dense_rec"):
                 self.fail(f"{base}/type", f"unsupported layer type {kind!r} (expected 'dense' or 'dense_rec')")
             n = self.size(f"{base}/shape")
+            # weights read, as int64, dequantised and per-synapse delays: counted before any is made
+            self.reserve(3 * 8 * n * n_prev, f"{base}/shape", f"a layer of {n} x {n_prev} synapses")
             w = self.ints(f"{base}/weight", -2 ** 31, 2 ** 31, (1, 2))
             if w.size != n * n_prev:  # checked before anything of size n is made
                 self.fail(f"{base}/weight", f"expected shape ({n}, {n_prev}), got {w.shape}")

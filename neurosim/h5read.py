@@ -14,7 +14,17 @@ What is checked before anything is read:
 - datasets: dtype kind (no compound, array, reference or variable-length data) and that the
   file stores the bytes the shape claims (no virtual or external storage), before allocating;
 - global heap collections (where HDF5 keeps variable-length strings) are intact before the
-  first variable-length string is read: HDF5 1.14 can loop forever on a corrupt one.
+  first variable-length string is read: HDF5 1.14 can loop forever on a corrupt one;
+- memory: the bytes a loader will allocate, from sizes the file declares (attributes and
+  dataset shapes, read before any data), stay within a memory budget (:func:`memory_budget`).
+
+Memory budget. Every loader (``neurosim.load``/``load_result``, ``neurosim info``, NIR and NetX)
+takes ``memory_budget=`` (bytes); without it the environment variable ``NEUROSIM_MEMORY_BUDGET``
+(bytes, or with a suffix k, M, G, T: ``NEUROSIM_MEMORY_BUDGET=4G``) decides, and without that
+a quarter of the memory available now (what is loaded must still fit in memory when it is
+simulated) (``MemAvailable`` of /proc/meminfo, else physical memory).
+A file whose declared sizes need more is refused before anything is allocated, with one
+FileFormatError naming the file and the field, the bytes needed and the budget.
 """
 from __future__ import annotations
 
@@ -32,12 +42,16 @@ from .paths import file_problem
 
 PathLike = Union[str, "os.PathLike[str]"]
 T = TypeVar("T")
+Budget = Optional[Union[int, float, str]]  # a memory budget: bytes, text such as "2G", or None (the default)
 
 REAL, INT, FLOAT = "iuf", "iu", "f"  # dtype kinds of numeric datasets
 MAX_RATIO = 1100  # deflate cannot compress beyond about 1032:1; a larger claim is not data
 TYPE_CLASSES = {h5t.INTEGER: "integer", h5t.FLOAT: "float", h5t.STRING: "string", h5t.COMPOUND: "compound",
                 h5t.ENUM: "enum", h5t.VLEN: "variable-length sequence", h5t.ARRAY: "array",
                 h5t.OPAQUE: "opaque", h5t.REFERENCE: "reference", h5t.BITFIELD: "bitfield"}
+BUDGET_ENV = "NEUROSIM_MEMORY_BUDGET"
+BUDGET_FRACTION = 0.25  # of the memory available: what is loaded must still be simulated (state, buffers, records)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError, IndexError)
 
 
@@ -57,14 +71,78 @@ class FileKind:
     heap_first: bool = False
 
 
+def available_memory() -> int:
+    """Bytes of memory available now: ``MemAvailable`` of /proc/meminfo, else the physical
+    memory (os.sysconf), else 4 GiB."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 4 * 2**30
+
+
+def memory_budget(budget: Budget = None) -> int:
+    """The memory budget of a loader in bytes: `budget` when given, else the environment
+    variable ``NEUROSIM_MEMORY_BUDGET``, else a quarter of :func:`available_memory`. Text may carry
+    a suffix K, M, G or T (powers of 1024). ValueError (one line) for anything but a positive size."""
+    source = "memory_budget"
+    if budget is None:
+        budget = os.environ.get(BUDGET_ENV) or None
+        source = BUDGET_ENV
+    if budget is None:
+        return max(1, int(available_memory() * BUDGET_FRACTION))
+    value: Optional[float] = None
+    if isinstance(budget, str):
+        text = budget.strip().upper().removesuffix("B").removesuffix("I")
+        unit = text[-1:] if text[-1:] in _UNITS and text[-1:] else ""
+        try:
+            value = float(text[: len(text) - len(unit)]) * _UNITS[unit]
+        except ValueError:
+            value = None
+    elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
+        value = float(budget)
+    if value is None or not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"{source}: expected a positive number of bytes (e.g. 2000000000 or 2G), got {budget!r}")
+    return int(value)
+
+
+def budget_problem(need: int, budget: int, what: str) -> Optional[str]:
+    """The refusal message when `need` bytes (for `what`) exceed `budget`, else None."""
+    if need <= budget:
+        return None
+    return (f"{what} would need {need} bytes ({need / 2**30:.3g} GiB), more than the memory budget of "
+            f"{budget} bytes ({budget / 2**30:.3g} GiB); raise it with {BUDGET_ENV} or memory_budget= "
+            "if the file is trusted")
+
+
 class H5Reader:
     """Checked access to one open untrusted HDF5 file; `current` is the field being read (it
-    names the field when an unexpected exception escapes the schema code)."""
+    names the field when an unexpected exception escapes the schema code). `budget`: the memory
+    budget in bytes (:func:`memory_budget`); :meth:`reserve` counts what the loader allocates."""
 
-    def __init__(self, path: PathLike) -> None:
+    def __init__(self, path: PathLike, budget: Budget = None) -> None:
         self.path = os.fsdecode(os.fspath(path))
         self.current = ""
         self.heap_checked = False  # global_heap_problem ran (before the first variable-length string)
+        try:
+            self.budget = memory_budget(budget)
+        except ValueError as exc:
+            raise FileFormatError(self.path, "", str(exc)) from None
+        self.reserved = 0  # bytes counted against the budget so far
+
+    def reserve(self, need: int, field: str, what: str = "the data declared here") -> None:
+        """Count `need` more bytes against the budget; refuse the file at `field` beyond it."""
+        self.reserved += int(need)
+        problem = budget_problem(self.reserved, self.budget, what if self.reserved == need else
+                                 f"{what} (with the {self.reserved - int(need)} bytes read before it)")
+        if problem:
+            self.fail(field, problem)
 
     def fail(self, field: str, message: str) -> NoReturn:
         """Raise the FileFormatError of this file at `field`."""
@@ -177,6 +255,7 @@ class H5Reader:
         problem = storage_problem(d)
         if problem:
             self.fail(field, problem)
+        self.reserve(declared_bytes(d), field, "this dataset")
         return d[()]
 
 
@@ -191,6 +270,11 @@ def attr_text(path: str, obj: Any, key: str, choices: Optional[tuple[str, ...]] 
     """Text attribute `key` of the open HDF5 object `obj` of file `path`, type-checked before it
     is read (a string, not an array, compound or other type; UTF-8; one of `choices`)."""
     return H5Reader(path).attr_str(obj, key, "", choices)
+
+
+def declared_bytes(d: h5py.Dataset) -> int:
+    """Bytes the shape and dtype of dataset `d` declare (nothing is read)."""
+    return math.prod(d.shape or ()) * d.dtype.itemsize if d.shape is not None else 0
 
 
 def storage_problem(d: h5py.Dataset) -> Optional[str]:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from .errors import FileFormatError, NetworkError
-from .h5read import FLOAT, INT, REAL, FileKind, H5Reader, PathLike, describe, plain_dtype
+from .h5read import FLOAT, INT, REAL, Budget, FileKind, H5Reader, PathLike, describe, plain_dtype, storage_problem
 from .models import MODELS, model_from_params
 from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, RESULT_FORMAT, SCHEMA_VERSION
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
@@ -24,24 +24,55 @@ NATIVE = FileKind(expected="an HDF5 file written by neurosim",
                   intact="an intact file written by neurosim")
 
 
-def read_network(path: PathLike) -> Network:
-    """The network of a file written by :func:`neurosim.storage.save`."""
-    r = NativeReader(path)
+def read_network(path: PathLike, memory_budget: Budget = None) -> Network:
+    """The network of a file written by :func:`neurosim.storage.save`; refused before any data is
+    read when its declared sizes need more than `memory_budget` bytes (:func:`neurosim.h5read.memory_budget`)."""
+    r = NativeReader(path, memory_budget)
     return r.read(NATIVE, lambda f: r.translated(_read_network, f))
 
 
-def read_result(path: PathLike) -> SimulationResult:
-    """The result of a file written by :func:`neurosim.storage.save_result`."""
-    r = NativeReader(path)
+def read_result(path: PathLike, memory_budget: Budget = None) -> SimulationResult:
+    """The result of a file written by :func:`neurosim.storage.save_result` (memory budget as
+    :func:`read_network`)."""
+    r = NativeReader(path, memory_budget)
     return r.read(NATIVE, lambda f: r.translated(_read_result, f))
+
+
+# Loading n neurons allocates each per-neuron dataset (model parameters and v0, i0, a0) about
+# three times: the array read, its float64 copy and the model's validated arrays (the issue's
+# 2**25-neuron file took 8 GB for under 3 GB of float64 data). Synapses: weights and delays, twice.
+COPIES = {"populations": 3, "inputs": 3, "projections": 2}
+
+
+def declared_network_bytes(r: "NativeReader", groups: dict[str, h5py.Group]) -> tuple[int, str]:
+    """Bytes loading the network will allocate, from the shapes its datasets declare (8 bytes a
+    value, times COPIES; nothing read). Datasets the file does not store (storage_problem) or
+    that are not plain numbers count 0 here: the schema reader reports them in its own order.
+    Returns the total and the dataset declaring the most."""
+    total, largest, field = 0, -1, ""
+    for key in ("populations", "inputs", "projections"):
+        for name in groups[key].keys():
+            obj = r.follow(groups[key], name, f"{key}/{name}", "a group")
+            if not isinstance(obj, h5py.Group):
+                continue
+            for member in obj.keys():
+                where = f"{key}/{name}/{member}"
+                d = r.follow(obj, member, where)
+                if not isinstance(d, h5py.Dataset) or not plain_dtype(d.dtype, REAL) or storage_problem(d):
+                    continue
+                need = COPIES[key] * 8 * math.prod(d.shape or ())
+                total += need
+                if need > largest:
+                    largest, field = need, where
+    return total, field
 
 
 class NativeReader(H5Reader):
     """The layer's reader plus what the native schema adds: members in their ``order``, the
     format header, and a constructor's NetworkError mapped onto the HDF5 field."""
 
-    def __init__(self, path: PathLike) -> None:
-        super().__init__(path)
+    def __init__(self, path: PathLike, budget: Budget = None) -> None:
+        super().__init__(path, budget)
         self.names: dict[str, list[str]] = {"populations": [], "inputs": [], "projections": []}
         self.csr: set[str] = set()
 
@@ -150,6 +181,9 @@ def _read_network(r: NativeReader, f: h5py.File) -> Network:
     name = r.attr_str(f, "name", "")
     groups = {key: r.member(f, key, "", h5py.Group, "a group") for key in ("populations", "inputs", "projections")}
     r.only(f, "", set(groups))
+    need, field = declared_network_bytes(r, groups)
+    r.reserve(need, field, "the datasets this network declares (this one the largest)")
+    r.reserved = 0  # the declared total is a bound; each dataset is counted again as it is read
     populations = [_read_population(r, n, g) for n, g in r.ordered(groups["populations"], "populations")]
     inputs = [_read_input(r, n, g) for n, g in r.ordered(groups["inputs"], "inputs")]
     for src in inputs:

@@ -9,7 +9,7 @@ here too. Writes are atomic (temporary file in the same directory, then ``os.rep
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import h5py
 import numpy as np
@@ -36,9 +36,12 @@ def save(network: Network, path: PathLike) -> None:
     _atomic_write(path, lambda f: _write_network(f, network))
 
 
-def load(path: PathLike) -> Network:
-    """Read a network written by :func:`save`; any defect raises :class:`FileFormatError`."""
-    return read_network(path)
+def load(path: PathLike, *, memory_budget: Optional[Union[int, float, str]] = None) -> Network:
+    """Read a network written by :func:`save`; any defect raises :class:`FileFormatError`, and so
+    does a file whose declared sizes need more memory than `memory_budget` bytes (default: the
+    ``NEUROSIM_MEMORY_BUDGET`` environment variable, else a quarter of the available memory; see
+    :mod:`neurosim.h5read`)."""
+    return read_network(path, memory_budget)
 
 
 def save_result(result: SimulationResult, path: PathLike) -> None:
@@ -48,9 +51,10 @@ def save_result(result: SimulationResult, path: PathLike) -> None:
     _atomic_write(path, lambda f: _write_result(f, result))
 
 
-def load_result(path: PathLike) -> SimulationResult:
-    """Read a result written by :func:`save_result`; any defect raises :class:`FileFormatError`."""
-    return read_result(path)
+def load_result(path: PathLike, *, memory_budget: Optional[Union[int, float, str]] = None) -> SimulationResult:
+    """Read a result written by :func:`save_result`; any defect raises :class:`FileFormatError`
+    (memory budget as :func:`load`)."""
+    return read_result(path, memory_budget)
 
 
 # -------------------------------------------------------------------------------------- writing

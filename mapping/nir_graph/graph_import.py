@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import nir
 import numpy as np
 
 from neurosim.errors import ExportError, NetworkError
+from neurosim.h5read import Budget
+from neurosim.h5read import memory_budget as budget_bytes
 from neurosim.models import Discretization
-from neurosim.network import CSR, MAX_DELAY, NAME_PATTERN, Network, Projection
+from neurosim.network import NAME_PATTERN, Network
 
-from .common import CHECK_DT, NS, SUPPORTED_NAMES, as_text, check_method, type_name, unique_name
+from .common import NS, SUPPORTED_NAMES, as_text, check_method, type_name, unique_name
 from .nir_file import read_graph
 from .nodes_import import NEURON_IMPORTERS, ImportContext, check_meta, make_input, make_population, node_array, shown
+from .propagate import biases, projections, trace, weight_matrix
 
 
 def read_nir(path: Union[str, "os.PathLike[str]"], dt: float, discretization: Discretization = "euler",
-             reset: str = "subtract") -> Network:
+             reset: str = "subtract", *, memory_budget: Budget = None) -> Network:
     """Read a NIR HDF5 file (ours, with ``neurosim.ALIF`` nodes, or any tool's) as a Network.
 
     Not HDF5 / no ``/node`` group: FileFormatError naming the file. Content a Network cannot hold:
-    ExportError naming the node and field, with the file in the message.
+    ExportError naming the node and field, with the file in the message. `memory_budget` (bytes):
+    data and dense matrices beyond it are refused before they are allocated (default
+    ``NEUROSIM_MEMORY_BUDGET``, else a quarter of the available memory; :mod:`neurosim.h5read`).
     """
-    return from_nir(read_graph(os.fspath(path)), dt, discretization, reset, source=os.fspath(path))
+    return from_nir(read_graph(os.fspath(path), memory_budget), dt, discretization, reset, source=os.fspath(path),
+                    memory_budget=memory_budget)
 
 
 _TRANSFORMS = (nir.Linear, nir.Affine, nir.Scale, nir.Delay)
@@ -34,17 +39,18 @@ _TRANSFORMS = (nir.Linear, nir.Affine, nir.Scale, nir.Delay)
 
 def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: float,
              discretization: Discretization = "euler", reset: str = "subtract", *,
-             source: Optional[str] = None) -> Network:
+             source: Optional[str] = None, memory_budget: Budget = None) -> Network:
     """A Network from a NIR graph (or a file path, read as by :func:`read_nir`).
 
     dt: the step in seconds used to discretise every time constant (`discretization`, see
     :mod:`mapping.nir_graph`). reset: 'subtract' or 'zero', for spiking nodes without
     ``neurosim.reset`` metadata (NIR has no field for it). Unsupported node types, shape mismatches and parameters
     neurosim cannot express raise ExportError naming ``nodes.<node>.<field>``; `source` (a file
-    name) is added to those messages.
+    name) is added to those messages. Parallel paths are summed into one projection (time
+    polynomial in the graph, :mod:`mapping.nir_graph.propagate`); `memory_budget` as :func:`read_nir`.
     """
     if isinstance(graph_or_path, (str, os.PathLike)):
-        return read_nir(graph_or_path, dt, discretization, reset)
+        return read_nir(graph_or_path, dt, discretization, reset, memory_budget=memory_budget)
     check_method(discretization)
     if isinstance(dt, bool) or not isinstance(dt, (int, float, np.floating)) or not (np.isfinite(dt) and dt > 0):
         raise ExportError("nir", "dt", f"expected a finite time step > 0 in seconds, got {dt!r}")
@@ -54,14 +60,18 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
         raise ExportError("nir", "graph", f"expected a nir.NIRGraph or a path, got {type(graph_or_path).__name__}")
     gmeta = dict(check_meta(graph_or_path.metadata, "graph", source))
     ctx = ImportContext(float(dt), discretization, reset, source, gmeta)
+    try:
+        ctx.budget = budget_bytes(memory_budget)
+    except ValueError as exc:
+        raise ExportError("nir", "memory_budget", str(exc)) from None
     nodes, edges = _flatten(graph_or_path, ctx)
     names = _local_names(nodes)
     sizes = _check_shapes(nodes, edges, ctx)
-    contributions, biases = _trace(nodes, edges, sizes, ctx)
-    pops = [make_population(n, node, names[n], biases.get(n), ctx) for n, node in nodes.items()
+    contributions, bias = trace(nodes, edges, sizes, ctx), biases(nodes, edges, ctx)
+    pops = [make_population(n, node, names[n], bias.get(n), ctx) for n, node in nodes.items()
             if type(node) in NEURON_IMPORTERS]
     inputs = [make_input(n, node, names[n], sizes[n], ctx) for n, node in nodes.items() if ctx.is_input(n, node)]
-    projs = _projections(contributions, names, nodes, ctx)
+    projs = projections(contributions, names, ctx)
     pops = _ordered(pops, gmeta.get(NS + "populations"))
     inputs = _ordered(inputs, gmeta.get(NS + "inputs"))
     projs = _ordered(projs, gmeta.get(NS + "projections"))
@@ -155,7 +165,7 @@ def _in_size(name: str, node: Any, ctx: ImportContext) -> Optional[int]:
     if type(node) in NEURON_IMPORTERS:
         return _neuron_size(name, node, ctx)
     if isinstance(node, (nir.Linear, nir.Affine)):
-        return _weight(name, node, ctx).shape[1]
+        return weight_matrix(name, node, ctx).shape[1]
     if isinstance(node, nir.Scale):
         return node_array(node, "scale", ctx, name).size
     if isinstance(node, nir.Delay):
@@ -170,19 +180,6 @@ def _neuron_size(name: str, node: Any, ctx: ImportContext) -> int:
     return node_array(node, field, ctx, name).size
 
 
-def _weight(name: str, node: Any, ctx: ImportContext) -> np.ndarray:
-    w = node_array(node, "weight", ctx, name)
-    if w.ndim != 2:
-        raise ctx.error(f"nodes.{name}.weight", f"expected a 2-D (out, in) matrix, got shape {w.shape}")
-    if not np.all(np.isfinite(w)):
-        raise ctx.error(f"nodes.{name}.weight", "expected finite values")
-    if isinstance(node, nir.Affine):
-        b = node_array(node, "bias", ctx, name).reshape(-1)
-        if b.size != w.shape[0] or not np.all(np.isfinite(b)):
-            raise ctx.error(f"nodes.{name}.bias", f"expected {w.shape[0]} finite values, got shape {b.shape}")
-    return w
-
-
 def _check_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: ImportContext) -> dict[str, int]:
     """Output size of every node, checking that every edge joins equal sizes."""
     out: dict[str, int] = {}
@@ -193,7 +190,7 @@ def _check_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: Impo
                 raise ctx.error(f"nodes.{n}.shape", "an Input node needs a shape")
             out[n] = size
         elif isinstance(node, (nir.Linear, nir.Affine)):
-            out[n] = _weight(n, node, ctx).shape[0]
+            out[n] = weight_matrix(n, node, ctx).shape[0]
         elif not n in ctx.identity and not ctx.is_output(n, node):
             out[n] = _in_size(n, node, ctx)  # type: ignore[assignment]
     pending = [(a, b) for a, b in edges]
@@ -214,150 +211,4 @@ def _check_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: Impo
         if len(rest) == len(pending):
             break
         pending = rest
-    return out
-
-
-# ---------------------------------------------------------------- paths -> projections
-
-
-@dataclass
-class _Path:
-    source: str
-    target: str
-    weights: np.ndarray  # (n_source, n_target)
-    delays: np.ndarray  # (n_source, n_target) whole steps >= 1
-    last: str  # last weight node on the path (names the projection)
-    meta: dict[str, Any]
-
-
-def _delay_steps(name: str, node: Any, ctx: ImportContext) -> np.ndarray:
-    sec = node_array(node, "delay", ctx, name).reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        ratio = sec / ctx.dt
-    if sec.size and not (np.all(np.isfinite(ratio)) and ratio.max() <= MAX_DELAY):
-        raise ctx.error(f"nodes.{name}.delay", f"delays up to {sec.max():g} s are {ratio.max():.3g} steps at "
-                                               f"dt = {ctx.dt:g} s, more than the {MAX_DELAY} steps of a neurosim "
-                                               f"delay; {CHECK_DT}")
-    steps = np.round(ratio)
-    if np.any(sec < 0) or np.any(np.abs(ratio - steps) > 1e-6 * np.maximum(1, steps)):
-        raise ctx.error(f"nodes.{name}.delay", f"expected whole multiples >= 0 of dt = {ctx.dt} s, got {sec.min()}..{sec.max()} s")
-    return steps.astype(np.int64)
-
-
-def _trace(nodes: dict[str, Any], edges: list[tuple[str, str]], sizes: dict[str, int],
-           ctx: ImportContext) -> tuple[list[_Path], dict[str, np.ndarray]]:
-    """Every path from a spike source (Input, neuron) through weight/scale/delay nodes to a neuron,
-    and the biases of Affine nodes carried to the neurons they reach."""
-    succ: dict[str, list[str]] = {n: [] for n in nodes}
-    for a, b in edges:
-        succ[a].append(b)
-    paths: list[_Path] = []
-
-    def walk(src: str, at: str, w: Optional[np.ndarray], d_src: np.ndarray, d_cur: Optional[np.ndarray],
-             last: str, meta: dict[str, Any], seen: tuple[str, ...], via: str = "") -> None:
-        # w: (n_source, n_here) weights so far, None while still the identity; via: last transform node
-        for nxt in succ[at]:
-            node = nodes[nxt]
-            if type(node) in NEURON_IMPORTERS:
-                ww = np.eye(sizes[src]) if w is None else w
-                post = np.zeros(ww.shape[1], np.int64) if d_cur is None else d_cur
-                paths.append(_Path(src, nxt, ww, 1 + d_src[:, None] + post[None, :], last, meta))
-                continue
-            if ctx.is_output(nxt, node):
-                if via:
-                    raise ctx.error(f"nodes.{via}", f"{type_name(nodes[via])} feeds Output {nxt!r} without a neuron "
-                                                   "in between; neurosim records neuron populations only")
-                continue
-            if nxt in seen:
-                raise ctx.error(f"nodes.{nxt}", "a cycle through weight/scale/delay nodes only (no neuron)")
-            nw, nds, ndc, nlast, nmeta = w, d_src, d_cur, last, meta
-            if isinstance(node, (nir.Linear, nir.Affine)):
-                if d_cur is not None and np.any(d_cur != d_cur[0]):
-                    raise ctx.error(f"nodes.{nxt}", "per-neuron delays between two weight nodes cannot be expressed")
-                a = _weight(nxt, node, ctx).T
-                nw = a.copy() if w is None else w @ a
-                ndc = np.full(nw.shape[1], 0 if d_cur is None else int(d_cur[0]), np.int64)
-                nlast, nmeta = nxt, dict(node.metadata or {})
-            elif isinstance(node, nir.Scale):
-                scale = node_array(node, "scale", ctx, nxt).reshape(-1)
-                nw = np.diag(scale) if w is None else w * scale[None, :]
-            elif isinstance(node, nir.Delay):
-                k = _delay_steps(nxt, node, ctx)
-                nds, ndc = (d_src + k, None) if d_cur is None else (d_src, d_cur + k)
-            walk(src, nxt, nw, nds, ndc, nlast, nmeta, seen + (nxt,), via if nxt in ctx.identity else nxt)
-
-    for n, node in nodes.items():
-        if ctx.is_input(n, node) or type(node) in NEURON_IMPORTERS:
-            walk(n, n, None, np.zeros(sizes[n], np.int64), None, "", {}, (n,))
-    return paths, _biases(nodes, succ, ctx)
-
-
-def _biases(nodes: dict[str, Any], succ: dict[str, list[str]], ctx: ImportContext) -> dict[str, np.ndarray]:
-    """Affine biases carried forward to the neurons they reach (a constant input from step 0)."""
-    out: dict[str, np.ndarray] = {}
-
-    def carry(origin: str, at: str, b: np.ndarray) -> None:
-        for nxt in succ[at]:
-            node = nodes[nxt]
-            if type(node) in NEURON_IMPORTERS:
-                out[nxt] = out.get(nxt, 0.0) + b
-            elif isinstance(node, (nir.Linear, nir.Affine)):
-                carry(origin, nxt, _weight(nxt, node, ctx) @ b)
-            elif isinstance(node, nir.Scale):
-                carry(origin, nxt, b * node_array(node, "scale", ctx, nxt).reshape(-1))
-            elif isinstance(node, nir.Delay):
-                if np.any(_delay_steps(nxt, node, ctx) != 0):
-                    raise ctx.error(f"nodes.{origin}.bias", f"the bias passes through Delay {nxt!r}; a delayed "
-                                                            "constant cannot be expressed (neurosim biases act from step 0)")
-                carry(origin, nxt, b)
-            elif nxt in ctx.identity:
-                carry(origin, nxt, b)
-
-    for n, node in nodes.items():
-        if isinstance(node, nir.Affine):
-            b = node_array(node, "bias", ctx, n).reshape(-1)
-            if np.any(b != 0):
-                carry(n, n, b)
-    return out
-
-
-def _projections(paths: list[_Path], names: dict[str, str], nodes: dict[str, Any], ctx: ImportContext) -> list[Projection]:
-    """One projection per path; paths written by neurosim for one projection (same
-    ``neurosim.projection``, disjoint synapses) are merged back with per-synapse delays."""
-    groups: list[list[_Path]] = []
-    for p in paths:
-        key = as_text(p.meta.get(NS + "projection", "")) or None
-        for g in groups:
-            q = g[0]
-            if (key and as_text(q.meta.get(NS + "projection", "")) == key and (q.source, q.target) == (p.source, p.target)
-                    and not np.any(sum((x.weights != 0) for x in g) & (p.weights != 0))):
-                g.append(p)
-                break
-        else:
-            groups.append([p])
-    taken: set[str] = set()
-    out = []
-    for g in groups:
-        w = sum(p.weights for p in g)
-        d = np.ones(w.shape, np.int64)
-        for p in g:
-            d = np.where(p.weights != 0, p.delays, d)
-        nz = w != 0
-        if len(g) == 1 and not np.any(nz):
-            d = g[0].delays
-        uniform = d[nz] if np.any(nz) else d.reshape(-1)
-        delay: Any = int(uniform[0]) if np.all(uniform == uniform[0]) else d
-        meta = g[0].meta
-        base = as_text(meta.get(NS + "projection", "")) or (names[g[0].last] if g[0].last else
-                                                       f"{names[g[0].source]}_to_{names[g[0].target]}")
-        weights: Any = w
-        if int(meta.get(NS + "sparse", 0)):
-            weights = CSR.from_dense(w)
-            if not isinstance(delay, int):
-                rows = np.repeat(np.arange(w.shape[0]), np.diff(weights.indptr))
-                delay = d[rows, weights.indices]
-        try:
-            out.append(Projection(unique_name(base, taken), names[g[0].source], names[g[0].target], weights, delay))
-        except NetworkError as exc:
-            raise ctx.error(f"nodes.{g[0].last or g[0].target}", exc.message) from None
     return out

@@ -9,7 +9,7 @@ import nir
 import numpy as np
 
 from neurosim.errors import ExportError, FileFormatError
-from neurosim.h5read import FileKind, H5Reader, plain_dtype
+from neurosim.h5read import Budget, FileKind, H5Reader, plain_dtype
 
 from .common import ALIF_TYPE, SUPPORTED_NAMES, ALIFNode, as_text
 
@@ -19,9 +19,10 @@ NIR_FILE = FileKind(expected="a NIR HDF5 file", unopened="not an HDF5 file, so n
 MAX_DEPTH = 32  # graphs nest sub-graphs; deeper is not a NIR file
 
 
-def read_graph(path: str) -> "nir.NIRGraph":
-    """The NIR graph of HDF5 file `path` (what ``nir.read`` gives), every object checked before it is read."""
-    reader = H5Reader(path)
+def read_graph(path: str, memory_budget: Budget = None) -> "nir.NIRGraph":
+    """The NIR graph of HDF5 file `path` (what ``nir.read`` gives), every object checked before it
+    is read, the data within `memory_budget` bytes (:func:`neurosim.h5read.memory_budget`)."""
+    reader = H5Reader(path, memory_budget)
     reader.current = "node"
     data = reader.read(NIR_FILE, lambda f: _graph_dict(reader, f))
     return _node_from_dict(data, "node", reader.path)

@@ -75,6 +75,7 @@ class ImportContext:
         self.file_dt = float(file_dt) if file_dt is not None else None
         self.exact = (self.file_dt == dt and as_text(gmeta.get(NS + "discretization", "")) == method)
         self.identity: set[str] = set()  # Input/Output nodes of inlined sub-graphs
+        self.budget = 2**62  # bytes; from_nir sets the caller's (neurosim.h5read.memory_budget)
 
     def is_input(self, name: str, node: Any) -> bool:
         return isinstance(node, nir.Input) and name not in self.identity
