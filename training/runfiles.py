@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from neurosim.atomic import write_bytes
+from neurosim.atomic import remove_stale, write_bytes, write_png
 from neurosim.errors import NeurosimError
 
 from .config import TrainConfig
@@ -207,6 +207,4 @@ def plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
     ax2.set(xlabel="epoch", ylabel="accuracy", title=f"{config.task}, rule {config.rule}", ylim=(0, 1.02))
     ax2.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=110)
