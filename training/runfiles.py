@@ -97,7 +97,17 @@ def write_checkpoint(run: Path, config: Any, epoch: int, history: list[dict[str,
     torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch, "history": history,
                 **state}, buf)
     write_bytes(run / "checkpoint.pt", buf.getvalue())
-    write_metrics(run / "metrics.csv", history)
+    complete_run_files(run, config, history, bar)
+
+
+def complete_run_files(run: Path, config: Any, history: list[dict[str, float]], bar: Optional[float] = None) -> None:
+    """RUN/metrics.csv, config.json and curve.png of `history` (each atomically), and no temporary
+    file of a killed writer left in RUN. Written after every checkpoint, and again when a run
+    resumes: a kill between checkpoint.pt and these files leaves them an epoch short, and the
+    resumed run (even one with no epoch left to train) completes them."""
+    remove_stale(run)
+    if history:
+        write_metrics(run / "metrics.csv", history)
     write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
     plot_curve(run / "curve.png", history, config, bar)
 
