@@ -102,10 +102,14 @@ def test_sigterm_inside_main_is_exit_143(tmp_path, capsys):
         time.sleep(1.0)  # the handler raises as soon as the interpreter checks for signals
         return real(*args)
 
+    caught = []  # a handler of the test's own: without main's, the signal must not end pytest
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
     simulate_cli.examples.build_cuba = build
     try:
         assert main(["example", "cuba", "--n", "100", "--out", str(tmp_path / "c.h5")]) == 143
     finally:
         simulate_cli.examples.build_cuba = real
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == []  # main's handler took it
     assert "terminated by SIGTERM" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
