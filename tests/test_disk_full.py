@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,8 +125,6 @@ def test_full_disk(name, inputs, small_tmpfs):
         for entry in os.listdir(out):  # a failing case must not fill the disk of the next one
             p = out / entry
             if p.is_dir():
-                import shutil
-
                 shutil.rmtree(p)
             else:
                 p.unlink()
