@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from neurosim.atomic import atomic_path, write_text
+from neurosim.atomic import write_png, write_text
 from neurosim.errors import BackendUnavailable, ExportError, NetworkError, NeurosimError
 from neurosim.network import Network, PoissonInput, SpikeInput
 from neurosim.result import SimulationResult
@@ -451,5 +451,4 @@ def plot_overlay(reference: SimulationResult, target: SimulationResult, path: st
     ax.legend(loc="upper right", fontsize=7)
     fig.suptitle(title or "cross-check")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    write_png(path, fig)

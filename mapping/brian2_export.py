@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import os
 import pprint
 import shutil
@@ -21,7 +22,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
-from neurosim.atomic import atomic_path, write_text
+from neurosim.atomic import write_all
 from neurosim.errors import ExportError
 from neurosim.network import Network
 from neurosim.result import SimulationResult, SpikeTrains
@@ -307,9 +308,9 @@ def write_brian2_script(network: Network, path: str | os.PathLike) -> tuple[Path
     body = "\n\n".join(inspect.getsource(f) for f in (set_prefs, build_network, collect_spikes))
     text = head + f"NPZ = {npz.name!r}\n\n\n" + body + _SCRIPT_MAIN
     compile(text, str(script), "exec")  # a syntax error here is a bug of this module, not the user's
-    with atomic_path(npz) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    write_text(script, text)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_all({npz: buf.getvalue(), script: text.encode("utf-8")})  # both files or neither
     return script, npz
 
 

@@ -34,7 +34,7 @@ from typing import Any, Mapping, Optional, Union
 import h5py
 import numpy as np
 
-from neurosim.atomic import atomic_path
+from neurosim.atomic import h5_image
 from neurosim.errors import ExportError, FileFormatError, NetworkError
 from neurosim.fixed_point import (DECAY_ONE, VTH_MAX, FixedPointNetwork, FixedPopulation,
                                   FixedProjection, QuantizationReport, dequantize, quantize)
@@ -81,8 +81,8 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
     if not isinstance(fixed, FixedPointNetwork):
         raise NetworkError("network", f"expected a Network or FixedPointNetwork, got {type(network).__name__}")
     layers = _layers(fixed)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+    with h5_image(path) as buf:  # built in memory: a full disk cannot crash the HDF5 library
+        with h5py.File(buf, "w") as f:
             g = f.create_group("layer/0")
             _string(g, "type", "input")
             g.create_dataset("shape", data=np.array([fixed.inputs[0].size], np.int64))

@@ -5,16 +5,24 @@ file, and no temporary file behind (it is removed on any exception). A process k
 (SIGKILL, power loss) cannot remove its temporary file; its name carries the writer's pid and
 host (``.NAME.PID@HOST.XXXXXXXX.tmp``), and the next write of NAME removes those of writers on
 this host that no longer run.
+
+Every writer ends in :func:`write_bytes` (HDF5 files too: :func:`write_h5` and :func:`h5_image`
+build the file in memory first, because the HDF5 library can crash the process when the disk
+fills under it), so one place turns a full disk (ENOSPC, EDQUOT) or a file-size limit (EFBIG,
+``ulimit -f``; Python ignores SIGXFSZ, so write() fails instead of the process dying) into an
+OSError naming the target, with no partial or temporary file left.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import re
 import socket
 import stat
 import tempfile
-from typing import Iterator, Union
+from typing import Any, Callable, Iterator, Mapping, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -26,7 +34,12 @@ def atomic_path(path: PathLike) -> Iterator[str]:
     target = os.path.abspath(os.fsdecode(os.fspath(path)))
     directory, name = os.path.split(target)
     _remove_stale(directory, name)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}@{_HOST}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}@{_HOST}.", suffix=".tmp")
+    except OSError as exc:
+        if exc.errno in DISK_ERRORS:
+            raise OSError(exc.errno, f"{os.strerror(exc.errno)}; nothing was written", os.fsdecode(path)) from None
+        raise
     os.close(fd)
     try:
         yield tmp
@@ -37,9 +50,12 @@ def atomic_path(path: PathLike) -> Iterator[str]:
         finally:
             os.close(fd)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS and exc.filename in (None, tmp):
+            raise OSError(exc.errno, f"{os.strerror(exc.errno)}; nothing was written",
+                          os.fsdecode(path)) from None
         raise
     with contextlib.suppress(OSError):  # make the rename durable where directories can be synced
         dfd = os.open(directory, os.O_RDONLY)
@@ -73,10 +89,70 @@ def _running(pid: int) -> bool:
     return True
 
 
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})  # full disk, file-size limit, quota
+
+
 def write_bytes(path: PathLike, data: bytes) -> None:
-    """Atomically replace `path` with `data`."""
+    """Atomically replace `path` with `data`; a full disk or file-size limit raises OSError
+    naming `path` (errno ENOSPC, EFBIG or EDQUOT) and leaves the old file or none."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
+
+
+def write_all(files: "Mapping[PathLike, bytes]") -> None:
+    """Atomically replace every path of `files` with its bytes: all of them or, on any error, none
+    (the renames happen once every temporary file is written)."""
+    with contextlib.ExitStack() as stack:
+        for path, data in files.items():
+            tmp = stack.enter_context(atomic_path(path))
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            except OSError as exc:
+                if exc.errno in DISK_ERRORS:
+                    raise OSError(exc.errno, f"{os.strerror(exc.errno)}; nothing was written",
+                                  os.fsdecode(path)) from None
+                raise
+
+
+@contextlib.contextmanager
+def h5_image(path: PathLike) -> Iterator[io.BytesIO]:
+    """Yield an empty in-memory file to write an HDF5 file into (``h5py.File(buf, "w")`` or
+    ``nir.write(buf, graph)``); on normal exit its bytes replace `path` via :func:`write_bytes`.
+    The HDF5 library never touches the disk, so a full disk cannot crash it."""
+    buf = io.BytesIO()
+    yield buf
+    write_bytes(path, buf.getvalue())
+
+
+def write_h5(path: PathLike, fill: Callable[[Any], None]) -> None:
+    """Atomically replace `path` with the HDF5 file that `fill(f)` writes into the h5py.File `f`
+    (built in memory first, see :func:`h5_image`)."""
+    import h5py
+
+    with h5_image(path) as buf:
+        with h5py.File(buf, "w") as f:
+            fill(f)
+
+
+def write_png(path: PathLike, fig: Any, **savefig: Any) -> None:
+    """Atomically replace `path` with the matplotlib figure `fig` as PNG (rendered in memory)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    write_bytes(path, buf.getvalue())
+
+
+def remove_stale(directory: PathLike) -> None:
+    """Delete the temporary files in `directory` of every writer on this host that no longer runs
+    (killed outright mid-write); those of running writers are kept."""
+    pattern = re.compile(rf"\.(.+)\.(\d+)@{re.escape(_HOST)}\.[A-Za-z0-9_]+\.tmp")
+    folder = os.fspath(directory)
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder):
+            m = pattern.fullmatch(entry)
+            if m and not _running(int(m.group(2))):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, entry))
 
 
 def write_text(path: PathLike, text: str) -> None:

@@ -45,3 +45,9 @@ class ExportError(NeurosimError, ValueError):
         self.message = message
         where = f"{target}: {field}" if field else target
         super().__init__(f"{where}: {message}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``kill PID``, a job scheduler's stop). The neurosim command turns the
+    signal into this exception, so it unwinds like Ctrl-C: every ``except KeyboardInterrupt`` and
+    ``finally`` cleans up what the run created, and the command exits with 128 + 15 = 143."""

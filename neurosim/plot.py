@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import write_png
 from .errors import NetworkError
 from .result import SimulationResult, SpikeTrains
 
@@ -198,8 +198,7 @@ def _colors(n: int) -> list:
 
 
 def _save_atomic(fig: Any, path: Union[str, os.PathLike]) -> None:
-    """Save `fig` as PNG to a temporary file beside `path`, then rename it into place."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    """Save `fig` as PNG to `path` atomically (rendered in memory, neurosim.atomic.write_png)."""
+    write_png(path, fig)
 
 

@@ -85,6 +85,7 @@ def simulate(
             src_events.append((st + t0, sb, sj + plan.n_neurons))
             trace_parts.append(tr_chunk)
             bar.update(n)
+            _check_projection(events, src_events, trace_parts, t0 + n, steps, run_s, bar)
     finally:
         bar.close()
     t_rec = time.perf_counter()
@@ -171,6 +172,47 @@ def _split_traces(network: Network, spec: Mapping[str, list[str]], variables: li
         out[pop] = {v: full[v][:, :, offset:offset + size] for v in vs}
         offset += size
     return out
+
+
+def _check_projection(events: list, src_events: list, trace_parts: list, done: int, steps: int, run_s: float,
+                      bar: Any) -> None:
+    """After each chunk: the whole run's time in words in the progress bar (tqdm's ETA is hours,
+    e.g. 491818:11:19 for 10**12 CUBA steps), and a refusal (NetworkError on 'steps') as soon as
+    the spikes and traces recorded so far, projected linearly to `steps`, exceed the memory
+    available (MemAvailable; not checked where it is unknown) instead of running out of it later."""
+    if done >= steps:
+        return
+    if run_s > 0:
+        bar.set_postfix_str(f"whole run about {_duration(run_s * steps / done)}", refresh=False)
+    held = sum(a.nbytes for part in (events, src_events) for e in part for a in e)
+    held += sum(a.nbytes for part in trace_parts for a in part.values())
+    projected = held * (steps / done)
+    available = _available_memory()
+    if available is not None and projected > available:
+        raise NetworkError("steps", f"would record about {projected / 1e9:.3g} GB of spikes and "
+                                    f"traces ({held / 1e6:.3g} MB in the first {done} steps), more than the "
+                                    f"{available / 1e9:.3g} GB of memory available; simulate fewer steps "
+                                    "(the run would take about " + _duration(run_s * steps / max(done, 1)) + ")")
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory available to new allocations (Linux /proc/meminfo MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _duration(seconds: float) -> str:
+    """A duration in words: '40 s', '12 min', '5.2 h', '3.1 days', '56 years'."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.2g} s"
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:

@@ -4,7 +4,8 @@
 The schema (version 1) is described in :mod:`neurosim.native_format`; files are read by
 :mod:`neurosim.native_read` through the hardened reading layer :mod:`neurosim.h5read`, whose
 checks (:func:`attr_text`, :func:`storage_problem`, :func:`global_heap_problem`) are exported
-here too. Writes are atomic (temporary file in the same directory, then ``os.replace``).
+here too. Writes are atomic (built in memory, written to a temporary file in the same directory, then
+``os.replace``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 import h5py
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import write_h5
 from .errors import NetworkError
 from .h5read import INT, PathLike, attr_text, global_heap_problem, storage_problem
 from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, RESULT_FORMAT, SCHEMA_VERSION
@@ -59,10 +60,9 @@ def load_result(path: PathLike, *, memory_budget: Optional[Union[int, float, str
 
 # -------------------------------------------------------------------------------------- writing
 def _atomic_write(path: PathLike, write: Callable[[h5py.File], None]) -> None:
-    """Run `write` on a temporary HDF5 file beside `path`, then move it over `path` in one step."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            write(f)
+    """Run `write` on an HDF5 file built in memory, then write it over `path` in one step
+    (neurosim.atomic.write_h5: a full disk is an OSError naming `path`, never a crash)."""
+    write_h5(path, write)
 
 
 def _set_text(obj: Any, key: str, value: str) -> None:

@@ -5,6 +5,7 @@ atomic rename) during training and during a cross-check report, and CUDA running
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import signal
@@ -274,3 +275,31 @@ def test_cuda_out_of_memory_suggests_what_fits(tmp_path, monkeypatch, capsys, ru
     assert BudgetedBPTT(budget).slots(model, batch) >= 1
     monkeypatch.undo()
     assert main([*TRAIN, "--epochs", "1", "--rule", "budgeted", "--budget", budget, "--out", str(tmp_path / "ok")]) == 0
+
+
+def test_resume_completes_the_files_a_kill_left_behind(tmp_path):
+    """A kill between checkpoint.pt and metrics.csv of the last epoch: the checkpoint says the
+    run is done, metrics.csv is an epoch short, config.json, curve.png and model.h5 are missing
+    and the killed writer's temporary file remains. `--resume` completes them all. Before the
+    fix it exited 0 and said it wrote metrics.csv and curve.png, but metrics.csv stayed an epoch
+    short (nothing rewrote it: no epoch was left to train) and the .tmp stayed."""
+    import socket
+
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--epochs", "2", "--out", str(run)]) == 0
+    whole = (run / "metrics.csv").read_text()
+    rows = whole.splitlines()
+    assert len(rows) == 3  # header, epochs 0 and 1
+    (run / "metrics.csv").write_text("\n".join(rows[:-1]) + "\n")  # as written after epoch 0
+    for name in ("config.json", "curve.png", "model.h5"):
+        (run / name).unlink()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # the pid of a writer that no longer runs
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
+    (run / f".metrics.csv.{dead.pid}@{host}.k1ll3d00.tmp").write_text("epoch,train_loss\n0,")
+    assert main([*TRAIN, "--epochs", "2", "--out", str(run), "--resume"]) == 0
+    assert (run / "metrics.csv").read_text() == whole
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    assert (run / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "model.h5").is_file()
+    assert not _leftovers(run)

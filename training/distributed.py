@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from neurosim.errors import NeurosimError
+from neurosim.errors import NeurosimError, Terminated
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def launch(argv: Sequence[str], nproc: int, *, env: Optional[dict[str, str]] = N
     RANK, WORLD_SIZE, LOCAL_RANK and a rendezvous store this process hosts on localhost).
 
     Returns 0 when every rank succeeds, else the first failure's exit code after stopping the
-    other ranks; Ctrl-C stops them all (130). Ranks die with this process (Linux), and get
+    other ranks; Ctrl-C stops them all (130), SIGTERM too (Terminated is raised again: 143). Ranks die with this process (Linux), and get
     OMP_NUM_THREADS = cores / nproc unless it is set.
     """
     from torch.distributed import TCPStore
@@ -166,6 +166,9 @@ def launch(argv: Sequence[str], nproc: int, *, env: Optional[dict[str, str]] = N
             procs.append(subprocess.Popen([sys.executable, "-m", "neurosim", *argv],
                                           env={**base, "RANK": str(rank), "LOCAL_RANK": str(rank)}))
         return _wait(procs)
+    except Terminated:  # SIGTERM (neurosim.cli): passed on to the ranks, then exit 143 like them
+        _stop(procs, signal.SIGTERM)
+        raise
     except KeyboardInterrupt:
         _stop(procs, signal.SIGINT)
         return 130

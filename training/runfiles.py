@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from neurosim.atomic import write_bytes
+from neurosim.atomic import remove_stale, write_bytes, write_png
 from neurosim.errors import NeurosimError
 
 from .config import TrainConfig
@@ -97,7 +97,17 @@ def write_checkpoint(run: Path, config: Any, epoch: int, history: list[dict[str,
     torch.save({"version": CHECKPOINT_VERSION, "config": asdict(config), "epoch": epoch, "history": history,
                 **state}, buf)
     write_bytes(run / "checkpoint.pt", buf.getvalue())
-    write_metrics(run / "metrics.csv", history)
+    complete_run_files(run, config, history, bar)
+
+
+def complete_run_files(run: Path, config: Any, history: list[dict[str, float]], bar: Optional[float] = None) -> None:
+    """RUN/metrics.csv, config.json and curve.png of `history` (each atomically), and no temporary
+    file of a killed writer left in RUN. Written after every checkpoint, and again when a run
+    resumes: a kill between checkpoint.pt and these files leaves them an epoch short, and the
+    resumed run (even one with no epoch left to train) completes them."""
+    remove_stale(run)
+    if history:
+        write_metrics(run / "metrics.csv", history)
     write_bytes(run / "config.json", json.dumps(asdict(config), indent=1).encode())
     plot_curve(run / "curve.png", history, config, bar)
 
@@ -207,6 +217,4 @@ def plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
     ax2.set(xlabel="epoch", ylabel="accuracy", title=f"{config.task}, rule {config.rule}", ylim=(0, 1.02))
     ax2.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=110)

@@ -23,8 +23,8 @@ from .config import TrainConfig
 from .layers import SNN, from_network
 from .nets import recurrent_network
 from .rules import Objective, make_rule
-from .runfiles import (batches_per_epoch, epoch_bar, resume_checkpoint, set_epoch_lr, shuffled, to_batch,
-                       write_checkpoint)
+from .runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, shuffled,
+                       to_batch, write_checkpoint)
 from .scoring import score
 
 
@@ -132,6 +132,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     start = 0
     if resume:
         history, start = resume_checkpoint(ckpt_path, config, model, opt)
+        complete_run_files(run, config, history, getattr(task, "bar", None))  # what a kill left undone
     world.broadcast(model)
 
     n = len(task.train.inputs)

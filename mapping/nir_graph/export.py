@@ -7,7 +7,7 @@ from typing import Any, Union
 import nir
 import numpy as np
 
-from neurosim.atomic import atomic_path
+from neurosim.atomic import h5_image
 from neurosim.errors import ExportError
 from neurosim.models import Discretization
 from neurosim.network import Network, PoissonInput, Population, Projection
@@ -157,5 +157,5 @@ def write_nir(network: Network, path: Union[str, "os.PathLike[str]"],
               discretization: Discretization = "euler") -> None:
     """Write ``to_nir(network, discretization)`` to `path` with ``nir.write``, atomically."""
     graph = to_nir(network, discretization)
-    with atomic_path(path) as tmp:
-        nir.write(tmp, graph)
+    with h5_image(path) as buf:  # built in memory: a full disk cannot crash the HDF5 library
+        nir.write(buf, graph)

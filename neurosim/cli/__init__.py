@@ -3,7 +3,8 @@
 Subcommands: simulate, info, raster, example, backends, cuba, train, export, import, crosscheck,
 demo; ``neurosim CMD --help`` explains each. Bad input (any :class:`~neurosim.errors.NeurosimError`,
 a missing or unwritable file, a usage error, a size that does not fit in memory) prints one line
-``neurosim: error: ...`` on stderr and exits with 2; Ctrl-C exits with 130. Every output file is
+``neurosim: error: ...`` on stderr and exits with 2 (a full disk or a file-size limit too); Ctrl-C exits
+with 130 and SIGTERM, which cleans up the same way, with 143. Every output file is
 written atomically, so an interrupted run leaves no partial file; an output that is one of the
 command's inputs is refused (neurosim.paths), and `cuba` and `demo` remove what a failed run
 wrote, with the directory if they made it (a demo keeps it once training has saved a checkpoint).

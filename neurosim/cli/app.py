@@ -3,12 +3,15 @@ error into one line ``neurosim: error: ...`` and an exit code (see the package d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from typing import NoReturn, Optional, Sequence
+import threading
+from typing import Any, Iterator, NoReturn, Optional, Sequence
 
 from ..version import __version__
-from ..errors import NeurosimError
+from ..errors import NeurosimError, Terminated
 from . import crosscheck, demo, export, simulate, train
 from .common import PROG
 
@@ -50,7 +53,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `train --nproc N` to start its ranks
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
+    except Terminated:  # before KeyboardInterrupt, its base: the same clean-up, its own exit code
+        _error("terminated by SIGTERM (no partial output files were written)")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         _error("interrupted (no partial output files were written)")
         return 130
@@ -70,6 +77,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:
         _error(_os_message(exc))
         return 2
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main
+    thread, so it cleans up like Ctrl-C: the one place that handles the signal for every command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. main() called in a worker)
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: a repeat must not cut the clean-up short
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _error(message: str) -> None:

@@ -19,13 +19,22 @@ class CLIError(NeurosimError):
 
 
 def int_at_least(lo: int) -> Callable[[str], int]:
-    """argparse type: a whole number >= `lo`; argparse prefixes the option, so a bad value reads
+    """argparse type: a whole number >= `lo`, also written in exponent form (``1e6``, ``2.5E3``:
+    exactly, as a decimal); argparse prefixes the option, so a bad value reads
     ``argument --trial: expected a whole number >= 0, got 'x'``."""
     def parse(text: str) -> int:
+        from decimal import Decimal, InvalidOperation
+
         try:
             value = int(text)
         except ValueError:
             value = None
+            try:
+                exact = Decimal(text.strip()) if len(text) <= 40 else None
+            except InvalidOperation:
+                exact = None
+            if exact is not None and exact.is_finite() and exact == exact.to_integral_value() and exact.adjusted() < 40:
+                value = int(exact)
         if value is None or value < lo:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}")
         return value
@@ -105,6 +114,8 @@ def argument_error(exc: NetworkError, args: argparse.Namespace) -> NeurosimError
         return CLIError(f"{args.model}: {exc.message}; pass --input IN.npz with an array under that key")
     if field.startswith("backend_options."):
         return CLIError(f"--backend-option {field[len('backend_options.'):]}: {exc.message}")
+    if field == "steps":
+        return CLIError(f"--steps {args.steps}: {exc.message}")
     if field == "batch":
         return CLIError(f"--batch {args.batch}: {exc.message}" + (f" ({args.input})" if args.input else ""))
     if field.startswith("traces."):

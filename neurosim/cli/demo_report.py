@@ -9,7 +9,7 @@ import os
 from dataclasses import asdict
 from typing import Any, Optional
 
-from ..atomic import atomic_path
+from ..atomic import write_png
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -38,8 +38,7 @@ def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0) -
     if pops:
         axes[0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    write_png(path, fig)
 
 
 # ------------------------------------------------------------------------------------ reports

@@ -241,7 +241,10 @@ def cmd_cuba(args: argparse.Namespace) -> int:
         net = examples.build_cuba(args.n, CUBA_SYN, args.seed)
         t_build = time.perf_counter() - t0
         print(f"network: {net.n_neurons} neurons, {net.n_synapses} synapses, dt {net.dt * 1e3:g} ms")
-        result = simulate(net, None, args.steps, backend=name, seed=args.seed, progress=not args.no_progress)
+        try:
+            result = simulate(net, None, args.steps, backend=name, seed=args.seed, progress=not args.no_progress)
+        except NetworkError as exc:  # e.g. --steps whose recording would not fit in memory
+            raise (CLIError(f"--steps {args.steps}: {exc.message}") if exc.field == "steps" else exc) from None
         t1 = time.perf_counter()  # files are written once the simulation has run
         storage.save(net, files["model"])
         storage.save_result(result, files["result"])

@@ -166,7 +166,7 @@ def one_hot(labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
     """Train per `config` (a training.config.TrainConfig) into `run_dir`; see the module docstring."""
-    from ..runfiles import batches_per_epoch, epoch_bar, epoch_lr, shuffled, write_checkpoint
+    from ..runfiles import batches_per_epoch, complete_run_files, epoch_bar, epoch_lr, shuffled, write_checkpoint
 
     o = parse_options(config.rule_options)
     if config.task_options:
@@ -185,6 +185,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     ckpt = run_dir / "checkpoint.pt"
     if resume:
         history, start = _resume(ckpt, config, params, opt)
+        complete_run_files(run_dir, config, history, BAR)  # what a kill left undone
     n = len(xtr)
     batches = batches_per_epoch(n, config)
     bar = epoch_bar(config, start, batches, f"train digits_static ({o.baseline})", progress)

@@ -374,7 +374,7 @@ def evaluate(model: MSGNet, data: GraphData) -> dict[str, float]:
 def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, device: torch.device) -> dict[str, Any]:
     """Train MSG per `config` into `run_dir` (training.methods); an epoch is `steps` full-batch steps."""
     from .graphs import make_graph
-    from ..runfiles import epoch_bar, resume_checkpoint, set_epoch_lr, write_checkpoint
+    from ..runfiles import complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, write_checkpoint
 
     opts = Options.parse(dict(config.rule_options))
     graph = make_graph(config.task, config.seed, config.task_options)
@@ -388,6 +388,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     ckpt = run_dir / "checkpoint.pt"
     if resume:
         history, start = resume_checkpoint(ckpt, config, model, opt)  # type: ignore[arg-type]
+        complete_run_files(run_dir, config, history)  # what a kill left undone
     bar = epoch_bar(config, start, opts.steps, f"train {config.task} (msg {opts.baseline}, {opts.manifold}, "
                     f"T={opts.T})", progress, unit="step")
     try:

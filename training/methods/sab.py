@@ -269,8 +269,8 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     """Train per `config` (rule sab, options in config.rule_options) into `run_dir`; see
     training.methods for the contract (config.json, checkpoint.pt after every epoch, metrics.csv,
     curve.png, all atomically; `resume` continues from the checkpoint to the same final weights)."""
-    from ..runfiles import (batches_per_epoch, epoch_bar, resume_checkpoint, set_epoch_lr, shuffled, to_batch,
-                            write_checkpoint)
+    from ..runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr,
+                            shuffled, to_batch, write_checkpoint)
     from ..tasks import make_task
     from . import METHODS, refuse_unused
 
@@ -288,6 +288,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     start = 0
     if resume:
         history, start = resume_checkpoint(ckpt, config, model, opt)  # type: ignore[arg-type]
+        complete_run_files(run_dir, config, history, task.bar)  # what a kill left undone
     n = len(task.train.inputs)
     bar = epoch_bar(config, start, batches_per_epoch(n, config), f"train {config.task} (sab: {opts['method']})",
                     progress)
