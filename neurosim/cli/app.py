@@ -11,6 +11,7 @@ from ..version import __version__
 from ..errors import NeurosimError
 from . import crosscheck, demo, export, simulate, train
 from .common import PROG
+from .extras import missing_extra_message
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +52,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `train --nproc N` to start its ranks
     try:
         return int(args.func(args) or 0)
+    except ImportError as exc:  # an optional dependency is missing: name the extra that brings it
+        line = missing_extra_message(exc, args.command)
+        if line is None:
+            raise
+        _error(line)
+        return 2
     except KeyboardInterrupt:
         _error("interrupted (no partial output files were written)")
         return 130
