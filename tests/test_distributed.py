@@ -233,3 +233,21 @@ def test_torchrun_runs_the_same_data_parallel_training(tmp_path):
     assert proc.returncode == 0, proc.stderr
     train(TrainConfig(**TINY, epochs=2, dtype="float64"), tmp_path / "one", progress=False, device="cpu")
     _assert_close(_weights(tmp_path / "tr"), _weights(tmp_path / "one"), tolerance("float64", 8))
+
+
+def test_dtype_is_checked_stored_and_absent_means_float32(tmp_path):
+    """TrainConfig.dtype: refused unless float32 or float64; a checkpoint written before the
+    option existed (no 'dtype' in its config) resumes as float32 and is refused as float64."""
+    from neurosim.errors import NeurosimError
+    from training.runfiles import CHECKPOINT_VERSION, read_checkpoint
+
+    with pytest.raises(NeurosimError, match="--dtype: expected float32 or float64, got 'float16'"):
+        TrainConfig(dtype="float16")
+    old = asdict(TrainConfig(**TINY, epochs=2))
+    del old["dtype"]
+    row = dict(epoch=0, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, seconds=1.0)
+    torch.save({"version": CHECKPOINT_VERSION, "config": old, "epoch": 0, "history": [row]}, tmp_path / "c.pt")
+    _, epoch, _ = read_checkpoint(tmp_path / "c.pt", TrainConfig(**TINY, epochs=2))
+    assert epoch == 0
+    with pytest.raises(NeurosimError, match="--dtype 'float32' there, 'float64' here"):
+        read_checkpoint(tmp_path / "c.pt", TrainConfig(**TINY, epochs=2, dtype="float64"))
