@@ -22,9 +22,9 @@ The bound holds while no spike appears or vanishes; a weight difference that mov
 across its threshold grows to the size of a learning-rate step (a 3-epoch float32 ottt run went
 from 1e-5 after epoch 2 to 5e-3 during epoch 3): float64 keeps differences ~1e-13, far from any
 threshold. A weighting error (every rank weighted 1/2 instead of n_r/n) moves weights by a few
-learning-rate steps, 1e-2 in 8 updates (test_a_wrong_shard_weighting_is_caught); a scale error (sum for mean),
-to which Adam is blind, shows through --clip and in the gradient test, which compares gradients
-directly.
+learning-rate steps, 1e-2 in 8 updates (test_a_wrong_shard_weighting_is_caught); a scale error
+(sum for mean), to which Adam is blind, shows through --clip and in the gradient test, which
+compares gradients directly.
 """
 from __future__ import annotations
 
