@@ -64,7 +64,8 @@ def _import_brian2() -> Any:
     try:
         import brian2
     except ImportError as exc:
-        raise ExportError("brian2", "", f"brian2 is not installed here ({exc}); pip install brian2") from None
+        raise ExportError("brian2", "", f"brian2 is not installed here ({exc}); install it with: "
+                                            "pip install 'neurosim[mapping]'") from None
     return brian2
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from neurosim.errors import NeurosimError
+
+DTYPES = ("float32", "float64")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -33,3 +37,10 @@ class TrainConfig:
     schedule: str = "cosine"
     task_options: dict[str, Any] = field(default_factory=dict)
     rule_options: dict[str, Any] = field(default_factory=dict)
+    # floating-point type of weights, states and gradients (a run directory written before this
+    # option existed has none in its config.json or checkpoint: it was float32)
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise NeurosimError(f"--dtype: expected {' or '.join(DTYPES)}, got {self.dtype!r}")

@@ -12,7 +12,9 @@ gradient of the global batch is::
 weights. Rules that update during a sequence (``updates_online``) call the stepper at each of
 their updates, so the gradient is averaged there. A rank whose shard is empty (a last batch
 smaller than the world) runs its rule on one sample with weight 0, so every rank makes the
-same collective calls. The sums differ from one process only in float summation order.
+same collective calls. The sums differ from one process only in float summation order. The
+reduction runs in float64 whatever the training dtype (TrainConfig.dtype, ``--dtype``) and
+gives each gradient back in its parameter's dtype.
 
 Ranks come from the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT); :func:`launch` starts N copies of a ``neurosim`` command with it, which is what

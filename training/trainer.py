@@ -120,7 +120,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                             tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
-    model = from_network(net, surrogate=config.surrogate).to(dev)
+    model = from_network(net, surrogate=config.surrogate, dtype=getattr(torch, config.dtype)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     stepper = distributed.Stepper(opt, world, config.clip)  # (all-reduce,) clip, step
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,

@@ -14,6 +14,7 @@ from ..version import __version__
 from ..errors import NeurosimError, Terminated
 from . import crosscheck, demo, export, simulate, train
 from .common import PROG
+from .extras import missing_extra_message
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +56,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         with _sigterm_as_interrupt():
             return int(args.func(args) or 0)
+    except ImportError as exc:  # an optional dependency is missing: name the extra that brings it
+        line = missing_extra_message(exc, args.command)
+        if line is None:
+            raise
+        _error(line)
+        return 2
     except Terminated:  # before KeyboardInterrupt, its base: the same clean-up, its own exit code
         _error("terminated by SIGTERM (no partial output files were written)")
         return 128 + signal.SIGTERM

@@ -73,6 +73,9 @@ def register(sub: Any) -> None:
                         "with --tau-adapt 2.0")
     p.add_argument("--clip", type=float, default=None, metavar="NORM",
                    help="clip the gradient's global norm to NORM before each update (default: no clipping)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="floating-point type of weights, states and gradients (default float32; float64 for "
+                        "comparisons at rounding level, e.g. of a --nproc run with one process)")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
                    help="pseudo-derivative of the spike (default fast_sigmoid)")
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", dest="task_option",
