@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training import ep_net as E  # noqa: E402
+from training.methods import ep_net as E  # noqa: E402
 from training.methods.ep import EPOptions, batch_gradient, digits_static  # noqa: E402
 from training.budget.memory import LiveBytes  # noqa: E402
 from training.trainer import TrainConfig, train  # noqa: E402

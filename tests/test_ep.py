@@ -12,7 +12,7 @@ pytest.importorskip("sklearn")
 
 from neurosim.cli import main  # noqa: E402
 from neurosim.errors import NeurosimError  # noqa: E402
-from training import ep_net as E  # noqa: E402
+from training.methods import ep_net as E  # noqa: E402
 from training.methods.ep import EPOptions, batch_gradient, digits_static, load_weights  # noqa: E402
 from training.trainer import TrainConfig, train  # noqa: E402
 

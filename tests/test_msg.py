@@ -1,4 +1,4 @@
-"""MSG (training.msg) and its graphs (training.graphs): manifold maps against closed forms,
+"""MSG (training.methods.msg) and its graphs (training.methods.graphs): manifold maps against closed forms,
 DvM's gradient against autograd of the manifold chain, the BPTT twin against finite
 differences, the SBM's statistics, the file loader's errors, the CLI and resume."""
 from __future__ import annotations

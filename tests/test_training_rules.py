@@ -162,7 +162,7 @@ def test_budgeted_block_pays_its_working_memory_from_a_byte_budget():
 @pytest.mark.parametrize("policy", ["hsm", "ism", "mixed"])
 @pytest.mark.parametrize("block", [1, 4, 16])
 def test_byte_budget_bounds_the_measured_peak(block, policy):
-    """A byte budget bounds the iteration's peak of live tensor bytes (training.memory.LiveBytes)
+    """A byte budget bounds the iteration's peak of live tensor bytes (training.budget.memory.LiveBytes)
     within 1%: the stored states and step graphs (each graph with the input state it holds) plus
     the measured working memory of one block fit into it, and the gradient stays BPTT's."""
     from training.budget.memory import LiveBytes
