@@ -38,6 +38,7 @@ import numpy as np
 from h5py import h5t
 
 from .errors import FileFormatError
+from .memory import available_memory
 from .paths import file_problem
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,22 +70,6 @@ class FileKind:
     unopened: str
     intact: str
     heap_first: bool = False
-
-
-def available_memory() -> int:
-    """Bytes of memory available now: ``MemAvailable`` of /proc/meminfo, else the physical
-    memory (os.sysconf), else 4 GiB."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return 4 * 2**30
 
 
 def memory_budget(budget: Budget = None) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import backends
 from .errors import NetworkError
+from .memory import available_memory
 from .network import Network, SpikeInput
 from .plan import Plan, lower
 from .result import SimulationResult, SpikeTrains
@@ -179,7 +180,7 @@ def _check_projection(events: list, src_events: list, trace_parts: list, done: i
     """After each chunk: the whole run's time in words in the progress bar (tqdm's ETA is hours,
     e.g. 491818:11:19 for 10**12 CUBA steps), and a refusal (NetworkError on 'steps') as soon as
     the spikes and traces recorded so far, projected linearly to `steps`, exceed the memory
-    available (MemAvailable; not checked where it is unknown) instead of running out of it later."""
+    available (:func:`neurosim.memory.available_memory`) instead of running out of it later."""
     if done >= steps:
         return
     if run_s > 0:
@@ -187,24 +188,12 @@ def _check_projection(events: list, src_events: list, trace_parts: list, done: i
     held = sum(a.nbytes for part in (events, src_events) for e in part for a in e)
     held += sum(a.nbytes for part in trace_parts for a in part.values())
     projected = held * (steps / done)
-    available = _available_memory()
-    if available is not None and projected > available:
+    available = available_memory()
+    if projected > available:
         raise NetworkError("steps", f"would record about {projected / 1e9:.3g} GB of spikes and "
                                     f"traces ({held / 1e6:.3g} MB in the first {done} steps), more than the "
                                     f"{available / 1e9:.3g} GB of memory available; simulate fewer steps "
                                     "(the run would take about " + _duration(run_s * steps / max(done, 1)) + ")")
-
-
-def _available_memory() -> Optional[int]:
-    """Bytes of memory available to new allocations (Linux /proc/meminfo MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _duration(seconds: float) -> str:
