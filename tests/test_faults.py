@@ -173,9 +173,28 @@ def test_kill_9_during_training_then_resume_equals_an_uninterrupted_run(tmp_path
     assert not _leftovers(run)  # the killed writers' temporary files were removed by later writes
 
 
+# Run `neurosim` with os.fsync of its temporary output paused: the temporary file is written and
+# not yet renamed, the widest point a kill can hit. A marker file says the pause was reached, so
+# the kill lands there on every machine (polling for the .tmp file raced on faster CPUs).
+_PAUSED_AT_FSYNC = """
+import os, sys, time
+real = os.fsync
+def fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+        open(os.environ["NEUROSIM_TEST_PAUSED"], "w").close()
+        time.sleep(600)
+    return real(fd)
+os.fsync = fsync
+from neurosim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_kill_9_during_export_leaves_the_old_file_or_none(tmp_path):
-    """SIGKILL while `neurosim export` writes (its temporary file exists): no output, or the
-    previous output whole; a re-run writes what an uninterrupted export writes."""
+    """SIGKILL while `neurosim export` writes (its temporary file is complete, not yet renamed):
+    first with no output yet (none is left), then over a previous output (it is left whole);
+    a re-run removes the dead writer's temporary file and writes what an uninterrupted export
+    writes."""
     from assets.cuba import cuba_network
     from mapping.nir_graph import read_nir
 
@@ -187,23 +206,23 @@ def test_kill_9_during_export_leaves_the_old_file_or_none(tmp_path):
     assert main([*export, "--out", str(tmp_path / "straight.nir")]) == 0
     out = tmp_path / "out" / "net.nir"
     out.parent.mkdir()
-    killed_mid_write = 0
-    for attempt in range(6):
+    for previous in (False, True):
+        if previous:
+            assert main([*export, "--out", str(out)]) == 0
         before = out.read_bytes() if out.exists() else None
-        proc = _start([*export, "--out", str(out)])
+        paused = tmp_path / f"paused{int(previous)}"
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   OMP_NUM_THREADS="1", NEUROSIM_TEST_PAUSED=str(paused))
+        proc = subprocess.Popen([sys.executable, "-c", _PAUSED_AT_FSYNC, *export, "--out", str(out)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            _wait_for(lambda: bool(_leftovers(out.parent)) or proc.poll() is not None, 60)
+            _wait_for(lambda: paused.exists() or proc.poll() is not None, 120)
         finally:
             proc.kill()
             proc.wait()
-        if proc.returncode == -signal.SIGKILL and _leftovers(out.parent):
-            killed_mid_write += 1
-            assert (out.read_bytes() if out.exists() else None) == before  # untouched: old file or none
-        if killed_mid_write == 2:
-            break
-        if not out.exists():
-            assert main([*export, "--out", str(out)]) == 0  # the second kill then hits a re-export
-    assert killed_mid_write == 2
+        assert proc.returncode == -signal.SIGKILL and paused.exists(), proc.stderr.read().decode()
+        assert len(_leftovers(out.parent)) == 1  # the dead writer's complete temporary file
+        assert (out.read_bytes() if out.exists() else None) == before  # untouched: old file or none
     assert main([*export, "--out", str(out)]) == 0
     assert not _leftovers(out.parent)
     a, b = read_nir(tmp_path / "straight.nir", 1e-4), read_nir(out, 1e-4)
