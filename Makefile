@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m neurosim demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" --durations=20 tests
 
 # the slow cases too (Brian2 cpp_standalone builds, extra Lava networks): several more minutes
 test-slow: $(STAMP)
