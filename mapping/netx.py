@@ -18,14 +18,21 @@ integer: :func:`to_netx` quantises with ``weight_exp = 0`` and ``bias_exp = 6`` 
 what NetX would clip. Float units of :func:`read_netx` follow SLAYER: weights and bias /64,
 threshold vThMant / 64 (state scale 4096 = 64 << 6).
 
+An LI readout (non-spiking) is written as a CUBA layer with ``vThMant = 131071`` (the largest
+threshold, compared as ``v > 131071 << 6``) and the attribute ``neurosim_kind = 'li'``:
+:func:`netx_quantize` chooses its scale so that the worst case (every input neuron spiking at
+every step) keeps ``|v| <= 131071 << 6``, so Lava's LIF never spikes there and its ``v`` is
+the readout (the report's notes give the bound). NetX itself reads every layer as a LIF.
+
 Expressible: one SpikeInput feeding a chain of LIF populations (reset 'zero', zero initial
-state), each fed by the previous one, optionally with a self-recurrent projection
+state; an LI readout may end the chain), each fed by the previous one, optionally with a self-recurrent projection
 ('dense_rec': then both delays must be 1, as NetX's RecurrentDense drops the weight exponent
 and shares one delay matrix when delays are given). Names are kept in HDF5 attributes,
 which NetX ignores.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -65,8 +72,59 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
             raise ExportError(TARGET, f"projections.{j.name}.delay", "NetX holds one weight and one delay per "
                                                                      "(pre, post); this projection has pairs with "
                                                                      "synapses of several delays")
-    return quantize(network, vth_mant=vth_mant, weight_exp=0, bias_exp=NETX_BIAS_EXP,
-                    max_delay=NETX_MAX_DELAY, target=TARGET, lava_lif_only=True)
+    given: dict[str, int] = (dict(vth_mant) if isinstance(vth_mant, Mapping) else
+                             {} if vth_mant is None else {p.name: vth_mant for p in network.populations})
+    chosen = set(given)  # the caller's mantissas are kept as they are
+    for _ in range(8):  # lower an LI readout's scale until its worst case provably stays below vth
+        fixed = quantize(network, vth_mant=given or None, weight_exp=0, bias_exp=NETX_BIAS_EXP,
+                         max_delay=NETX_MAX_DELAY, target=TARGET, lava_lif_only=True)
+        over = {p.name: li_bound(fixed, p.name) for p in fixed.populations if p.kind == "li"}
+        over = {k: b for k, b in over.items() if b > LI_VTH_INT}
+        if not over:
+            return _with_notes(fixed)
+        for name, bound in over.items():
+            lower = int(np.floor(fixed.population(name).vth * LI_VTH_INT / bound * 0.999)) if np.isfinite(bound) else 0
+            if lower < 1 or name in chosen:
+                raise ExportError(TARGET, f"populations.{name}", "an LI readout is written as a CUBA layer that must "
+                                                                 f"never spike; its worst-case |v| ({bound:.4g}) is not "
+                                                                 f"kept below {LI_VTH_INT} (a smaller vth_mant, or beta "
+                                                                 "< 1, would)")
+            given[name] = lower
+    raise ExportError(TARGET, "populations", "no LI readout scale keeps the worst-case |v| below threshold")
+
+
+LI_VTH_INT = VTH_MAX << 6      # the LI readout's CUBA threshold, in v units
+
+
+def li_bound(fixed: FixedPointNetwork, name: str) -> float:
+    """Worst-case |v| (integer units) of population `name` when every input neuron spikes at every
+    step, from zero state: |a_in| <= A = max(sum of positive, sum of negative effective weights)
+    shifted by the weight exponent; |u| <= U = 64 A * 4096 / (du + 1) (no 24-bit wrap while U < 2**23);
+    |v| <= (U + |bias|) * 4096 / dv. inf when U >= 2**23 or dv = 0 with input."""
+    pop = fixed.population(name)
+    pos = np.zeros(pop.size)
+    neg = np.zeros(pop.size)
+    for q in fixed.projections:
+        if q.post == name:
+            w = q.effective_weights.astype(np.float64) * 2.0 ** q.weight_exp
+            pos += np.where(w > 0, w, 0).sum(axis=0)
+            neg += np.where(w < 0, -w, 0).sum(axis=0)
+    u = 64 * np.maximum(pos, neg) * DECAY_ONE / (np.asarray(pop.du, np.float64) + 1)
+    drive = u + np.abs(pop.effective_bias)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(drive > 0, drive * DECAY_ONE / np.asarray(pop.dv, np.float64), 0.0)
+    return float(np.inf) if np.any(u >= 2 ** 23) else float(np.max(v, initial=0.0))
+
+
+def _with_notes(fixed: FixedPointNetwork) -> FixedPointNetwork:
+    """`fixed` with the report's notes on how each LI readout is written."""
+    notes = tuple(f"{p.name}: LI readout written as a CUBA layer with vThMant {VTH_MAX} (never spikes: worst-case "
+                  f"|v| {li_bound(fixed, p.name):.0f} <= {LI_VTH_INT}); read Lava's v, "
+                  f"{p.scale.min():.6g} integer units per unit of the readout"
+                  for p in fixed.populations if p.kind == "li")
+    if not notes or fixed.report is None:
+        return fixed
+    return dataclasses.replace(fixed, report=dataclasses.replace(fixed.report, notes=fixed.report.notes + notes))
 
 
 def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
@@ -106,7 +164,9 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
                 _string(n, "type", "CUBA")
                 n.create_dataset("iDecay", data=pop.du + 1)
                 n.create_dataset("vDecay", data=pop.dv)
-                n.create_dataset("vThMant", data=pop.vth)
+                n.create_dataset("vThMant", data=VTH_MAX if pop.kind == "li" else pop.vth)
+                if pop.kind == "li":
+                    _name(g, "neurosim_kind", "li")
                 n.create_dataset("refDelay", data=1)
                 n.create_dataset("gradedSpike", data=False)
     return fixed.report
@@ -155,13 +215,21 @@ def _chain(network: Union[Network, FixedPointNetwork]) -> list[tuple[str, Any, A
 
 def _layers(fixed: FixedPointNetwork) -> list[tuple[FixedPopulation, FixedProjection, Optional[FixedProjection]]]:
     layers = []
-    for name, ff, rec in _chain(fixed):
+    layers_all = _chain(fixed)
+    for name, ff, rec in layers_all:
         pop = fixed.population(name)
         where = f"populations.{name}"
-        if not pop.is_lava_lif:
+        if not (pop.is_lava_lif or (pop.kind == "li" and name == layers_all[-1][0])):
             raise ExportError(TARGET, f"{where}.kind", f"NetX's CUBA neuron is Lava's LIF (reset to zero, no "
-                                                      f"refractory period); got kind {pop.kind!r}, reset {pop.reset!r}")
-        if np.any(pop.u0) or np.any(pop.v0):
+                                                      f"refractory period; a non-spiking LI readout only as the "
+                                                      f"last layer); got kind {pop.kind!r}, reset {pop.reset!r}")
+        if pop.kind == "li" and li_bound(fixed, name) > LI_VTH_INT:
+            raise ExportError(TARGET, f"{where}.vth", f"the LI readout's worst-case |v| ({li_bound(fixed, name):.4g}) "
+                                                      f"could reach the CUBA threshold {LI_VTH_INT}; quantise with "
+                                                      "netx_quantize")
+        if pop.per_neuron:
+            raise ExportError(TARGET, f"{where}.du", "a NetX CUBA layer holds one iDecay, vDecay and vThMant")
+        if np.any(pop.u0[pop.bias_on_v]) or np.any(pop.v0):  # u0 acts only where u keeps memory (du < 4095)
             raise ExportError(TARGET, f"{where}.v0", "NetX starts every neuron at u = v = 0")
         if np.any(pop.bias_mant[pop.bias_exp != NETX_BIAS_EXP]):
             raise ExportError(TARGET, f"{where}.bias_exp", f"NetX fixes bias_exp = {NETX_BIAS_EXP}")
@@ -186,6 +254,9 @@ def _netx_problem(w: np.ndarray) -> str:
     lo, hi = NETX_LIMITS[mode]
     if w.min() < lo or w.max() > hi:
         return f"NetX/Lava clip {mode} weights to [{lo}, {hi}], found [{w.min()}, {w.max()}]"
+    if mode == "mixed" and np.any(w % 2):
+        return ("odd mixed-sign weights: NetX rescales them (optimize_weight_bits) before Lava drops the lowest "
+                "bit, which depends on the layer's range; expected even values")
     return ""
 
 
@@ -337,7 +408,11 @@ class NetxReader(H5Reader):
             pops.append(pop)
             prev, n_prev = pop.name, n
         try:
-            return FixedPointNetwork(float(dt), tuple(pops), tuple(projs), (src,), name=os.path.basename(self.path))
+            net = FixedPointNetwork(float(dt), tuple(pops), tuple(projs), (src,), name=os.path.basename(self.path))
+            # a layer marked 'li' is read as one only if Lava's LIF provably never spikes there
+            lif = [dataclasses.replace(p, kind="lif") if p.kind == "li" and li_bound(net, p.name) > LI_VTH_INT else p
+                   for p in pops]
+            return dataclasses.replace(net, populations=tuple(lif)) if lif != pops else net
         except NetworkError as exc:
             raise FileFormatError(self.path, "/layer", str(exc)) from None
 
@@ -353,8 +428,9 @@ class NetxReader(H5Reader):
         bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if self.has(f"{base}/bias") else np.zeros(n, np.int64)
         if bias.ndim and bias.shape != (n,):
             self.fail(f"{base}/bias", f"expected shape ({n},), got {bias.shape}")
+        kind = "li" if self.name(base, "neurosim_kind", "lif") == "li" else "lif"
         return FixedPopulation(name, n, i_decay - 1, v_decay, vth, np.broadcast_to(bias, (n,)), NETX_BIAS_EXP,
-                               0, 0, scale=SLAYER_SCALE)
+                               0, 0, scale=SLAYER_SCALE, kind=kind)
 
     def delay(self, base: str, shape: tuple[int, int]) -> np.ndarray:
         """Extra steps as NetX reads them: scalar, per row (n_out), per column (n_in) or full."""
