@@ -47,6 +47,8 @@ from neurosim.fixed_point import (DECAY_ONE, VTH_MAX, FixedPointNetwork, FixedPo
                                   FixedProjection, QuantizationReport, dequantize, quantize)
 from neurosim.h5read import Budget, FileKind, H5Reader, plain_dtype
 from neurosim.network import Network, SpikeInput
+
+from .netx_readout import LI_VTH_INT, li_bound, with_notes
 from neurosim.result import SimulationResult, SpikeTrains
 
 TARGET = "netx"
@@ -81,7 +83,7 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
         over = {p.name: li_bound(fixed, p.name) for p in fixed.populations if p.kind == "li"}
         over = {k: b for k, b in over.items() if b > LI_VTH_INT}
         if not over:
-            return _with_notes(fixed)
+            return with_notes(fixed)
         for name, bound in over.items():
             lower = int(np.floor(fixed.population(name).vth * LI_VTH_INT / bound * 0.999)) if np.isfinite(bound) else 0
             if lower < 1 or name in chosen:
@@ -91,40 +93,6 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
                                                                  "< 1, would)")
             given[name] = lower
     raise ExportError(TARGET, "populations", "no LI readout scale keeps the worst-case |v| below threshold")
-
-
-LI_VTH_INT = VTH_MAX << 6      # the LI readout's CUBA threshold, in v units
-
-
-def li_bound(fixed: FixedPointNetwork, name: str) -> float:
-    """Worst-case |v| (integer units) of population `name` when every input neuron spikes at every
-    step, from zero state: |a_in| <= A = max(sum of positive, sum of negative effective weights)
-    shifted by the weight exponent; |u| <= U = 64 A * 4096 / (du + 1) (no 24-bit wrap while U < 2**23);
-    |v| <= (U + |bias|) * 4096 / dv. inf when U >= 2**23 or dv = 0 with input."""
-    pop = fixed.population(name)
-    pos = np.zeros(pop.size)
-    neg = np.zeros(pop.size)
-    for q in fixed.projections:
-        if q.post == name:
-            w = q.effective_weights.astype(np.float64) * 2.0 ** q.weight_exp
-            pos += np.where(w > 0, w, 0).sum(axis=0)
-            neg += np.where(w < 0, -w, 0).sum(axis=0)
-    u = 64 * np.maximum(pos, neg) * DECAY_ONE / (np.asarray(pop.du, np.float64) + 1)
-    drive = u + np.abs(pop.effective_bias)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.where(drive > 0, drive * DECAY_ONE / np.asarray(pop.dv, np.float64), 0.0)
-    return float(np.inf) if np.any(u >= 2 ** 23) else float(np.max(v, initial=0.0))
-
-
-def _with_notes(fixed: FixedPointNetwork) -> FixedPointNetwork:
-    """`fixed` with the report's notes on how each LI readout is written."""
-    notes = tuple(f"{p.name}: LI readout written as a CUBA layer with vThMant {VTH_MAX} (never spikes: worst-case "
-                  f"|v| {li_bound(fixed, p.name):.0f} <= {LI_VTH_INT}); read Lava's v, "
-                  f"{p.scale.min():.6g} integer units per unit of the readout"
-                  for p in fixed.populations if p.kind == "li")
-    if not notes or fixed.report is None:
-        return fixed
-    return dataclasses.replace(fixed, report=dataclasses.replace(fixed.report, notes=fixed.report.notes + notes))
 
 
 def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,

@@ -31,7 +31,7 @@ def _trained(tmp_path, readout: str) -> str:
     return str(run / "model.h5")
 
 
-@pytest.mark.parametrize("readout", ["lif", pytest.param("li", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("readout", ["lif", "li"])
 def test_trained_lif_network_runs_in_lava_dl_netx_with_fixed_point_spikes(netx, tmp_path, capsys, readout):
     from mapping.netx import netx_quantize, read_netx_fixed, run_netx
 
