@@ -28,10 +28,12 @@ def lava_lif_params(pop: Population, *, fixed: bool, target: str = TARGET) -> di
     """
     where = f"populations.{pop.name}.model"
     if not isinstance(pop.model, (LIF, IF)):
-        raise ExportError(target, where, f"{type(pop.model).__name__} is not a Lava LIF "
-                                         "(only LIF and IF with reset='zero' are)")
+        raise ExportError(target, where, f"{type(pop.model).__name__} is not a Lava LIF (only LIF and IF with "
+                                         "reset='zero' are, and an LI readout; `neurosim train --model lif --reset "
+                                         "zero` trains such a network)")
     if pop.model.reset != "zero":
-        raise ExportError(target, f"{where}.reset", "Lava's LIF resets v to 0; reset='subtract' cannot be expressed")
+        raise ExportError(target, f"{where}.reset", "Lava's LIF resets v to 0; reset='subtract' cannot be expressed "
+                                                    "(`neurosim train --reset zero` trains with Lava's reset)")
     out = _checked(pop, ("alpha", "beta"), target)
     out.update(_uniform(pop, ("refractory",), "Lava's LIFRefractory", target))
     if fixed and out["refractory"] > 0:
