@@ -307,7 +307,7 @@ def _fixed_neurons(lava: Any, fixed: FixedPointNetwork) -> Neurons:
     neurons, scale, bias = {}, {}, {}
     for p in fixed.populations:
         if p.is_lava_lif:
-            neurons[p.name] = lava.LIF(shape=(p.size,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias_mant,  # per neuron
+            neurons[p.name] = lava.LIF(shape=(p.size,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias_mant,
                                        bias_exp=p.bias_exp, u=p.u0, v=p.v0, name=p.name)
         else:
             neurons[p.name] = fixed_neuron_process(lava, p)

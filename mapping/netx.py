@@ -87,10 +87,10 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
         for name, bound in over.items():
             lower = int(np.floor(fixed.population(name).vth * LI_VTH_INT / bound * 0.999)) if np.isfinite(bound) else 0
             if lower < 1 or name in chosen:
-                raise ExportError(TARGET, f"populations.{name}", "an LI readout is written as a CUBA layer that must "
-                                                                 f"never spike; its worst-case |v| ({bound:.4g}) is not "
-                                                                 f"kept below {LI_VTH_INT} (a smaller vth_mant, or beta "
-                                                                 "< 1, would)")
+                raise ExportError(TARGET, f"populations.{name}",
+                                  "an LI readout is written as a CUBA layer that must never spike; its worst-case "
+                                  f"|v| ({bound:.4g}) is not kept below {LI_VTH_INT} (a smaller vth_mant, or "
+                                  "beta < 1, would)")
             given[name] = lower
     raise ExportError(TARGET, "populations", "no LI readout scale keeps the worst-case |v| below threshold")
 

@@ -75,3 +75,50 @@ def test_train_refuses_what_it_cannot_train(tmp_path, capsys):
     assert "--readout lif" in capsys.readouterr().err
     assert main(["train", "--task", "delayed_xor", "--reset", "hold", "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_a_checkpoint_from_before_the_options_resumes_as_subtract_and_li(tmp_path):
+    """A run written before --reset/--readout existed (neither in its config) was trained with
+    a subtractive reset and an LI readout: it resumes with those and is refused with others."""
+    from dataclasses import asdict
+
+    import torch
+
+    from neurosim.errors import NeurosimError
+    from training.config import TrainConfig
+    from training.runfiles import CHECKPOINT_VERSION, read_checkpoint
+
+    old = asdict(TrainConfig(task="delayed_xor", epochs=2))
+    del old["reset"], old["readout"]
+    row = dict(epoch=0, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, seconds=1.0)
+    torch.save({"version": CHECKPOINT_VERSION, "config": old, "epoch": 0, "history": [row]}, tmp_path / "c.pt")
+    assert read_checkpoint(tmp_path / "c.pt", TrainConfig(task="delayed_xor", epochs=2))[1] == 0
+    with pytest.raises(NeurosimError, match="--reset 'subtract' there, 'zero' here"):
+        read_checkpoint(tmp_path / "c.pt", TrainConfig(task="delayed_xor", epochs=2, reset="zero"))
+
+
+def test_li_readout_scale_is_lowered_until_it_cannot_spike_and_a_non_leaky_one_is_refused(tmp_path):
+    """The LI readout's worst case (every hidden neuron spiking every step, excitatory weights,
+    beta 0.999) would pass vThMant << 6 at the default scale: netx_quantize lowers that layer's
+    scale until the bound holds; with beta = 1 (no leak) no scale does, and nothing is written."""
+    from mapping.netx import netx_quantize, to_netx
+    from mapping.netx_readout import LI_VTH_INT, li_bound
+    from neurosim.fixed_point import quantize
+
+    r = np.random.default_rng(0)
+    w_in, w_out = r.uniform(0, 0.5, (10, 30)), r.uniform(0, 1.0, (30, 3))
+
+    def net(beta: float) -> ns.Network:
+        return ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 10)], populations=[
+            ns.Population("h", 30, ns.LIF(beta=0.9, reset="zero")), ns.Population("o", 3, ns.LI(beta=beta))],
+            projections=[ns.Projection("in_h", "in", "h", w_in), ns.Projection("h_o", "h", "o", w_out)])
+
+    plain = quantize(net(0.999), weight_exp=0, bias_exp=6, lava_lif_only=True)
+    assert li_bound(plain, "o") > LI_VTH_INT
+    fixed = netx_quantize(net(0.999))
+    assert li_bound(fixed, "o") <= LI_VTH_INT and fixed.population("o").vth < plain.population("o").vth
+    assert fixed.population("h").vth == plain.population("h").vth
+    assert any("o: LI readout written as a CUBA layer" in n for n in fixed.report.notes)
+    with pytest.raises(ns.ExportError, match=r"netx: populations\.o: an LI readout .* must never spike"):
+        to_netx(net(1.0), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()

@@ -112,8 +112,9 @@ def quantize(
     projection gets the smallest in [-8, 7] that fits its largest weight.
     bias_exp: one bias exponent (NetX uses 6); by default the smallest per neuron that fits.
     lava_lif_only: accept only what Lava's own LIF runs (LIF/IF, reset 'zero', no refractory)
-    and non-spiking LI readouts, as NetX needs; otherwise ALIF, LI, subtractive reset and refractory periods are quantised
-    to the integer neuron (run in Lava by the custom process of :mod:`mapping.lava_processes`).
+    and non-spiking LI readouts, as NetX needs; otherwise ALIF, LI, subtractive reset and
+    refractory periods are quantised to the integer neuron (run in Lava by the custom process
+    of :mod:`mapping.lava_processes`).
     Multapses (several synapses on one (pre, post)) are merged by addition before rounding;
     a pair with synapses of several delays gives one projection per delay (``{name}_d{d}``,
     :meth:`Network.without_multapses`).
@@ -394,10 +395,12 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
     """The float network the integer one stands for (gain folded into weights and bias).
 
     kind 'lif': LIF(alpha=(4095-du)/4096, beta=(4096-dv)/4096, theta=64*vth/S,
-    bias=(bias_mant<<bias_exp)*(1-alpha)/S (Lava's bias on v as a bias on i), reset, refractory); 'alif': the same as ALIF with
+    bias=(bias_mant<<bias_exp)*(1-alpha)/S (Lava's bias on v as a bias on i), reset,
+    refractory); 'alif': the same as ALIF with
     rho=(4096-drho)/4096, adapt=adapt_mant*2**(a_exp-adapt_shift)/S, adapt_gain=adapt_inc/2**a_exp,
     a0 = a0/2**a_exp; 'li': LI(alpha, beta, bias). v0 = v0/S, i0 = (u0 + bias on v)/S (u0/S
-    where du = 4095), weights m' * 2**e * 64 / S_post with m' the effective (bit-dropped) mantissas. It differs from the integer model only by rounding: the integer
+    where du = 4095), weights m' * 2**e * 64 / S_post with m' the effective (bit-dropped)
+    mantissas. It differs from the integer model only by rounding: the integer
     decays and the adaptive threshold truncate toward zero every step, and for weight_exp < 0
     each step's summed input is floored (QuantizationReport.floor_error_bound).
     """
