@@ -10,7 +10,8 @@ Layout (what NetX 0.6 reads, ``lava/lib/dl/netx/hdf5.py``)::
              neuron/type = 'CUBA', iDecay, vDecay, vThMant, refDelay = 1, gradedSpike = False
 
 NetX builds ``LIF(du=iDecay - 1, dv=vDecay, vth=vThMant, bias_exp=6)`` (so iDecay = du + 1
-cancels Lava's +1 offset) and ``Dense``/``DelayDense`` whose weight exponent and bit count it
+cancels Lava's +1 offset; each a scalar or one value per neuron, which Lava's LIF applies per
+neuron) and ``Dense``/``DelayDense`` whose weight exponent and bit count it
 chooses itself (``netx.utils.optimize_weight_bits``); that choice reproduces integer file
 weights exactly when they lie in [-256, 254] (mixed signs; it clips beyond), [0, 255]
 (excitatory) or [-255, 0] (inhibitory). So the file holds the whole input per spike as an
@@ -195,8 +196,8 @@ def _layers(fixed: FixedPointNetwork) -> list[tuple[FixedPopulation, FixedProjec
             raise ExportError(TARGET, f"{where}.vth", f"the LI readout's worst-case |v| ({li_bound(fixed, name):.4g}) "
                                                       f"could reach the CUBA threshold {LI_VTH_INT}; quantise with "
                                                       "netx_quantize")
-        if pop.per_neuron:
-            raise ExportError(TARGET, f"{where}.du", "a NetX CUBA layer holds one iDecay, vDecay and vThMant")
+        if pop.kind == "li" and np.ndim(pop.vth):
+            raise ExportError(TARGET, f"{where}.vth", "an LI readout is written with one vThMant (131071)")
         if np.any(pop.u0[pop.bias_on_v]) or np.any(pop.v0):  # u0 acts only where u keeps memory (du < 4095)
             raise ExportError(TARGET, f"{where}.v0", "NetX starts every neuron at u = v = 0")
         if np.any(pop.bias_mant[pop.bias_exp != NETX_BIAS_EXP]):
@@ -388,9 +389,8 @@ class NetxReader(H5Reader):
         nb = f"{base}/neuron"
         if self.text(f"{nb}/type") != "CUBA":
             self.fail(f"{nb}/type", f"unsupported neuron {self.text(f'{nb}/type')!r} (expected 'CUBA')")
-        i_decay = int(self.ints(f"{nb}/iDecay", 0, DECAY_ONE, (0,)))
-        v_decay = int(self.ints(f"{nb}/vDecay", 0, DECAY_ONE, (0,)))
-        vth = int(self.ints(f"{nb}/vThMant", 0, VTH_MAX, (0,)))
+        i_decay, v_decay, vth = (self.per_neuron(f"{nb}/{key}", hi, n) for key, hi in
+                                 (("iDecay", DECAY_ONE), ("vDecay", DECAY_ONE), ("vThMant", VTH_MAX)))
         if self.has(f"{nb}/gradedSpike") and np.any(self.ints(f"{nb}/gradedSpike", 0, 1, (0, 1))):
             self.fail(f"{nb}/gradedSpike", "graded spikes are not supported")
         bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if self.has(f"{base}/bias") else np.zeros(n, np.int64)
@@ -399,6 +399,13 @@ class NetxReader(H5Reader):
         kind = "li" if self.name(base, "neurosim_kind", "lif") == "li" else "lif"
         return FixedPopulation(name, n, i_decay - 1, v_decay, vth, np.broadcast_to(bias, (n,)), NETX_BIAS_EXP,
                                0, 0, scale=SLAYER_SCALE, kind=kind)
+
+    def per_neuron(self, where: str, hi: int, n: int) -> Any:
+        """A neuron parameter in [0, hi]: one int, or one per neuron (n,), as NetX hands it to Lava's LIF."""
+        arr = self.ints(where, 0, hi, (0, 1))
+        if arr.ndim and arr.shape != (n,):
+            self.fail(where, f"expected a scalar or shape ({n},), got {arr.shape}")
+        return int(arr) if arr.ndim == 0 else arr
 
     def delay(self, base: str, shape: tuple[int, int]) -> np.ndarray:
         """Extra steps as NetX reads them: scalar, per row (n_out), per column (n_in) or full."""
