@@ -4,10 +4,12 @@ Which Lava process runs a population:
 
 - Lava's own ``LIF`` for LIF and IF with ``reset='zero'`` (``LIFRefractory`` when refractory
   > 0, ``floating_pt`` only), checked by :func:`neurosim.fixed_point.lava_lif_params`.
-  ``floating_pt``: ``LIF(du=1-alpha, dv=1-beta, vth, bias_mant=bias*gain, u=i0, v=v0)``;
-  Lava's step ``u = u*(1-du) + a_in; v = v*(1-dv) + u + bias; s = v > vth; v[s] = 0`` is the
-  canonical LIF step with i = u + bias (bias only with alpha = 0). Per-neuron thresholds are
-  absorbed by scaling neuron j's input weights, bias and initial state by 1/theta_j (vth = 1).
+  ``floating_pt``: ``LIF(du=1-alpha, dv=1-beta, vth, bias_mant=b, u=i0-b, v=v0)`` with
+  ``b = bias*gain/(1-alpha)``; Lava's step ``u = u*(1-du) + a_in; v = v*(1-dv) + u + bias;
+  s = v > vth; v[s] = 0`` is the canonical LIF step with i = u + b (i - b then decays by alpha
+  exactly as u does, since b = alpha*b + bias*gain). du, dv may differ per neuron (Lava's
+  models broadcast them). Per-neuron thresholds are absorbed by scaling neuron j's input
+  weights, bias and initial state by 1/theta_j (vth = 1).
   ``fixed_pt``: the integers of :func:`neurosim.fixed_point.quantize`, run by Lava's own
   ``PyLifModelBitAcc``.
 - Everything Lava's LIF lacks (ALIF: Lava has no LSNN ALIF and ATRLIF has other equations;
@@ -286,9 +288,13 @@ def _float_neurons(lava: Any, network: Network) -> Neurons:
         uniform = np.ptp(p.theta) == 0
         c = np.ones(pop.size) if uniform else 1.0 / p.theta        # Lava units per neurosim unit
         vth = float(p.theta[0]) if uniform else 1.0
-        b = p.bias * p.gain * c
-        kw = dict(shape=(pop.size,), du=1.0 - lif["alpha"], dv=1.0 - lif["beta"], vth=vth, bias_mant=b,
-                  bias_exp=0, u=pop.i0 * c, v=pop.v0 * c, name=pop.name)
+        alpha, beta = lif["alpha"], lif["beta"]
+        # bias b on i = bias b / (1 - alpha) on v with u = i - b / (1 - alpha) (module docstring)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = np.where(p.bias != 0, p.bias * p.gain / (1.0 - alpha), 0.0) * c
+        du, dv = 1.0 - alpha, 1.0 - beta
+        kw = dict(shape=(pop.size,), du=du if np.ptp(du) else float(du[0]), dv=dv if np.ptp(dv) else float(dv[0]),
+                  vth=vth, bias_mant=b, bias_exp=0, u=pop.i0 * c - b, v=pop.v0 * c, name=pop.name)
         if lif["refractory"] > 0:
             neurons[pop.name] = lava.LIFRefractory(refractory_period=int(lif["refractory"]), **kw)
         else:

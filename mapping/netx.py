@@ -10,7 +10,8 @@ Layout (what NetX 0.6 reads, ``lava/lib/dl/netx/hdf5.py``)::
              neuron/type = 'CUBA', iDecay, vDecay, vThMant, refDelay = 1, gradedSpike = False
 
 NetX builds ``LIF(du=iDecay - 1, dv=vDecay, vth=vThMant, bias_exp=6)`` (so iDecay = du + 1
-cancels Lava's +1 offset) and ``Dense``/``DelayDense`` whose weight exponent and bit count it
+cancels Lava's +1 offset; each a scalar or one value per neuron, which Lava's LIF applies per
+neuron) and ``Dense``/``DelayDense`` whose weight exponent and bit count it
 chooses itself (``netx.utils.optimize_weight_bits``); that choice reproduces integer file
 weights exactly when they lie in [-256, 254] (mixed signs; it clips beyond), [0, 255]
 (excitatory) or [-255, 0] (inhibitory). So the file holds the whole input per spike as an
@@ -18,14 +19,21 @@ integer: :func:`to_netx` quantises with ``weight_exp = 0`` and ``bias_exp = 6`` 
 what NetX would clip. Float units of :func:`read_netx` follow SLAYER: weights and bias /64,
 threshold vThMant / 64 (state scale 4096 = 64 << 6).
 
+An LI readout (non-spiking) is written as a CUBA layer with ``vThMant = 131071`` (the largest
+threshold, compared as ``v > 131071 << 6``) and the attribute ``neurosim_kind = 'li'``:
+:func:`netx_quantize` chooses its scale so that the worst case (every input neuron spiking at
+every step) keeps ``|v| <= 131071 << 6``, so Lava's LIF never spikes there and its ``v`` is
+the readout (the report's notes give the bound). NetX itself reads every layer as a LIF.
+
 Expressible: one SpikeInput feeding a chain of LIF populations (reset 'zero', zero initial
-state), each fed by the previous one, optionally with a self-recurrent projection
+state; an LI readout may end the chain), each fed by the previous one, optionally with a self-recurrent projection
 ('dense_rec': then both delays must be 1, as NetX's RecurrentDense drops the weight exponent
 and shares one delay matrix when delays are given). Names are kept in HDF5 attributes,
 which NetX ignores.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -40,6 +48,8 @@ from neurosim.fixed_point import (DECAY_ONE, VTH_MAX, FixedPointNetwork, FixedPo
                                   FixedProjection, QuantizationReport, dequantize, quantize)
 from neurosim.h5read import Budget, FileKind, H5Reader, plain_dtype
 from neurosim.network import Network, SpikeInput
+
+from .netx_readout import LI_VTH_INT, li_bound, with_notes
 from neurosim.result import SimulationResult, SpikeTrains
 
 TARGET = "netx"
@@ -65,8 +75,25 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
             raise ExportError(TARGET, f"projections.{j.name}.delay", "NetX holds one weight and one delay per "
                                                                      "(pre, post); this projection has pairs with "
                                                                      "synapses of several delays")
-    return quantize(network, vth_mant=vth_mant, weight_exp=0, bias_exp=NETX_BIAS_EXP,
-                    max_delay=NETX_MAX_DELAY, target=TARGET, lava_lif_only=True)
+    given: dict[str, int] = (dict(vth_mant) if isinstance(vth_mant, Mapping) else
+                             {} if vth_mant is None else {p.name: vth_mant for p in network.populations})
+    chosen = set(given)  # the caller's mantissas are kept as they are
+    for _ in range(8):  # lower an LI readout's scale until its worst case provably stays below vth
+        fixed = quantize(network, vth_mant=given or None, weight_exp=0, bias_exp=NETX_BIAS_EXP,
+                         max_delay=NETX_MAX_DELAY, target=TARGET, lava_lif_only=True)
+        over = {p.name: li_bound(fixed, p.name) for p in fixed.populations if p.kind == "li"}
+        over = {k: b for k, b in over.items() if b > LI_VTH_INT}
+        if not over:
+            return with_notes(fixed)
+        for name, bound in over.items():
+            lower = int(np.floor(fixed.population(name).vth * LI_VTH_INT / bound * 0.999)) if np.isfinite(bound) else 0
+            if lower < 1 or name in chosen:
+                raise ExportError(TARGET, f"populations.{name}",
+                                  "an LI readout is written as a CUBA layer that must never spike; its worst-case "
+                                  f"|v| ({bound:.4g}) is not kept below {LI_VTH_INT} (a smaller vth_mant, or "
+                                  "beta < 1, would)")
+            given[name] = lower
+    raise ExportError(TARGET, "populations", "no LI readout scale keeps the worst-case |v| below threshold")
 
 
 def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
@@ -106,7 +133,9 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
                 _string(n, "type", "CUBA")
                 n.create_dataset("iDecay", data=pop.du + 1)
                 n.create_dataset("vDecay", data=pop.dv)
-                n.create_dataset("vThMant", data=pop.vth)
+                n.create_dataset("vThMant", data=VTH_MAX if pop.kind == "li" else pop.vth)
+                if pop.kind == "li":
+                    _name(g, "neurosim_kind", "li")
                 n.create_dataset("refDelay", data=1)
                 n.create_dataset("gradedSpike", data=False)
     return fixed.report
@@ -155,13 +184,21 @@ def _chain(network: Union[Network, FixedPointNetwork]) -> list[tuple[str, Any, A
 
 def _layers(fixed: FixedPointNetwork) -> list[tuple[FixedPopulation, FixedProjection, Optional[FixedProjection]]]:
     layers = []
-    for name, ff, rec in _chain(fixed):
+    layers_all = _chain(fixed)
+    for name, ff, rec in layers_all:
         pop = fixed.population(name)
         where = f"populations.{name}"
-        if not pop.is_lava_lif:
+        if not (pop.is_lava_lif or (pop.kind == "li" and name == layers_all[-1][0])):
             raise ExportError(TARGET, f"{where}.kind", f"NetX's CUBA neuron is Lava's LIF (reset to zero, no "
-                                                      f"refractory period); got kind {pop.kind!r}, reset {pop.reset!r}")
-        if np.any(pop.u0) or np.any(pop.v0):
+                                                      f"refractory period; a non-spiking LI readout only as the "
+                                                      f"last layer); got kind {pop.kind!r}, reset {pop.reset!r}")
+        if pop.kind == "li" and li_bound(fixed, name) > LI_VTH_INT:
+            raise ExportError(TARGET, f"{where}.vth", f"the LI readout's worst-case |v| ({li_bound(fixed, name):.4g}) "
+                                                      f"could reach the CUBA threshold {LI_VTH_INT}; quantise with "
+                                                      "netx_quantize")
+        if pop.kind == "li" and np.ndim(pop.vth):
+            raise ExportError(TARGET, f"{where}.vth", "an LI readout is written with one vThMant (131071)")
+        if np.any(pop.u0[pop.bias_on_v]) or np.any(pop.v0):  # u0 acts only where u keeps memory (du < 4095)
             raise ExportError(TARGET, f"{where}.v0", "NetX starts every neuron at u = v = 0")
         if np.any(pop.bias_mant[pop.bias_exp != NETX_BIAS_EXP]):
             raise ExportError(TARGET, f"{where}.bias_exp", f"NetX fixes bias_exp = {NETX_BIAS_EXP}")
@@ -186,6 +223,9 @@ def _netx_problem(w: np.ndarray) -> str:
     lo, hi = NETX_LIMITS[mode]
     if w.min() < lo or w.max() > hi:
         return f"NetX/Lava clip {mode} weights to [{lo}, {hi}], found [{w.min()}, {w.max()}]"
+    if mode == "mixed" and np.any(w % 2):
+        return ("odd mixed-sign weights: NetX rescales them (optimize_weight_bits) before Lava drops the lowest "
+                "bit, which depends on the layer's range; expected even values")
     return ""
 
 
@@ -337,7 +377,11 @@ class NetxReader(H5Reader):
             pops.append(pop)
             prev, n_prev = pop.name, n
         try:
-            return FixedPointNetwork(float(dt), tuple(pops), tuple(projs), (src,), name=os.path.basename(self.path))
+            net = FixedPointNetwork(float(dt), tuple(pops), tuple(projs), (src,), name=os.path.basename(self.path))
+            # a layer marked 'li' is read as one only if Lava's LIF provably never spikes there
+            lif = [dataclasses.replace(p, kind="lif") if p.kind == "li" and li_bound(net, p.name) > LI_VTH_INT else p
+                   for p in pops]
+            return dataclasses.replace(net, populations=tuple(lif)) if lif != pops else net
         except NetworkError as exc:
             raise FileFormatError(self.path, "/layer", str(exc)) from None
 
@@ -345,16 +389,23 @@ class NetxReader(H5Reader):
         nb = f"{base}/neuron"
         if self.text(f"{nb}/type") != "CUBA":
             self.fail(f"{nb}/type", f"unsupported neuron {self.text(f'{nb}/type')!r} (expected 'CUBA')")
-        i_decay = int(self.ints(f"{nb}/iDecay", 0, DECAY_ONE, (0,)))
-        v_decay = int(self.ints(f"{nb}/vDecay", 0, DECAY_ONE, (0,)))
-        vth = int(self.ints(f"{nb}/vThMant", 0, VTH_MAX, (0,)))
+        i_decay, v_decay, vth = (self.per_neuron(f"{nb}/{key}", hi, n) for key, hi in
+                                 (("iDecay", DECAY_ONE), ("vDecay", DECAY_ONE), ("vThMant", VTH_MAX)))
         if self.has(f"{nb}/gradedSpike") and np.any(self.ints(f"{nb}/gradedSpike", 0, 1, (0, 1))):
             self.fail(f"{nb}/gradedSpike", "graded spikes are not supported")
         bias = self.ints(f"{base}/bias", -4096, 4095, (0, 1)) if self.has(f"{base}/bias") else np.zeros(n, np.int64)
         if bias.ndim and bias.shape != (n,):
             self.fail(f"{base}/bias", f"expected shape ({n},), got {bias.shape}")
+        kind = "li" if self.name(base, "neurosim_kind", "lif") == "li" else "lif"
         return FixedPopulation(name, n, i_decay - 1, v_decay, vth, np.broadcast_to(bias, (n,)), NETX_BIAS_EXP,
-                               0, 0, scale=SLAYER_SCALE)
+                               0, 0, scale=SLAYER_SCALE, kind=kind)
+
+    def per_neuron(self, where: str, hi: int, n: int) -> Any:
+        """A neuron parameter in [0, hi]: one int, or one per neuron (n,), as NetX hands it to Lava's LIF."""
+        arr = self.ints(where, 0, hi, (0, 1))
+        if arr.ndim and arr.shape != (n,):
+            self.fail(where, f"expected a scalar or shape ({n},), got {arr.shape}")
+        return int(arr) if arr.ndim == 0 else arr
 
     def delay(self, base: str, shape: tuple[int, int]) -> np.ndarray:
         """Extra steps as NetX reads them: scalar, per row (n_out), per column (n_in) or full."""

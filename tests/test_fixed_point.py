@@ -378,10 +378,8 @@ def test_bias_that_does_not_fit_raises():
 
 
 @pytest.mark.parametrize("change,field", [
-    (lambda r: ns.LIF(reset="zero", beta=r.uniform(0.5, 0.9, 4)), r"populations\.p\.model\.beta"),
-    (lambda r: ns.ALIF(rho=r.uniform(0.9, 0.99, 4)), r"populations\.p\.model\.rho"),
-    (lambda r: ns.LIF(reset="zero", alpha=0.5, bias=0.1), r"populations\.p\.model\.bias"),
-    (lambda r: ns.LI(alpha=0.5, bias=0.1), r"populations\.p\.model\.bias"),
+    (lambda r: ns.LIF(reset="zero", alpha=1.0, bias=0.1), r"populations\.p\.model\.bias.*alpha < 1"),
+    (lambda r: ns.LI(alpha=[0.5, 1.0, 0.5, 0.5], bias=0.1), r"populations\.p\.model\.bias.*alpha < 1"),
     (lambda r: ns.LIF(reset="zero", theta=0.0), r"populations\.p\.model\.theta"),
     (lambda r: ns.ALIF(refractory=256), r"populations\.p\.model\.refractory.*255"),
     (lambda r: ns.ALIF(adapt_gain=1e10), r"populations\.p\.model\.adapt_gain"),
@@ -396,11 +394,11 @@ def test_what_the_integer_neuron_cannot_express_raises_naming_the_field(change, 
 @pytest.mark.parametrize("model,field", [
     (ns.LIF(reset="subtract"), r"populations\.p\.model\.reset.*subtract"),
     (ns.ALIF(reset="zero"), r"populations\.p\.model: ALIF is not a Lava LIF"),
-    (ns.LI(), r"populations\.p\.model: LI is not a Lava LIF"),
     (ns.LIF(reset="zero", refractory=2), r"populations\.p\.model\.refractory"),
 ])
 def test_lava_lif_only_refuses_the_extension(model, field):
-    """What NetX needs: Lava's own LIF only; the same models quantise without the flag."""
+    """What NetX needs: Lava's own LIF (and LI readouts, see test_mapping_netx); the same models
+    quantise without the flag."""
     net = ns.Network(dt=1e-3, populations=[ns.Population("p", 4, model)])
     with pytest.raises(ns.ExportError, match=field):
         quantize(net, lava_lif_only=True, target="netx")
@@ -420,8 +418,12 @@ def test_poisson_input_and_long_delay_raise():
 
 
 def test_fixed_records_refuse_what_lava_would_clip():
-    with pytest.raises(ns.NetworkError, match=r"projections\.x\.weights.*even"):
-        FixedProjection("x", "a", "b", np.array([[3, -4]]), 0, 1, "mixed")
+    with pytest.raises(ns.NetworkError, match=r"projections\.x\.weights.*\[-256, 255\]"):
+        FixedProjection("x", "a", "b", np.array([[256, -4]]), 0, 1, "mixed")
+    with pytest.raises(ns.NetworkError, match=r"populations\.p\.du.*\[-1, 4095\]"):
+        FixedPopulation("p", 2, np.array([0, 4096]), 0, 10, 0, 0, 0, 0, 1.0)
+    with pytest.raises(ns.NetworkError, match=r"populations\.p\.vth.*shape \(2,\)"):
+        FixedPopulation("p", 2, 0, 0, np.array([1, 2, 3]), 0, 0, 0, 0, 1.0)
     with pytest.raises(ns.NetworkError, match=r"projections\.x\.weights.*\[0, 255\]"):
         FixedProjection("x", "a", "b", np.array([[256]]), 0, 1, "excitatory")
     with pytest.raises(ns.NetworkError, match=r"populations\.p\.vth"):

@@ -159,11 +159,10 @@ def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
 
 
 @pytest.mark.parametrize("model,mode,field", [
-    (ns.LIF(reset="zero", beta=[0.8, 0.9, 0.95]), "floating_pt", r"populations\.p\.model\.beta.*Lava's LIF"),
-    (ns.LIF(reset="subtract", beta=[0.8, 0.9, 0.95]), "fixed_pt",
-     r"populations\.p\.model\.beta.*integer neuron"),
-    (ns.ALIF(rho=[0.9, 0.95, 0.99]), "fixed_pt", r"populations\.p\.model\.rho.*one value per population"),
-    (ns.LI(alpha=0.5, bias=0.1), "fixed_pt", r"populations\.p\.model\.bias.*alpha = 0"),
+    (ns.LIF(reset="zero", refractory=[1, 2, 2]), "floating_pt",
+     r"populations\.p\.model\.refractory.*LIFRefractory takes one value"),
+    (ns.LIF(reset="zero", alpha=[0.5, 1.0, 0.5], bias=0.1), "floating_pt", r"populations\.p\.model\.bias.*alpha < 1"),
+    (ns.LI(alpha=1.0, bias=0.1), "fixed_pt", r"populations\.p\.model\.bias.*alpha < 1"),
     (ns.IF(reset="subtract", theta=0.0), "fixed_pt", r"populations\.p\.model\.theta"),
 ])
 def test_unsupported_models_raise_before_lava_runs(model, mode, field):
@@ -342,3 +341,66 @@ def test_compat_relaxes_nothing_after_the_import(lava):
         @dataclasses.dataclass
         class Holder:
             x: ByteEncoder = ByteEncoder()
+
+
+# ------------------------------------------------- per-neuron parameters, bit drop, bias on v
+
+
+def _per_neuron_network() -> FixedPointNetwork:
+    """ONE Lava LIF population of 6 neurons, each with its own du, dv, vth, bias_mant and
+    bias_exp, fed through a mixed-sign projection with odd mantissas (Lava's Dense drops their
+    lowest bit) and an excitatory one with odd mantissas (kept)."""
+    r = np.random.default_rng(12)
+    n, n_in = 6, 10
+    pop = FixedPopulation("p", n, np.array([0, 100, 700, 2000, 3500, 4095]), np.array([0, 30, 200, 900, 2048, 4095]),
+                          np.array([5000, 2500, 4000, 150, 120, 300]), np.array([0, 3, -5, 17, 1, -2]),
+                          np.array([6, 0, 3, 6, 7, 2]), 0, 0, scale=1.0)
+    mixed = 2 * r.integers(-120, 120, (n_in, n)) + 1                       # every mantissa odd
+    exc = 2 * r.integers(0, 60, (n_in, n)) + 1
+    return FixedPointNetwork(1e-3, (pop,), (FixedProjection("in_p", "in", "p", mixed, 0, 1, "mixed"),
+                                            FixedProjection("in_p2", "in", "p", exc, -1, 2, "excitatory")),
+                             (ns.SpikeInput("in", n_in),))
+
+
+def test_per_neuron_lava_lif_is_one_population_and_matches_lava_fixed_pt_bit_for_bit(lava):
+    """Lava 0.10's PyLifModelBitAcc applies du, dv, vth and bias per neuron: one Lava LIF
+    process, u and v equal simulate_fixed's at every step; the odd mixed-sign mantissas act
+    without their lowest bit in both (Lava's Dense truncates them itself)."""
+    fixed = _per_neuron_network()
+    assert fixed.populations[0].per_neuron and fixed.populations[0].is_lava_lif
+    x = {"in": np.random.default_rng(13).random((80, 10)) < 0.4}
+    spec = {"p": ["u_int", "v_int"]}
+    want = simulate_fixed(fixed, x, 80, traces=spec)
+    got = _run(fixed, x, 80, "fixed_pt", traces=spec)
+    assert got.meta["custom"] == []                       # Lava's own LIF ran it
+    counts = want.spikes["p"].counts()[0]
+    assert np.all((counts >= 15) & (counts <= 60))  # every neuron spikes, none at every step
+    np.testing.assert_array_equal(got.spikes["p"].dense(), want.spikes["p"].dense())
+    for var in ("u_int", "v_int"):
+        np.testing.assert_array_equal(got.traces["p"][var], want.traces["p"][var])
+    assert want.meta["bit_dropped"] == {"in_p": 60, "in_p2": 0}
+
+
+def test_bias_on_v_with_current_decay_matches_lava_in_both_modes(lava):
+    """neurosim's bias on i with alpha != 0 (per-neuron alpha, beta) as Lava's bias on v:
+    floating_pt (Lava's float LIF, bias b/(1-alpha), u0 = i0 - b/(1-alpha)) equals neurosim's
+    float64 run; fixed_pt equals simulate_fixed bit for bit."""
+    r = np.random.default_rng(3)
+    n = 12
+    net = ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 8)], populations=[
+        ns.Population("p", n, ns.LIF(alpha=r.uniform(0.3, 0.9, n), beta=r.uniform(0.8, 0.95, n),
+                                     bias=r.normal(0.03, 0.02, n), theta=r.uniform(0.8, 1.2, n), reset="zero"),
+                      i0=r.uniform(0, 0.2, n), v0=r.uniform(0, 0.3, n))],
+        projections=[ns.Projection("in_p", "in", "p", r.normal(0.1, 0.2, (8, n)))])
+    x = {"in": np.random.default_rng(4).random((100, 8)) < 0.3}
+    ref = ns.simulate(net, x, 100, traces={"p": ["v", "i"]})
+    got = _run(net, x, 100, "floating_pt", traces={"p": ["v", "i"]})
+    assert len(ref.spikes["p"]) > 40
+    np.testing.assert_array_equal(got.spikes["p"].dense(), ref.spikes["p"].dense())
+    np.testing.assert_allclose(got.traces["p"]["i"], ref.traces["p"]["i"], rtol=0, atol=1e-12)
+    fixed = quantize(net)
+    assert fixed.report.populations["p"]["bias_on_v"] and fixed.populations[0].per_neuron
+    want = simulate_fixed(fixed, x, 100, traces={"p": ["u_int", "v_int"]})
+    got = _run(fixed, x, 100, "fixed_pt", traces={"p": ["u_int", "v_int"]})
+    np.testing.assert_array_equal(got.spikes["p"].dense(), want.spikes["p"].dense())
+    np.testing.assert_array_equal(got.traces["p"]["v_int"], want.traces["p"]["v_int"])

@@ -162,3 +162,36 @@ def test_reader_follows_netx_on_other_layouts(netx, tmp_path):
     for k in ("layer1", "layer2"):
         assert len(want.spikes[k]) > 20
         np.testing.assert_array_equal(got.spikes[k].dense(), want.spikes[k].dense())
+
+
+def test_per_neuron_decays_and_thresholds_run_in_lava_dl(netx, tmp_path):
+    """NetX hands iDecay, vDecay, vThMant arrays to Lava's LIF, which applies them per neuron: a
+    float network with per-neuron alpha and beta (one NetX layer) and the same integers with
+    per-neuron vth written back run in lava-dl with simulate_fixed's spikes, u and v."""
+    import dataclasses
+
+    r = np.random.default_rng(9)
+    net = chain(9, recurrent=False, delays=False)
+    h = net.populations[0].model
+    per = dataclasses.replace(h, alpha=r.uniform(0.1, 0.8, 20), beta=r.uniform(0.8, 0.97, 20))
+    net = net.replace(populations=(ns.Population("h", 20, per), net.populations[1]))
+    fixed = netx_quantize(net)
+    assert np.ndim(fixed.population("h").du) == 1 and np.ndim(fixed.population("h").dv) == 1
+    o = fixed.population("o")
+    fixed = dataclasses.replace(fixed, populations=(fixed.populations[0], dataclasses.replace(
+        o, vth=np.round(o.vth * r.uniform(0.6, 1.0, o.size)).astype(np.int64))))
+    path = tmp_path / "net.h5"
+    to_netx(fixed, path)
+    back = read_netx_fixed(path, net.dt)
+    for a, b in zip(fixed.populations, back.populations):
+        for k in ("du", "dv", "vth"):
+            np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+    x = np.random.default_rng(10).random((100, 10)) < 0.25
+    spec = {"h": ["u_int", "v_int"], "o": ["u_int", "v_int"]}
+    want = simulate_fixed(fixed, {"in": x}, 100, traces=spec)
+    got = run_netx(path, {"in": x}, 100, traces=True)
+    for k in ("h", "o"):
+        assert len(want.spikes[k]) > 30
+        np.testing.assert_array_equal(got.spikes[k].dense(), want.spikes[k].dense())
+        for var in ("u_int", "v_int"):
+            np.testing.assert_array_equal(got.traces[k][var], want.traces[k][var])

@@ -8,6 +8,8 @@ from typing import Any, Optional, Union
 from neurosim.errors import NeurosimError
 
 DTYPES = ("float32", "float64")
+RESETS = ("subtract", "zero")
+READOUTS = ("li", "lif")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,15 @@ class TrainConfig:
     # floating-point type of weights, states and gradients (a run directory written before this
     # option existed has none in its config.json or checkpoint: it was float32)
     dtype: str = "float32"
+    # reset of the spiking neurons (hidden and a LIF readout) and the readout population: a
+    # non-spiking LI or a spiking LIF (runs written before these options: subtract, li)
+    reset: str = "subtract"
+    readout: str = "li"
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise NeurosimError(f"--dtype: expected {' or '.join(DTYPES)}, got {self.dtype!r}")
+        if self.reset not in RESETS:
+            raise NeurosimError(f"--reset: expected {' or '.join(RESETS)}, got {self.reset!r}")
+        if self.readout not in READOUTS:
+            raise NeurosimError(f"--readout: expected {' or '.join(READOUTS)}, got {self.readout!r}")

@@ -119,7 +119,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     ckpt_path = run / "checkpoint.pt"
     torch.manual_seed(config.seed)
     net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
-                            tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
+                            tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed,
+                            reset=config.reset, readout=config.readout)  # type: ignore[arg-type]
     model = from_network(net, surrogate=config.surrogate, dtype=getattr(torch, config.dtype)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     stepper = distributed.Stepper(opt, world, config.clip)  # (all-reduce,) clip, step

@@ -63,6 +63,13 @@ def register(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
     p.add_argument("--hidden", type=positive_int, default=64, metavar="N", help="hidden neurons (default 64)")
     p.add_argument("--model", default="alif", choices=("alif", "lif"), help="hidden neuron model (default alif)")
+    p.add_argument("--reset", default="subtract", choices=("subtract", "zero"),
+                   help="reset of the spiking neurons (hidden, and a LIF readout): subtract theta (default) or "
+                        "set v to 0 (Lava's LIF: --model lif --reset zero exports to NetX)")
+    p.add_argument("--readout", default="li", choices=("li", "lif"),
+                   help="readout population: li, a non-spiking leaky integrator (default; in NetX a CUBA layer "
+                        "that never reaches its threshold, read through its v), or lif, a spiking LIF (theta 1, "
+                        "--reset); the loss reads the readout's membrane potential either way")
     p.add_argument("--tau-adapt", type=float, default=0.2, metavar="SECONDS",
                    help="ALIF adaptation time constant in seconds (default 0.2; the e-prop evidence task used 2.0)")
     p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"),
@@ -162,6 +169,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NeurosimError(f"--update {config.update}: only rule ottt updates during a sequence")
     if config.feedback != "symmetric" and config.rule != "eprop":
         raise NeurosimError(f"--feedback {config.feedback}: only rule eprop uses a feedback matrix")
+    if config.readout == "lif" and config.rule == "eprop":
+        raise NeurosimError("--readout lif: rule eprop's learning signal assumes a non-spiking LI readout; "
+                            "use --readout li or another rule")
     if distributed.rank_environment():
         if args.nproc not in (1, int(os.environ["WORLD_SIZE"])):
             raise NeurosimError(f"--nproc {args.nproc}: this process is one of {os.environ['WORLD_SIZE']} ranks "

@@ -17,20 +17,25 @@ from .records import (A_EXP_RANGE, ADAPT_RANGE, ADAPT_SHIFT_RANGE, BIAS_EXP_RANG
 
 
 def lava_lif_params(pop: Population, *, fixed: bool, target: str = TARGET) -> dict[str, Any]:
-    """Check that `pop` is a Lava LIF and return its uniform alpha, beta, refractory.
+    """Check that `pop` is a Lava LIF and return its alpha, beta (per neuron, (N,)) and refractory.
 
-    Lava's LIF: ``u = u*(1 - du) + a_in; v = v*(1 - dv) + u + bias; spike if v > vth; v = 0``
-    with one du, dv (and refractory period) per process. neurosim adds bias to i, Lava to v:
-    the two agree only when alpha = 0. Raises ExportError naming the first field that
-    cannot be expressed.
+    Lava's LIF: ``u = u*(1 - du) + a_in; v = v*(1 - dv) + u + bias; spike if v > vth; v = 0``;
+    Lava 0.10's models apply du, dv, vth and bias per neuron (arrays broadcast against the
+    state), the refractory period of ``LIFRefractory`` is one per process. neurosim adds bias b
+    to i, Lava to v: b appears on v as b / (1 - alpha) with u0 = i0 - b / (1 - alpha) (exact in
+    float; the :mod:`neurosim.fixed_point` docstring), so bias needs alpha < 1. Raises
+    ExportError naming the first field that cannot be expressed.
     """
     where = f"populations.{pop.name}.model"
     if not isinstance(pop.model, (LIF, IF)):
-        raise ExportError(target, where, f"{type(pop.model).__name__} is not a Lava LIF "
-                                         "(only LIF and IF with reset='zero' are)")
+        raise ExportError(target, where, f"{type(pop.model).__name__} is not a Lava LIF (only LIF and IF with "
+                                         "reset='zero' are, and an LI readout; `neurosim train --model lif --reset "
+                                         "zero` trains such a network)")
     if pop.model.reset != "zero":
-        raise ExportError(target, f"{where}.reset", "Lava's LIF resets v to 0; reset='subtract' cannot be expressed")
-    out = _uniform(pop, ("alpha", "beta", "refractory"), "Lava's LIF", target)
+        raise ExportError(target, f"{where}.reset", "Lava's LIF resets v to 0; reset='subtract' cannot be expressed "
+                                                    "(`neurosim train --reset zero` trains with Lava's reset)")
+    out = _checked(pop, ("alpha", "beta"), target)
+    out.update(_uniform(pop, ("refractory",), "Lava's LIFRefractory", target))
     if fixed and out["refractory"] > 0:
         raise ExportError(target, f"{where}.refractory", "Lava 0.10 has no fixed-point LIFRefractory model")
     return out
@@ -38,14 +43,14 @@ def lava_lif_params(pop: Population, *, fixed: bool, target: str = TARGET) -> di
 
 def integer_neuron_params(pop: Population, target: str = TARGET) -> dict[str, Any]:
     """Check that `pop` (LIF, IF, ALIF or LI, either reset) fits the integer neuron of the module
-    docstring and return its uniform alpha, beta (and rho for ALIF).
+    docstring and return its alpha, beta (and rho for ALIF), per neuron (N,).
 
-    The integer neuron shares Lava's LIF limits: one du, dv (and drho) per population, bias
-    added to v (so bias needs alpha = 0), thresholds > 0; refractory periods up to
-    :data:`REFRACTORY_MAX` steps. Raises ExportError naming the first field that does not fit.
+    The integer neuron shares Lava's LIF limits: du, dv (and drho) per neuron, bias added to v
+    (as b / (1 - alpha)), thresholds > 0; refractory periods up to :data:`REFRACTORY_MAX`
+    steps. Raises ExportError naming the first field that does not fit.
     """
     names = ("alpha", "beta", "rho") if isinstance(pop.model, ALIF) else ("alpha", "beta")
-    out = _uniform(pop, names, "the integer neuron", target)
+    out = _checked(pop, names, target)
     refractory = pop.params.refractory
     if np.any(refractory > REFRACTORY_MAX):
         raise ExportError(target, f"populations.{pop.name}.model.refractory",
@@ -53,23 +58,29 @@ def integer_neuron_params(pop: Population, target: str = TARGET) -> dict[str, An
     return out
 
 
-def _uniform(pop: Population, names: tuple[str, ...], what: str, target: str) -> dict[str, Any]:
-    """The values of `names` (one per population), after the threshold and bias checks."""
+def _checked(pop: Population, names: tuple[str, ...], target: str) -> dict[str, Any]:
+    """The per-neuron values of `names`, after the threshold and bias checks."""
     where = f"populations.{pop.name}.model"
     p = pop.params
-    out: dict[str, Any] = {}
-    for name in names:
-        vals = np.asarray(getattr(p, name))
-        if np.ptp(vals) != 0:
-            raise ExportError(target, f"{where}.{name}", f"{what} takes one value per population, got "
-                                                         f"{vals.min():g}..{vals.max():g}")
-        out[name] = float(vals[0])
+    out = {name: np.asarray(getattr(p, name), np.float64).copy() for name in names}
     if pop.spiking and np.any(p.theta <= 0):
         raise ExportError(target, f"{where}.theta",
                           f"expected thresholds > 0 (Lava's vth), got min {p.theta.min():g}")
-    if out["alpha"] != 0 and np.any(p.bias != 0):
-        raise ExportError(target, f"{where}.bias", "Lava adds bias to v, neurosim to i: equal only when alpha = 0 "
-                                                   f"(alpha = {out['alpha']:g})")
+    if np.any((out["alpha"] >= 1) & (p.bias != 0)):
+        raise ExportError(target, f"{where}.bias", "Lava adds bias to v, neurosim to i: a bias appears on v as "
+                                                   "bias / (1 - alpha), which needs alpha < 1")
+    return out
+
+
+def _uniform(pop: Population, names: tuple[str, ...], what: str, target: str) -> dict[str, Any]:
+    """The values of `names` that `what` takes once per population."""
+    out: dict[str, Any] = {}
+    for name in names:
+        vals = np.asarray(getattr(pop.params, name))
+        if np.ptp(vals) != 0:
+            raise ExportError(target, f"populations.{pop.name}.model.{name}",
+                              f"{what} takes one value per population, got {vals.min():g}..{vals.max():g}")
+        out[name] = float(vals[0])
     return out
 
 
@@ -100,9 +111,10 @@ def quantize(
     weight_exp: one exponent for every projection (NetX files need 0); by default each
     projection gets the smallest in [-8, 7] that fits its largest weight.
     bias_exp: one bias exponent (NetX uses 6); by default the smallest per neuron that fits.
-    lava_lif_only: accept only what Lava's own LIF runs (LIF/IF, reset 'zero', no refractory),
-    as NetX needs; otherwise ALIF, LI, subtractive reset and refractory periods are quantised
-    to the integer neuron (run in Lava by the custom process of :mod:`mapping.lava_processes`).
+    lava_lif_only: accept only what Lava's own LIF runs (LIF/IF, reset 'zero', no refractory)
+    and non-spiking LI readouts, as NetX needs; otherwise ALIF, LI, subtractive reset and
+    refractory periods are quantised to the integer neuron (run in Lava by the custom process
+    of :mod:`mapping.lava_processes`).
     Multapses (several synapses on one (pre, post)) are merged by addition before rounding;
     a pair with synapses of several delays gives one projection per delay (``{name}_d{d}``,
     :meth:`Network.without_multapses`).
@@ -114,7 +126,7 @@ def quantize(
         raise NetworkError("headroom", f"expected a number >= 1 of thresholds, got {headroom!r}")
     check_lava_inputs(network, target)
     network = network.without_multapses()  # one weight per (pre, post): multapses summed before rounding
-    lif = {p.name: (lava_lif_params(p, fixed=True, target=target) if lava_lif_only
+    lif = {p.name: (lava_lif_params(p, fixed=True, target=target) if lava_lif_only and p.spiking
                     else integer_neuron_params(p, target)) for p in network.populations}
     incoming: dict[str, list[Projection]] = {p.name: [] for p in network.populations}
     for proj in network.projections:
@@ -162,7 +174,8 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
             if w.min() < 0:
                 v = min(v, lo * 2.0 ** weight_exp / w.min())
     if bias_exp is not None and np.any(p.bias != 0):
-        b = np.abs(p.bias * 64 * per_unit).max()
+        du = _decays(np.asarray(p.alpha, np.float64), np.asarray(p.beta, np.float64))[0]
+        b = np.abs(p.bias * 64 * per_unit * v_bias_factor(du)).max()
         v = min(v, BIAS_MANT_RANGE[1] * 2.0 ** bias_exp / b)
     if v < 1:
         raise ExportError(target, where, "no threshold mantissa >= 1 lets the weights or bias fit the fixed "
@@ -175,6 +188,24 @@ def _unit(pop: Population) -> np.ndarray:
     return pop.params.theta if pop.spiking else np.ones(pop.size)
 
 
+def _decays(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-neuron du, dv: alpha ~ (4095 - du) / 4096, beta ~ (4096 - dv) / 4096, rounded."""
+    du = np.clip(DECAY_ONE - 1 - np.round(alpha * DECAY_ONE), 0, DECAY_ONE - 1).astype(np.int64)
+    dv = np.clip(np.round((1.0 - beta) * DECAY_ONE), 0, DECAY_ONE - 1).astype(np.int64)
+    return du, dv
+
+
+def v_bias_factor(du: Any) -> np.ndarray:
+    """1 / (1 - alpha_q) = 4096 / (du + 1): a bias b on i acts as b / (1 - alpha_q) on v."""
+    return DECAY_ONE / (np.asarray(du, np.float64) + 1.0)
+
+
+def _worst(err: Any) -> float:
+    """The signed error of largest magnitude."""
+    err = np.atleast_1d(np.asarray(err, np.float64))
+    return float(err.flat[int(np.argmax(np.abs(err)))])
+
+
 def _kind(pop: Population) -> str:
     return "alif" if isinstance(pop.model, ALIF) else ("li" if isinstance(pop.model, LI) else "lif")
 
@@ -184,10 +215,11 @@ def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_ex
     where = f"populations.{pop.name}"
     p = pop.params
     scale = 64.0 * vth / _unit(pop)
-    du = int(np.clip(DECAY_ONE - 1 - np.round(lif["alpha"] * DECAY_ONE), 0, DECAY_ONE - 1))
-    dv = int(np.clip(np.round((1.0 - lif["beta"]) * DECAY_ONE), 0, DECAY_ONE - 1))
-    b_mant, b_exp = _quantize_bias(p.bias * p.gain * scale, bias_exp, f"{where}.model.bias", target)
-    u0, v0 = np.round(pop.i0 * scale), np.round(pop.v0 * scale)
+    du, dv = _decays(lif["alpha"], lif["beta"])
+    memory = du < DECAY_ONE - 1                  # u keeps part of itself: bias moves onto v (docstring)
+    b_v = p.bias * p.gain * v_bias_factor(du)    # the bias on v, float units
+    b_mant, b_exp = _quantize_bias(b_v * scale, bias_exp, f"{where}.model.bias", target)
+    u0, v0 = np.round(np.where(memory, pop.i0 - b_v, pop.i0) * scale), np.round(pop.v0 * scale)
     for name, arr in (("i0", u0), ("v0", v0)):
         if np.any(np.abs(arr) >= UV_MAX):
             raise ExportError(target, f"{where}.{name}", f"initial state beyond the 24-bit range (|x| < "
@@ -198,22 +230,36 @@ def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_ex
                          v0.astype(np.int64), scale, kind=kind,
                          reset="zero" if kind == "li" else pop.model.reset,  # type: ignore[union-attr]
                          refractory=p.refractory.astype(np.int64), **adapt)
-    bias_q = fp.effective_bias / scale
+    back = _float_bias_i0(fp)
     rep = {
-        "kind": kind, "reset": fp.reset, "vth_mant": vth, "du": du, "dv": dv,
-        "alpha": lif["alpha"], "alpha_q": fp.alpha, "alpha_error": fp.alpha - lif["alpha"],
-        "beta": lif["beta"], "beta_q": fp.beta, "beta_error": fp.beta - lif["beta"],
+        "kind": kind, "reset": fp.reset, "vth_mant": vth, "du": fp.du, "dv": fp.dv,
+        "alpha": _scalar(lif["alpha"]), "alpha_q": fp.alpha, "alpha_error": _worst(fp.alpha - lif["alpha"]),
+        "beta": _scalar(lif["beta"]), "beta_q": fp.beta, "beta_error": _worst(fp.beta - lif["beta"]),
         "theta_max_abs_error": float(np.abs(64.0 * vth / scale - _unit(pop)).max()) if pop.spiking else 0.0,
-        "bias_max_abs_error": float(np.abs(bias_q - p.bias * p.gain).max()),
+        "bias_on_v": bool(np.any(memory & (p.bias != 0))),
+        "bias_max_abs_error": float(np.abs(back[0] - p.bias * p.gain).max()),
         "v0_max_abs_error": float(np.abs(fp.v0 / scale - pop.v0).max()),
-        "i0_max_abs_error": float(np.abs(fp.u0 / scale - pop.i0).max()),
+        "i0_max_abs_error": float(np.abs(back[1] - pop.i0).max()),
         "state_limit": float((UV_MAX / scale).min()),
         **adapt_rep,
     }
     return fp, rep
 
 
-def _quantize_adaptation(pop: Population, rho: float, vth: int, scale: np.ndarray,
+def _scalar(x: np.ndarray) -> Any:
+    """One float for equal values, else the array."""
+    x = np.asarray(x, np.float64)
+    return float(x.flat[0]) if x.size and np.all(x == x.flat[0]) else x
+
+
+def _float_bias_i0(fp: FixedPopulation) -> tuple[np.ndarray, np.ndarray]:
+    """The float bias (on i, gain folded in) and i0 that `fp` stands for:
+    bias = (bias_mant << bias_exp) * (1 - alpha_q) / S; i0 = (u0 + bias on v) / S where du < 4095."""
+    eb = fp.effective_bias
+    return eb / v_bias_factor(fp.du) / fp.scale, np.where(fp.bias_on_v, fp.u0 + eb, fp.u0) / fp.scale
+
+
+def _quantize_adaptation(pop: Population, rho: np.ndarray, vth: int, scale: np.ndarray,
                          target: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """drho, a_exp, adapt_inc, adapt_mant, adapt_shift, a0 of an ALIF population, and their errors.
 
@@ -223,12 +269,12 @@ def _quantize_adaptation(pop: Population, rho: float, vth: int, scale: np.ndarra
     """
     where = f"populations.{pop.name}"
     p = pop.params
-    drho = int(np.clip(np.round((1.0 - rho) * DECAY_ONE), 0, DECAY_ONE))
+    drho = np.clip(np.round((1.0 - rho) * DECAY_ONE), 0, DECAY_ONE).astype(np.int64)
     g, b, a0 = p.adapt_gain, p.adapt, np.asarray(pop.a0, np.float64)
     hi = ADAPT_RANGE[1]
     for a_exp in range(A_EXP_RANGE[1], A_EXP_RANGE[0] - 1, -1):
         inc = np.round(g * 2.0 ** a_exp)
-        steady = np.abs(inc).max() * DECAY_ONE / max(drho, 1)
+        steady = (np.abs(inc) * DECAY_ONE / np.maximum(drho, 1)).max()
         if np.abs(inc).max() <= hi and steady < UV_MAX and np.abs(np.round(a0 * 2.0 ** a_exp)).max() < UV_MAX:
             break
     else:
@@ -246,14 +292,16 @@ def _quantize_adaptation(pop: Population, rho: float, vth: int, scale: np.ndarra
     mant = np.round(ratio * 2.0 ** shift).astype(np.int64)
     fields = dict(drho=drho, adapt_inc=inc.astype(np.int64), adapt_mant=mant, adapt_shift=shift, a_exp=a_exp,
                   a0=np.round(a0 * 2.0 ** a_exp).astype(np.int64))
-    rho_q = (DECAY_ONE - drho) / DECAY_ONE
+    rho_q = _scalar((DECAY_ONE - drho) / DECAY_ONE)
+    drho = int(drho[0]) if np.all(drho == drho[0]) else drho  # type: ignore[assignment]
+    fields["drho"] = drho
     b_q = mant * 2.0 ** (a_exp - fields["adapt_shift"]) / scale
     g_q = inc / 2.0 ** a_exp
     room = (UV_MAX - 1) - (vth << 6)            # A = (vth << 6) + adapt term stays below 2**23
     a_limit = float(np.min(np.where(mant > 0, room * 2.0 ** (fields["adapt_shift"] - a_exp) / np.maximum(mant, 1),
                                     np.inf)))
     rep = {
-        "drho": drho, "rho": rho, "rho_q": rho_q, "rho_error": rho_q - rho,
+        "drho": drho, "rho": _scalar(rho), "rho_q": rho_q, "rho_error": _worst(rho_q - rho),
         "a_exp": a_exp, "adapt_shift": fields["adapt_shift"],
         "adapt_max_abs_error": float(np.abs(b_q - b).max()),
         "adapt_max_rel_error": float(np.abs(b_q - b).max() / np.abs(b).max()) if np.any(b) else 0.0,
@@ -327,12 +375,13 @@ def _quantize_projection(proj: Projection, post: Population, scale: np.ndarray, 
         delay = proj.delay
     fq = FixedProjection(proj.name, proj.pre, proj.post, m, int(e), delay, mode, sparse=proj.is_sparse)
     step = 2.0 ** e * 64.0 / scale                # float value of one mantissa unit, per post neuron
-    err = m * step[None, :] - eff
+    err = fq.effective_weights * step[None, :] - eff
     bound = np.broadcast_to(step * (1.0 if mode == "mixed" else 0.5), w.shape)
     nz = eff != 0
     rep = {
         "weight_exp": int(e), "sign_mode": mode, "n_synapses": int(nz.sum()),
-        "n_zeroed": int((nz & (m == 0)).sum()),
+        "n_zeroed": int((nz & (fq.effective_weights == 0)).sum()),
+        "bit_drop": mode == "mixed", "n_bit_dropped": fq.n_bit_dropped,
         "max_abs_error": float(np.abs(err).max()) if err.size else 0.0,
         "rms_error": float(np.sqrt(np.mean(err[nz] ** 2))) if nz.any() else 0.0,
         "max_rel_error": float(np.abs(err).max() / np.abs(eff).max()) if nz.any() else 0.0,
@@ -346,16 +395,19 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
     """The float network the integer one stands for (gain folded into weights and bias).
 
     kind 'lif': LIF(alpha=(4095-du)/4096, beta=(4096-dv)/4096, theta=64*vth/S,
-    bias=(bias_mant<<bias_exp)/S, reset, refractory); 'alif': the same as ALIF with
+    bias=(bias_mant<<bias_exp)*(1-alpha)/S (Lava's bias on v as a bias on i), reset,
+    refractory); 'alif': the same as ALIF with
     rho=(4096-drho)/4096, adapt=adapt_mant*2**(a_exp-adapt_shift)/S, adapt_gain=adapt_inc/2**a_exp,
-    a0 = a0/2**a_exp; 'li': LI(alpha, beta, bias). v0 = v0/S, i0 = u0/S, weights
-    m * 2**e * 64 / S_post. It differs from the integer model only by rounding: the integer
+    a0 = a0/2**a_exp; 'li': LI(alpha, beta, bias). v0 = v0/S, i0 = (u0 + bias on v)/S (u0/S
+    where du = 4095), weights m' * 2**e * 64 / S_post with m' the effective (bit-dropped)
+    mantissas. It differs from the integer model only by rounding: the integer
     decays and the adaptive threshold truncate toward zero every step, and for weight_exp < 0
     each step's summed input is floored (QuantizationReport.floor_error_bound).
     """
     pops = []
     for p in fixed.populations:
-        common = dict(alpha=p.alpha, beta=p.beta, bias=p.effective_bias / p.scale)
+        bias, i0 = _float_bias_i0(p)
+        common = dict(alpha=p.alpha, beta=p.beta, bias=bias)
         spiking = dict(theta=64.0 * p.vth / p.scale, refractory=p.refractory, reset=p.reset)
         if p.kind == "li":
             model: Any = LI(**common)
@@ -363,8 +415,9 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
             model = ALIF(rho=p.rho, adapt=p.adapt, adapt_gain=p.adapt_gain, **common, **spiking)
         else:
             model = LIF(**common, **spiking)
-        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=p.u0 / p.scale, a0=p.a0 / p.a_scale))
+        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=i0, a0=p.a0 / p.a_scale))
     scale = {p.name: p.scale for p in fixed.populations}
-    projs = [Projection(q.name, q.pre, q.post, q.weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
+    projs = [Projection(q.name, q.pre, q.post,
+                        q.effective_weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
                         delay=q.delay) for q in fixed.projections]
     return Network(dt=fixed.dt, populations=pops, projections=projs, inputs=fixed.inputs, name=fixed.name)

@@ -23,7 +23,8 @@ ADAPT_SHIFT_RANGE = (0, 31)
 A_EXP_RANGE = (-16, 30)               # a = a_int / 2**a_exp
 REFRACTORY_MAX = 255                  # 8-bit refractory counter
 MAX_DELAY = 64                        # DelayDense holds 0..63 extra steps (6 bits)
-WEIGHT_LIMITS = {"mixed": (-256, 254), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+WEIGHT_LIMITS = {"mixed": (-256, 254), "excitatory": (0, 255), "inhibitory": (-255, 0)}  # after the bit drop
+LAVA_WEIGHT_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}  # Lava's clip
 KINDS = ("lif", "alif", "li")
 RESETS = ("zero", "subtract")
 TRACE_VARS = ("v", "i", "a", "threshold", "v_int", "u_int", "a_int")
@@ -34,7 +35,9 @@ class FixedPopulation:
     """Integer neuron parameters of one population (the :mod:`neurosim.fixed_point` docstring).
 
     du, dv: decays as Lava takes them (u decays by (4095 - du)/4096, v by (4096 - dv)/4096);
-    vth: threshold mantissa (compared as vth << 6); bias_mant, bias_exp, u0, v0: int64 (N,);
+    vth: threshold mantissa (compared as vth << 6); du, dv, vth (and drho) are one int or one
+    per neuron, int64 (N,), as Lava 0.10's ``PyLifModelBitAcc`` applies them (an array whose
+    values are all equal is kept as one int); bias_mant, bias_exp, u0, v0: int64 (N,);
     scale: S_j, integer units per float unit of i and v, float64 (N,).
     kind: 'lif' (also IF), 'alif' or 'li' (never spikes); reset: 'zero' or 'subtract';
     refractory: steps (N,); drho: adaptation decay (a decays by (4096 - drho)/4096);
@@ -67,7 +70,9 @@ class FixedPopulation:
     def __post_init__(self) -> None:
         where = f"populations.{self.name}"
         for name, lo, hi in (("du", -1, DECAY_ONE - 1), ("dv", 0, DECAY_ONE), ("vth", 0, VTH_MAX),
-                             ("drho", 0, DECAY_ONE), ("adapt_shift", *ADAPT_SHIFT_RANGE), ("a_exp", *A_EXP_RANGE)):
+                             ("drho", 0, DECAY_ONE)):
+            object.__setattr__(self, name, _int_or_vector(getattr(self, name), self.size, lo, hi, f"{where}.{name}"))
+        for name, lo, hi in (("adapt_shift", *ADAPT_SHIFT_RANGE), ("a_exp", *A_EXP_RANGE)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
                 raise NetworkError(f"{where}.{name}", f"expected an integer in [{lo}, {hi}], got {value!r}")
@@ -90,19 +95,31 @@ class FixedPopulation:
         object.__setattr__(self, "scale", scale)
 
     @property
-    def alpha(self) -> float:
-        """Current decay of the integer model, (4095 - du) / 4096."""
+    def alpha(self) -> Any:
+        """Current decay of the integer model, (4095 - du) / 4096 (float, or (N,) for per-neuron du)."""
         return (DECAY_ONE - 1 - self.du) / DECAY_ONE
 
     @property
-    def beta(self) -> float:
+    def beta(self) -> Any:
         """Membrane decay of the integer model, (4096 - dv) / 4096."""
         return (DECAY_ONE - self.dv) / DECAY_ONE
 
     @property
-    def rho(self) -> float:
+    def rho(self) -> Any:
         """Adaptation decay of the integer model, (4096 - drho) / 4096."""
         return (DECAY_ONE - self.drho) / DECAY_ONE
+
+    @property
+    def per_neuron(self) -> bool:
+        """True when du, dv, vth or drho differ between neurons."""
+        return any(np.ndim(getattr(self, k)) for k in ("du", "dv", "vth", "drho"))
+
+    @property
+    def bias_on_v(self) -> np.ndarray:
+        """Where u0 is stored relative to the float i0: neurons with a current decay (du < 4095),
+        whose float bias b appears as b / (1 - alpha) on v (the :mod:`neurosim.fixed_point`
+        docstring); with du = 4095 u keeps no memory and u0 = i0 * S."""
+        return np.broadcast_to(np.asarray(self.du) < DECAY_ONE - 1, (self.size,))
 
     @property
     def spiking(self) -> bool:
@@ -143,9 +160,11 @@ class FixedPopulation:
 class FixedProjection:
     """Integer synapses of one projection (what ``Dense``/``DelayDense`` are given).
 
-    weights: int64 mantissas (n_pre, n_post), within :data:`WEIGHT_LIMITS` of `sign_mode`
-    (even for 'mixed'); weight_exp: shared exponent; delay: steps >= 1, scalar or
-    (n_pre, n_post); sparse: the float projection was CSR (exported as Lava ``Sparse``).
+    weights: int64 mantissas (n_pre, n_post) as they are given to Lava's Dense, within
+    :data:`LAVA_WEIGHT_RANGE` of `sign_mode` (Lava would clip beyond: refused); the weights
+    that act are :attr:`effective_weights`, after Lava's drop of the lowest bit of mixed-sign
+    mantissas; weight_exp: shared exponent; delay: steps >= 1, scalar or (n_pre, n_post);
+    sparse: the float projection was CSR (exported as Lava ``Sparse``).
     """
 
     name: str
@@ -165,12 +184,10 @@ class FixedProjection:
         if self.sign_mode not in WEIGHT_LIMITS:
             raise NetworkError(f"{where}.sign_mode",
                                f"expected one of {sorted(WEIGHT_LIMITS)}, got {self.sign_mode!r}")
-        lo, hi = WEIGHT_LIMITS[self.sign_mode]
+        lo, hi = LAVA_WEIGHT_RANGE[self.sign_mode]
         if w.size and (w.min() < lo or w.max() > hi):
             raise NetworkError(f"{where}.weights", f"{self.sign_mode} mantissas must lie in [{lo}, {hi}], "
                                                    f"got [{w.min()}, {w.max()}] (Lava would clip them)")
-        if self.sign_mode == "mixed" and np.any(w % 2):
-            raise NetworkError(f"{where}.weights", "mixed-sign mantissas must be even (Lava drops their lowest bit)")
         e = self.weight_exp
         if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -16 <= e <= 16:
             raise NetworkError(f"{where}.weight_exp", f"expected an integer exponent, got {e!r}")
@@ -180,6 +197,17 @@ class FixedProjection:
         if d.dtype.kind not in "iu" or (d.ndim and d.shape != w.shape) or (d.size and d.min() < 1):
             raise NetworkError(f"{where}.delay", f"expected whole steps >= 1, scalar or shape {w.shape}")
         object.__setattr__(self, "delay", int(d) if d.ndim == 0 else _frozen(d.astype(np.int64)))
+
+    @property
+    def effective_weights(self) -> np.ndarray:
+        """The mantissas Lava's Dense applies: mixed signs lose their lowest bit, ``(w >> 1) << 1``
+        (``lava.utils.weightutils.truncate_weights`` with 8 weight bits); others as given."""
+        return (self.weights >> 1) << 1 if self.sign_mode == "mixed" else self.weights
+
+    @property
+    def n_bit_dropped(self) -> int:
+        """Synapses whose mantissa Lava's lowest-bit drop changes (odd mixed-sign mantissas)."""
+        return int(np.count_nonzero(self.effective_weights != self.weights))
 
     @property
     def delays(self) -> np.ndarray:
@@ -202,7 +230,11 @@ class QuantizationReport:
     adapt_max_abs_error/adapt_max_rel_error (dequantised - float adapt, relative to the
     largest |adapt|), adapt_gain_max_abs_error/adapt_gain_max_rel_error, a0_max_abs_error and
     a_limit (the smallest float a at which a threshold A would leave the 24-bit range).
-    projections[name]: weight_exp, sign_mode, n_synapses, n_zeroed (nonzero float weights
+    Per-neuron du, dv (drho) are reported as arrays, alpha/beta/rho_error as the signed error
+    of largest magnitude; bias_on_v: a bias met a current decay and sits on v as b / (1 - alpha).
+    projections[name]: weight_exp, sign_mode, bit_drop (mixed signs: Lava drops the lowest
+    mantissa bit, so quantize rounds them on the even grid), n_bit_dropped (synapses the drop
+    changed: 0 for quantize's own mantissas), n_synapses, n_zeroed (nonzero float weights
     quantised to 0), max_abs_error, rms_error, max_rel_error (to the largest |w * gain|),
     error_bound (largest allowed |error|: half a mantissa step, a full one for mixed signs,
     in float units of the target's i), error (dequantised - float w * gain, (n_pre, n_post))
@@ -212,6 +244,7 @@ class QuantizationReport:
 
     populations: dict[str, dict[str, Any]]
     projections: dict[str, dict[str, Any]]
+    notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.summary()
@@ -220,20 +253,26 @@ class QuantizationReport:
         """One line per population and per projection: mantissas, exponents and largest errors."""
         lines = ["population  kind reset     vth   du    dv    |d alpha|  |d beta|   |d bias|   state limit"]
         for k, p in self.populations.items():
-            lines.append(f"{k:<11} {p['kind']:<4} {p['reset']:<9} {p['vth_mant']:<5} {p['du']:<5} {p['dv']:<5} "
+            lines.append(f"{k:<11} {p['kind']:<4} {p['reset']:<9} {_span(p['vth_mant']):<5} {_span(p['du']):<5} "
+                         f"{_span(p['dv']):<5} "
                          f"{abs(p['alpha_error']):<10.2e} {abs(p['beta_error']):<10.2e} "
                          f"{p['bias_max_abs_error']:<10.2e} {p['state_limit']:.4g}")
         adaptive = {k: p for k, p in self.populations.items() if p["kind"] == "alif"}
         if adaptive:
             lines.append("adaptation  drho  |d rho|    a_exp shift rel |d adapt|  rel |d adapt_gain|  a limit")
             for k, p in adaptive.items():
-                lines.append(f"{k:<11} {p['drho']:<5} {abs(p['rho_error']):<10.2e} {p['a_exp']:<5} "
+                lines.append(f"{k:<11} {_span(p['drho']):<5} {abs(p['rho_error']):<10.2e} {p['a_exp']:<5} "
                              f"{p['adapt_shift']:<5} {p['adapt_max_rel_error']:<15.2e} "
                              f"{p['adapt_gain_max_rel_error']:<18.2e} {p['a_limit']:.4g}")
-        lines.append("projection  exp  sign        max |dw|   rel       zeroed")
+        lines.append("projection  exp  sign        max |dw|   rel       zeroed     lowest bit")
         for k, p in self.projections.items():
+            drop = f"dropped ({p['n_bit_dropped']} changed)" if p["bit_drop"] else "kept"
             lines.append(f"{k:<11} {p['weight_exp']:<4} {p['sign_mode']:<11} {p['max_abs_error']:<10.2e} "
-                         f"{p['max_rel_error']:<9.2e} {p['n_zeroed']}/{p['n_synapses']}")
+                         f"{p['max_rel_error']:<9.2e} {p['n_zeroed']}/{p['n_synapses']:<8} {drop}")
+        if any(p["bit_drop"] for p in self.projections.values()):
+            lines.append("(mixed-sign weights: Lava's Dense drops the lowest of 8 mantissa bits, (w >> 1) << 1; "
+                         "the mantissas are rounded on that even grid)")
+        lines.extend(self.notes)
         return "\n".join(lines)
 
 
@@ -289,6 +328,23 @@ def _int_vector(value: Any, n: int, lo: int, hi: int, where: str) -> np.ndarray:
     if arr.size and (arr.min() < lo or arr.max() > hi):
         raise NetworkError(where, f"expected values in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
     return _frozen(arr)
+
+
+def _span(x: Any) -> str:
+    """An int as it is; per-neuron values as 'min..max'."""
+    return str(x) if np.ndim(x) == 0 else f"{int(np.min(x))}..{int(np.max(x))}"
+
+
+def _int_or_vector(value: Any, n: int, lo: int, hi: int, where: str) -> Union[int, np.ndarray]:
+    """One int for a scalar or an array of equal values; else a read-only int64 (N,) array."""
+    if np.ndim(value) == 0 and not (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        if not lo <= value <= hi:
+            raise NetworkError(where, f"expected an integer in [{lo}, {hi}], got {value!r}")
+        return int(value)
+    if np.ndim(value) == 0:
+        raise NetworkError(where, f"expected an integer in [{lo}, {hi}] or one per neuron, got {value!r}")
+    arr = _int_vector(value, n, lo, hi, where)
+    return int(arr[0]) if arr.size and np.all(arr == arr[0]) else arr
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
