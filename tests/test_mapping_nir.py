@@ -224,11 +224,10 @@ def test_edited_file_is_refused_not_silently_overridden(tmp_path):
         f["node/nodes/pace/tau"][0] *= 2
     with pytest.raises(ExportError, match=r"nodes\.pace\.metadata\.neurosim\.beta.*disagrees.*edited\.nir"):
         read_nir(path, dt=net.dt)
-    # at another dt the exact per-step values do not apply: the NIR fields are re-discretised
-    with h5py.File(path, "r") as f:
-        tau = f["node/nodes/pace/tau"][()]
-    half = read_nir(path, dt=net.dt / 2)
-    np.testing.assert_allclose(half.population("pace").params.beta, 1 - (net.dt / 2) / tau, rtol=1e-14)
+    # at another dt the file's delays and refractory periods (whole steps of its dt) would change:
+    # refused, with the file's dt named
+    with pytest.raises(ExportError, match=r"dt: the file was written by neurosim at dt = 0\.001 s.*import at dt = 0\.001"):
+        read_nir(path, dt=net.dt / 2)
 
 
 # --------------------------------------------------------------------------------- ALIF extension
@@ -528,7 +527,7 @@ def test_subgraph_is_flattened():
                                "rec": nir.Linear(w_rec), "y": nir.Output(np.array([4]))},
                         edges=[("x", "w"), ("w", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "y")],
                         type_check=False)
-    a, b = from_nir(nested, dt=1e-3), from_nir(flat, dt=1e-3)
+    a, b = from_nir(nested, dt=1e-3, reset="subtract"), from_nir(flat, dt=1e-3, reset="subtract")
     assert [(j.pre, j.post) for j in a.projections] == [("x", "layer_lif"), ("layer_lif", "layer_lif")]
     np.testing.assert_array_equal(a.projections[0].weights, b.projections[0].weights)
     np.testing.assert_array_equal(a.projections[1].weights, w_rec.T)
@@ -585,21 +584,21 @@ def test_shape_mismatches_are_named():
     bad_in = _graph({"x": nir.Input(np.array([5])), "w": nir.Linear(np.ones((4, 3))), "p": _lif(4)},
                     [("x", "w"), ("w", "p")])
     with pytest.raises(ExportError, match=r"nodes\.w: shape mismatch on edge x -> w: x gives 5 values, w \(Linear\) expects 3"):
-        from_nir(bad_in, dt=1e-3)
+        from_nir(bad_in, dt=1e-3, reset="subtract")
     bad_out = _graph({"x": nir.Input(np.array([3])), "w": nir.Linear(np.ones((4, 3))), "p": _lif(6)},
                      [("x", "w"), ("w", "p")])
     with pytest.raises(ExportError, match=r"nodes\.p: shape mismatch on edge w -> p: w gives 4 values, p \(LIF\) expects 6"):
-        from_nir(bad_out, dt=1e-3)
+        from_nir(bad_out, dt=1e-3, reset="subtract")
     bad_w = _graph({"x": nir.Input(np.array([3])), "w": nir.Linear(np.ones((2, 4, 3))), "p": _lif(4)},
                    [("x", "w"), ("w", "p")])
     with pytest.raises(ExportError, match=r"nodes\.w\.weight: expected a 2-D"):
-        from_nir(bad_w, dt=1e-3)
+        from_nir(bad_w, dt=1e-3, reset="subtract")
 
 
 def test_what_neurosim_cannot_express_is_refused():
     def one(node, **kw):
         return from_nir(_graph({"x": nir.Input(np.array([2])), "w": nir.Linear(np.eye(2)), "p": node},
-                               [("x", "w"), ("w", "p")]), dt=1e-3, **kw)
+                               [("x", "w"), ("w", "p")]), dt=1e-3, **{"reset": "subtract", **kw})
 
     with pytest.raises(ExportError, match=r"nodes\.p\.v_reset: .*v_reset = -0\.5"):
         one(_lif(2, v_reset=np.full(2, -0.5)))
@@ -610,15 +609,16 @@ def test_what_neurosim_cannot_express_is_refused():
         one(_lif(2, tau=np.full(2, 1e-4)))  # Euler needs tau >= dt
     with pytest.raises(ExportError, match=r"nodes\.d\.delay: expected whole multiples"):
         from_nir(_graph({"x": nir.Input(np.array([2])), "d": nir.Delay(np.full(2, 1.5e-3)),
-                         "w": nir.Linear(np.eye(2)), "p": _lif(2)}, [("x", "d"), ("d", "w"), ("w", "p")]), dt=1e-3)
+                         "w": nir.Linear(np.eye(2)), "p": _lif(2)}, [("x", "d"), ("d", "w"), ("w", "p")]), dt=1e-3,
+                 reset="subtract")
     with pytest.raises(ExportError, match=r"nodes\.a\.bias: the bias passes through Delay"):
         from_nir(_graph({"x": nir.Input(np.array([2])), "a": nir.Affine(np.eye(2), np.ones(2)),
                          "d": nir.Delay(np.full(2, 1e-3)), "p": _lif(2)}, [("x", "a"), ("a", "d"), ("d", "p")]),
-                 dt=1e-3)
-    with pytest.raises(ExportError, match=r"nodes\.w: Linear feeds Output"):
-        from_nir(_graph({"x": nir.Input(np.array([2])), "w": nir.Linear(np.eye(2)), "y": nir.Output(np.array([2]))},
-                        [("x", "w"), ("w", "y")]), dt=1e-3)
-    with pytest.raises(ExportError, match="reset: expected 'subtract' or 'zero'"):
+                 dt=1e-3, reset="subtract")
+    with pytest.raises(ExportError, match=r"nodes\.s: Scale feeds Output"):  # a readout is a weight node
+        from_nir(_graph({"x": nir.Input(np.array([2])), "s": nir.Scale(np.ones(2)), "y": nir.Output(np.array([2]))},
+                        [("x", "s"), ("s", "y")]), dt=1e-3)
+    with pytest.raises(ExportError, match="reset: expected 'subtract', 'zero' or 'late_subtract'"):
         one(_lif(2), reset="none")
     # export side
     r = np.random.default_rng(0)
