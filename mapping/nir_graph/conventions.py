@@ -25,7 +25,8 @@ Fields, and how the importer translates each one exactly into neurosim's step
   neurosim arrives a_P steps after the network input; the bias then comes from a one-neuron
   population that spikes at every step, through a projection of delay a_P).
 - ``cuba_input``: ``w_in*(1-alpha)`` (NIR's ``tau_syn dI/dt = -I + w_in x``, Euler or exact) or
-  ``w_in`` (Norse's ``LIFCell`` adds its input to the current unscaled).
+  ``w_in`` (Norse's ``LIFCell`` adds its input to the current unscaled, ``i = alpha*i + x``, and
+  takes v from that current: neurosim's order).
 - ``cuba_v_from``: ``current`` (v from this step's current, neurosim's order) or ``previous``
   (v from the previous step's current: NIR's reference and Norse's ``LIFCell``); previous adds one
   step to every projection into a CubaLIF node, which is exactly v from the previous current.
@@ -65,7 +66,7 @@ class Convention:
         dt = "dt from the file" if self.dt is None else f"dt = {self.dt:g} s"
         return (f"convention {self.name}: {dt}, {self.discretization} discretisation, reset {self.reset}, "
                 f"bias from {'step 0' if self.bias == 'step0' else 'the first input step'}, "
-                f"CubaLIF input {self.cuba_input}, v from the {self.cuba_v_from} current")
+                f"CubaLIF input {self.cuba_input}, v from " + ("this step's current" if self.cuba_v_from == "current" else "the previous step's current"))
 
     def with_overrides(self, dt: Optional[float] = None, discretization: Optional[str] = None,
                        reset: Optional[str] = None) -> "Convention":
@@ -85,10 +86,11 @@ CONVENTIONS: dict[str, Convention] = {
     # whatever the reset; Leaky/Synaptic default reset_mechanism='subtract', reset_delay=True.
     "snntorch": Convention("snntorch", 1e-4, "euler", "late_subtract", "first_input",
                            source="snnTorch 1.0 export_to_nir; default Leaky/Synaptic (subtract, reset_delay=True)"),
-    # norse/torch/utils/export_nir.py: tau = dt/tau_inv (dt*tau), r = 1, w_in = 1, LIFCell adds its input
-    # to i unscaled and takes v from the previous i; reset to v_reset = 0; from_nir's default dt 1e-3.
+    # norse/torch/utils/export_nir.py: tau = dt/tau_inv (dt*tau), r = 1, w_in = 1; LIFCell
+    # (functional/lif.py lif_feed_forward_step) adds its input to i unscaled, then v from that i;
+    # reset to v_reset = 0; from_nir's default dt 1e-3.
     "norse": Convention("norse", 1e-3, "euler", "zero", "first_input", tau_field="dt*tau", cuba_input="w_in",
-                        cuba_v_from="previous", source="Norse 1.1 to_nir(dt=1e-3); LIFBoxCell, LIFCell, LIBoxCell"),
+                        source="Norse 1.1 to_nir(dt=1e-3); LIFBoxCell, LIFCell, LIBoxCell"),
     # spikingjelly/activation_based/nir_exchange/to_nir.py: dt = 1e-4, tau = tau_steps*dt, r = 1
     # (decay_input) or tau_steps, hard reset to v_reset; fires at v >= v_threshold.
     "spikingjelly": Convention("spikingjelly", 1e-4, "euler", "v_reset", "first_input", threshold=">=",

@@ -48,6 +48,11 @@ def _size_from(name: str, node: Any, ctx: ImportContext) -> int | None:
     return None
 
 
+def _numbers(value: Any) -> np.ndarray:
+    """A parameter as float64 numbers (torch tensors, as peers leave them, included)."""
+    return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
+
+
 def broadcast_scalars(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: ImportContext) -> dict[str, Any]:
     """Neuron nodes with one value per parameter, fed by layers of one size n > 1, rebuilt with
     every parameter repeated n times (metadata kept)."""
@@ -55,13 +60,14 @@ def broadcast_scalars(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: 
     for name, node in nodes.items():
         if type(node) not in _SCALAR_TYPES:
             continue
-        params = {f.name: getattr(node, f.name) for f in dataclasses.fields(node) if f.init and f.name != "metadata"}
-        if any(np.size(v) != 1 for v in params.values()):
+        params = {f.name: _numbers(getattr(node, f.name)) for f in dataclasses.fields(node)
+                  if f.init and f.name != "metadata"}
+        if any(v.size != 1 for v in params.values()):
             continue
         sizes = {_size_from(a, nodes[a], ctx) for a, b in edges if b == name}
         if len(sizes) != 1 or None in sizes or sizes == {1}:
             continue
         n = int(sizes.pop())  # type: ignore[arg-type]
-        kw = {k: np.full(n, float(np.asarray(v, dtype=np.float64).reshape(-1)[0])) for k, v in params.items()}
+        kw = {k: np.full(n, v.reshape(-1)[0]) for k, v in params.items()}
         out[name] = type(node)(metadata=dict(node.metadata or {}), **kw)
     return out
