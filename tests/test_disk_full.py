@@ -46,7 +46,7 @@ def inputs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("inputs")
     net = _network()
     ns.save(net, d / "model.h5")
-    write_nir(net, d / "model.nir")
+    write_nir(net, d / "model.nir", extensions=True)
     to_netx(net, d / "model.netx")
     np.savez(d / "in.npz", **{"in": np.random.default_rng(1).random((300, 100)) < 0.1})
     return d

@@ -261,7 +261,7 @@ def test_nir_file_roundtrip_unchanged_with_budget(tmp_path):
                      projections=[ns.Projection("p", "in", "a", ns.CSR.from_dense(w),
                                                 rng.integers(1, 4, size=int(np.count_nonzero(w))))])
     path = tmp_path / "rt.nir"
-    write_nir(net, path)
+    write_nir(net, path, extensions=True)
     back = read_nir(path, dt=1e-3, memory_budget="100M")
     (p,) = back.projections
     np.testing.assert_array_equal(np.asarray(p.weights.to_dense()), w)

@@ -18,7 +18,7 @@ _AGREE = dict(rtol=1e-8, atol=1e-12)  # exact metadata vs NIR fields: float roun
 
 
 def _decays(tau: np.ndarray, ctx: "ImportContext", where: str) -> np.ndarray:
-    dt, method = ctx.dt, ctx.method
+    dt, method = ctx.dt, ctx.node_method or ctx.method
     tau = np.asarray(tau, dtype=np.float64) * ctx.tau_scale  # Norse writes dt*tau: the true tau is tau/dt
     try:
         out = np.array([decay(dt, float(t), method) for t in tau], dtype=np.float64)
@@ -81,6 +81,7 @@ class ImportContext:
         self.tau_scale = 1.0 / self.dt if conv.tau_field == "dt*tau" else 1.0
         self.lag: dict[str, int] = {}  # node -> extra steps on every projection into it
         self.late: set[str] = set()  # nodes whose subtractive reset acts one step late
+        self.node_method: Optional[str] = None  # the node's own discretisation (our files name it)
         file_dt = gmeta.get(NS + "dt")
         self.file_dt = float(file_dt) if file_dt is not None else None
         self.exact = (self.file_dt == self.dt and as_text(gmeta.get(NS + "discretization", "")) == self.method)
@@ -239,10 +240,15 @@ def make_input(name: str, node: Any, local: str, size: int, ctx: ImportContext) 
 
 def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ctx: ImportContext) -> Population:
     """The population of neuron node `name` (named `local`), Affine biases `bias` added."""
+    meta = dict(node.metadata or {})
+    ctx.node_method = None
+    if ctx.reset == "metadata" and as_text(meta.get(NS + "discretization", "")) in ("euler", "exact"):
+        ctx.node_method = as_text(meta[NS + "discretization"])  # our own file: each node says its own
     kind, params = NEURON_IMPORTERS[type(node)](node, ctx, name)
+    method = ctx.node_method or ctx.method
+    ctx.node_method = None
     if bias is not None:
         params["bias"] = params["bias"] + bias
-    meta = dict(node.metadata or {})
     n = next(iter(params.values())).size
     wanted = as_text(meta.get(NS + "model", kind))
     if wanted != kind:
@@ -250,7 +256,7 @@ def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray]
             raise ctx.error(f"nodes.{name}.metadata.{NS}model", f"{wanted!r} does not match a NIR {type_name(node)} node")
         kind = "lif"
         params.update(beta=np.ones(n), alpha=np.zeros(n))
-    if ctx.exact:
+    if ctx.exact and (ctx.conv.name == "neurosim" or method == ctx.method):
         for key, value in params.items():
             stored = meta.get(NS + key)
             if stored is None:
@@ -268,7 +274,7 @@ def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray]
         params["theta"] = np.nextafter(params["theta"], -np.inf)
     try:
         model = model_from_params(kind, {k: _scalar(v) for k, v in params.items()}, reset,
-                                  where=f"nodes.{name}")
+                                  where=f"nodes.{name}", discretization=method if kind != "if" else None)
         init = {k: np.asarray(meta.get(NS + k, 0.0), dtype=np.float64) for k in ("v0", "i0", "a0")}
         return Population(local, n, model, **init)
     except NetworkError as exc:
