@@ -115,11 +115,24 @@ def convention(name: str) -> Convention:
     return CONVENTIONS[name]
 
 
+def export_convention(gmeta: dict[str, Any]) -> Optional[Convention]:
+    """How neurosim wrote a file for another tool's importer (``neurosim.target``, written by
+    :func:`mapping.nir_graph.to_nir`): that importer's reading, at the dt the file was written for."""
+    target = as_text(gmeta.get(NS + "target", ""))
+    if not target or NS + "target_dt" not in gmeta:
+        return None
+    return Convention(f"neurosim export for {target}", float(gmeta[NS + "target_dt"]), "euler", "v_reset", "step0",
+                      threshold=">=" if target == "spikingjelly" else ">",
+                      source=f"written by neurosim for {target}'s importer")
+
+
 def origin(gmeta: dict[str, Any]) -> Optional[str]:
     """The convention a graph's metadata names: ``neurosim`` for our own files (``neurosim.dt``),
     or a ``convention`` / ``neurosim.convention`` entry; None when the file does not say."""
     if NS + "dt" in gmeta:
         return "neurosim"
+    if export_convention(gmeta) is not None:
+        return "export"
     for key in (NS + "convention", "convention"):
         if key in gmeta and as_text(gmeta[key]) in CONVENTIONS:
             return as_text(gmeta[key])
@@ -138,8 +151,11 @@ def resolve(gmeta: dict[str, Any], name: Optional[str], dt: Optional[float], dis
     if name is not None:
         conv = convention(name)
         note = f"{conv.describe()} (named by the caller)"
-        if file_says and file_says != name:
+        if file_says and file_says not in (name, "export"):
             note += f"; the file says it was written by {file_says}"
+    elif file_says == "export":
+        conv = export_convention(gmeta)  # type: ignore[assignment]
+        note = f"{conv.describe()} (the file's metadata says: {conv.source})"
     elif file_says is not None:
         conv = CONVENTIONS[file_says]
         note = f"{conv.describe()} (the file's metadata says it was written by {file_says})"

@@ -34,8 +34,8 @@ def _decays(tau: np.ndarray, ctx: "ImportContext", where: str) -> np.ndarray:
 
 
 _META_TEXT = ("model", "reset", "projection", "name", "discretization", "format", "populations", "inputs",
-              "projections")
-_META_SCALAR = ("dt", "sparse", "delay")
+              "projections", "target", "convention")
+_META_SCALAR = ("dt", "sparse", "delay", "target_dt")
 
 
 def check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:

@@ -136,9 +136,10 @@ def _layering(net: Network, target: str) -> list[Refusal]:
     for j in net.projections:
         field = f"projections.{j.name}"
         if j.pre == j.post or depth.get(j.post, 0) <= depth.get(j.pre, 0):
-            out.append(Refusal(target, field, f"{target}'s importer does not run neurosim's recurrent projections "
-                                              "the same way (snnTorch routes the layer's input through w_rec)",
-                               "a feed-forward network"))
+            out.append(Refusal(target, field, f"{target}'s importer does not run a recurrent projection as neurosim "
+                                              "does (snnTorch 1.0 routes the layer's input through w_rec; Norse and "
+                                              "SpikingJelly load only feed-forward LIF graphs here)",
+                               "a feed-forward network, or target neurosim"))
         elif np.any(np.asarray(j.delay) != 1):
             out.append(Refusal(target, f"{field}.delay", f"{target}'s importer has no delays",
                                "delay 1 everywhere"))
