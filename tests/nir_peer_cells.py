@@ -289,3 +289,59 @@ CELLS: dict[tuple[str, str, str], Callable[[int], Outcome]] = {
 for _peer, _target in (("snnTorch 1.0", "snntorch"), ("Norse 1.1", "norse"), ("SpikingJelly 2.0", "spikingjelly")):
     for _layer in ("LIF", "CubaLIF", "LIF(subtract)", "LIF(bias)", "LI", "ALIF", "recurrent", "delays"):
         CELLS[(_peer, _layer, "neurosim -> peer")] = neurosim_to_peer(_target, _layer)
+
+
+# ------------------------------------------------------------------ peers against their own files
+def _own_output(mods: list[torch.nn.Module], module: Any, x: np.ndarray, record: int) -> float:
+    """Fraction of the output layer's bins where the peer's import of its own file agrees with
+    the peer's own run (both in the peer, no neurosim involved)."""
+    theirs = run_layers(mods, x, [record])[record]
+    back = np.asarray(run_stateful(module, x)).reshape(theirs.shape)
+    return float((back == theirs).mean())
+
+
+def snntorch_own(seed: int) -> float:
+    """snnTorch 1.0: export_to_nir of default Leaky layers, then import_from_nir of that file."""
+    from snntorch.export_nir import export_to_nir
+
+    graph = export_to_nir(torch.nn.Sequential(*_snntorch_net(seed, "Leaky", True)[0]), torch.zeros(12, dtype=torch.float64))
+    mods, _ = _snntorch_net(seed, "Leaky", True)
+    return _own_output(mods, snntorch_import(graph), _inputs(seed, 12), 3)
+
+
+def norse_own(seed: int) -> float:
+    """Norse 1.1: to_nir of default LIFBoxCell layers, then from_nir(dt=1e-3) of that graph."""
+    import norse.torch as norse
+
+    torch.manual_seed(seed)
+    mods = [torch.nn.Linear(12, 20).double(), norse.LIFBoxCell(), torch.nn.Linear(20, 6).double(), norse.LIFBoxCell()]
+    with torch.no_grad():
+        mods[0].weight.mul_(12.0)
+        mods[2].weight.mul_(25.0)
+    graph = norse.to_nir(norse.SequentialState(*mods), torch.zeros(1, 12, dtype=torch.float64), dt=1e-3)
+    return _own_output(mods, norse_import(norse_writable(graph), 1e-3), _inputs(seed, 12), 3)
+
+
+def spikingjelly_own(seed: int) -> float:
+    """SpikingJelly 2.0: export_to_nir of LIFNode layers, then import_from_nir(dt=1e-4)."""
+    from spikingjelly.activation_based import functional, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir, import_from_nir
+
+    def build() -> list[torch.nn.Module]:
+        torch.manual_seed(seed)
+        r = np.random.default_rng(seed)
+        mods: list[torch.nn.Module] = []
+        for n_in, n in ((12, 20), (20, 6)):
+            lin = torch.nn.Linear(n_in, n).double()
+            with torch.no_grad():
+                lin.weight.copy_(torch.tensor(r.normal(0.5, 0.6, (n, n_in))))
+            mods += [lin, neuron.LIFNode(tau=2.0, v_reset=0.0)]
+        return mods
+
+    graph = export_to_nir(torch.nn.Sequential(*build()), torch.zeros(1, 12, dtype=torch.float64))
+    mods = build()
+    functional.reset_net(torch.nn.Sequential(*mods))
+    return _own_output(mods, import_from_nir(graph, dt=1e-4, dtype=torch.float64), _inputs(seed, 12), 3)
+
+
+OWN = {"snnTorch 1.0": snntorch_own, "Norse 1.1": norse_own, "SpikingJelly 2.0": spikingjelly_own}
