@@ -57,7 +57,7 @@ TRAIN = ["train", "--task", "digits", "--hidden", "200", "--n-train", "32", "--n
 COMMANDS = {  # name -> (arguments with {i} the inputs' folder, {o} the target folder)
     "simulate": ["simulate", "{i}/model.h5", "--steps", "300", "--input", "{i}/in.npz", "--trace", "h:v",
                  "--no-progress", "--out", "{o}/result.h5"],
-    "export-nir": ["export", "{i}/model.h5", "--to", "nir", "--out", "{o}/model.nir"],
+    "export-nir": ["export", "{i}/model.h5", "--to", "nir", "--extensions", "--out", "{o}/model.nir"],
     "export-netx": ["export", "{i}/model.h5", "--to", "netx", "--out", "{o}/model.netx"],
     "export-brian2": ["export", "{i}/model.h5", "--to", "brian2", "--out", "{o}/model.py"],
     "import-nir": ["import", "{i}/model.nir", "--from", "nir", "--dt", "1e-3", "--out", "{o}/imported.h5"],
