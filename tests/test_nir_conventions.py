@@ -253,3 +253,51 @@ def test_cli_export_target_and_refusal(tmp_path, capsys):
     assert main(["export", model, "--to", "nir", "--target", "snntorch", "--out", out]) == 0
     assert "snntorch.import_from_nir" in capsys.readouterr().out
     nir.read(out)
+
+
+def test_linear_readout_equals_the_peers_last_linear():
+    """Affine -> Output (snnTorch's usual readout) becomes an LI population with beta = 0 whose
+    v is the peer's last Linear output, bias included from the first input step (float64)."""
+    import torch
+    from nir_peer_cells import _inputs, _snntorch_net
+    from nir_peers import run_layers
+    from snntorch.export_nir import export_to_nir
+
+    mods = _snntorch_net(0, "Leaky", True)[0][:3]  # Linear -> Leaky -> Linear
+    net = from_nir(export_to_nir(torch.nn.Sequential(*mods), torch.zeros(12, dtype=torch.float64)),
+                   convention="snntorch")
+    readout = [p for p in net.populations if p.model.kind == "li"]
+    assert len(readout) == 1 and readout[0].size == 6
+    x = _inputs(0, 12)
+    fresh = _snntorch_net(0, "Leaky", True)[0][:3]
+    peer = run_layers(fresh, x, [2])[2]
+    res = ns.simulate(net, {net.inputs[0].name: np.concatenate([x, np.zeros((2, 1, 12))])}, len(x) + 2,
+                      traces={readout[0].name: ["v"]})
+    v = res.traces[readout[0].name]["v"][2:len(x) + 2]
+    np.testing.assert_allclose(v, peer.reshape(v.shape), rtol=1e-12, atol=1e-12)
+
+
+def test_nir_reference_cubalif_takes_the_previous_current():
+    """Convention nir: NIR's reference CubaLIF (forward Euler, v from the previous step's
+    current, reset to v_reset), written out here in numpy, equals the imported network."""
+    r = np.random.default_rng(2)
+    dt, n, steps = 1e-3, 5, 300
+    tau_syn, tau_mem, w_in, rr = r.uniform(2e-3, 8e-3, n), r.uniform(5e-3, 2e-2, n), r.uniform(0.5, 2, n), r.uniform(0.5, 2, n)
+    w = r.normal(2.0, 0.5, (n, 3))
+    graph = nir.NIRGraph(nodes={"x": nir.Input(np.array([3])), "w": nir.Linear(w),
+                                "c": nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=rr, v_leak=np.zeros(n),
+                                                 v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=w_in),
+                                "y": nir.Output(np.array([n]))}, edges=[("x", "w"), ("w", "c"), ("c", "y")])
+    net = from_nir(graph, dt=dt, convention="nir")
+    x = (r.random((steps, 1, 3)) < 0.3).astype(float)
+    z = ns.simulate(net, {"x": np.concatenate([x, np.zeros((2, 1, 3))])}, steps + 2).spikes["c"].dense()[:, 0]
+    i, v, ref = np.zeros(n), np.zeros(n), []
+    for t in range(steps + 1):
+        i_new = i + dt / tau_syn * (-i + w_in * (w @ x[t - 1, 0] if t >= 1 else 0))  # a spike at t acts at t + 1
+        v = v + dt / tau_mem * (-v + rr * i)
+        s = v > 1.0
+        v = np.where(s, 0.0, v)
+        i = i_new
+        ref.append(s)
+    np.testing.assert_array_equal(z[:steps + 1], np.array(ref, dtype=float))
+    assert z.sum() > 20

@@ -19,7 +19,7 @@ from .common import NS, SUPPORTED_NAMES, ALIFNode, as_text, check_method, type_n
 from .conventions import resolve
 from .graph_shape import broadcast_scalars, linear_readouts
 from .nir_file import read_graph
-from .nodes_import import NEURON_IMPORTERS, ImportContext, check_meta, make_input, make_population, node_array, shown
+from .nodes_import import NEURON_IMPORTERS, ImportContext, ReadoutNode, check_meta, make_input, make_population, node_array, shown
 from .propagate import biases, projections, trace, weight_matrix
 from .timing import first_input_biases, late_resets
 
@@ -215,7 +215,7 @@ def _in_size(name: str, node: Any, ctx: ImportContext) -> Optional[int]:
 
 
 def _neuron_size(name: str, node: Any, ctx: ImportContext) -> int:
-    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI)) else "v_threshold"
+    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI, ReadoutNode)) else "v_threshold"
     return node_array(node, field, ctx, name).size
 
 
