@@ -301,3 +301,10 @@ def test_nir_reference_cubalif_takes_the_previous_current():
         ref.append(s)
     np.testing.assert_array_equal(z[:steps + 1], np.array(ref, dtype=float))
     assert z.sum() > 20
+
+
+def test_cli_choices_match_the_mapping_names():
+    """The CLI lists targets and conventions without importing mapping at start-up: same names."""
+    from neurosim.cli.export import NIR_CONVENTIONS, NIR_TARGETS
+
+    assert NIR_TARGETS == TARGETS and set(NIR_CONVENTIONS) == set(CONVENTIONS)

@@ -74,7 +74,8 @@ class ImportContext:
     point, and what the importer learns per node (late resets, extra latency of CubaLIF nodes)."""
 
     def __init__(self, conv: Convention, source: Optional[str], gmeta: dict[str, Any]):
-        assert conv.dt is not None  # resolved by conventions.resolve
+        if conv.dt is None:  # conventions.resolve always sets it
+            raise ExportError("nir", "dt", f"convention {conv.name} has no time step: give dt")
         self.conv = conv
         self.dt, self.method, self.source = float(conv.dt), conv.discretization, source
         self.reset = conv.reset
