@@ -92,6 +92,8 @@ def _snntorch_net(seed: int, layer: str, bias: bool) -> tuple[list[torch.nn.Modu
         common = dict(threshold=t(np.ones(n)), init_hidden=True, spike_grad=heaviside)
         if layer == "Leaky":
             neuron = snn.Leaky(beta=t(beta), **common)
+        elif layer.startswith("Leaky(zero"):
+            neuron = snn.Leaky(beta=t(beta), reset_mechanism="zero", reset_delay=layer.endswith("True)"), **common)
         elif layer == "Leaky(reset_delay=False)":
             neuron = snn.Leaky(beta=t(beta), reset_delay=False, **common)
         elif layer == "Synaptic":
@@ -111,7 +113,7 @@ def _snntorch_net(seed: int, layer: str, bias: bool) -> tuple[list[torch.nn.Modu
     return mods, [1, 3]
 
 
-def snntorch_to_neurosim(layer: str, bias: bool) -> Callable[[int], Outcome]:
+def snntorch_to_neurosim(layer: str, bias: bool, reset: Optional[str] = None) -> Callable[[int], Outcome]:
     def cell(seed: int) -> Outcome:
         from snntorch.export_nir import export_to_nir
 
@@ -127,7 +129,7 @@ def snntorch_to_neurosim(layer: str, bias: bool) -> Callable[[int], Outcome]:
         mods, record = _snntorch_net(seed, layer, bias)  # the same network, fresh state
         x = _inputs(seed, 12)
         peer = run_layers(mods, x, record)
-        return _compare(_imported(graph, "snntorch"), x, peer)
+        return _compare(_imported(graph, "snntorch", reset), x, peer)
     return cell
 
 
@@ -153,6 +155,37 @@ def norse_to_neurosim(layer: str) -> Callable[[int], Outcome]:
         peer = run_layers(mods, x, [1, 3])
         return _compare(_imported(norse_writable(graph), "norse"), x, peer)
     return cell
+
+
+# Norse runs tau_inv = 100 (exact in float32); its file holds dt/tau_inv rounded to float32, so the
+# beta neurosim reads differs by (1 - beta)*2**-24 ~ 6e-9; over T = 40 steps of |v| < 0.4 that is
+# < 40 * 6e-9 * 0.4 ~ 1e-7 absolute (measured: 8e-8 .. 5e-6 relative, the larger on values near 0).
+LI_RTOL = 1e-6
+
+
+def norse_li_to_neurosim(seed: int) -> Outcome:
+    """Linear -> LIFBoxCell -> Linear -> LIBoxCell (Norse's leaky readout, default parameters):
+    hidden spikes bin for bin, and the readout's membrane within LI_RTOL (bins = the fraction of
+    (step, neuron) values that are, over both layers)."""
+    import norse.torch as norse
+
+    torch.manual_seed(seed)
+    mods = [torch.nn.Linear(12, 20).double(), norse.LIFBoxCell(), torch.nn.Linear(20, 6).double(), norse.LIBoxCell()]
+    with torch.no_grad():
+        mods[0].weight.mul_(12.0)
+        mods[0].bias.uniform_(0.0, 1.0)
+    graph = norse.to_nir(norse.SequentialState(*mods), torch.zeros(1, 12, dtype=torch.float64), dt=1e-3)
+    x = _inputs(seed, 12)
+    peer = run_layers(mods, x, [1, 3])
+    net = _imported(norse_writable(graph), "norse")
+    hidden, readout = [p for p in net.populations if p.name != CLOCK]
+    res = ns.simulate(net, {net.inputs[0].name: np.concatenate([x, np.zeros((2, 1, 12))])}, T + 2,
+                      backend="numpy", traces={readout.name: ["v"]})
+    z = res.spikes[hidden.name].dense()[1:T + 1]
+    v = res.traces[readout.name]["v"][2:T + 2]
+    ok = np.concatenate([(z == peer[1].reshape(z.shape)).ravel(),
+                         np.isclose(v, peer[3].reshape(v.shape), rtol=LI_RTOL, atol=LI_RTOL).ravel()])
+    return Outcome(bins=float(ok.mean()), spikes=int(peer[1].sum()))
 
 
 # ------------------------------------------------------------------ SpikingJelly -> neurosim
@@ -250,13 +283,13 @@ def norse_writable(graph: Any) -> Any:
     return graph
 
 
-def _imported(graph: Any, convention: str) -> ns.Network:
+def _imported(graph: Any, convention: str, reset: Optional[str] = None) -> ns.Network:
     """The peer's graph written with ``nir.write`` (what a user exchanges) and read by neurosim
-    with the named convention."""
+    with the named convention (and `reset`, when the user names one)."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "peer.nir")
         nir.write(path, graph)
-        return read_nir(path, convention=convention)
+        return read_nir(path, convention=convention, reset=reset)
 
 
 def _through_file(graph: Any) -> Any:
@@ -273,6 +306,10 @@ CELLS: dict[tuple[str, str, str], Callable[[int], Outcome]] = {
     ("snnTorch 1.0", "Leaky (default) + unbiased Linear", "peer -> neurosim"): snntorch_to_neurosim("Leaky", False),
     ("snnTorch 1.0", "Leaky(reset_delay=False) (subtract)", "peer -> neurosim"):
         snntorch_to_neurosim("Leaky(reset_delay=False)", True),
+    ("snnTorch 1.0", "Leaky(reset_mechanism='zero', reset_delay=True), --reset zero", "peer -> neurosim"):
+        snntorch_to_neurosim("Leaky(zero, reset_delay=True)", True, "zero"),
+    ("snnTorch 1.0", "Leaky(reset_mechanism='zero', reset_delay=False), --reset zero", "peer -> neurosim"):
+        snntorch_to_neurosim("Leaky(zero, reset_delay=False)", True, "zero"),
     ("snnTorch 1.0", "Synaptic (default) + biased Linear", "peer -> neurosim"): snntorch_to_neurosim("Synaptic", True),
     ("snnTorch 1.0", "RLeaky (default, all-to-all) + biased Linear", "peer -> neurosim"):
         snntorch_to_neurosim("RLeaky", True),
@@ -281,6 +318,7 @@ CELLS: dict[tuple[str, str, str], Callable[[int], Outcome]] = {
     ("Norse 1.1", "LIFBoxCell (default scalar parameters) + Linear", "peer -> neurosim"):
         norse_to_neurosim("LIFBoxCell"),
     ("Norse 1.1", "LIFCell (default scalar parameters) + Linear", "peer -> neurosim"): norse_to_neurosim("LIFCell"),
+    ("Norse 1.1", "LIBoxCell readout (membrane within 1e-6)", "peer -> neurosim"): norse_li_to_neurosim,
     ("SpikingJelly 2.0", "LIFNode (decay_input, hard reset) + biased Linear", "peer -> neurosim"):
         spikingjelly_to_neurosim("LIFNode"),
     ("SpikingJelly 2.0", "LIFNode (decay_input=False) + biased Linear", "peer -> neurosim"):

@@ -149,7 +149,7 @@ def test_cli_export_and_import(tmp_path, capsys):
     lsnn = str(tmp_path / "lsnn.h5")
     ns.save(recurrent_network(6, 12, 2, model="alif", seed=1), lsnn)
     nir_path = str(tmp_path / "lsnn.nir")
-    assert main(["export", lsnn, "--to", "nir", "--out", nir_path]) == 0
+    assert main(["export", lsnn, "--to", "nir", "--extensions", "--out", nir_path]) == 0
     back = str(tmp_path / "back.h5")
     assert main(["import", nir_path, "--from", "nir", "--dt", "1e-3", "--out", back]) == 0
     a, b = ns.load(lsnn), ns.load(back)
@@ -301,7 +301,7 @@ def test_export_and_import_never_replace_their_input(tmp_path, capsys):
 
     model, _ = _lif_model(tmp_path)
     nir_path = str(tmp_path / "lif.nir")
-    assert main(["export", model, "--to", "nir", "--out", nir_path]) == 0
+    assert main(["export", model, "--to", "nir", "--extensions", "--out", nir_path]) == 0
     capsys.readouterr()
     saved = {p: open(p, "rb").read() for p in (model, nir_path)}
     assert main(["export", model, "--to", "nir", "--out", model]) == 2

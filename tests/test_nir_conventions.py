@@ -31,6 +31,9 @@ from nir_peer_cells import CELLS, Outcome, norse_writable  # noqa: E402
 SUPPORTED = {
     ("snnTorch 1.0", "Leaky (default: subtract, reset_delay=True) + biased Linear", "peer -> neurosim"),
     ("snnTorch 1.0", "Leaky (default) + unbiased Linear", "peer -> neurosim"),
+    ("snnTorch 1.0", "Leaky(reset_mechanism='zero', reset_delay=True), --reset zero", "peer -> neurosim"),
+    ("snnTorch 1.0", "Leaky(reset_mechanism='zero', reset_delay=False), --reset zero", "peer -> neurosim"),
+    ("Norse 1.1", "LIBoxCell readout (membrane within 1e-6)", "peer -> neurosim"),
     ("snnTorch 1.0", "Synaptic (default) + biased Linear", "peer -> neurosim"),
     ("snnTorch 1.0", "RLeaky (default, all-to-all) + biased Linear", "peer -> neurosim"),
     ("snnTorch 1.0", "RSynaptic (default, all-to-all) + biased Linear", "peer -> neurosim"),
