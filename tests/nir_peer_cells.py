@@ -62,6 +62,8 @@ def _compare(net: ns.Network, x: np.ndarray, peer: dict[int, np.ndarray]) -> Out
         same += int((ours == theirs).sum())
         total += ours.size
         spikes += int(theirs.sum())
+        if os.environ.get("NEUROSIM_PEER_DEBUG"):
+            print(pop.name, int(theirs.sum()), theirs.size)
     return Outcome(bins=same / total, spikes=spikes)
 
 
@@ -85,9 +87,9 @@ def _snntorch_net(seed: int, layer: str, bias: bool) -> tuple[list[torch.nn.Modu
         n_in, n = sizes[k], sizes[k + 1]
         lin = torch.nn.Linear(n_in, n, bias=bias).double()
         with torch.no_grad():
-            lin.weight.copy_(t(r.normal(0.4, 0.6, (n, n_in))))
+            lin.weight.copy_(t(r.normal(0.15, 0.5, (n, n_in)) * (0.5 if "Synaptic" in layer else 1.0)))
             if bias:
-                lin.bias.copy_(t(r.uniform(-0.05, 0.25, n)))
+                lin.bias.copy_(t(r.uniform(-0.05, 0.15, n)))
         beta, alpha = r.uniform(0.6, 0.95, n), r.uniform(0.3, 0.8, n)
         common = dict(threshold=t(np.ones(n)), init_hidden=True, spike_grad=heaviside)
         if layer == "Leaky":
@@ -141,7 +143,7 @@ def norse_to_neurosim(layer: str) -> Callable[[int], Outcome]:
         torch.manual_seed(seed)
         r = np.random.default_rng(seed)
         make = {"LIFBoxCell": norse.LIFBoxCell, "LIFCell": norse.LIFCell}[layer]
-        scale = {"LIFBoxCell": (8.0, 20.0), "LIFCell": (30.0, 60.0)}[layer]
+        scale = {"LIFBoxCell": (8.0, 20.0), "LIFCell": (8.0, 5.0)}[layer]
         t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
         mods: list[torch.nn.Module] = []
         for k, (n_in, n) in enumerate(((12, 20), (20, 6))):
@@ -201,10 +203,15 @@ def spikingjelly_to_neurosim(layer: str) -> Callable[[int], Outcome]:
         for k, (n_in, n) in enumerate(((12, 20), (20, 6))):
             lin = torch.nn.Linear(n_in, n).double()
             with torch.no_grad():
-                lin.weight.copy_(t(r.normal(0.5, 0.6, (n, n_in))))
-                lin.bias.copy_(t(r.uniform(-0.05, 0.3, n)))
-            decay_input = layer == "LIFNode"
-            mods += [lin, neuron.LIFNode(tau=float(r.uniform(1.5, 4.0)), decay_input=decay_input, v_reset=0.0)]
+                cuba = {"CUBALIFNode": 0.12, "LIFNode": 1.0}.get(layer, 0.3)  # no decay_input: x unscaled
+                lin.weight.copy_(t(r.normal(0.5, 0.6, (n, n_in)) * cuba))
+                lin.bias.copy_(t(r.uniform(-0.05, 0.3, n) * cuba))
+            if layer == "CUBALIFNode":
+                mods += [lin, neuron.CUBALIFNode(c_decay=float(r.uniform(0.2, 0.7)), v_decay=float(r.uniform(0.5, 0.9)),
+                                                 v_threshold=1.0, v_reset=0.0)]
+            else:
+                mods += [lin, neuron.LIFNode(tau=float(r.uniform(1.5, 4.0)), decay_input=layer == "LIFNode",
+                                             v_reset=0.0)]
         graph = export_to_nir(torch.nn.Sequential(*mods), torch.zeros(1, 12, dtype=torch.float64))
         functional.reset_net(torch.nn.Sequential(*mods))
         x = _inputs(seed, 12)
@@ -222,7 +229,8 @@ def _ours(seed: int, target: str, layer: str) -> ns.Network:
     for k in range(2):
         n = sizes[k + 1]
         beta = float(r.uniform(0.6, 0.95)) if target == "spikingjelly" else r.uniform(0.6, 0.95, n)
-        alpha = r.uniform(0.3, 0.8, n) if layer == "CubaLIF" else 0.0
+        alpha = (float(r.uniform(0.3, 0.8)) if target == "spikingjelly" else r.uniform(0.3, 0.8, n)) \
+            if layer == "CubaLIF" else 0.0
         gain = {"snntorch": 1.0, "norse": r.uniform(0.5, 2, n) if layer == "CubaLIF" else 1 - np.asarray(beta),
                 "spikingjelly": 1.0}[target]
         kw: dict[str, Any] = dict(beta=beta, alpha=alpha, gain=gain, theta=1.0, reset="zero")
@@ -323,6 +331,8 @@ CELLS: dict[tuple[str, str, str], Callable[[int], Outcome]] = {
         spikingjelly_to_neurosim("LIFNode"),
     ("SpikingJelly 2.0", "LIFNode (decay_input=False) + biased Linear", "peer -> neurosim"):
         spikingjelly_to_neurosim("LIFNode(decay_input=False)"),
+    ("SpikingJelly 2.0", "CUBALIFNode (hard reset) + biased Linear", "peer -> neurosim"):
+        spikingjelly_to_neurosim("CUBALIFNode"),
 }
 for _peer, _target in (("snnTorch 1.0", "snntorch"), ("Norse 1.1", "norse"), ("SpikingJelly 2.0", "spikingjelly")):
     for _layer in ("LIF", "CubaLIF", "LIF(subtract)", "LIF(bias)", "LI", "ALIF", "recurrent", "delays"):

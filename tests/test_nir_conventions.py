@@ -44,6 +44,8 @@ SUPPORTED = {
     ("snnTorch 1.0", "LIF", "neurosim -> peer"), ("snnTorch 1.0", "CubaLIF", "neurosim -> peer"),
     ("Norse 1.1", "LIF", "neurosim -> peer"), ("Norse 1.1", "CubaLIF", "neurosim -> peer"),
     ("SpikingJelly 2.0", "LIF", "neurosim -> peer"),
+    ("SpikingJelly 2.0", "CUBALIFNode (hard reset) + biased Linear", "peer -> neurosim"),
+    ("SpikingJelly 2.0", "CubaLIF", "neurosim -> peer"),
 }
 
 

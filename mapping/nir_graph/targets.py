@@ -15,7 +15,8 @@ and the nearest expressible alternative (:class:`Refusal`). The targets:
 - ``norse`` (``norse.torch.from_nir(graph, dt=1e-3)``): LIF as LIFBoxCell (gain must be 1 - beta:
   Norse ignores r), CubaLIF as its CubaLIF module (any gain, through w_in), reset to zero.
 - ``spikingjelly`` (``spikingjelly.activation_based.nir_exchange.import_from_nir(graph, dt=1e-4)``):
-  LIF as LIFNode with one tau, threshold and reset per layer, gain 1 - beta (decay_input) or 1.
+  LIF as LIFNode with one tau, threshold and reset per layer, gain 1 - beta (decay_input) or 1;
+  CubaLIF as CUBALIFNode (``c = alpha*c + x``, ``v = beta*v + c``: neurosim's order) with gain 1.
 
 The three peers run layers without latency: a neurosim network is expressible there only when it
 is layered (every projection has delay 1, no recurrence, every population one step after the
@@ -113,13 +114,14 @@ def _population(net: Network, name: str, target: str, extensions: bool) -> list[
         no("Norse's LIFBoxCell scales its input by dt/tau = 1 - beta and ignores NIR's r",
            "gain = 1 - beta (weights scaled by gain/(1 - beta)), or alpha > 0 (CubaLIF carries the gain)", "gain")
     if target == "spikingjelly":
-        if np.any(p.alpha > 0):
-            no("SpikingJelly's CUBALIFNode import is not checked by neurosim", "alpha = 0 (LIFNode)", "alpha")
-        for f in ("beta", "theta", "gain"):
+        for f in ("alpha", "beta", "theta", "gain"):
             if np.unique(getattr(p, f)).size > 1:
                 no(f"SpikingJelly's importer takes one {f} per layer", f"one {f} per population", f)
         g, b = float(p.gain[0]), float(p.beta[0])
-        if not (g == 1 or np.isclose(g, 1 - b, rtol=1e-12, atol=0)):
+        if np.any(p.alpha > 0) and g != 1:
+            no("SpikingJelly's CUBALIFNode has no input gain (its importer requires w_in = tau_syn/dt and "
+               "r = tau_mem/dt)", "gain = 1 with the gain folded into the weights", "gain")
+        elif not (g == 1 or np.isclose(g, 1 - b, rtol=1e-12, atol=0)):
             no("SpikingJelly's LIFNode takes its input with gain 1 - beta (decay_input) or 1",
                "gain = 1 or gain = 1 - beta", "gain")
     return out
