@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Callable, ClassVar, Literal, NamedTuple, Union
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -149,6 +149,9 @@ def threshold(p: NeuronParams, s: NeuronState) -> Any:
 # Typed model records (what users write); each lowers to NeuronParams.
 
 
+NOT_PARAMS = ("reset", "discretization")  # model fields that are not per-neuron numbers
+
+
 def _check_reset(reset: str, field_: str) -> None:
     if reset not in ("subtract", "zero"):
         raise NetworkError(field_, f"expected 'subtract' or 'zero', got {reset!r}")
@@ -174,7 +177,7 @@ class _Model:
                 object.__setattr__(self, f.name, arr)
 
     def param_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(self) if f.name != "reset")
+        return tuple(f.name for f in fields(self) if f.name not in NOT_PARAMS)
 
     def per_neuron(self, n: int, where: str = "model") -> dict[str, np.ndarray]:
         """Every numeric parameter broadcast to shape (n,) float64, validated."""
@@ -189,6 +192,9 @@ class _Model:
                 raise NetworkError(f"{where}.{name}", "expected a whole number of steps >= 0")
         reset = getattr(self, "reset", "subtract")
         _check_reset(reset, f"{where}.reset")
+        method = getattr(self, "discretization", None)
+        if method not in (None, "exact", "euler"):
+            raise NetworkError(f"{where}.discretization", f"expected None, 'exact' or 'euler', got {method!r}")
         return out
 
     def lower(self, n: int, where: str = "model") -> NeuronParams:
@@ -236,6 +242,7 @@ class LIF(_Model):
     gain: ArrayLike = 1.0
     refractory: ArrayLike = 0
     reset: Reset = "subtract"
+    discretization: Optional[Discretization] = None  # how the decays were made from taus (from_tau)
 
     kind: ClassVar[str] = "lif"
     decays: ClassVar[tuple[str, ...]] = ("alpha", "beta")
@@ -245,9 +252,10 @@ class LIF(_Model):
         cls, dt: float, tau_mem: float, tau_syn: float = 0.0,
         method: Discretization = "exact", refractory_s: float = 0.0, **kw: Any,
     ) -> "LIF":
-        """Build from time constants in seconds; `method` names the discretization."""
+        """Build from time constants in seconds; `method` names the discretization (kept on the
+        record: exporters write the time constants back with it)."""
         return cls(beta=decay(dt, tau_mem, method), alpha=decay(dt, tau_syn, method),
-                   refractory=int(round(refractory_s / dt)), **kw)
+                   refractory=int(round(refractory_s / dt)), discretization=method, **kw)
 
     def lower(self, n: int, where: str = "model") -> NeuronParams:
         p = self.per_neuron(n, where)
@@ -276,6 +284,7 @@ class ALIF(_Model):
     adapt_gain: ArrayLike = 1.0
     refractory: ArrayLike = 0
     reset: Reset = "subtract"
+    discretization: Optional[Discretization] = None  # how the decays were made from taus (from_tau)
 
     kind: ClassVar[str] = "alif"
     decays: ClassVar[tuple[str, ...]] = ("alpha", "beta", "rho")
@@ -297,7 +306,7 @@ class ALIF(_Model):
         gain = 1.0 - beta if input_scaling == "one_minus_beta" else 1.0
         adapt_gain = 1.0 - rho if adapt_scaling == "one_minus_rho" else 1.0
         return cls(beta=beta, rho=rho, alpha=decay(dt, tau_syn, method), gain=gain,
-                   adapt_gain=adapt_gain, refractory=int(round(refractory_s / dt)), **kw)
+                   adapt_gain=adapt_gain, refractory=int(round(refractory_s / dt)), discretization=method, **kw)
 
     def lower(self, n: int, where: str = "model") -> NeuronParams:
         p = self.per_neuron(n, where)
@@ -334,6 +343,7 @@ class LI(_Model):
     alpha: ArrayLike = 0.0
     bias: ArrayLike = 0.0
     gain: ArrayLike = 1.0
+    discretization: Optional[Discretization] = None  # how the decays were made from taus (from_tau)
 
     kind: ClassVar[str] = "li"
     decays: ClassVar[tuple[str, ...]] = ("alpha", "beta")
@@ -342,7 +352,7 @@ class LI(_Model):
     def from_tau(cls, dt: float, tau_mem: float, tau_syn: float = 0.0,
                  method: Discretization = "exact", **kw: Any) -> "LI":
         """Build from time constants in seconds; `method` names the discretization."""
-        return cls(beta=decay(dt, tau_mem, method), alpha=decay(dt, tau_syn, method), **kw)
+        return cls(beta=decay(dt, tau_mem, method), alpha=decay(dt, tau_syn, method), discretization=method, **kw)
 
     def lower(self, n: int, where: str = "model") -> NeuronParams:
         p = self.per_neuron(n, where)
@@ -355,13 +365,13 @@ Model = Union[LIF, ALIF, IF, LI]
 
 
 def model_from_params(kind: str, params: dict[str, Any], reset: str = "subtract",
-                      where: str = "model") -> Model:
+                      where: str = "model", discretization: Optional[str] = None) -> Model:
     """Rebuild a model record from its kind and parameter dict (used by loaders)."""
     if kind not in MODELS:
         raise NetworkError(f"{where}.kind", f"expected one of {sorted(MODELS)}, got {kind!r}")
     cls = MODELS[kind]
     names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n != "reset" and n not in params]
+    missing = [n for n in names if n not in NOT_PARAMS and n not in params]
     if missing:
         raise NetworkError(f"{where}.{missing[0]}", f"missing parameter of a {kind} model")
     extra = sorted(set(params) - set(names))
@@ -370,4 +380,6 @@ def model_from_params(kind: str, params: dict[str, Any], reset: str = "subtract"
     kw = dict(params)
     if "reset" in names:
         kw["reset"] = reset
+    if "discretization" in names:
+        kw["discretization"] = discretization
     return cls(**kw)

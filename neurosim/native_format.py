@@ -4,7 +4,8 @@ Network file (root attrs ``format = "neurosim.network"``, ``schema_version = 1``
 ``neurosim_version``, ``dt`` in seconds, ``name``)::
 
     /populations/<name>/   attrs model ('lif' | 'alif' | 'if' | 'li'), reset (models that have
-                           one), size, order; float64 datasets (size,): one per model parameter
+                           one), discretization (optional: 'exact' | 'euler', how the decays were
+                           made from time constants), size, order; float64 datasets (size,): one per model parameter
                            (``model.param_names()``, scalars broadcast) and v0, i0, a0
     /inputs/<name>/        attrs kind ('spikes' | 'poisson'), size, order; poisson: rate (size,) Hz
     /projections/<name>/   attrs pre, post, format ('dense' | 'csr'), order;

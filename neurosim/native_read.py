@@ -211,7 +211,9 @@ def _read_population(r: NativeReader, name: str, g: h5py.Group) -> Population:
     reset = r.attr_str(g, "reset", where, ("subtract", "zero")) if has_reset else "subtract"
     state = {k: r.array(g, k, where, REAL, ((size,),)).astype(np.float64, copy=False) for k in init}
     r.current = where
-    model = model_from_params(kind, values, reset, where=f"populations.{name}.model")
+    method = (r.attr_str(g, "discretization", where, ("exact", "euler"))
+              if "discretization" in g.attrs and any(fl.name == "discretization" for fl in fields(cls)) else None)
+    model = model_from_params(kind, values, reset, where=f"populations.{name}.model", discretization=method)
     return Population(name, size, model, **state)
 
 

@@ -103,6 +103,8 @@ def _write_population(parent: h5py.Group, pop: Population, order: int) -> None:
     _set_text(g, "model", type(pop.model).kind)
     if hasattr(pop.model, "reset"):
         _set_text(g, "reset", pop.model.reset)
+    if getattr(pop.model, "discretization", None):
+        _set_text(g, "discretization", pop.model.discretization)
     g.attrs["size"] = pop.size
     g.attrs["order"] = order
     for name, values in pop.model.per_neuron(pop.size, f"populations.{pop.name}.model").items():

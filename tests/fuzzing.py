@@ -69,7 +69,7 @@ def make_seeds(folder: Path) -> dict[str, Path]:
     ns.save(net, paths["info"])
     inputs = {"in": np.random.default_rng(0).random((STEPS, 2, 12)) < 0.2}
     ns.save_result(ns.simulate(net, inputs, STEPS, traces={"lif": ["v"]}), paths["result"])
-    write_nir(recurrent_network(4, 10, 2, model="alif", seed=0), paths["nir"])
+    write_nir(recurrent_network(4, 10, 2, model="alif", seed=0), paths["nir"], extensions=True)
     chain = ns.Network(dt=DT, inputs=[ns.SpikeInput("in", 6)], populations=[
         ns.Population("h", 8, ns.LIF(beta=0.9, alpha=0.5, theta=1.0, reset="zero")),
         ns.Population("o", 3, ns.LIF(beta=0.8, theta=1.0, bias=0.02, reset="zero"))], projections=[

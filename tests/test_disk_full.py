@@ -46,7 +46,7 @@ def inputs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("inputs")
     net = _network()
     ns.save(net, d / "model.h5")
-    write_nir(net, d / "model.nir")
+    write_nir(net, d / "model.nir", extensions=True)
     to_netx(net, d / "model.netx")
     np.savez(d / "in.npz", **{"in": np.random.default_rng(1).random((300, 100)) < 0.1})
     return d
@@ -57,7 +57,7 @@ TRAIN = ["train", "--task", "digits", "--hidden", "200", "--n-train", "32", "--n
 COMMANDS = {  # name -> (arguments with {i} the inputs' folder, {o} the target folder)
     "simulate": ["simulate", "{i}/model.h5", "--steps", "300", "--input", "{i}/in.npz", "--trace", "h:v",
                  "--no-progress", "--out", "{o}/result.h5"],
-    "export-nir": ["export", "{i}/model.h5", "--to", "nir", "--out", "{o}/model.nir"],
+    "export-nir": ["export", "{i}/model.h5", "--to", "nir", "--extensions", "--out", "{o}/model.nir"],
     "export-netx": ["export", "{i}/model.h5", "--to", "netx", "--out", "{o}/model.netx"],
     "export-brian2": ["export", "{i}/model.h5", "--to", "brian2", "--out", "{o}/model.py"],
     "import-nir": ["import", "{i}/model.nir", "--from", "nir", "--dt", "1e-3", "--out", "{o}/imported.h5"],

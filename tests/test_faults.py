@@ -202,7 +202,7 @@ def test_kill_9_during_export_leaves_the_old_file_or_none(tmp_path):
 
     model = tmp_path / "cuba.h5"
     ns.save(cuba_network(1500, seed=0), model)
-    export = ["export", str(model), "--to", "nir"]
+    export = ["export", str(model), "--to", "nir", "--extensions"]
     assert main([*export, "--out", str(tmp_path / "straight.nir")]) == 0
     out = tmp_path / "out" / "net.nir"
     out.parent.mkdir()

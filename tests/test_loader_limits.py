@@ -51,7 +51,7 @@ def diamond(k: int, n: int = 2, scale: float = 0.5) -> "nir.NIRGraph":
 def timed_import(k: int) -> tuple[float, "ns.Network"]:
     graph = diamond(k)
     t0 = time.perf_counter()
-    net = from_nir(graph, dt=1e-3)
+    net = from_nir(graph, dt=1e-3, reset="subtract")
     return time.perf_counter() - t0, net
 
 
@@ -71,7 +71,7 @@ def test_nir_diamond_is_polynomial():
 def test_nir_diamond_simulates_like_the_summed_network():
     """Parallel paths summed into one projection simulate as the explicit network does."""
     graph = diamond(6, scale=1.5)  # 64 paths of weight 1.5**6: total 64 * 11.39 per synapse
-    net = from_nir(graph, dt=1e-3)
+    net = from_nir(graph, dt=1e-3, reset="subtract")
     x = np.zeros((20, 2))
     x[[0, 5, 9], 0] = 1
     ref = ns.Network(dt=1e-3, populations=[ns.Population("lif", 2, net.populations[0].model)],
@@ -110,7 +110,7 @@ PEAK_SCRIPT = textwrap.dedent("""
 
     t0 = time.perf_counter()
     before = peak_kib()
-    net = read_nir(sys.argv[1], dt=1e-3)
+    net = read_nir(sys.argv[1], dt=1e-3, reset="subtract")
     took = time.perf_counter() - t0
     peak = peak_kib()
     (p,) = net.projections
@@ -141,7 +141,7 @@ def test_one_to_one_nir_weights_are_the_scales(tmp_path):
     n = 5000
     path = tmp_path / "s.nir"
     _one_to_one_nir(path, n, scale=True)
-    net = read_nir(path, dt=1e-3)
+    net = read_nir(path, dt=1e-3, reset="subtract")
     (p,) = net.projections
     assert isinstance(p.weights, ns.CSR) and p.weights.shape == (n, n)
     np.testing.assert_array_equal(p.weights.indices, np.arange(n))
@@ -156,8 +156,8 @@ def test_nir_budget_refuses_a_dense_product(tmp_path):
                                 "lif": nir.LIF(**{k: np.resize(v, n) for k, v in LIF.items()})},
                          edges=[("in", "w"), ("w", "lif")])
     with pytest.raises(ExportError, match=r"nodes\.w\.weight: .*would need 18000000 bytes.*memory budget of 1000000 bytes"):
-        from_nir(graph, dt=1e-3, memory_budget=1_000_000)
-    assert from_nir(graph, dt=1e-3, memory_budget="1G").projections[0].weights.shape == (n, n)
+        from_nir(graph, dt=1e-3, reset="subtract", memory_budget=1_000_000)
+    assert from_nir(graph, dt=1e-3, reset="subtract", memory_budget="1G").projections[0].weights.shape == (n, n)
 
 
 # ---------------------------------------------------------------------- native files
@@ -261,7 +261,7 @@ def test_nir_file_roundtrip_unchanged_with_budget(tmp_path):
                      projections=[ns.Projection("p", "in", "a", ns.CSR.from_dense(w),
                                                 rng.integers(1, 4, size=int(np.count_nonzero(w))))])
     path = tmp_path / "rt.nir"
-    write_nir(net, path)
+    write_nir(net, path, extensions=True)
     back = read_nir(path, dt=1e-3, memory_budget="100M")
     (p,) = back.projections
     np.testing.assert_array_equal(np.asarray(p.weights.to_dense()), w)

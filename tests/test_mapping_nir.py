@@ -109,7 +109,7 @@ def every_nir_form(dt: float = 1e-3) -> ns.Network:
 def test_round_trip_random_network_is_exact(tmp_path, seed, discretization):
     net = random_network(seed)  # ALIF, CubaLIF, IF, CubaLI, recurrent CSR, per-synapse delays, Poisson
     path = tmp_path / "net.nir"
-    write_nir(net, path, discretization)
+    write_nir(net, path, discretization, extensions=True)
     back = read_nir(path, dt=net.dt, discretization=discretization)
     assert_same_network(net, back)
     n = assert_same_spikes(net, back, random_inputs(seed, 400, 3, 0.15), 400, 3)
@@ -119,7 +119,7 @@ def test_round_trip_random_network_is_exact(tmp_path, seed, discretization):
 
 def test_round_trip_every_node_form(tmp_path):
     net = every_nir_form()
-    graph = to_nir(net)
+    graph = to_nir(net, extensions=True)
     kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
     assert {k: kinds[k] for k in ("pace", "cuba", "nolk", "integ", "read", "readc", "count")} == {
         "pace": "LIF", "cuba": "CubaLIF", "nolk": "IF", "integ": "IF", "read": "LI", "readc": "CubaLI",
@@ -132,7 +132,7 @@ def test_round_trip_every_node_form(tmp_path):
     # biases of the other populations sit on one Affine of their incoming projections
     assert kinds["integ_read"] == "Affine" and kinds["cuba_integ"] == "Affine"
     path = tmp_path / "every.nir"
-    write_nir(net, path)
+    write_nir(net, path, extensions=True)
     back = read_nir(path, dt=net.dt)
     assert_same_network(net, back)
     inputs = {"in": np.random.default_rng(5).random((500, 2, 9)) < 0.1}
@@ -160,7 +160,7 @@ def plain_network() -> ns.Network:
 def test_nir_read_of_our_file_gives_the_same_network(tmp_path):
     """Without the neurosim.ALIF extension our files are plain NIR: nir.read + from_nir is exact."""
     net = plain_network()
-    write_nir(net, tmp_path / "plain.nir")
+    write_nir(net, tmp_path / "plain.nir", extensions=True)
     assert_same_network(net, from_nir(nir.read(tmp_path / "plain.nir"), dt=net.dt))
 
 
@@ -169,7 +169,7 @@ def test_nir_fields_alone_carry_the_model(discretization):
     """Without any neurosim.* metadata the NIR fields give the same network up to float round-off
     (reset, refractoriness and initial state are what the metadata adds)."""
     net = plain_network()
-    graph = to_nir(net, discretization)
+    graph = to_nir(net, discretization, extensions=True)
     graph.metadata = {}
     for node in graph.nodes.values():
         node.metadata = {}
@@ -196,7 +196,7 @@ def test_discretisation_formulas():
     net = ns.Network(dt=1e-4, inputs=[ns.SpikeInput("in", 2)], populations=[
         ns.Population("l", 5, ns.LIF(beta=beta)), ns.Population("s", 3, ns.LIF(beta=beta2, alpha=alpha))],
         projections=[ns.Projection("a", "in", "l", np.ones((2, 5))), ns.Projection("b", "l", "s", np.ones((5, 3)))])
-    ours = to_nir(net)
+    ours = to_nir(net, extensions=True)
     tt = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
     model = torch.nn.Sequential(torch.nn.Linear(2, 5, bias=False),
                                 snn.Leaky(beta=tt(beta), threshold=tt(np.ones(5)), init_hidden=True,
@@ -211,7 +211,7 @@ def test_discretisation_formulas():
         for f in fields:
             np.testing.assert_allclose(getattr(ours.nodes[a], f), np.asarray(getattr(theirs.nodes[b], f)),
                                        rtol=1e-14, err_msg=f"{a}.{f}")
-    exact = to_nir(net, "exact")
+    exact = to_nir(net, "exact", extensions=True)
     np.testing.assert_allclose(exact.nodes["l"].tau, -1e-4 / np.log(beta), rtol=1e-14)
     np.testing.assert_allclose(exact.nodes["l"].r * (1 - np.exp(-1e-4 / exact.nodes["l"].tau)), 1.0, rtol=1e-12)
 
@@ -219,16 +219,15 @@ def test_discretisation_formulas():
 def test_edited_file_is_refused_not_silently_overridden(tmp_path):
     net = every_nir_form()
     path = tmp_path / "edited.nir"
-    write_nir(net, path)
+    write_nir(net, path, extensions=True)
     with h5py.File(path, "r+") as f:
         f["node/nodes/pace/tau"][0] *= 2
     with pytest.raises(ExportError, match=r"nodes\.pace\.metadata\.neurosim\.beta.*disagrees.*edited\.nir"):
         read_nir(path, dt=net.dt)
-    # at another dt the exact per-step values do not apply: the NIR fields are re-discretised
-    with h5py.File(path, "r") as f:
-        tau = f["node/nodes/pace/tau"][()]
-    half = read_nir(path, dt=net.dt / 2)
-    np.testing.assert_allclose(half.population("pace").params.beta, 1 - (net.dt / 2) / tau, rtol=1e-14)
+    # at another dt the file's delays and refractory periods (whole steps of its dt) would change:
+    # refused, with the file's dt named
+    with pytest.raises(ExportError, match=r"dt: the file was written by neurosim at dt = 0\.001 s.*import at dt = 0\.001"):
+        read_nir(path, dt=net.dt / 2)
 
 
 # --------------------------------------------------------------------------------- ALIF extension
@@ -238,7 +237,7 @@ def test_alif_extension_is_refused_by_strict_consumers(tmp_path):
         ns.Population("a", 4, ns.ALIF(beta=0.9, rho=0.95, adapt=1.0))],
         projections=[ns.Projection("w", "in", "a", r.normal(0, 1, (3, 4)))])
     path = tmp_path / "alif.nir"
-    write_nir(net, path)
+    write_nir(net, path, extensions=True)
     with h5py.File(path) as f:
         assert f["node/nodes/a/type"][()].decode() == ALIF_TYPE
     with pytest.raises(AssertionError):  # nir's registry of node types: `assert type in __all_ir`
@@ -248,12 +247,12 @@ def test_alif_extension_is_refused_by_strict_consumers(tmp_path):
     from snntorch.import_nir import import_from_nir
 
     with pytest.raises(ValueError, match="Unknown node type.*ALIFNode"):
-        import_from_nir(to_nir(net))
+        import_from_nir(to_nir(net, extensions=True))
     pytest.importorskip("norse")
     import norse.torch as norse
 
     # Norse 1.1 is not strict: its from_nir drops node types it does not know (the ALIF here)
-    assert "a" not in dict(norse.from_nir(to_nir(net)).named_children())
+    assert "a" not in dict(norse.from_nir(to_nir(net, extensions=True)).named_children())
 
 
 # ------------------------------------------------------------------------- peers' graphs -> neurosim
@@ -448,7 +447,7 @@ def test_export_runs_identically_in_snntorch():
                        ns.LIF(beta=r.uniform(0.5, 0.95, 6), alpha=r.uniform(0.2, 0.8, 6), reset="zero"),
                        20, 6, recurrent=False)
     x = r.random((300, 4, 10)) < 0.15
-    theirs = run_stateful(snntorch_import(to_nir(net)), x)
+    theirs = run_stateful(snntorch_import(to_nir(net, extensions=True)), x)
     z = ns.simulate(net, {"in": x}, 300).spikes["o"].dense()
     np.testing.assert_array_equal(z[2:], theirs[:298] > 0)
     assert z.sum() > 1000
@@ -468,7 +467,7 @@ def test_recurrent_export_in_snntorch_routes_input_through_w_rec():
                        ns.LIF(beta=r.uniform(0.5, 0.95, 6), alpha=r.uniform(0.2, 0.8, 6), reset="zero"),
                        20, 6, recurrent=True)
     x = r.random((300, 4, 10)) < 0.15
-    theirs = run_stateful(snntorch_import(to_nir(net)), x) > 0
+    theirs = run_stateful(snntorch_import(to_nir(net, extensions=True)), x) > 0
     w_in, w_rec = net.projections[0].weights, net.projections[-1].weights
     as_run = net.replace(projections=[ns.Projection("w1", "in", "h", w_in @ w_rec), *net.projections[1:]])
     z_run = ns.simulate(as_run, {"in": x}, 300).spikes["o"].dense()
@@ -499,7 +498,7 @@ def test_export_runs_identically_in_norse(reset):
     import norse.torch as norse
 
     kw = {"reset_method": reset_subtract} if reset == "subtract" else {}
-    module = norse.from_nir(to_nir(net), dt=dt, **kw).double() if kw else norse_import(to_nir(net), dt)
+    module = norse.from_nir(to_nir(net, extensions=True), dt=dt, **kw).double() if kw else norse_import(to_nir(net, extensions=True), dt)
     ours = ns.simulate(net, {"in": x}, 300).spikes
     theirs = run_stateful(module, x, ["h", "m", "o"])
     compared = 0
@@ -528,7 +527,7 @@ def test_subgraph_is_flattened():
                                "rec": nir.Linear(w_rec), "y": nir.Output(np.array([4]))},
                         edges=[("x", "w"), ("w", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "y")],
                         type_check=False)
-    a, b = from_nir(nested, dt=1e-3), from_nir(flat, dt=1e-3)
+    a, b = from_nir(nested, dt=1e-3, reset="subtract"), from_nir(flat, dt=1e-3, reset="subtract")
     assert [(j.pre, j.post) for j in a.projections] == [("x", "layer_lif"), ("layer_lif", "layer_lif")]
     np.testing.assert_array_equal(a.projections[0].weights, b.projections[0].weights)
     np.testing.assert_array_equal(a.projections[1].weights, w_rec.T)
@@ -573,7 +572,7 @@ def test_unsupported_node_is_named(tmp_path):
         from_nir(graph, dt=1e-3)
     path = tmp_path / "foreign.nir"
     write_nir(ns.Network(dt=1e-3, inputs=[ns.SpikeInput("x", 2)], populations=[ns.Population("p", 2, ns.LIF())],
-                         projections=[ns.Projection("w", "x", "p", np.eye(2))]), path)
+                         projections=[ns.Projection("w", "x", "p", np.eye(2))]), path, extensions=True)
     with h5py.File(path, "r+") as f:
         del f["node/nodes/p/type"]
         f["node/nodes/p"].create_dataset("type", data="Spiky", dtype=h5py.string_dtype())
@@ -585,21 +584,21 @@ def test_shape_mismatches_are_named():
     bad_in = _graph({"x": nir.Input(np.array([5])), "w": nir.Linear(np.ones((4, 3))), "p": _lif(4)},
                     [("x", "w"), ("w", "p")])
     with pytest.raises(ExportError, match=r"nodes\.w: shape mismatch on edge x -> w: x gives 5 values, w \(Linear\) expects 3"):
-        from_nir(bad_in, dt=1e-3)
+        from_nir(bad_in, dt=1e-3, reset="subtract")
     bad_out = _graph({"x": nir.Input(np.array([3])), "w": nir.Linear(np.ones((4, 3))), "p": _lif(6)},
                      [("x", "w"), ("w", "p")])
     with pytest.raises(ExportError, match=r"nodes\.p: shape mismatch on edge w -> p: w gives 4 values, p \(LIF\) expects 6"):
-        from_nir(bad_out, dt=1e-3)
+        from_nir(bad_out, dt=1e-3, reset="subtract")
     bad_w = _graph({"x": nir.Input(np.array([3])), "w": nir.Linear(np.ones((2, 4, 3))), "p": _lif(4)},
                    [("x", "w"), ("w", "p")])
     with pytest.raises(ExportError, match=r"nodes\.w\.weight: expected a 2-D"):
-        from_nir(bad_w, dt=1e-3)
+        from_nir(bad_w, dt=1e-3, reset="subtract")
 
 
 def test_what_neurosim_cannot_express_is_refused():
     def one(node, **kw):
         return from_nir(_graph({"x": nir.Input(np.array([2])), "w": nir.Linear(np.eye(2)), "p": node},
-                               [("x", "w"), ("w", "p")]), dt=1e-3, **kw)
+                               [("x", "w"), ("w", "p")]), dt=1e-3, **{"reset": "subtract", **kw})
 
     with pytest.raises(ExportError, match=r"nodes\.p\.v_reset: .*v_reset = -0\.5"):
         one(_lif(2, v_reset=np.full(2, -0.5)))
@@ -610,23 +609,24 @@ def test_what_neurosim_cannot_express_is_refused():
         one(_lif(2, tau=np.full(2, 1e-4)))  # Euler needs tau >= dt
     with pytest.raises(ExportError, match=r"nodes\.d\.delay: expected whole multiples"):
         from_nir(_graph({"x": nir.Input(np.array([2])), "d": nir.Delay(np.full(2, 1.5e-3)),
-                         "w": nir.Linear(np.eye(2)), "p": _lif(2)}, [("x", "d"), ("d", "w"), ("w", "p")]), dt=1e-3)
+                         "w": nir.Linear(np.eye(2)), "p": _lif(2)}, [("x", "d"), ("d", "w"), ("w", "p")]), dt=1e-3,
+                 reset="subtract")
     with pytest.raises(ExportError, match=r"nodes\.a\.bias: the bias passes through Delay"):
         from_nir(_graph({"x": nir.Input(np.array([2])), "a": nir.Affine(np.eye(2), np.ones(2)),
                          "d": nir.Delay(np.full(2, 1e-3)), "p": _lif(2)}, [("x", "a"), ("a", "d"), ("d", "p")]),
-                 dt=1e-3)
-    with pytest.raises(ExportError, match=r"nodes\.w: Linear feeds Output"):
-        from_nir(_graph({"x": nir.Input(np.array([2])), "w": nir.Linear(np.eye(2)), "y": nir.Output(np.array([2]))},
-                        [("x", "w"), ("w", "y")]), dt=1e-3)
-    with pytest.raises(ExportError, match="reset: expected 'subtract' or 'zero'"):
+                 dt=1e-3, reset="subtract")
+    with pytest.raises(ExportError, match=r"nodes\.s: Scale feeds Output"):  # a readout is a weight node
+        from_nir(_graph({"x": nir.Input(np.array([2])), "s": nir.Scale(np.ones(2)), "y": nir.Output(np.array([2]))},
+                        [("x", "s"), ("s", "y")]), dt=1e-3)
+    with pytest.raises(ExportError, match="reset: expected 'subtract', 'zero' or 'late_subtract'"):
         one(_lif(2), reset="none")
     # export side
     r = np.random.default_rng(0)
     with pytest.raises(ExportError, match=r"populations\.i\.model\.bias: .*IF and I nodes lack"):
-        to_nir(ns.Network(dt=1e-3, populations=[ns.Population("i", 3, ns.IF(bias=0.1))]))
+        to_nir(ns.Network(dt=1e-3, populations=[ns.Population("i", 3, ns.IF(bias=0.1))]), extensions=True)
     with pytest.raises(ExportError, match=r"populations\.m\.model\.beta: beta = 1"):
         to_nir(ns.Network(dt=1e-3, inputs=[ns.SpikeInput("x", 2)],
                           populations=[ns.Population("m", 2, ns.LIF(beta=[1.0, 0.9]))],
-                          projections=[ns.Projection("w", "x", "m", r.normal(size=(2, 2)))]))
+                          projections=[ns.Projection("w", "x", "m", r.normal(size=(2, 2)))]), extensions=True)
     with pytest.raises(ExportError, match="discretization: expected 'euler' or 'exact'"):
-        to_nir(random_network(0), "rk4")
+        to_nir(random_network(0), "rk4", extensions=True)

@@ -157,7 +157,7 @@ def test_nir_round_trip_gives_the_reference_spikes(networks):
     from mapping.nir_graph import from_nir, to_nir
 
     for seed, (_, net, x, ref) in enumerate(networks):
-        back = from_nir(to_nir(net), dt=net.dt)
+        back = from_nir(to_nir(net, extensions=True), dt=net.dt)
         got = dense(ns.simulate(back, x, STEPS, backend="numpy", dtype="float64"), back)
         for p in net.populations:
             np.testing.assert_array_equal(got[p.name], ref[p.name], err_msg=f"NIR, network {seed}, {p.name}")
@@ -245,7 +245,7 @@ def test_issue_example_simulates_the_same_after_nir_round_trip():
 
     net = _one_synapse_pair()
     x = {"in": np.ones((5, 1), bool)}
-    for n in (net, from_nir(to_nir(net), dt=net.dt)):
+    for n in (net, from_nir(to_nir(net, extensions=True), dt=net.dt)):
         np.testing.assert_array_equal(ns.simulate(n, x, 5).spikes["p"].dense().ravel(), [0, 1, 1, 1, 1])
 
 
@@ -271,7 +271,7 @@ def test_bundled_cuba_keeps_its_synapse_sums_through_nir(cuba):
     from mapping.nir_graph import from_nir, to_nir
 
     assert any(j.has_multapses for j in cuba.projections)
-    back = from_nir(to_nir(cuba), dt=cuba.dt, reset="zero")
+    back = from_nir(to_nir(cuba, extensions=True), dt=cuba.dt, reset="zero")
     want, got = _pair_sums(cuba), _pair_sums(back)
     assert sorted(want) == sorted(got)
     for key in want:

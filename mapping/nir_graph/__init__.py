@@ -29,13 +29,24 @@ Convention (both directions): every path source -> [Delay] -> Linear/Affine/Scal
 is one projection with one step of latency; a ``Delay`` node of k*dt adds k steps, so
 ``delay = 1 + k``. Export writes delay d as ``source -> Delay((d-1)*dt) -> Linear -> target``
 (per-synapse delays: one Linear per distinct delay). A zero-latency peer (snnTorch, Norse) running
-a layered graph therefore emits layer L's spikes L steps *earlier* than neurosim; Affine biases act
-from step 0 in neurosim (a constant input), so that time shift is exact only without biases.
+a layered graph therefore emits layer L's spikes L steps *earlier* than neurosim; under the
+conventions of those peers (bias from the first input step) an Affine bias reaches layer L from
+step L on, through a one-neuron clock population (:mod:`mapping.nir_graph.timing`), so the shift
+stays exact with biases; under ``neurosim``/``nir`` a bias acts from step 0.
 
 Resets. NIR's reset is ``v = v_reset``; neurosim's 'zero' reset is v_reset = 0. neurosim's
-'subtract' reset has no NIR field (snnTorch also writes its subtractive reset as v_reset = 0): the
-rule travels in node metadata ``neurosim.reset``; for graphs without it, ``from_nir(reset=...)``
-says which rule the writer meant. A nonzero v_reset is refused.
+'subtract' reset has no NIR field: a strict export refuses it; with ``extensions=True`` the rule
+travels in node metadata ``neurosim.reset`` (other tools then read reset to zero). On import the
+convention says which rule the writer meant (:mod:`mapping.nir_graph.conventions`; snnTorch's
+late subtract is translated exactly, :mod:`mapping.nir_graph.timing`). A nonzero v_reset is refused.
+
+Conventions and targets. ``read_nir(path, convention=NAME)`` reads a graph with the dt,
+discretisation, reset rule, bias timing and Cuba order of the tool that wrote it
+(:data:`~mapping.nir_graph.conventions.CONVENTIONS`: snntorch, norse, spikingjelly, nir,
+neurosim); our own files name themselves; a file that cannot tell is refused with one line
+asking for the convention. ``write_nir(net, path, target=NAME)`` writes what that tool's
+importer reads as neurosim computes it, or refuses with the reason and the nearest alternative
+(:mod:`mapping.nir_graph.targets`).
 
 Graph shape. Export: one Input per input source, one neuron node per population, an Output
 after every population that projects to no other population. Import: sub-graphs are inlined,
@@ -44,20 +55,22 @@ projection's weights, Affine biases become the target population's bias.
 
 Extensions (metadata keys ``neurosim.*``, ignored by other NIR tools): reset rule, refractory
 steps, initial state (v0, i0, a0), model kind, Poisson input rates, projection names, sparsity,
-node order, and the exact per-step parameters (so that a round trip at the same dt and
-discretisation is bit-exact; they are checked against the NIR fields and used only when they agree
-to 1e-8). ALIF has no NIR primitive: it is written as a node of type ``neurosim.ALIF``
-(:class:`ALIFNode`) that ``nir.read`` and snnTorch's importer refuse (Norse 1.1's ``from_nir``
-silently skips node types it does not know); :func:`read_nir` reads it.
+node order, the discretisation of each node, and the exact per-step parameters (so that a round
+trip at the same dt is bit-exact; they are checked against the NIR fields and used only when
+they agree to 1e-8). ALIF has no NIR primitive: with ``extensions=True`` it is written as a node
+of type ``neurosim.ALIF`` (:class:`ALIFNode`) that ``nir.read`` and snnTorch's importer refuse
+(Norse 1.1's ``from_nir`` silently skips it); :func:`read_nir` reads it. Without the flag the
+export refuses ALIF, the subtract reset and refractory periods.
 
-Peers (checked in tests/test_mapping_nir.py). snnTorch 1.0 writes Euler at dt = 1e-4 and its
-subtractive reset as v_reset = 0: read with ``dt=1e-4, reset='subtract'``. Norse 1.1's ``to_nir``
-writes ``tau = dt/tau_inv`` (dt times tau): its graphs read back exactly with ``dt = dt_norse**2``.
+Peers: the matrix of what is exact both ways is docs/PEERS.md (bench/peer_matrix.py).
 """
 from __future__ import annotations
 
 from .common import ALIF_TYPE, ALIFNode
+from .conventions import CONVENTIONS, Convention
 from .export import to_nir, write_nir
 from .graph_import import from_nir, read_nir
+from .targets import TARGETS
 
-__all__ = ["to_nir", "from_nir", "write_nir", "read_nir", "ALIFNode", "ALIF_TYPE"]
+__all__ = ["to_nir", "from_nir", "write_nir", "read_nir", "ALIFNode", "ALIF_TYPE", "CONVENTIONS", "Convention",
+           "TARGETS"]

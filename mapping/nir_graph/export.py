@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import nir
 import numpy as np
@@ -13,6 +13,7 @@ from neurosim.models import Discretization
 from neurosim.network import Network, PoissonInput, Population, Projection
 
 from .common import NS, ALIFNode, check_method, unique_name
+from .targets import PEERS, TARGET_DT, first_refusal
 
 
 def _taus(a: np.ndarray, dt: float, method: str) -> np.ndarray:
@@ -25,16 +26,27 @@ def _taus(a: np.ndarray, dt: float, method: str) -> np.ndarray:
     return np.where(a >= 1, np.inf, np.where(a <= 0, 0.0, -dt / np.log(safe)))
 
 
-def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.NIRGraph":
-    """The NIR graph of `network` (dt = ``network.dt``); see :mod:`mapping.nir_graph` for the mapping.
+def to_nir(network: Network, discretization: Optional[Discretization] = None, *, target: str = "neurosim",
+           extensions: bool = False) -> "nir.NIRGraph":
+    """The NIR graph of `network` for `target` (:mod:`mapping.nir_graph.targets`); see
+    :mod:`mapping.nir_graph` for the mapping.
 
-    Raises ExportError naming the field for what NIR cannot hold (e.g. beta = 1 mixed with leaky
-    neurons in one population, a bias on an IF population without incoming projections).
+    Time constants: for the peers (snntorch, norse, spikingjelly) ``tau = dt_peer/(1 - beta)`` at
+    the peer's dt (what its importer inverts); for neurosim and nir at ``network.dt`` with
+    `discretization`, by default the one the population's model was built with
+    (``LIF.from_tau(method=...)``), else euler. Raises ExportError naming the field, the reason and
+    the nearest expressible alternative for what the target cannot hold; neurosim's extensions
+    (ALIF, subtract reset, refractory periods) only with `extensions` and target neurosim.
     """
     if not isinstance(network, Network):
         raise ExportError("nir", "network", f"expected a neurosim.Network, got {type(network).__name__}")
-    check_method(discretization)
-    dt = network.dt
+    if discretization is not None:
+        check_method(discretization)
+    problem = first_refusal(network, target, extensions)
+    if problem is not None:
+        raise problem
+    peer = target in PEERS
+    dt = TARGET_DT[target] if peer else network.dt
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     taken = {s.name for s in network.inputs} | {p.name for p in network.populations}
@@ -46,8 +58,13 @@ def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.N
     incoming = {p.name for p in network.populations if any(j.post == p.name for j in network.projections)}
     bias_open = {p.name for p in network.populations
                  if p.model.kind != "alif" and np.any(p.params.bias != 0) and p.name in incoming}
+    methods = {p.name: "euler" if peer else (discretization or model_discretization(p.model)) for p in network.populations}
     for pop in network.populations:
-        nodes[pop.name] = _neuron_node(pop, dt, discretization, bias_via_affine=pop.name in bias_open)
+        nodes[pop.name] = _neuron_node(pop, dt, methods[pop.name], bias_via_affine=pop.name in bias_open)
+        nodes[pop.name].metadata[NS + "discretization"] = methods[pop.name]
+        if target == "spikingjelly" and hasattr(nodes[pop.name], "v_threshold"):
+            # SpikingJelly fires at v >= v_threshold: the next float above theta fires exactly when v > theta
+            nodes[pop.name].v_threshold = np.nextafter(nodes[pop.name].v_threshold, np.inf)
     for proj in network.projections:
         _export_projection(network, proj, nodes, edges, taken, bias_open)
     senders = {(j.pre) for j in network.projections if j.pre != j.post}
@@ -56,13 +73,19 @@ def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.N
             out = unique_name(f"{pop.name}_out", taken)
             nodes[out] = nir.Output(output_type={"output": np.array([pop.size])})
             edges.append((pop.name, out))
+    used = set(methods.values())
     meta = {
-        NS + "format": "neurosim-nir/1", NS + "dt": dt, NS + "discretization": discretization,
+        NS + "format": "neurosim-nir/1", NS + "discretization": used.pop() if len(used) == 1 else "euler",
         NS + "name": network.name,
         NS + "populations": ",".join(p.name for p in network.populations),
         NS + "inputs": ",".join(s.name for s in network.inputs),
         NS + "projections": ",".join(j.name for j in network.projections),
     }
+    if target == "neurosim":
+        meta[NS + "dt"] = dt
+    else:  # read by neurosim with the target importer's convention (conventions.target_convention)
+        meta[NS + "target"] = target
+        meta[NS + "target_dt"] = dt
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
     try:
         graph.check_types()
@@ -95,6 +118,11 @@ def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any]
         else:
             nodes[lname] = nir.Linear(weight=w.T.copy(), metadata=meta)
         edges += [(src, lname), (lname, proj.post)]
+
+
+def model_discretization(model: Any) -> str:
+    """How `model`'s decays were made from time constants ('euler' when it does not say)."""
+    return getattr(model, "discretization", None) or "euler"
 
 
 def _neuron_node(pop: Population, dt: float, method: str, bias_via_affine: bool) -> Any:
@@ -154,8 +182,10 @@ def _neuron_node(pop: Population, dt: float, method: str, bias_via_affine: bool)
 
 
 def write_nir(network: Network, path: Union[str, "os.PathLike[str]"],
-              discretization: Discretization = "euler") -> None:
-    """Write ``to_nir(network, discretization)`` to `path` with ``nir.write``, atomically."""
-    graph = to_nir(network, discretization)
+              discretization: Optional[Discretization] = None, *, target: str = "neurosim",
+              extensions: bool = False) -> None:
+    """Write ``to_nir(network, discretization, target=, extensions=)`` to `path` with
+    ``nir.write``, atomically; nothing is written when the target cannot express the network."""
+    graph = to_nir(network, discretization, target=target, extensions=extensions)
     with h5_image(path) as buf:  # built in memory: a full disk cannot crash the HDF5 library
         nir.write(buf, graph)

@@ -15,56 +15,75 @@ from neurosim.h5read import memory_budget as budget_bytes
 from neurosim.models import Discretization
 from neurosim.network import NAME_PATTERN, Network
 
-from .common import NS, SUPPORTED_NAMES, as_text, check_method, type_name, unique_name
+from .common import NS, SUPPORTED_NAMES, ALIFNode, as_text, check_method, type_name, unique_name
+from .conventions import resolve
+from .graph_shape import broadcast_scalars, linear_readouts
 from .nir_file import read_graph
-from .nodes_import import NEURON_IMPORTERS, ImportContext, check_meta, make_input, make_population, node_array, shown
+from .nodes_import import NEURON_IMPORTERS, ImportContext, ReadoutNode, check_meta, make_input, make_population, node_array, shown
 from .propagate import biases, projections, trace, weight_matrix
+from .timing import first_input_biases, late_resets
 
 
-def read_nir(path: Union[str, "os.PathLike[str]"], dt: float, discretization: Discretization = "euler",
-             reset: str = "subtract", *, memory_budget: Budget = None) -> Network:
+def read_nir(path: Union[str, "os.PathLike[str]"], dt: Optional[float] = None,
+             discretization: Optional[Discretization] = None, reset: Optional[str] = None, *,
+             convention: Optional[str] = None, notes: Optional[list[str]] = None,
+             memory_budget: Budget = None) -> Network:
     """Read a NIR HDF5 file (ours, with ``neurosim.ALIF`` nodes, or any tool's) as a Network.
 
-    Not HDF5 / no ``/node`` group: FileFormatError naming the file. Content a Network cannot hold:
-    ExportError naming the node and field, with the file in the message. `memory_budget` (bytes):
-    data and dense matrices beyond it are refused before they are allocated (default
-    ``NEUROSIM_MEMORY_BUDGET``, else a quarter of the available memory; :mod:`neurosim.h5read`).
+    `convention` names the tool that wrote it (:data:`mapping.nir_graph.conventions.CONVENTIONS`);
+    see :func:`from_nir`. Not HDF5 / no ``/node`` group: FileFormatError naming the file. Content
+    a Network cannot hold: ExportError naming the node and field, with the file in the message.
+    `memory_budget` (bytes): data and dense matrices beyond it are refused before they are
+    allocated (default ``NEUROSIM_MEMORY_BUDGET``, else a quarter of the available memory).
     """
-    return from_nir(read_graph(os.fspath(path), memory_budget), dt, discretization, reset, source=os.fspath(path),
-                    memory_budget=memory_budget)
+    return from_nir(read_graph(os.fspath(path), memory_budget), dt, discretization, reset, convention=convention,
+                    notes=notes, source=os.fspath(path), memory_budget=memory_budget)
 
 
 _TRANSFORMS = (nir.Linear, nir.Affine, nir.Scale, nir.Delay)
 
 
-def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: float,
-             discretization: Discretization = "euler", reset: str = "subtract", *,
+def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: Optional[float] = None,
+             discretization: Optional[Discretization] = None, reset: Optional[str] = None, *,
+             convention: Optional[str] = None, notes: Optional[list[str]] = None,
              source: Optional[str] = None, memory_budget: Budget = None) -> Network:
     """A Network from a NIR graph (or a file path, read as by :func:`read_nir`).
 
-    dt: the step in seconds used to discretise every time constant (`discretization`, see
-    :mod:`mapping.nir_graph`). reset: 'subtract' or 'zero', for spiking nodes without
-    ``neurosim.reset`` metadata (NIR has no field for it). Unsupported node types, shape mismatches and parameters
-    neurosim cannot express raise ExportError naming ``nodes.<node>.<field>``; `source` (a file
-    name) is added to those messages. Parallel paths are summed into one projection (time
-    polynomial in the graph, :mod:`mapping.nir_graph.propagate`); `memory_budget` as :func:`read_nir`.
+    The convention (dt, discretisation, reset rule, bias timing, Cuba order; see
+    :mod:`mapping.nir_graph.conventions`) is, in this order: `convention` (a name); the file's own
+    (our ``neurosim.dt`` metadata: dt must then equal the file's, else ExportError, since its
+    delays and refractory periods are whole steps of it); or `dt` with `reset` given one by one.
+    Otherwise ExportError asks for the convention in one line. `dt`, `discretization` and `reset`
+    given with a convention override its fields. One line saying which convention was used and
+    why is appended to `notes`. Unsupported node types, shape mismatches and parameters neurosim
+    cannot express raise ExportError naming ``nodes.<node>.<field>``; `source` (a file name) is
+    added to those messages. Parameters of shape () or (1,) are broadcast to the layer; an
+    Affine/Linear feeding an Output becomes a linear readout population.
     """
     if isinstance(graph_or_path, (str, os.PathLike)):
-        return read_nir(graph_or_path, dt, discretization, reset, memory_budget=memory_budget)
-    check_method(discretization)
-    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.floating)) or not (np.isfinite(dt) and dt > 0):
+        return read_nir(graph_or_path, dt, discretization, reset, convention=convention, notes=notes,
+                        memory_budget=memory_budget)
+    if discretization is not None:
+        check_method(discretization)
+    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float, np.floating))
+                           or not (np.isfinite(dt) and dt > 0)):
         raise ExportError("nir", "dt", f"expected a finite time step > 0 in seconds, got {dt!r}")
-    if reset not in ("subtract", "zero"):
-        raise ExportError("nir", "reset", f"expected 'subtract' or 'zero', got {reset!r}")
+    if reset not in (None, "subtract", "zero", "late_subtract"):
+        raise ExportError("nir", "reset", f"expected 'subtract', 'zero' or 'late_subtract', got {reset!r}")
     if not isinstance(graph_or_path, nir.NIRGraph):
         raise ExportError("nir", "graph", f"expected a nir.NIRGraph or a path, got {type(graph_or_path).__name__}")
     gmeta = dict(check_meta(graph_or_path.metadata, "graph", source))
-    ctx = ImportContext(float(dt), discretization, reset, source, gmeta)
+    conv, note = resolve(gmeta, convention, dt, discretization, reset, _has_spiking(graph_or_path))
+    if notes is not None:
+        notes.append(note)
+    ctx = ImportContext(conv, source, gmeta)
     try:
         ctx.budget = budget_bytes(memory_budget)
     except ValueError as exc:
         raise ExportError("nir", "memory_budget", str(exc)) from None
     nodes, edges = _flatten(graph_or_path, ctx)
+    nodes, edges = linear_readouts(nodes, edges, ctx)
+    nodes = broadcast_scalars(nodes, edges, ctx)
     names = _local_names(nodes)
     sizes = _check_shapes(nodes, edges, ctx)
     contributions, bias = trace(nodes, edges, sizes, ctx), biases(nodes, edges, ctx)
@@ -76,10 +95,30 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
     inputs = _ordered(inputs, gmeta.get(NS + "inputs"))
     projs = _ordered(projs, gmeta.get(NS + "projections"))
     try:
-        return Network(dt=float(dt), populations=pops, projections=projs, inputs=inputs,
-                       name=as_text(gmeta.get(NS + "name", "nir")))
+        net = Network(dt=float(conv.dt), populations=pops, projections=projs, inputs=inputs,  # type: ignore[arg-type]
+                      name=as_text(gmeta.get(NS + "name", "nir")))
+        net = late_resets(net, {names[n] for n in ctx.late})
+        if conv.bias == "first_input":
+            net, clock = first_input_biases(net, {names[n]: k for n, k in ctx.lag.items()})
+            if clock and notes is not None:
+                notes.append(f"biases start with each layer's first input: carried by population {clock!r} "
+                             "(one neuron spiking at every step)")
+        return net
     except NetworkError as exc:
         raise ctx.error(exc.field, exc.message) from None
+    except ValueError as exc:
+        raise ctx.error("reset", str(exc)) from None
+
+
+def _has_spiking(graph: "nir.NIRGraph") -> bool:
+    """Whether `graph` (sub-graphs included) has a node that spikes (needs a reset rule)."""
+    for node in graph.nodes.values():
+        if isinstance(node, nir.NIRGraph):
+            if _has_spiking(node):
+                return True
+        elif isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF, ALIFNode)):
+            return True
+    return False
 
 
 def _ordered(items: list[Any], order: Any) -> list[Any]:
@@ -176,7 +215,7 @@ def _in_size(name: str, node: Any, ctx: ImportContext) -> Optional[int]:
 
 
 def _neuron_size(name: str, node: Any, ctx: ImportContext) -> int:
-    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI)) else "v_threshold"
+    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI, ReadoutNode)) else "v_threshold"
     return node_array(node, field, ctx, name).size
 
 

@@ -12,11 +12,14 @@ from neurosim.models import decay, model_from_params
 from neurosim.network import PoissonInput, Population, SpikeInput
 
 from .common import ALIF_FIELDS, CHECK_DT, NS, ALIFNode, as_text, type_name
+from .conventions import Convention
 
 _AGREE = dict(rtol=1e-8, atol=1e-12)  # exact metadata vs NIR fields: float round-off only
 
 
-def _decays(tau: np.ndarray, dt: float, method: str, where: str) -> np.ndarray:
+def _decays(tau: np.ndarray, ctx: "ImportContext", where: str) -> np.ndarray:
+    dt, method = ctx.dt, ctx.node_method or ctx.method
+    tau = np.asarray(tau, dtype=np.float64) * ctx.tau_scale  # Norse writes dt*tau: the true tau is tau/dt
     try:
         out = np.array([decay(dt, float(t), method) for t in tau], dtype=np.float64)
     except NetworkError as exc:
@@ -31,8 +34,8 @@ def _decays(tau: np.ndarray, dt: float, method: str, where: str) -> np.ndarray:
 
 
 _META_TEXT = ("model", "reset", "projection", "name", "discretization", "format", "populations", "inputs",
-              "projections")
-_META_SCALAR = ("dt", "sparse", "delay")
+              "projections", "target", "convention")
+_META_SCALAR = ("dt", "sparse", "delay", "target_dt")
 
 
 def check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
@@ -67,13 +70,22 @@ def shown(value: Any) -> str:
 
 
 class ImportContext:
-    """Import context: dt, discretisation, default reset, and where errors point."""
+    """Import context: the convention (dt, discretisation, reset, bias timing...), where errors
+    point, and what the importer learns per node (late resets, extra latency of CubaLIF nodes)."""
 
-    def __init__(self, dt: float, method: str, reset: str, source: Optional[str], gmeta: dict[str, Any]):
-        self.dt, self.method, self.reset, self.source = dt, method, reset, source
+    def __init__(self, conv: Convention, source: Optional[str], gmeta: dict[str, Any]):
+        if conv.dt is None:  # conventions.resolve always sets it
+            raise ExportError("nir", "dt", f"convention {conv.name} has no time step: give dt")
+        self.conv = conv
+        self.dt, self.method, self.source = float(conv.dt), conv.discretization, source
+        self.reset = conv.reset
+        self.tau_scale = 1.0 / self.dt if conv.tau_field == "dt*tau" else 1.0
+        self.lag: dict[str, int] = {}  # node -> extra steps on every projection into it
+        self.late: set[str] = set()  # nodes whose subtractive reset acts one step late
+        self.node_method: Optional[str] = None  # the node's own discretisation (our files name it)
         file_dt = gmeta.get(NS + "dt")
         self.file_dt = float(file_dt) if file_dt is not None else None
-        self.exact = (self.file_dt == dt and as_text(gmeta.get(NS + "discretization", "")) == method)
+        self.exact = (self.file_dt == self.dt and as_text(gmeta.get(NS + "discretization", "")) == self.method)
         self.identity: set[str] = set()  # Input/Output nodes of inlined sub-graphs
         self.budget = 2**62  # bytes; from_nir sets the caller's (neurosim.h5read.memory_budget)
 
@@ -136,18 +148,28 @@ def _no_leak(f: dict[str, np.ndarray], ctx: ImportContext, name: str) -> None:
 
 def _import_lif(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
     f = _neuron_fields(node, ("tau", "r", "v_leak", "v_threshold", "v_reset"), ctx, name)
-    beta = _decays(f["tau"], ctx.dt, ctx.method, f"nodes.{name}.tau")
+    beta = _decays(f["tau"], ctx, f"nodes.{name}.tau")
     return "lif", dict(beta=beta, alpha=np.zeros_like(beta), theta=f["v_threshold"],
                        gain=f["r"] * (1 - beta), bias=_leak_bias(f, ctx, name))
+
+
+def _cuba_gain(f: dict[str, np.ndarray], alpha: np.ndarray, beta: np.ndarray, ctx: ImportContext,
+               name: str) -> np.ndarray:
+    """Input gain of a Cuba node: ``w_in*(1-alpha)*r*(1-beta)`` (NIR's ODE) or ``w_in*r*(1-beta)``
+    (Norse's LIFCell); v from the previous current adds one step to the node's inputs."""
+    if ctx.conv.cuba_v_from == "previous":
+        ctx.lag[name] = 1
+    scale = (1 - alpha) if ctx.conv.cuba_input == "w_in*(1-alpha)" else 1.0
+    return f["w_in"] * scale * f["r"] * (1 - beta)
 
 
 def _import_cubalif(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
     f = _neuron_fields(node, ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold", "v_reset"), ctx, name)
     _no_leak(f, ctx, name)
-    alpha = _decays(f["tau_syn"], ctx.dt, ctx.method, f"nodes.{name}.tau_syn")
-    beta = _decays(f["tau_mem"], ctx.dt, ctx.method, f"nodes.{name}.tau_mem")
+    alpha = _decays(f["tau_syn"], ctx, f"nodes.{name}.tau_syn")
+    beta = _decays(f["tau_mem"], ctx, f"nodes.{name}.tau_mem")
     return "lif", dict(beta=beta, alpha=alpha, theta=f["v_threshold"],
-                       gain=f["w_in"] * (1 - alpha) * f["r"] * (1 - beta), bias=np.zeros_like(beta))
+                       gain=_cuba_gain(f, alpha, beta, ctx, name), bias=np.zeros_like(beta))
 
 
 def _import_if(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
@@ -157,7 +179,7 @@ def _import_if(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str,
 
 def _import_li(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
     f = _neuron_fields(node, ("tau", "r", "v_leak"), ctx, name)
-    beta = _decays(f["tau"], ctx.dt, ctx.method, f"nodes.{name}.tau")
+    beta = _decays(f["tau"], ctx, f"nodes.{name}.tau")
     return "li", dict(beta=beta, alpha=np.zeros_like(beta), gain=f["r"] * (1 - beta),
                       bias=_leak_bias(f, ctx, name))
 
@@ -165,9 +187,9 @@ def _import_li(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str,
 def _import_cubali(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
     f = _neuron_fields(node, ("tau_syn", "tau_mem", "r", "w_in", "v_leak"), ctx, name)
     _no_leak(f, ctx, name)
-    alpha = _decays(f["tau_syn"], ctx.dt, ctx.method, f"nodes.{name}.tau_syn")
-    beta = _decays(f["tau_mem"], ctx.dt, ctx.method, f"nodes.{name}.tau_mem")
-    return "li", dict(beta=beta, alpha=alpha, gain=f["w_in"] * (1 - alpha) * f["r"] * (1 - beta),
+    alpha = _decays(f["tau_syn"], ctx, f"nodes.{name}.tau_syn")
+    beta = _decays(f["tau_mem"], ctx, f"nodes.{name}.tau_mem")
+    return "li", dict(beta=beta, alpha=alpha, gain=_cuba_gain(f, alpha, beta, ctx, name),
                       bias=np.zeros_like(beta))
 
 
@@ -179,15 +201,30 @@ def _import_i(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, 
 
 def _import_alif(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
     f = _neuron_fields(node, ALIF_FIELDS, ctx, name)
-    return "alif", dict(beta=_decays(f["tau_mem"], ctx.dt, ctx.method, f"nodes.{name}.tau_mem"),
-                        alpha=_decays(f["tau_syn"], ctx.dt, ctx.method, f"nodes.{name}.tau_syn"),
-                        rho=_decays(f["tau_adapt"], ctx.dt, ctx.method, f"nodes.{name}.tau_adapt"),
+    return "alif", dict(beta=_decays(f["tau_mem"], ctx, f"nodes.{name}.tau_mem"),
+                        alpha=_decays(f["tau_syn"], ctx, f"nodes.{name}.tau_syn"),
+                        rho=_decays(f["tau_adapt"], ctx, f"nodes.{name}.tau_adapt"),
                         theta=f["v_threshold"], gain=f["gain"], bias=f["bias"], adapt=f["adapt"],
                         adapt_gain=f["adapt_gain"])
 
 
+class ReadoutNode:
+    """A linear readout (not a NIR type): what an Affine/Linear feeding an Output becomes, an LI
+    population with beta = 0 and gain = 1, so that ``v[t]`` is the weighted input of step t."""
+
+    def __init__(self, n: int):
+        self.r = np.ones(n)
+        self.metadata: dict[str, Any] = {}
+
+
+def _import_readout(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
+    n = node.r.size
+    return "li", dict(beta=np.zeros(n), alpha=np.zeros(n), gain=np.ones(n), bias=np.zeros(n))
+
+
 NEURON_IMPORTERS = {nir.LIF: _import_lif, nir.CubaLIF: _import_cubalif, nir.IF: _import_if, nir.LI: _import_li,
-                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif}  # NIR type -> (kind, params)
+                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif,
+                    ReadoutNode: _import_readout}  # NIR type -> (kind, params)
 
 
 def make_input(name: str, node: Any, local: str, size: int, ctx: ImportContext) -> Any:
@@ -204,10 +241,15 @@ def make_input(name: str, node: Any, local: str, size: int, ctx: ImportContext) 
 
 def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray], ctx: ImportContext) -> Population:
     """The population of neuron node `name` (named `local`), Affine biases `bias` added."""
+    meta = dict(node.metadata or {})
+    ctx.node_method = None
+    if ctx.reset == "metadata" and as_text(meta.get(NS + "discretization", "")) in ("euler", "exact"):
+        ctx.node_method = as_text(meta[NS + "discretization"])  # our own file: each node says its own
     kind, params = NEURON_IMPORTERS[type(node)](node, ctx, name)
+    method = ctx.node_method or ctx.method
+    ctx.node_method = None
     if bias is not None:
         params["bias"] = params["bias"] + bias
-    meta = dict(node.metadata or {})
     n = next(iter(params.values())).size
     wanted = as_text(meta.get(NS + "model", kind))
     if wanted != kind:
@@ -215,7 +257,7 @@ def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray]
             raise ctx.error(f"nodes.{name}.metadata.{NS}model", f"{wanted!r} does not match a NIR {type_name(node)} node")
         kind = "lif"
         params.update(beta=np.ones(n), alpha=np.zeros(n))
-    if ctx.exact:
+    if ctx.exact and (ctx.conv.name == "neurosim" or method == ctx.method):
         for key, value in params.items():
             stored = meta.get(NS + key)
             if stored is None:
@@ -228,14 +270,31 @@ def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray]
             params[key] = stored
     if kind in ("lif", "alif", "if"):
         params["refractory"] = _refractory(meta, n, ctx, name)
-    reset = as_text(meta.get(NS + "reset", ctx.reset))
+    reset = _reset_rule(meta, ctx, name) if kind != "li" else "subtract"
+    if ctx.conv.threshold == ">=" and "theta" in params:  # v >= theta is v > (the float just below theta)
+        params["theta"] = np.nextafter(params["theta"], -np.inf)
     try:
         model = model_from_params(kind, {k: _scalar(v) for k, v in params.items()}, reset,
-                                  where=f"nodes.{name}")
+                                  where=f"nodes.{name}", discretization=method if kind != "if" else None)
         init = {k: np.asarray(meta.get(NS + k, 0.0), dtype=np.float64) for k in ("v0", "i0", "a0")}
         return Population(local, n, model, **init)
     except NetworkError as exc:
         raise ctx.error(exc.field if exc.field.startswith("nodes.") else f"nodes.{name}", exc.message) from None
+
+
+def _reset_rule(meta: dict[str, Any], ctx: ImportContext, name: str) -> str:
+    """neurosim's reset for node `name`: the node's ``neurosim.reset`` under the neurosim
+    convention, else the convention's rule (v_reset: NIR's v_reset = 0 is 'zero'; late_subtract:
+    'subtract', the late part added by :func:`mapping.nir_graph.timing.late_resets`)."""
+    rule = ctx.reset
+    if rule == "metadata":
+        return as_text(meta.get(NS + "reset", "zero"))
+    if rule == "v_reset":
+        return "zero"
+    if rule == "late_subtract":
+        ctx.late.add(name)
+        return "subtract"
+    return rule
 
 
 def _refractory(meta: dict[str, Any], n: int, ctx: ImportContext, name: str) -> np.ndarray:

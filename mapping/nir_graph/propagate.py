@@ -299,8 +299,9 @@ def biases(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: ImportConte
     return out
 
 
-def _nonzero(p: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, columns, weights and delays of the nonzero synapses of `p`, sorted by (row, column)."""
+def _nonzero(p: Path, lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns, weights and delays of the nonzero synapses of `p`, sorted by (row, column);
+    `lag`: extra steps of the target node (a CubaLIF whose v takes the previous current)."""
     if isinstance(p.weights, Coo):
         c = p.weights.summed()
         keep = c.vals != 0
@@ -308,7 +309,7 @@ def _nonzero(p: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     else:
         rows, cols = np.nonzero(p.weights)
         vals = p.weights[rows, cols]
-    d = 1 + p.d_src[rows] + (0 if p.d_cur is None else p.d_cur[cols])
+    d = 1 + lag + p.d_src[rows] + (0 if p.d_cur is None else p.d_cur[cols])
     return rows.astype(np.int64), cols.astype(np.int64), vals, np.asarray(d, np.int64)
 
 
@@ -317,7 +318,7 @@ def projections(paths: list[Path], names: dict[str, str], ctx: ImportContext) ->
     (same ``neurosim.projection``, disjoint synapses) are merged back with per-synapse delays."""
     groups: list[list[tuple[Path, tuple[np.ndarray, ...]]]] = []
     for p in paths:
-        nz = _nonzero(p)
+        nz = _nonzero(p, ctx.lag.get(p.target, 0))
         key = as_text(p.meta.get(NS + "projection", "")) or None
         n_post = p.weights.shape[1]
         for g in groups:
@@ -357,7 +358,7 @@ def _weights_and_delay(g: list[tuple[Path, tuple[np.ndarray, ...]]], ctx: Import
     else:
         d_cur = first.d_cur if first.d_cur is not None else np.zeros(1, np.int64)
         uniform = bool(np.all(first.d_src == first.d_src[0]) and np.all(d_cur == d_cur[0]))
-        delay = int(1 + first.d_src[0] + d_cur[0])
+        delay = int(1 + ctx.lag.get(first.target, 0) + first.d_src[0] + d_cur[0])
     sparse = bool(int(first.meta.get(NS + "sparse", 0)))
     if sparse or not (n * m <= DENSE_ELEMENTS or rows.size >= DENSE_FILL * n * m):
         check_memory(ctx, 24 * rows.size, field, f"a sparse projection of {rows.size} synapses")
@@ -371,5 +372,5 @@ def _weights_and_delay(g: list[tuple[Path, tuple[np.ndarray, ...]]], ctx: Import
         d = np.ones((n, m), np.int64)
         d[rows, cols] = dly
     else:
-        d = 1 + first.d_src[:, None] + (0 if first.d_cur is None else first.d_cur[None, :])
+        d = 1 + ctx.lag.get(first.target, 0) + first.d_src[:, None] + (0 if first.d_cur is None else first.d_cur[None, :])
     return w, d

@@ -5,13 +5,15 @@
     train/          checkpoint.pt, metrics.csv, curve.png, config.json, model.h5 (training.trainer)
     model.h5        the trained network (neurosim HDF5)
     simulate.h5     neurosim's simulation of the test set (readout traces)
-    model.nir       NIR graph (HDF5)                    model.netx.h5   lava-dl NetX (if expressible)
+    model.nir       NIR graph (if expressible)          model.netx.h5   lava-dl NetX (if expressible)
     brian2/model.py standalone Brian2 script (+ .npz)   crosscheck/     report.md, CSV, overlays
     rasters.png     one test trial in every simulator, side by side
     report.md       the report, and report.html: the same, self-contained (images inlined)
 
 Every stage is timed; a stage that a target cannot express (e.g. NetX has no ALIF) is
-reported with the reason instead of failing the run. ``neurosim demo`` (:func:`cmd_demo`) runs it
+reported with the reason instead of failing the run. The NIR export is strict (target neurosim,
+no extensions): the demo's ALIF network is reported as not expressible in NIR, with the reason,
+rather than written as a file that ``nir.read`` and every peer reject. ``neurosim demo`` (:func:`cmd_demo`) runs it
 from the command line; the report itself is written by :mod:`neurosim.cli.demo_report`.
 """
 from __future__ import annotations
@@ -242,7 +244,7 @@ def _exporters(out: str) -> list[tuple[str, str, Any]]:
     def nir(net: Any, path: str) -> None:
         from mapping import write_nir
 
-        write_nir(net, path)
+        write_nir(net, path)  # strict: refused (ExportError, reported) when nir.read could not read it
 
     def netx(net: Any, path: str) -> Any:
         from mapping import to_netx
