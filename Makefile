@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-slow fuzz bench venv clean
+.PHONY: demo test test-slow fuzz bench docs venv clean
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@echo "[make] building $(VENV) from requirements.lock"
@@ -36,5 +36,12 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/cuba.py
 
+# the guide and the API reference (Sphinx autodoc + myst-parser, pinned in requirements.lock) into
+# docs/_build/html; every warning is an error (-W), all of them reported (--keep-going), and -E
+# rereads every source so a second build cannot pass on a cached page
+docs: $(STAMP)
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
+	@echo "[make] docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/_build

@@ -407,24 +407,32 @@ def _describe(d: Optional[Divergence]) -> str:
 def plot_overlay(reference: SimulationResult, target: SimulationResult, path: str, trial: int = 0,
                  title: str = "", max_neurons: int = 200, readouts: Sequence[str] = ()) -> None:
     """PNG: per spiking population, spikes in both (black), only in the reference (red), only in
-    the target (blue); per readout population (never spikes), the traces of up to 4 neurons in
-    both; at the bottom, the membrane trace of the first diverging neuron (or neuron 0) in both."""
+    the target (blue); per readout population (never spikes), the voltage traces of up to 4
+    neurons in both (solid: reference, dashed: target); at the bottom, the membrane trace of the
+    first diverging neuron (or neuron 0) in both. Every panel shares one time axis [0, steps*dt)
+    in ms, and every legend sits outside the axes, on the right."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     pops = [p for p in reference.meta.get("populations", list(reference.spikes)) if p in target.spikes]
-    fig = Figure(figsize=(10, 2.2 * len(pops) + 2.4), dpi=110)
-    axes = fig.subplots(len(pops) + 1, 1, squeeze=False)[:, 0]
+    fig = Figure(figsize=(11, 2.2 * len(pops) + 2.4), dpi=110, layout="constrained")
+    axes = fig.subplots(len(pops) + 1, 1, squeeze=False, sharex=True)[:, 0]
     scale = reference.dt * 1e3
+    outside = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
     focus: Optional[tuple[str, int]] = None
     for ax, pop in zip(axes, pops):
         if pop in readouts:
+            handles = []
             for j, color in zip(range(min(4, reference.spikes[pop].size)), ("C0", "C1", "C2", "C3")):
                 for res, style in ((reference, "-"), (target, "--")):
                     v = res.traces.get(pop, {}).get("v")
                     if v is not None:
                         ax.plot(np.arange(res.steps) * scale, v[:, trial, j], style, color=color, lw=0.9)
-            ax.set_ylabel(f"{pop} v\n(solid: ref,\ndashed: target)")
-            ax.set_xlim(0, reference.steps * scale)
+                handles.append(Line2D([], [], color=color, lw=0.9, label=f"{pop}[{j}]"))
+            handles += [Line2D([], [], color="0.3", ls="-", lw=0.9, label="reference"),
+                        Line2D([], [], color="0.3", ls="--", lw=0.9, label="target")]
+            ax.set_ylabel(f"{pop} v")
+            ax.legend(handles=handles, title="readout v", title_fontsize=7, **outside)
             continue
         a = reference.spikes[pop].dense()[:, trial, :max_neurons]
         b = target.spikes[pop].dense()[:, trial, :max_neurons]
@@ -434,8 +442,7 @@ def plot_overlay(reference: SimulationResult, target: SimulationResult, path: st
             ax.scatter(t * scale, j, s=4 if color == "k" else 14, c=color, marker="|" if color == "k" else "x",
                        label=f"{label} ({len(t)})", linewidths=0.8)
         ax.set_ylabel(f"{pop}\nneuron")
-        ax.set_xlim(0, reference.steps * scale)
-        ax.legend(loc="upper right", fontsize=7, ncol=3)
+        ax.legend(title="spikes", title_fontsize=7, **outside)
         if focus is None and np.any(a != b):
             focus = (pop, int(np.argwhere(a != b)[0][1]))
     spiking = [p for p in pops if p not in readouts] or pops
@@ -448,7 +455,7 @@ def plot_overlay(reference: SimulationResult, target: SimulationResult, path: st
             ax.plot(time_ms, v[:, trial, j], style, lw=0.9, label=f"{label} v")
     ax.set_ylabel(f"{pop}[{j}] v")
     ax.set_xlabel("time (ms)")
-    ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlim(0, reference.steps * scale)
+    ax.legend(**outside)
     fig.suptitle(title or "cross-check")
-    fig.tight_layout()
     write_png(path, fig)

@@ -137,7 +137,7 @@ def to_lava(
     inputs: SpikeInput name -> spikes (steps, size) (or (steps, 1, size)); mode: 'floating_pt'
     or 'fixed_pt' (a Network is quantised with default options; a FixedPointNetwork is used as
     it is, fixed_pt only). traces: {'pop': [...]} of :data:`neurosim.fixed_point.TRACE_VARS`
-    ('*_int' in fixed_pt only), recorded by Monitors. Raises ExportError for anything Lava
+    (``*_int`` in fixed_pt only), recorded by Monitors. Raises ExportError for anything Lava
     cannot express. A Network's multapses are merged first (one weight per (pre, post, delay),
     split into one connection per delay where a pair has several: ``Network.without_multapses``).
     """

@@ -27,6 +27,8 @@ def raster(
     title: Optional[str] = None,
     *,
     dt: Optional[float] = None,
+    readouts: Optional[Iterable[str]] = None,
+    max_traces: int = 4,
 ) -> None:
     """Write a PNG raster of one trial: spikes (top) and population rates in Hz (bottom).
 
@@ -36,9 +38,17 @@ def raster(
     has more spikes than this, an evenly spaced subset is drawn (the rates use every spike)
     and the title says so. dt: step in seconds for mappings/SpikeTrains (a result carries
     its own); without it the time axis is in steps and rates are per step.
+    readouts: populations that never spike (LI); default: a result's ``meta['readouts']``. They
+    are drawn as the voltage of up to `max_traces` neurons in a panel of their own (when 'v' was
+    recorded), not as an empty raster band. Legends sit outside the axes.
     """
     spikes, dt, default = _spikes_of(result_or_spikes, dt)
     names = _select(spikes, populations, default)
+    if readouts is None:
+        readouts = result_or_spikes.meta.get("readouts", []) if isinstance(result_or_spikes, SimulationResult) else []
+    readouts = [n for n in ([readouts] if isinstance(readouts, str) else readouts) if n in names]
+    names = [n for n in names if n not in readouts] or names
+    readouts = [n for n in readouts if n not in names]
     n_steps = max(s.n_steps for s in spikes.values())
     trial = _check_trial(trial, spikes[names[0]].n_batch)
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
@@ -64,8 +74,10 @@ def raster(
 
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 6.5), dpi=100, layout="constrained")
-    ax, ax_rate = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig = Figure(figsize=(11, 6.5 + 1.8 * bool(readouts)), dpi=100, layout="constrained")
+    panels = fig.subplots(2 + bool(readouts), 1, sharex=True,
+                          gridspec_kw={"height_ratios": [3, 1.2, 1][-2 - bool(readouts):]})
+    ax, ax_rate = panels[0], panels[-1]
     colors = _colors(len(names))
     dot = 6.0 if shown < 5_000 else 3.0 if shown < 50_000 else 1.5
     for k, name in enumerate(names):
@@ -79,6 +91,8 @@ def raster(
     ax.set_ylim(-0.5, offsets[-1] - 0.5)
     ax.set_xlim(0, n_steps * scale)
     ax.set_ylabel("neuron (populations stacked)")
+    if readouts:
+        _readout_panel(panels[1], result_or_spikes, readouts, trial, scale, max_traces)
 
     bin_steps = max(1, n_steps // 200)
     edges = np.arange(0, n_steps + bin_steps, bin_steps)
@@ -92,7 +106,8 @@ def raster(
     ax_rate.set_ylim(bottom=0)
     ax_rate.set_xlabel(unit)
     ax_rate.set_ylabel("rate (Hz)" if dt else "spikes/neuron/step")
-    ax_rate.legend(loc="upper right", fontsize=8, title="mean rate (Hz)", title_fontsize=8)
+    ax_rate.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+                   title="mean rate (Hz)" if dt else "mean rate", title_fontsize=8)
 
     head = title if title is not None else "spike raster"
     detail = f"trial {trial}, {total} spikes"
@@ -156,6 +171,28 @@ def traces(
 
 
 # ----------------------------------------------------------------------------------- helpers
+
+
+def _readout_panel(ax: Any, result: Any, readouts: Sequence[str], trial: int, scale: float, max_traces: int) -> None:
+    """Voltage traces of up to `max_traces` neurons per readout population, legend outside."""
+    styles = ("-", "--", ":", "-.")
+    missing = []
+    for k, name in enumerate(readouts):
+        v = result.traces.get(name, {}).get("v") if isinstance(result, SimulationResult) else None
+        if v is None:
+            missing.append(name)
+            continue
+        v = np.asarray(v)
+        for j in range(min(max_traces, v.shape[2])):
+            ax.plot(np.arange(v.shape[0]) * scale, v[:, trial, j], lw=1.0, ls=styles[k % 4],
+                    color=f"C{j % 10}", label=f"{name}[{j}]")
+    if missing:
+        ax.text(0.5, 0.5, f"v of {', '.join(missing)} not recorded (traces={{name: ['v']}})",
+                transform=ax.transAxes, ha="center", va="center", fontsize=8)
+    ax.set_ylabel("readout v")
+    if ax.lines:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, title="readout v",
+                  title_fontsize=8)
 
 
 def _spikes_of(obj: Any, dt: Optional[float]) -> tuple[dict[str, SpikeTrains], Optional[float], list[str]]:

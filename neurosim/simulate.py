@@ -94,7 +94,8 @@ def simulate(
     trace_out = _split_traces(network, trace_spec, trace_vars, trace_parts)
     t_end = time.perf_counter()
     timings = {"setup": t_setup - t_start, "run": run_s, "record": t_end - t_rec, "total": t_end - t_start}
-    meta: dict[str, Any] = {"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices))}
+    meta: dict[str, Any] = {"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices)),
+                            "readouts": [p.name for p in network.populations if not p.spiking]}  # never spike (LI)
     if hasattr(runner, "stats"):  # a mapping (cupy) or a dataclass record (partition.Exchange)
         stats = runner.stats
         meta["backend_stats"] = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)

@@ -19,6 +19,7 @@ from the command line; the report itself is written by :mod:`neurosim.cli.demo_r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import time
@@ -171,6 +172,8 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     run_dir = os.path.join(out, "train")
     trained = train(tc, run_dir, progress=progress, device="cpu", overwrite=True)  # the demo owns its directory
     history, task = trained["history"], trained["task"]
+    # the report's configuration table gives the trial counts used, not None for "the default"
+    config = dataclasses.replace(config, n_train=len(task.train), n_test=len(task.test))
     test_acc = float(history[-1]["test_acc"])
     stages["train"] = time.perf_counter() - t0
     files.update(curve=os.path.join(run_dir, "curve.png"), metrics=os.path.join(run_dir, "metrics.csv"),

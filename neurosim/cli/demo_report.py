@@ -9,35 +9,60 @@ import os
 from dataclasses import asdict
 from typing import Any, Optional
 
+import numpy as np
+
 from ..atomic import write_png
 
 
 # ------------------------------------------------------------------------------------ figures
 
 
-def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0) -> None:
-    """One column per simulator: the spikes of every spiking population in trial `trial`."""
+def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0, max_traces: int = 4) -> None:
+    """One column per simulator: the spikes of every spiking population in trial `trial` (top)
+    and, below, the membrane voltage of up to `max_traces` neurons of every readout population
+    (LI: it never spikes, so a raster of it would be an empty band). Legends sit outside the axes."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     names = list(results)
     pops = [p.name for p in net.populations if p.spiking]
-    fig = Figure(figsize=(3.2 * len(names), 3.4), dpi=110)
-    axes = fig.subplots(1, len(names), squeeze=False, sharey=True)[0]
-    for ax, name in zip(axes, names):
-        res = results[name]
+    readouts = [p.name for p in net.populations if not p.spiking]
+    rows = 2 if readouts else 1
+    fig = Figure(figsize=(3.2 * len(names) + 1.6, 3.4 + 1.8 * (rows - 1)), dpi=110, layout="constrained")
+    grid = fig.subplots(rows, len(names), squeeze=False, sharex=True, sharey="row",
+                        gridspec_kw={"height_ratios": [3, 1.4][:rows]})
+    handles: list[Any] = []
+    for col, name in enumerate(names):
+        res, ax = results[name], grid[0, col]
         offset = 0
         for k, pop in enumerate(pops):
             s = res.spikes[pop]
             m = s.batch == trial
             ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=14, marker="|", linewidths=1.2,
-                       color=f"C{k}", label=pop if name == names[0] else None)
+                       color=f"C{k}")
             offset += s.size
+        ax.set_xlim(0, res.steps * res.dt * 1e3)
         ax.set_title(f"{name}\n{res.backend}", fontsize=9)
-        ax.set_xlabel("time (ms)")
-    axes[0].set_ylabel("neuron")
-    if pops:
-        axes[0].legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
+        for k, pop in enumerate(readouts):
+            v = res.traces.get(pop, {}).get("v")
+            axr = grid[1, col]
+            if v is None:
+                axr.text(0.5, 0.5, "v not recorded", transform=axr.transAxes, ha="center", fontsize=8)
+                continue
+            for j in range(min(max_traces, v.shape[2])):
+                axr.plot(np.arange(v.shape[0]) * res.dt * 1e3, v[:, trial, j], lw=0.9,
+                         ls=("-", "--", ":", "-.")[k % 4], color=f"C{(len(pops) + j) % 10}")
+        grid[-1, col].set_xlabel("time (ms)")
+    grid[0, 0].set_ylabel("neuron")
+    handles += [Line2D([], [], ls="", marker="|", color=f"C{k}", label=f"{pop} spikes") for k, pop in enumerate(pops)]
+    if readouts:
+        grid[1, 0].set_ylabel("readout v")
+        sizes = {pop: results[names[0]].spikes[pop].size for pop in readouts}
+        handles += [Line2D([], [], lw=0.9, ls=("-", "--", ":", "-.")[k % 4], color=f"C{(len(pops) + j) % 10}",
+                           label=f"{pop}[{j}] v") for k, pop in enumerate(readouts)
+                    for j in range(min(max_traces, sizes[pop]))]
+    if handles:
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7)
     write_png(path, fig)
 
 

@@ -15,7 +15,7 @@ def wrap32(x: np.ndarray) -> np.ndarray:
 
 
 def mul_shift(x: np.ndarray, factor: Any, shift: int = 12) -> np.ndarray:
-    """trunc(x * factor / 2**shift) = sign(p) * (|p| >> shift), p = x * factor in int64 (Lava's decay)."""
+    """``trunc(x * factor / 2**shift) = sign(p) * (|p| >> shift)``, ``p = x * factor`` in int64 (Lava's decay)."""
     p = np.asarray(x, np.int64) * factor
     return np.sign(p) * (np.abs(p) >> shift)
 

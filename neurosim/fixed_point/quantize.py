@@ -106,7 +106,7 @@ def quantize(
     """Quantise `network` to Loihi's integer neurons + Dense (see the :mod:`neurosim.fixed_point` docstring).
 
     vth_mant: threshold mantissa per population (int or {population: int}); by default the
-    largest with ``64 * vth * headroom <= 2**23``, so |u|, |v| up to `headroom` thresholds fit
+    largest with ``64 * vth * headroom <= 2**23``, so ``|u|``, ``|v|`` up to `headroom` thresholds fit
     (2048 for headroom 64), lowered where a fixed `weight_exp`/`bias_exp` needs it.
     weight_exp: one exponent for every projection (NetX files need 0); by default each
     projection gets the smallest in [-8, 7] that fits its largest weight.

@@ -225,18 +225,18 @@ class QuantizationReport:
 
     populations[name]: kind, reset, vth_mant, du, dv, alpha/alpha_q/alpha_error,
     beta/beta_q/beta_error, theta_max_abs_error, bias_max_abs_error, v0_max_abs_error,
-    i0_max_abs_error, state_limit (the smallest |u|, |v| in float units that would leave the
+    i0_max_abs_error, state_limit (the smallest ``|u|``, ``|v|`` in float units that would leave the
     24-bit range); ALIF also drho, rho/rho_q/rho_error, a_exp, adapt_shift,
     adapt_max_abs_error/adapt_max_rel_error (dequantised - float adapt, relative to the
-    largest |adapt|), adapt_gain_max_abs_error/adapt_gain_max_rel_error, a0_max_abs_error and
+    largest ``|adapt|``), adapt_gain_max_abs_error/adapt_gain_max_rel_error, a0_max_abs_error and
     a_limit (the smallest float a at which a threshold A would leave the 24-bit range).
     Per-neuron du, dv (drho) are reported as arrays, alpha/beta/rho_error as the signed error
     of largest magnitude; bias_on_v: a bias met a current decay and sits on v as b / (1 - alpha).
     projections[name]: weight_exp, sign_mode, bit_drop (mixed signs: Lava drops the lowest
     mantissa bit, so quantize rounds them on the even grid), n_bit_dropped (synapses the drop
     changed: 0 for quantize's own mantissas), n_synapses, n_zeroed (nonzero float weights
-    quantised to 0), max_abs_error, rms_error, max_rel_error (to the largest |w * gain|),
-    error_bound (largest allowed |error|: half a mantissa step, a full one for mixed signs,
+    quantised to 0), max_abs_error, rms_error, max_rel_error (to the largest ``|w * gain|``),
+    error_bound (largest allowed ``|error|``: half a mantissa step, a full one for mixed signs,
     in float units of the target's i), error (dequantised - float w * gain, (n_pre, n_post))
     and floor_error_bound (weight_exp < 0 only: Lava floors the summed input of a step,
     which lowers it by up to (1 - 2**e) * theta / vth per step, beyond the weight errors).

@@ -1,7 +1,7 @@
 """Bundled tasks for training spiking networks: generated on the fly or from data shipped with a
 package, never downloaded.
 
-A task is two `Split`s of spike inputs, targets and a loss mask, plus the sizes a network needs::
+A task is two `Split` records of spike inputs, targets and a loss mask, plus the sizes a network needs::
 
     task = make_task("evidence", seed=0)           # defaults: CI-sized, see each builder
     x = task.train.inputs                           # (N, T, n_in) float32, 0/1
