@@ -30,7 +30,8 @@ COUNT_MAX = 65535  # counts are stored as uint16
 class EventFrames:
     """Lazy (N, T, n_in) float32 event counts of one cached split: ``frames[idx]`` reads samples
     `idx` (an int array, any order, repeats allowed) from the cache file and returns them dense,
-    (len(idx), T, n_in). Only `indptr` and the labels are held in memory."""
+    (len(idx), T, n_in) (a view of `time_major`'s (T, len(idx), n_in) array). Only `indptr` and the
+    labels are held in memory."""
 
     ndim = 3
     dtype = np.dtype(np.float32)
@@ -61,15 +62,19 @@ class EventFrames:
         return self.shape[0]
 
     def __getitem__(self, idx: Any) -> np.ndarray:
+        return self.time_major(idx).transpose(1, 0, 2)  # a view: no second copy
+
+    def time_major(self, idx: Any) -> np.ndarray:
+        """Samples `idx` dense as (T, len(idx), n_in) float32, the layout of a training batch."""
         rows = np.arange(len(self))[idx] if isinstance(idx, slice) else np.asarray(idx, np.int64).reshape(-1)
         if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
             raise IndexError(f"{self.path}: sample index out of range 0..{len(self) - 1}")
-        out = np.zeros((len(rows), *self.shape[1:]), np.float32)
+        out = np.zeros((self.shape[1], len(rows), self.shape[2]), np.float32)
         f = self._open()
         for k, n in enumerate(self.index[rows]):
             lo, hi = self._indptr[n], self._indptr[n + 1]
             if hi > lo:
-                out[k, f["step"][lo:hi], f["channel"][lo:hi]] = f["count"][lo:hi]
+                out[f["step"][lo:hi], k, f["channel"][lo:hi]] = f["count"][lo:hi]
         return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
