@@ -16,13 +16,15 @@ import numpy as np
 
 
 def write_shd(root: Path, n_train: int = 24, n_test: int = 12, classes: int = 20, dataset: str = "SHD",
-              duration: float = 0.5, seed: int = 0) -> Path:
-    """ROOT/SHD/shd_{train,test}.h5; class k fires channels around 35k at ~1 ms intervals."""
+              duration: float = 0.5, seed: int = 0) -> dict[str, list[tuple[int, dict[str, np.ndarray]]]]:
+    """ROOT/SHD/shd_{train,test}.h5; class k fires channels around 35k. Returns split -> [(label,
+    {"t": seconds as stored, "x": unit})] in file order."""
     import h5py
 
     r = np.random.default_rng(seed)
     folder = root / dataset
     folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, list] = {}
     for split, n in (("train", n_train), ("test", n_test)):
         labels = np.arange(n) % classes
         times, units = [], []
@@ -38,7 +40,8 @@ def write_shd(root: Path, n_train: int = 24, n_test: int = 12, classes: int = 20
             f.create_dataset("labels", data=labels.astype(np.uint16))
             f.create_dataset("extra/keys", data=np.array([f"word-{k}".encode() for k in range(classes)]))
             f.create_dataset("extra/speaker", data=r.integers(0, 12, n).astype(np.uint16))
-    return root
+        truth[split] = [(int(k), {"t": t, "x": u}) for k, t, u in zip(labels, times, units)]
+    return truth
 
 
 def nmnist_bytes(x: np.ndarray, y: np.ndarray, p: np.ndarray, t_us: np.ndarray) -> bytes:
@@ -50,9 +53,11 @@ def nmnist_bytes(x: np.ndarray, y: np.ndarray, p: np.ndarray, t_us: np.ndarray) 
     return raw.tobytes()
 
 
-def write_nmnist(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> Path:
-    """ROOT/NMNIST/{Train,Test}/<digit>/<n>.bin; digit k lights a 6x6 patch at a k-dependent place."""
+def write_nmnist(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0) -> dict[str, list]:
+    """ROOT/NMNIST/{Train,Test}/<digit>/<n>.bin; digit k lights a 6x6 patch at a k-dependent place.
+    Returns split -> [(label, {"x", "y", "p", "t" (us)})]."""
     r = np.random.default_rng(seed)
+    truth: dict[str, list] = {"train": [], "test": []}
     for folder, n in (("Train", n_train), ("Test", n_test)):
         for i in range(n):
             k = i % 10
@@ -63,13 +68,18 @@ def write_nmnist(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 0)
             t = np.sort(r.integers(0, 300_000, m)).astype(np.uint32)
             d = root / "NMNIST" / folder / str(k)
             d.mkdir(parents=True, exist_ok=True)
-            (d / f"{i:05d}.bin").write_bytes(nmnist_bytes(x, y, r.integers(0, 2, m), t))
-    return root
+            p = r.integers(0, 2, m)
+            (d / f"{i:05d}.bin").write_bytes(nmnist_bytes(x, y, p, t))
+            truth[folder.lower()].append((k, {"x": x, "y": y, "p": p, "t": t.astype(np.int64)}))
+    return truth
 
 
-def write_dvs_gesture(root: Path, n_train: int = 22, n_test: int = 11, seed: int = 0, t0_ms: int = 5000) -> Path:
-    """ROOT/DVSGesture/ibmGesture{Train,Test}/userNN_<lighting>/<label>.npy; gesture k: a blob at k."""
+def write_dvs_gesture(root: Path, n_train: int = 22, n_test: int = 11, seed: int = 0,
+                      t0_ms: int = 5000) -> dict[str, list]:
+    """ROOT/DVSGesture/ibmGesture{Train,Test}/userNN_<lighting>/<label>.npy; gesture k: a blob at k.
+    Returns split -> [(label, {"x", "y", "p", "t" (us)})]."""
     r = np.random.default_rng(seed)
+    truth: dict[str, list] = {"train": [], "test": []}
     for folder, n in (("ibmGestureTrain", n_train), ("ibmGestureTest", n_test)):
         for i in range(n):
             k, user = i % 11, 1 + i // 11
@@ -83,4 +93,7 @@ def write_dvs_gesture(root: Path, n_train: int = 22, n_test: int = 11, seed: int
             d = root / "DVSGesture" / folder / f"user{user:02d}_fluorescent"
             d.mkdir(parents=True, exist_ok=True)
             np.save(d / f"{k}.npy", ev)
-    return root
+            truth["train" if folder.endswith("Train") else "test"].append(
+                (k, {"x": ev[:, 0].astype(np.int64), "y": ev[:, 1].astype(np.int64), "p": ev[:, 2].astype(np.int64),
+                     "t": ev[:, 3].astype(np.int64) * 1000}))
+    return truth
