@@ -165,3 +165,39 @@ def test_streamed_epoch_peaks_below_two_batches_plus_the_model():
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["dense_train_bytes"] >= 7 * r["batch_input_bytes"]
     assert r["increase"] < r["bound"], r
+
+
+def test_own_event_arrays_bin_cache_and_train_through_the_registry(tmp_path, monkeypatch):
+    from training.config import TrainConfig
+    from training.tasks import TASKS
+    from training.tasks.own_events import events_task
+    from training.trainer import train
+
+    r = np.random.default_rng(5)
+    dtype = np.dtype([("t", np.int64), ("x", np.int64), ("p", np.int64)])
+
+    def pairs(n):
+        out = []
+        for i in range(n):
+            m = int(r.integers(20, 60))
+            ev = np.zeros(m, dtype)
+            ev["t"], ev["x"] = np.sort(r.integers(0, 50_000, m)), 4 * (i % 3) + r.integers(0, 4, m)
+            out.append((ev, i % 3))
+        return out
+
+    train_pairs, test_pairs = pairs(12), pairs(6)
+
+    def build(seed, n_train, n_test, **o):
+        return events_task(train_pairs, test_pairs, sensor=(12, 1, 1), n_out=3, dt=5e-3, duration=0.05,
+                           cache=tmp_path / "cache", name="mine")
+
+    task = build(0, None, None)
+    want = np.zeros((12, 10, 12), np.int64)
+    for k, (ev, _) in enumerate(train_pairs):
+        np.add.at(want[k], (ev["t"] // 5000, ev["x"]), 1)
+    np.testing.assert_array_equal(np.asarray(task.train.inputs), want)
+    np.testing.assert_array_equal(task.train.targets, [k for _, k in train_pairs])
+    monkeypatch.setitem(TASKS, "mine", build)
+    out = train(TrainConfig(task="mine", epochs=1, hidden=8, batch_size=4), tmp_path / "run", progress=False,
+                device="cpu")
+    assert len(out["history"]) == 1 and np.isfinite(out["history"][0]["train_loss"])

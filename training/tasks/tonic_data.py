@@ -84,6 +84,16 @@ SOURCES: dict[str, Source] = {
 }
 
 
+def tonic_module() -> Any:
+    """tonic, or NetworkError saying how to install the pinned version without its audio stack."""
+    try:
+        import tonic
+    except ImportError as exc:
+        raise NetworkError("tonic", f"the event datasets are read by tonic {TONIC_VERSION} ({exc}); install it with "
+                                    f"pip install --no-deps tonic=={TONIC_VERSION} importRosbag==1.0.4 requests") from None
+    return tonic
+
+
 def _local(cls: type, source: Source) -> type:
     """tonic's dataset class with its existence check (we check the layout first) and its
     download (never: nothing is downloaded) replaced; its readers are untouched."""
@@ -141,8 +151,7 @@ def _signature(base: Path, src: Source, split: str) -> str:
 
 
 def _dataset(name: str, base: Path, split: str, o: dict[str, Any]) -> Any:
-    import tonic
-
+    tonic = tonic_module()
     src = SOURCES[name]
     cls = _local(getattr(tonic.datasets, src.cls), src)
     if name == "ssc":
@@ -152,47 +161,47 @@ def _dataset(name: str, base: Path, split: str, o: dict[str, Any]) -> Any:
     return cls(str(base), train=split == "train")
 
 
-def _binner(name: str, o: dict[str, Any], steps: int) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
-    """(events -> frames (steps, n_in) of counts, n_in), with tonic's transforms."""
-    import tonic.transforms as T
-
-    src = SOURCES[name]
-    w, h, p = src.sensor
-    f = o["downsample"]
-    size = (int(math.ceil(w * f)), int(math.ceil(h * f)) if h > 1 else 1, p)
+def binner(sensor: tuple[int, int, int], dt: float, steps: int, *, downsample: float = 1.0, denoise: float = 0.0,
+           align: str = "zero") -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """(events -> frames (steps, n_in) of int64 counts, n_in) with tonic's transforms (module
+    docstring): `events` a structured array with fields t (us), x, p and, for a camera, y, as tonic
+    datasets return them; `sensor` tonic's (W, H, P); dt and denoise in seconds."""
+    T = tonic_module().transforms
+    w, h, p = sensor
+    size = (int(math.ceil(w * downsample)), int(math.ceil(h * downsample)) if h > 1 else 1, p)
     pre: list[Any] = []
-    if f != 1.0:
-        pre.append(T.Downsample(spatial_factor=f))
-    if o["denoise"] > 0:
-        pre.append(T.Denoise(filter_time=o["denoise"] * 1e6))
+    if downsample != 1.0:
+        pre.append(T.Downsample(spatial_factor=downsample))
+    if denoise > 0:
+        pre.append(T.Denoise(filter_time=denoise * 1e6))
     transform = T.Compose(pre) if pre else None
-    window = o["dt"] * 1e6  # tonic's time unit: microseconds
+    window = dt * 1e6  # tonic's time unit: microseconds
     n_in = size[0] * size[1] * size[2]
 
     def frames(events: np.ndarray) -> np.ndarray:
         ev = transform(events) if transform is not None else events
         if len(ev) == 0:
             return np.zeros((steps, n_in), np.int64)
-        start = float(ev["t"][0]) if o["align"] == "first" else 0.0
+        start = float(ev["t"][0]) if align == "first" else 0.0
         to_frame = T.ToFrame(sensor_size=size, time_window=window, start_time=start,
                              end_time=start + (steps + 0.5) * window)  # exactly `steps` windows
-        out = np.asarray(to_frame(ev)).reshape(steps, n_in)
-        return out.astype(np.int64)
+        return np.asarray(to_frame(ev)).reshape(steps, n_in).astype(np.int64)
 
     return frames, n_in
 
 
-def _samples(ds: Any, frames: Callable[[np.ndarray], np.ndarray], label: str) -> Iterator[tuple[np.ndarray, int, int]]:
+def samples(ds: Any, frames: Callable[[np.ndarray], np.ndarray], label: str) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(frames, label, events read) of every sample of `ds` (``ds[i] -> (events, label)``), one at a time."""
     for events, target in iter_progress((ds[i] for i in range(len(ds))), len(ds), label, sys.stderr.isatty()):
         yield frames(events), int(np.asarray(target)), len(events)
 
 
 def cached_split(name: str, base: Path, split: str, o: dict[str, Any], steps: int) -> EventFrames:
     """The binned split, from its cache when the cache's key matches, else binned and cached now."""
-    import tonic
-
+    tonic = tonic_module()
     src = SOURCES[name]
-    frames, n_in = _binner(name, o, steps)
+    frames, n_in = binner(src.sensor, o["dt"], steps, downsample=o["downsample"], denoise=o["denoise"],
+                          align=o["align"])
     key = cache_key(dict(dataset=name, split=split, dt=o["dt"], steps=steps, downsample=o["downsample"],
                          denoise=o["denoise"], align=o["align"], first_saccade_only=o.get("first_saccade_only"),
                          sensor=src.sensor, n_in=n_in, tonic=tonic.__version__,
@@ -201,7 +210,7 @@ def cached_split(name: str, base: Path, split: str, o: dict[str, Any], steps: in
     path = folder / f"{split}.h5"
     if read_key(path) != key:
         try:
-            write_cache(path, key, steps, n_in, _samples(_dataset(name, base, split, o), frames, f"cache {name} {split}"))
+            write_cache(path, key, steps, n_in, samples(_dataset(name, base, split, o), frames, f"cache {name} {split}"))
         except PermissionError as exc:
             raise NetworkError(f"{name}.cache", f"{folder}: not writable ({exc.strerror}); name a writable "
                                                 "folder with --task-option cache=PATH") from None
