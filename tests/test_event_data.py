@@ -201,3 +201,18 @@ def test_own_event_arrays_bin_cache_and_train_through_the_registry(tmp_path, mon
     out = train(TrainConfig(task="mine", epochs=1, hidden=8, batch_size=4), tmp_path / "run", progress=False,
                 device="cpu")
     assert len(out["history"]) == 1 and np.isfinite(out["history"][0]["train_loss"])
+
+
+def test_no_network_access_whatever_the_root(tmp_path, monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for name, write in WRITERS.items():
+        with pytest.raises(NetworkError, match=rf"{name}\.root"):
+            make_task(name, root=str(tmp_path / "empty"))
+        write(tmp_path / name)
+        assert len(make_task(name, root=str(tmp_path / name), n_train=5, n_test=5).train) == 5
