@@ -163,7 +163,8 @@ class Runner:
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         plan = self.plan
         steps, batch = src.shape[0], src.shape[1]
-        src = np.ascontiguousarray(src, dtype=plan.dtype)  # 0/1 spikes or event counts, w * c as in numpy
+        # 0/1 spikes stay bool (1 byte a source); event counts as the plan's dtype, so w * c rounds as in numpy
+        src = np.ascontiguousarray(src, dtype=np.bool_ if src.dtype == np.bool_ else plan.dtype)
         k_tr = len(self.trace_idx)
         empty = np.zeros((0, batch, k_tr), plan.dtype)
         traces = {v: np.empty((steps, batch, k_tr), plan.dtype) for v in self.trace_vars}
