@@ -57,7 +57,9 @@ def _prepare(network: Network, inputs: Optional[Mapping[str, Any]], steps: Optio
              batch: Optional[int], traces: Any) -> tuple[dict, dict, RunSpec]:
     """The Brian2 description (spec, arrays) of `network` and the checked run (neurosim's own checks)."""
     spec, arrays = describe(network)
-    return spec, arrays, describe_run(network, inputs, steps, batch=batch, traces=traces)
+    return spec, arrays, describe_run(network, inputs, steps, batch=batch, traces=traces,
+                                            no_counts="the Brian2 target feeds inputs through a SpikeGeneratorGroup, "
+                                                      "one 0/1 spike per source and step")
 
 
 def _import_brian2() -> Any:

@@ -201,7 +201,8 @@ def run_lava(
     fixed = _prepare(network, mode)
     model = fixed if fixed is not None else network
     run = describe_run(network, inputs, steps, batch=batch, traces=traces, trace_vars=TRACE_VARS,
-                       unavailable=_unavailable(mode))
+                       unavailable=_unavailable(mode),
+                       no_counts="the Lava target sends inputs as binary spikes from a RingBuffer")
     steps, batch, given, spec = run.steps, run.batch, run.inputs, run.traces
     pops = list(network.populations)
     dense = {p.name: np.zeros((steps, batch, p.size), bool) for p in pops}

@@ -7,7 +7,10 @@
 - batch: a whole number >= 1; without it, the inputs' number of trials (inputs with one trial,
   shape (T, size) or (T, 1, size), are broadcast to every trial);
 - inputs: one 0/1 (bool or number) array per SpikeInput, shape (T, size) or (T, batch, size)
-  with T >= steps; none for a PoissonInput (its spikes are drawn by the runner);
+  with T >= steps; none for a PoissonInput (its spikes are drawn by the runner). A runner that
+  takes event counts (graded input: ``count`` events of one source in one step deliver
+  ``count * w`` on each of its synapses) passes ``max_count > 1``; whole numbers in
+  [0, max_count] are then accepted and kept as uint16 counts;
 - traces: ``{'pop': ['v', ...]}`` or ``['pop:v', ...]``, variables from the runner's list.
 
 The numpy, numba and cupy backends (:func:`neurosim.simulate`), the fixed-point simulator
@@ -49,7 +52,8 @@ class RunnableNetwork(Protocol):
 class RunSpec:
     """One run of `network`: `steps` steps of `batch` independent trials.
 
-    inputs: SpikeInput name -> bool array (steps, batch, size), read-only (a broadcast view
+    inputs: SpikeInput name -> bool array (steps, batch, size), or uint16 event counts when the
+    runner takes counts and the input holds one above 1; read-only (a broadcast view
     when the caller gave one trial), one per SpikeInput of the network, none for a
     PoissonInput; traces: population -> variables to record, in population order.
     Built by :func:`describe_run`; checks on construction that its parts agree.
@@ -71,8 +75,8 @@ class RunSpec:
                                          f"got {sorted(self.inputs)}")
         for name, arr in self.inputs.items():
             want = (self.steps, self.batch, spike_inputs[name].size)
-            if arr.dtype != bool or arr.shape != want:
-                raise NetworkError(f"inputs.{name}", f"expected bool spikes of shape {want}, "
+            if arr.dtype not in (np.dtype(bool), np.dtype(np.uint16)) or arr.shape != want:
+                raise NetworkError(f"inputs.{name}", f"expected bool spikes (or uint16 counts) of shape {want}, "
                                                      f"got {arr.dtype} {arr.shape}")
         populations = {p.name for p in self.network.populations}
         for pop in self.traces:
@@ -89,18 +93,22 @@ def describe_run(
     traces: TraceSpec = None,
     trace_vars: Sequence[str] = TRACE_VARS,
     unavailable: Optional[Mapping[str, str]] = None,
+    max_count: int = 1,
+    no_counts: str = "",
 ) -> RunSpec:
     """The :class:`RunSpec` of running `network` on `inputs` for `steps` steps (module docstring).
 
     trace_vars: the variables the runner records (default: the float backends'
     :data:`neurosim.backends.TRACE_VARS`); unavailable: variable -> why this runner cannot
-    record it here (NetworkError on 'traces': ``'<var>' <why>``). Raises NetworkError naming
-    the field, with the messages of :func:`neurosim.simulate`.
+    record it here (NetworkError on 'traces': ``'<var>' <why>``). max_count: the largest event
+    count per source and step the runner takes (1: spikes 0/1 only; `no_counts` then says why
+    this runner takes no counts, for the error). Raises NetworkError naming the field, with the
+    messages of :func:`neurosim.simulate`.
     """
     given = dict(inputs or {})
     steps = check_steps(steps, given)
     batch = batch_size(given, batch)
-    spikes = check_inputs(network.inputs, given, steps, batch)
+    spikes = check_inputs(network.inputs, given, steps, batch, max_count=max_count, no_counts=no_counts)
     spec = trace_request(network.populations, traces, trace_vars, unavailable)
     return RunSpec(network=network, inputs=spikes, steps=steps, batch=batch, traces=spec)
 
@@ -134,8 +142,13 @@ def batch_size(inputs: Mapping[str, Any], batch: Optional[int]) -> int:
 
 
 def check_inputs(sources: Iterable[Union[SpikeInput, PoissonInput]], inputs: Mapping[str, Any], steps: int,
-                 batch: int) -> dict[str, np.ndarray]:
-    """Validate user spike arrays for the input `sources`; returns name -> bool array (steps, batch, size)."""
+                 batch: int, *, max_count: int = 1, no_counts: str = "") -> dict[str, np.ndarray]:
+    """Validate user spike arrays for the input `sources`; returns name -> array (steps, batch, size):
+    bool for spikes 0/1, uint16 event counts where an input holds a whole number in (1, max_count].
+    With ``max_count == 1`` a count above 1 is refused, the message ending in `no_counts` (why
+    this runner takes no counts). Nothing is clipped: a value outside the accepted range is an error."""
+    if not 1 <= max_count <= COUNT_MAX:
+        raise ValueError(f"max_count: expected 1..{COUNT_MAX}, got {max_count}")
     sources = list(sources)
     names = {s.name: s for s in sources}
     for key in inputs:
@@ -157,16 +170,28 @@ def check_inputs(sources: Iterable[Union[SpikeInput, PoissonInput]], inputs: Map
             raise NetworkError(f"inputs.{s.name}", f"expected shape (T, {s.size}) or (T, {batch}, {s.size}) "
                                                    f"with T >= {steps}, got {np.shape(inputs[s.name])}")
         if arr.dtype != bool:
-            if arr.dtype.kind not in "biuf":
-                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, got dtype {arr.dtype}")
-            given = np.asarray(inputs[s.name])  # indices as the caller wrote the array
-            bad = (given != 0) & (given != 1)
-            if np.any(bad):
-                raise NetworkError(f"inputs.{s.name}", f"expected spikes as 0/1 or bool values, found "
-                                                       f"{given[bad].flat[0]!r} at index {np.argwhere(bad)[0].tolist()}")
-            arr = arr != 0
+            arr = _spikes_or_counts(s.name, np.asarray(inputs[s.name]), arr, max_count, no_counts)
         out[s.name] = np.broadcast_to(arr[:steps], (steps, batch, s.size))
     return out
+
+
+COUNT_MAX = 65535  # counts travel as uint16
+
+
+def _spikes_or_counts(name: str, given: np.ndarray, arr: np.ndarray, max_count: int, no_counts: str) -> np.ndarray:
+    """`arr` (numbers) as bool spikes, or as uint16 counts when one exceeds 1 and counts are taken."""
+    expected = "spikes as 0/1 or bool values" if max_count == 1 else f"event counts, whole numbers 0..{max_count}"
+    if arr.dtype.kind not in "biuf":
+        raise NetworkError(f"inputs.{name}", f"expected {expected}, got dtype {arr.dtype}")
+    bad = (given < 0) | (given > max_count) | (given != np.floor(given))  # NaN compares unequal: bad
+    if np.any(bad):
+        found = given[bad].flat[0]
+        why = f" ({no_counts})" if max_count == 1 and no_counts and found > 1 and found == np.floor(found) else ""
+        raise NetworkError(f"inputs.{name}", f"expected {expected}, found {found!r} at index "
+                                             f"{np.argwhere(bad)[0].tolist()}{why}")
+    if max_count == 1 or not np.any(arr > 1):
+        return arr != 0
+    return arr.astype(np.uint16)
 
 
 def trace_request(populations: Iterable[Named], traces: TraceSpec, variables: Sequence[str] = TRACE_VARS,

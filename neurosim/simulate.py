@@ -13,7 +13,7 @@ from .memory import available_memory
 from .network import Network, SpikeInput
 from .plan import Plan, lower
 from .result import SimulationResult, SpikeTrains
-from .run import TraceSpec, describe_run
+from .run import COUNT_MAX, TraceSpec, describe_run
 
 
 def simulate(
@@ -34,7 +34,10 @@ def simulate(
     """Simulate `network` for `steps` steps of ``network.dt`` on `backend`.
 
     inputs: SpikeInput name -> spikes, shape (T, size) or (T, batch, size) with T >= steps,
-    values 0/1 (bool or numbers); Poisson inputs are drawn from `seed`, independently per
+    values 0/1 (bool or numbers), or event counts (whole numbers up to 65535: `count` events of a
+    source in one step deliver ``count * w`` on each of its synapses; numpy and numba backends
+    only, see COUNT_BACKENDS; the input's recorded SpikeTrains hold one event per nonzero bin);
+    Poisson inputs are drawn from `seed`, independently per
     input, trial and step, the same whatever the backend or chunking; `seed` is a whole number,
     0 <= seed < 2**63 (:func:`check_seed`).
     batch: number of independent trials (default: from the inputs, else 1).
@@ -49,9 +52,10 @@ def simulate(
     if not isinstance(network, Network):
         raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
     seed = check_seed(seed)
-    run = describe_run(network, inputs, steps, batch=batch, traces=traces)
+    run = describe_run(network, inputs, steps, batch=batch, traces=traces, max_count=COUNT_MAX)
     steps, batch, spike_inputs, trace_spec = run.steps, run.batch, run.inputs, run.traces
     name = backends.resolve(backend)
+    _check_counts(spike_inputs, name, partitions)
     module = backends.load(name)
     plan = lower(network, dtype)
     trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
@@ -134,9 +138,27 @@ def _default_chunk(plan: Plan, batch: int) -> int:
     return int(max(1, min(2000, (16 << 20) // per_step)))
 
 
+COUNT_BACKENDS = ("numpy", "numba")  # backends whose scatter multiplies a weight by the input's count
+
+
+def _check_counts(spike_inputs: Mapping[str, np.ndarray], backend: str, partitions: int) -> None:
+    """Refuse event counts (uint16 inputs) where the runner carries one bit per input source."""
+    for key, arr in spike_inputs.items():
+        if arr.dtype == bool:
+            continue
+        if backend not in COUNT_BACKENDS:
+            raise NetworkError(f"inputs.{key}", f"holds event counts up to {int(arr.max())}; backend {backend!r} "
+                                                "takes spikes 0/1 only (its kernels carry one bit per input source "
+                                                f"and step): use backend {' or '.join(COUNT_BACKENDS)}")
+        if partitions != 1:
+            raise NetworkError(f"inputs.{key}", f"holds event counts up to {int(arr.max())}; a partitioned run "
+                                                "exchanges spike lists of 0/1 events: use partitions=1")
+
+
 def _sources(network: Network, plan: Plan, spike_inputs: Mapping[str, np.ndarray],
              rngs: dict[str, np.random.Generator], t0: int, n: int, batch: int) -> np.ndarray:
-    """Input spikes of steps [t0, t0 + n) as bool (n, batch, n_sources), in plan order."""
+    """Input spikes of steps [t0, t0 + n) as bool (n, batch, n_sources), in plan order; uint16
+    when a SpikeInput carries event counts (Poisson sources then count 0/1)."""
     parts = []
     for s in network.inputs:
         if isinstance(s, SpikeInput):

@@ -64,9 +64,14 @@ class History:
 
 
 def to_batch(split: Any, idx: np.ndarray, dtype: torch.dtype, device: torch.device = torch.device("cpu")) -> Batch:
-    """Samples `idx` of `split` as a Batch: inputs (T, B, S) in `dtype` on `device`, targets (floating ones
+    """Samples `idx` of `split` as a Batch (only those samples are read: `split.inputs` may be a
+    lazy view with a ``time_major(idx)`` method, such as
+    training.tasks.event_cache.EventFrames): inputs (T, B, S) in `dtype` on `device`, targets (floating ones
     in `dtype`), the split's loss mask as bool."""
-    x = torch.as_tensor(np.asarray(split.inputs)[idx], dtype=dtype, device=device).transpose(0, 1).contiguous()
+    if hasattr(split.inputs, "time_major"):  # a lazy view that reads only these samples, as (T, B, S)
+        x = torch.as_tensor(split.inputs.time_major(idx), dtype=dtype, device=device)
+    else:
+        x = torch.as_tensor(np.asarray(split.inputs)[idx], dtype=dtype, device=device).transpose(0, 1).contiguous()
     y = torch.as_tensor(np.asarray(split.targets)[idx], device=device)
     if y.dtype.is_floating_point:
         y = y.to(dtype)

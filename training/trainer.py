@@ -158,7 +158,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                     ok, cnt = score(task, out.readouts, b.targets)
                     correct, counted = correct + ok, counted + cnt
                 bar.update(1)
-            test_loss, test_acc = evaluate(model, task.test, task) if world.main else (0.0, 0.0)
+            test_loss, test_acc = (evaluate(model, task.test, task, config.batch_size) if world.main  # batches of the
+                                   else (0.0, 0.0))  # training size: a streamed test split is read as such
             loss_sum, correct, counted, test_loss, test_acc = world.sum(
                 [loss_sum, correct, counted, test_loss, test_acc], dev)
             row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,

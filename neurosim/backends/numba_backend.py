@@ -132,10 +132,14 @@ def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adap
                     ev_b[n_ev] = b
                     ev_j[n_ev] = j
                     n_ev += 1
-                elif not src[k, b, j - n]:
+                    for syn in range(indptr[j], indptr[j + 1]):
+                        buf[(t + delays[syn]) % ring, b, indices[syn]] += weights[syn]
+                    continue
+                c = src[k, b, j - n]  # an input's event count: c * w on each synapse
+                if c == 0:
                     continue
                 for syn in range(indptr[j], indptr[j + 1]):
-                    buf[(t + delays[syn]) % ring, b, indices[syn]] += weights[syn]
+                    buf[(t + delays[syn]) % ring, b, indices[syn]] += weights[syn] * c
     return n_steps, n_ev
 
 
@@ -159,7 +163,8 @@ class Runner:
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         plan = self.plan
         steps, batch = src.shape[0], src.shape[1]
-        src = np.ascontiguousarray(src, dtype=np.bool_)
+        # 0/1 spikes stay bool (1 byte a source); event counts as the plan's dtype, so w * c rounds as in numpy
+        src = np.ascontiguousarray(src, dtype=np.bool_ if src.dtype == np.bool_ else plan.dtype)
         k_tr = len(self.trace_idx)
         empty = np.zeros((0, batch, k_tr), plan.dtype)
         traces = {v: np.empty((steps, batch, k_tr), plan.dtype) for v in self.trace_vars}

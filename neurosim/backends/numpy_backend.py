@@ -1,4 +1,7 @@
-"""Reference backend: NumPy, the canonical step, event-driven propagation into a delay ring buffer."""
+"""Reference backend: NumPy, the canonical step, event-driven propagation into a delay ring buffer.
+
+Input sources may carry event counts (uint16 `src`): c events of a source in one step add
+``c * w`` through each of its synapses (w for a neuron's spike)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -61,6 +64,9 @@ class Runner:
             syn = np.repeat(start - np.cumsum(count) + count, count) + np.arange(total)
             slots = (t + plan.delays[syn]) % ring
             target = (slots * batch + np.repeat(b, count)) * n + plan.indices[syn]
-            np.add.at(flat, target, plan.weights[syn])
+            w = plan.weights[syn]
+            if z_all.dtype != bool:  # event counts: a source's count scales each of its weights
+                w = w * np.repeat(z_all[b, j].astype(plan.dtype), count)
+            np.add.at(flat, target, w)
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
         return cat(ev_t, np.int64), cat(ev_b, np.int32), cat(ev_j, np.int64), traces

@@ -9,6 +9,10 @@ from typing import Any
 from .common import int_at_least, key_value, seed_arg
 
 
+# event datasets read from local files through tonic (training.tasks.tonic_data): --task-option root=PATH
+EVENT_TASKS = ("shd", "ssc", "nmnist", "dvs_gesture")
+
+
 def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The choices of --rule and --task: the rules of training.rules and the methods with their own
     model (training.methods.METHODS), the bundled tasks and those of the methods."""
@@ -16,7 +20,7 @@ def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     rules = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
     tasks = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
-                                + tuple(t for m in METHODS.values() for t in m.tasks)))
+                                + tuple(t for m in METHODS.values() for t in m.tasks) + EVENT_TASKS))
     return rules, tasks
 
 
@@ -33,7 +37,9 @@ def register(sub: Any) -> None:
                     "HDF5). --resume continues from the last checkpoint and ends with the same weights as an "
                     "uninterrupted run; a run directory that holds a run is refused without --resume or "
                     "--overwrite.")
-    p.add_argument("--task", required=True, choices=tasks, help="bundled task (no download)")
+    p.add_argument("--task", required=True, choices=tasks, help="bundled task, or an event dataset from local files "
+                                                                  "(shd, ssc, nmnist, dvs_gesture: --task-option root=PATH; "
+                                                                  "nothing is downloaded)")
     p.add_argument("--rule", default="bptt", choices=rules,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "

@@ -34,7 +34,8 @@ def simulate_fixed(
     t0 = time.perf_counter()
     if not isinstance(fixed, FixedPointNetwork):
         raise NetworkError("network", f"expected a FixedPointNetwork (from quantize), got {type(fixed).__name__}")
-    run = describe_run(fixed, inputs, steps, batch=batch, traces=traces, trace_vars=TRACE_VARS)
+    run = describe_run(fixed, inputs, steps, batch=batch, traces=traces, trace_vars=TRACE_VARS,
+                       no_counts="the fixed-point (Loihi) model takes binary input spikes")
     steps, batch, given, spec = run.steps, run.batch, run.inputs, run.traces
 
     rings = {p.name: np.zeros((max([q.max_delay for q in fixed.projections if q.post == p.name], default=1) + 1,

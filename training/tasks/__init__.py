@@ -4,7 +4,8 @@ package, never downloaded.
 A task is two `Split` records of spike inputs, targets and a loss mask, plus the sizes a network needs::
 
     task = make_task("evidence", seed=0)           # defaults: CI-sized, see each builder
-    x = task.train.inputs                           # (N, T, n_in) float32, 0/1
+    x = task.train.inputs                           # (N, T, n_in) float32, 0/1 (event counts for the
+                                                    # tonic datasets: a lazy EventFrames, x[idx] reads)
     y = task.train.targets                          # (N,) int64 labels, or (N, T, n_out) float32
     m = task.train.loss_mask                        # (T,) bool: steps where the loss/readout counts
 
@@ -38,6 +39,7 @@ from .base import Kind, Split, Task
 from .images import DIGITS_DEFAULTS, N_DIGITS, digit_images, digits
 from .long_memory import adding, copy_memory
 from .sequences import delayed_copy, delayed_xor
+from .tonic_data import dvs_gesture, nmnist, shd, ssc
 from .working_memory import evidence, store_recall
 
 # ---------------------------------------------------------------------------------------------
@@ -53,6 +55,11 @@ TASKS: dict[str, Callable[..., Task]] = {
     "digits": digits,
     "copy": copy_memory,
     "adding": adding,
+    # event datasets from local files through tonic (training.tasks.tonic_data): inputs are event counts
+    "shd": shd,
+    "ssc": ssc,
+    "nmnist": nmnist,
+    "dvs_gesture": dvs_gesture,
 }
 
 
