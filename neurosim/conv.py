@@ -22,6 +22,7 @@ shaped nodes flat, in that order. A node given no shape has shape ``(size,)``.
   With one delay d: ``x[t + d] += torch.nn.functional.conv2d(s[t], kernel, None, stride, padding,
   dilation, groups)`` (cross-correlation, zero padding).
 - ``Conv1d``: the same on ``(C, L)`` nodes, kernel ``(C_out, C_in // groups, k)``; torch's conv1d.
+  (Conv1d and Conv2d share the base :class:`Convolution`; SumPool2d and AvgPool2d :class:`Pooling`.)
 - ``SumPool2d(name, pre, post, kernel_size, stride=None, padding=0, delay=1)``: pre ``(C, H, W)``,
   post ``(C, H_out, W_out)`` (the formula above with dilation 1; stride defaults to kernel_size;
   ``2*padding <= kernel_size``): each spike adds 1 to every window holding it, i.e.
@@ -155,6 +156,8 @@ class ShapedProjection:
     in_rank: ClassVar[int] = 3  # rank of the pre shape the record takes (0: any)
 
     def _check_common(self) -> str:
+        if not self.kind:
+            raise TypeError(f"{type(self).__name__} is a base class; use one of {', '.join(SHAPED_KINDS)}")
         where = f"projections.{self.name}"
         check_name(self.name, "projections.name")
         check_name(self.pre, f"{where}.pre")
@@ -228,9 +231,7 @@ class ShapedProjection:
 
     def to_csr(self) -> tuple[CSR, np.ndarray]:
         """(CSR (n_pre, n_post), per-entry delays): the exact lowering (module docstring)."""
-        g = self.geometry()
-        assert g is not None  # Flatten overrides to_csr
-        return g.to_csr()
+        return self.geometry().to_csr()  # type: ignore[union-attr]  # Flatten (no geometry) overrides this
 
     @property
     def max_delay(self) -> int:
@@ -270,8 +271,8 @@ class ShapedProjection:
 
 
 @dataclass(frozen=True, eq=False)
-class Conv2d(ShapedProjection):
-    """2-D convolution, torch's conv2d of the spike frame (module docstring)."""
+class Convolution(ShapedProjection):
+    """What Conv1d and Conv2d share (fields kernel, stride, padding, dilation, groups, delay)."""
 
     kernel: Any
     stride: Any = 1
@@ -280,8 +281,6 @@ class Conv2d(ShapedProjection):
     groups: int = 1
     delay: Any = 1
     in_shape: Optional[Shape] = None
-    kind: ClassVar[str] = "conv2d"
-    in_rank: ClassVar[int] = 3
 
     def __post_init__(self) -> None:
         where = self._check_common()
@@ -338,7 +337,15 @@ class Conv2d(ShapedProjection):
 
 
 @dataclass(frozen=True, eq=False)
-class Conv1d(Conv2d):
+class Conv2d(Convolution):
+    """2-D convolution on (C, H, W) nodes, torch's conv2d of the spike frame (module docstring)."""
+
+    kind: ClassVar[str] = "conv2d"
+    in_rank: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, eq=False)
+class Conv1d(Convolution):
     """1-D convolution on (C, L) nodes, torch's conv1d; kernel (C_out, C_in // groups, k)."""
 
     kind: ClassVar[str] = "conv1d"
@@ -346,15 +353,15 @@ class Conv1d(Conv2d):
 
 
 @dataclass(frozen=True, eq=False)
-class SumPool2d(ShapedProjection):
-    """Sum pooling: each spike adds `weight` to every window holding it (module docstring)."""
+class Pooling(ShapedProjection):
+    """What SumPool2d and AvgPool2d share (fields kernel_size, stride, padding, delay); each
+    spike adds :attr:`weight` to every window holding it (module docstring)."""
 
     kernel_size: Any
     stride: Any = None
     padding: Any = 0
     delay: Any = 1
     in_shape: Optional[Shape] = None
-    kind: ClassVar[str] = "sumpool2d"
 
     def __post_init__(self) -> None:
         where = self._check_common()
@@ -372,7 +379,7 @@ class SumPool2d(ShapedProjection):
     @property
     def weight(self) -> float:
         """What one spike adds to each window holding it."""
-        return 1.0
+        raise NotImplementedError
 
     def params_text(self) -> str:
         return f"kernel_size {_pair(self.kernel_size)}, stride {_pair(self.stride)}, padding {_pair(self.padding)}"
@@ -397,7 +404,18 @@ class SumPool2d(ShapedProjection):
 
 
 @dataclass(frozen=True, eq=False)
-class AvgPool2d(SumPool2d):
+class SumPool2d(Pooling):
+    """Sum pooling: each spike adds 1 to every window holding it (kh*kw times torch's avg_pool2d)."""
+
+    kind: ClassVar[str] = "sumpool2d"
+
+    @property
+    def weight(self) -> float:
+        return 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d(Pooling):
     """Average pooling, torch's avg_pool2d (count_include_pad=True): each spike adds 1/(kh*kw)."""
 
     kind: ClassVar[str] = "avgpool2d"

@@ -25,13 +25,14 @@ import numpy as np
 
 from .conv import ConvGeometry
 
-# columns of ConvTables.ops
-PRE_LO, PRE_HI, POST_LO, HW, CIG, COG, HOWO, KK, KERN_OFF, PTR_OFF, TAP_OFF = range(11)
+# columns of ConvTables.ops (D_UNIFORM: the delay of every kernel entry, 0 if they differ)
+PRE_LO, PRE_HI, POST_LO, HW, CIG, COG, HOWO, KK, KERN_OFF, PTR_OFF, TAP_OFF, D_UNIFORM = range(12)
+N_COLUMNS = 12
 
 
 @dataclass(frozen=True, eq=False)
 class ConvTables:
-    """All convolution ops of a plan. ops: int64 (n_ops, 11), columns named above; kernel
+    """All convolution ops of a plan. ops: int64 (n_ops, N_COLUMNS), columns named above; kernel
     (dtype) and delay (int32): every op's kernel flattened as (C_out, cig, kh*kw), concatenated;
     tap_ptr: int64, hw + 1 offsets per op (local to the op's taps); tap_k, tap_out: int32."""
 
@@ -90,17 +91,29 @@ def build(ops: Sequence[tuple[int, int, ConvGeometry]], dtype: np.dtype) -> Conv
         (c, h, w), (co, ho, wo) = g.in_shape, g.out_shape
         cig, kh, kw = g.kernel.shape[1:]
         ptr, k, out = taps(g)
+        delays = np.broadcast_to(np.asarray(g.delay, np.int64), g.kernel.shape).reshape(-1)
+        uniform = int(delays[0]) if np.all(delays == delays[0]) else 0
         rows.append((pre_lo, pre_lo + c * h * w, post_lo, h * w, cig, co // g.groups, ho * wo, kh * kw,
-                     kern_off, ptr_off, tap_off))
+                     kern_off, ptr_off, tap_off, uniform))
         kern.append(g.kernel.reshape(-1))
-        dl.append(np.broadcast_to(np.asarray(g.delay, np.int64), g.kernel.shape).reshape(-1))
+        dl.append(delays)
         ptrs.append(ptr)
         ks.append(k)
         outs.append(out)
         kern_off, ptr_off, tap_off = kern_off + g.kernel.size, ptr_off + ptr.size, tap_off + k.size
     cat = lambda parts, t: np.ascontiguousarray(np.concatenate(parts).astype(t)) if parts else np.zeros(0, t)  # noqa: E731
-    return ConvTables(np.array(rows, np.int64).reshape(-1, 11), cat(kern, dtype), cat(dl, np.int32),
+    return ConvTables(np.array(rows, np.int64).reshape(-1, N_COLUMNS), cat(kern, dtype), cat(dl, np.int32),
                       cat(ptrs, np.int64), cat(ks, np.int32), cat(outs, np.int32), tuple(ops))
+
+
+def mixed_targets(tab: ConvTables, indices: np.ndarray, n: int) -> bool:
+    """Whether some neuron receives from two of: the CSR (`indices`, its targets), op 1, op 2, ...
+    Only then must a step's contributions be merged in spike order (:func:`scatter`'s owners)."""
+    count = (np.bincount(np.asarray(indices, np.int64), minlength=n)[:n] > 0).astype(np.int64)
+    for row in tab.ops:
+        groups = (row[PRE_HI] - row[PRE_LO]) // (row[HW] * row[CIG])
+        count[row[POST_LO]:row[POST_LO] + groups * row[COG] * row[HOWO]] += 1
+    return bool(np.any(count > 1))
 
 
 def scatter(tab: ConvTables, b: np.ndarray, j: np.ndarray, t: int, ring: int, batch: int,

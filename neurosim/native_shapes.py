@@ -17,7 +17,7 @@ from typing import Any, Optional
 import h5py
 import numpy as np
 
-from .conv import SHAPED_KINDS, Conv2d, ShapedProjection, SumPool2d
+from .conv import SHAPED_KINDS, Convolution, Pooling, ShapedProjection
 from .h5read import INT, REAL, H5Reader, describe
 from .native_format import MAX_SIZE
 
@@ -47,12 +47,12 @@ def write_shape(g: h5py.Group, shape: tuple[int, ...]) -> None:
 
 def write_shaped(g: h5py.Group, proj: ShapedProjection) -> None:
     """The attributes and datasets of a shaped projection (``format`` is set by the caller)."""
-    if isinstance(proj, Conv2d):
+    if isinstance(proj, Convolution):
         g.create_dataset("kernel", data=np.asarray(proj.kernel, np.float64))
         for key in ("stride", "padding", "dilation"):
             g.attrs[key] = np.asarray(getattr(proj, key), np.int64)
         g.attrs["groups"] = int(proj.groups)
-    elif isinstance(proj, SumPool2d):
+    elif isinstance(proj, Pooling):
         for key in ("kernel_size", "stride", "padding"):
             g.attrs[key] = np.asarray(getattr(proj, key), np.int64)
     g.create_dataset("delay", data=np.asarray(proj.delay, np.int64))
@@ -99,7 +99,7 @@ def read_shaped(r: Any, g: h5py.Group, name: str, pre: str, post: str, fmt: str)
     the schema's reader (neurosim.native_read.NativeReader: ``array``, ``only``)."""
     where = f"projections/{name}"
     cls = SHAPED_KINDS[fmt]
-    if issubclass(cls, Conv2d):
+    if issubclass(cls, Convolution):
         nd = cls.in_rank - 1
         r.only(g, where, {"kernel", "delay"})
         kernel = r.array(g, "kernel", where, REAL, nd + 2)
@@ -112,7 +112,7 @@ def read_shaped(r: Any, g: h5py.Group, name: str, pre: str, post: str, fmt: str)
     r.only(g, where, {"delay"})
     delay = _delay(r.array(g, "delay", where, INT, ((),)))
     r.current = where
-    if issubclass(cls, SumPool2d):
+    if issubclass(cls, Pooling):
         args = {key: _attr_ints(r, g, key, where, 2, lo) for key, lo in (("kernel_size", 1), ("stride", 1), ("padding", 0))}
         return cls(name, pre, post, delay=delay, **args)
     return cls(name, pre, post, delay=delay)

@@ -86,14 +86,14 @@ def torch_simulate(net: ns.Network, inputs: dict[str, np.ndarray], steps: int) -
 
     def send(j, s: torch.Tensor, t: int) -> None:
         shp = shapes[j.pre]
-        if isinstance(j, (ns.Conv2d, ns.Conv1d)):
+        if isinstance(j, ns.Convolution):
             delays = np.broadcast_to(np.asarray(j.delay), j.kernel.shape)
             op = F.conv1d if isinstance(j, ns.Conv1d) else F.conv2d
             for d in np.unique(delays):
                 k = torch.tensor(np.where(delays == d, j.kernel, 0.0))
                 y = op(_shaped(s, shp), k, None, j.stride, j.padding, j.dilation, j.groups)
                 buf[j.post][(t + d) % ring] += y.reshape(batch, -1)
-        elif isinstance(j, ns.SumPool2d):
+        elif isinstance(j, ns.Pooling):
             div = None if isinstance(j, ns.AvgPool2d) else 1
             y = F.avg_pool2d(_shaped(s, shp), j.kernel_size, j.stride, j.padding, count_include_pad=True,
                              divisor_override=div)

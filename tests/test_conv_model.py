@@ -117,6 +117,24 @@ def test_pool_lowering_equals_torch(k, s, p):
     np.testing.assert_allclose(x.reshape(3, -1) @ tot.to_csr()[0].to_dense(), kk * ref.reshape(3, -1), rtol=1e-14)
 
 
+def test_kinds_are_distinct_and_delay_classes_partition_the_lowering():
+    k = np.random.default_rng(3).normal(size=(4, 2, 3, 3))
+    conv = ns.Conv2d("c", "in", "o", k, delay=np.arange(1, k.size + 1).reshape(k.shape) % 3 + 1, in_shape=(2, 6, 6))
+    c1 = ns.Conv1d("c", "in", "o", k[:, :, 0], in_shape=(2, 6))
+    assert isinstance(conv, ns.Convolution) and isinstance(c1, ns.Convolution) and not isinstance(c1, ns.Conv2d)
+    pools = ns.SumPool2d("p", "in", "p", 2), ns.AvgPool2d("p", "in", "p", 2)
+    assert not isinstance(pools[1], ns.SumPool2d) and all(isinstance(p, ns.Pooling) for p in pools)
+    assert [p.weight for p in pools] == [1.0, 0.25]
+    with pytest.raises(TypeError, match="Convolution is a base class"):
+        ns.Convolution("c", "in", "o", k)
+    csr, d = conv.to_csr()
+    classes = conv.delay_classes()
+    assert [c for c, _ in classes] == [1, 2, 3]
+    np.testing.assert_array_equal(sum(c.to_dense() for _, c in classes), csr.to_dense())
+    for dl, c in classes:
+        assert c.nnz == int(np.sum(d == dl))
+
+
 def test_flatten_bias_lowered_network_and_summary():
     k = np.random.default_rng(1).normal(size=(4, 2, 3, 3))
     b = np.array([0.1, -0.2, 0.3, 0.0])

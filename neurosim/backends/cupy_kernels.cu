@@ -155,8 +155,8 @@ extern "C" __global__ void propagate(const i64* __restrict__ indptr, const int* 
 // Event-driven convolution (neurosim/conv_plan.py states the tables): one warp per listed
 // spike; for every op whose pre range holds it, the lanes run over its (tap, output channel)
 // pairs and atomicAdd kernel[w] into ring slot (t + delay[w]) % ring of the target.
-// ops: n_ops rows of 11 i64 (pre_lo, pre_hi, post_lo, hw, cig, cog, howo, kk, kern_off,
-// ptr_off, tap_off).
+// ops: n_ops rows of 12 i64 (pre_lo, pre_hi, post_lo, hw, cig, cog, howo, kk, kern_off,
+// ptr_off, tap_off, d_uniform).
 extern "C" __global__ void propagate_conv(const i64* __restrict__ ops, const int n_ops,
                                           const real* __restrict__ kern, const int* __restrict__ kdelay,
                                           const i64* __restrict__ tap_ptr, const int* __restrict__ tap_k,
@@ -178,7 +178,7 @@ extern "C" __global__ void propagate_conv(const i64* __restrict__ ops, const int
         const i64 j = code - b * nt;
         real* base = buf + b * n;
         for (int o = 0; o < n_ops; ++o) {
-            const i64* op = ops + 11 * (i64)o;
+            const i64* op = ops + 12 * (i64)o;
             if (j < op[0] || j >= op[1]) continue;
             const i64 hw = op[3], cig = op[4], cog = op[5], howo = op[6], kkk = op[7];
             const i64 c = (j - op[0]) / hw;

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BackendUnavailable
+from ..conv_plan import N_COLUMNS
 from ..plan import Plan
 
 NAME = "numba"
@@ -145,15 +146,22 @@ def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adap
                     hw, cig, cog, howo, kk = c_ops[o, 3], c_ops[o, 4], c_ops[o, 5], c_ops[o, 6], c_ops[o, 7]
                     c = (j - c_ops[o, 0]) // hw
                     pos = (j - c_ops[o, 0]) - c * hw
-                    cl = c % cig
                     co0 = (c // cig) * cog
+                    w0 = c_ops[o, 8] + (co0 * cig + c % cig) * kk  # kernel[co0, c % cig, 0]
+                    w_step = cig * kk  # to the next output channel
                     p0 = c_ops[o, 9] + pos
+                    d_uniform = c_ops[o, 11]
+                    c_slot = (t + d_uniform) % ring
                     for e in range(c_ptr[p0], c_ptr[p0 + 1]):
                         tap = c_ops[o, 10] + e
-                        target = c_ops[o, 2] + c_out[tap]
-                        for co in range(co0, co0 + cog):
-                            w = c_ops[o, 8] + (co * cig + cl) * kk + c_k[tap]
-                            buf[(t + c_delay[w]) % ring, b, target + co * howo] += c_kernel[w]
+                        target = c_ops[o, 2] + co0 * howo + c_out[tap]
+                        w = w0 + c_k[tap]
+                        for _ in range(cog):
+                            if d_uniform == 0:
+                                c_slot = (t + c_delay[w]) % ring
+                            buf[c_slot, b, target] += c_kernel[w]
+                            target += howo
+                            w += w_step
     return n_steps, n_ev
 
 
@@ -175,7 +183,7 @@ class Runner:
         self.cap = max(1 << 16, 4 * batch * n)
         c = plan.conv
         self.conv = ((c.ops, c.kernel, c.delay, c.tap_ptr, c.tap_k, c.tap_out) if c is not None else
-                     (np.zeros((0, 11), np.int64), np.zeros(0, dt), np.zeros(0, np.int32), np.zeros(1, np.int64),
+                     (np.zeros((0, N_COLUMNS), np.int64), np.zeros(0, dt), np.zeros(0, np.int32), np.zeros(1, np.int64),
                       np.zeros(0, np.int32), np.zeros(0, np.int32)))
 
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..conv_plan import scatter
+from ..conv_plan import mixed_targets, scatter
 from ..models import NeuronState, neuron_step, threshold
 from ..plan import Plan
 
@@ -30,6 +30,8 @@ class Runner:
         self.buf = np.zeros((plan.ring, batch, n), dt)
         self.trace_idx = np.asarray(trace_idx, np.int64)
         self.trace_vars = tuple(trace_vars)
+        # merge CSR and patch contributions in spike order only where a neuron receives both
+        self.merge = plan.conv is not None and mixed_targets(plan.conv, plan.indices, n)
 
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         plan, p = self.plan, self.p
@@ -64,9 +66,11 @@ class Runner:
             weights = plan.weights[syn]
             if plan.conv is not None:  # each spike's patches after its CSR row, spikes in order
                 owner, c_target, c_weights = scatter(plan.conv, b, j, t, ring, batch, n)
-                order = np.argsort(np.concatenate([np.repeat(np.arange(len(j)), count), owner]), kind="stable")
-                target = np.concatenate([target, c_target])[order]
-                weights = np.concatenate([weights, c_weights])[order]
+                target = np.concatenate([target, c_target])
+                weights = np.concatenate([weights, c_weights])
+                if self.merge:
+                    order = np.argsort(np.concatenate([np.repeat(np.arange(len(j)), count), owner]), kind="stable")
+                    target, weights = target[order], weights[order]
             if len(target):
                 np.add.at(flat, target, weights)
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
