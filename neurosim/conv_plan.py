@@ -117,15 +117,16 @@ def mixed_targets(tab: ConvTables, indices: np.ndarray, n: int) -> bool:
 
 
 def scatter(tab: ConvTables, b: np.ndarray, j: np.ndarray, t: int, ring: int, batch: int,
-            n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            n: int, owners: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What the spikes (b, j) of step t add through the ops: (owner (index into the spike
-    list), flat ring index ``(slot*batch + b)*n + post``, weight), op after op."""
+    list; empty unless `owners`), flat ring index ``(slot*batch + b)*n + post``, weight), op
+    after op, each op's in spike order."""
     own_l, tgt_l, w_l = [], [], []
     for row in tab.ops:
         m = np.nonzero((j >= row[PRE_LO]) & (j < row[PRE_HI]))[0]
         if not m.size:
             continue
-        cig, cog, kk = int(row[CIG]), int(row[COG]), int(row[KK])
+        cig, cog, kk, howo = int(row[CIG]), int(row[COG]), int(row[KK]), int(row[HOWO])
         c, pos = np.divmod(j[m] - row[PRE_LO], row[HW])
         start = tab.tap_ptr[row[PTR_OFF] + pos]
         count = tab.tap_ptr[row[PTR_OFF] + pos + 1] - start
@@ -133,16 +134,21 @@ def scatter(tab: ConvTables, b: np.ndarray, j: np.ndarray, t: int, ring: int, ba
         if not total:
             continue
         e = np.repeat(start - np.cumsum(count) + count, count) + np.arange(total) + row[TAP_OFF]
-        who = np.repeat(np.arange(m.size), count)
-        # every tap to each of the group's cog output channels
-        e, who = np.repeat(e, cog), np.repeat(who, cog)
-        co = (c[who] // cig) * cog + np.tile(np.arange(cog), total)
-        widx = row[KERN_OFF] + (co * cig + c[who] % cig) * kk + tab.tap_k[e]
-        slot = (t + tab.delay[widx]) % ring
-        own_l.append(m[who])
-        tgt_l.append((slot * batch + b[m][who]) * n + row[POST_LO] + co * row[HOWO] + tab.tap_out[e])
-        w_l.append(tab.kernel[widx])
-    if not own_l:
+        g, cl = np.divmod(c, cig)
+        # per (spike, tap): output channel co0 = g*cog of its group; then every co0 + k, k < cog
+        t_base = np.repeat(row[POST_LO] + g * (cog * howo), count) + tab.tap_out[e]
+        w_base = np.repeat(row[KERN_OFF] + (g * (cog * cig) + cl) * kk, count) + tab.tap_k[e]
+        widx = w_base[:, None] + (np.arange(cog) * (cig * kk))[None, :]
+        lane = np.repeat(b[m], count)[:, None] * n + t_base[:, None] + (np.arange(cog) * howo)[None, :]
+        if row[D_UNIFORM]:
+            slot_base = ((t + int(row[D_UNIFORM])) % ring) * batch * n
+        else:
+            slot_base = ((t + tab.delay[widx]) % ring) * (batch * n)
+        if owners:
+            own_l.append(np.broadcast_to(np.repeat(m, count)[:, None], widx.shape).reshape(-1))
+        tgt_l.append((lane + slot_base).reshape(-1))
+        w_l.append(tab.kernel[widx.reshape(-1)])
+    if not tgt_l:
         z = np.zeros(0, np.int64)
         return z, z, tab.kernel[:0]
-    return np.concatenate(own_l), np.concatenate(tgt_l), np.concatenate(w_l)
+    return (np.concatenate(own_l) if owners else np.zeros(0, np.int64)), np.concatenate(tgt_l), np.concatenate(w_l)

@@ -65,7 +65,7 @@ class Runner:
             target = (slots * batch + np.repeat(b, count)) * n + plan.indices[syn]
             weights = plan.weights[syn]
             if plan.conv is not None:  # each spike's patches after its CSR row, spikes in order
-                owner, c_target, c_weights = scatter(plan.conv, b, j, t, ring, batch, n)
+                owner, c_target, c_weights = scatter(plan.conv, b, j, t, ring, batch, n, owners=self.merge)
                 target = np.concatenate([target, c_target])
                 weights = np.concatenate([weights, c_weights])
                 if self.merge:
