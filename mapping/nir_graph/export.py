@@ -42,6 +42,9 @@ def to_nir(network: Network, discretization: Optional[Discretization] = None, *,
         raise ExportError("nir", "network", f"expected a neurosim.Network, got {type(network).__name__}")
     if discretization is not None:
         check_method(discretization)
+    for j in network.shaped:
+        raise ExportError("nir", f"projections.{j.name}", f"NIR export of {type(j).__name__} is not supported yet "
+                                                          "(export network.lowered() for Affine/Linear nodes)")
     problem = first_refusal(network, target, extensions)
     if problem is not None:
         raise problem

@@ -1,13 +1,15 @@
-"""Reference backend: NumPy, the canonical step, event-driven propagation into a delay ring buffer.
+"""Reference backend: NumPy, the canonical step, event-driven propagation into a delay ring buffer
+(CSR rows, then the kernel patches of event-driven convolutions: neurosim.conv_plan.scatter).
 
 Input sources may carry event counts (uint16 `src`): c events of a source in one step add
-``c * w`` through each of its synapses (w for a neuron's spike)."""
+``c * w`` through each of its synapses and kernel taps (w for a neuron's spike)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
+from ..conv_plan import mixed_targets, scatter
 from ..models import NeuronState, neuron_step, threshold
 from ..plan import Plan
 
@@ -31,6 +33,8 @@ class Runner:
         self.buf = np.zeros((plan.ring, batch, n), dt)
         self.trace_idx = np.asarray(trace_idx, np.int64)
         self.trace_vars = tuple(trace_vars)
+        # merge CSR and patch contributions in spike order only where a neuron receives both
+        self.merge = plan.conv is not None and mixed_targets(plan.conv, plan.indices, n)
 
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         plan, p = self.plan, self.p
@@ -59,14 +63,25 @@ class Runner:
             start = plan.indptr[j]
             count = plan.indptr[j + 1] - start
             total = int(count.sum())
-            if total == 0:
-                continue
             syn = np.repeat(start - np.cumsum(count) + count, count) + np.arange(total)
             slots = (t + plan.delays[syn]) % ring
             target = (slots * batch + np.repeat(b, count)) * n + plan.indices[syn]
-            w = plan.weights[syn]
-            if z_all.dtype != bool:  # event counts: a source's count scales each of its weights
-                w = w * np.repeat(z_all[b, j].astype(plan.dtype), count)
-            np.add.at(flat, target, w)
+            weights = plan.weights[syn]
+            counted = z_all.dtype != bool  # event counts: a source's count scales each of its weights
+            scale = z_all[b, j].astype(plan.dtype) if counted else None
+            if counted:
+                weights = weights * np.repeat(scale, count)
+            if plan.conv is not None:  # each spike's patches after its CSR row, spikes in order
+                owner, c_target, c_weights = scatter(plan.conv, b, j, t, ring, batch, n,
+                                                     owners=self.merge or counted)
+                if counted:
+                    c_weights = c_weights * scale[owner]
+                target = np.concatenate([target, c_target])
+                weights = np.concatenate([weights, c_weights])
+                if self.merge:
+                    order = np.argsort(np.concatenate([np.repeat(np.arange(len(j)), count), owner]), kind="stable")
+                    target, weights = target[order], weights[order]
+            if len(target):
+                np.add.at(flat, target, weights)
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
         return cat(ev_t, np.int64), cat(ev_b, np.int32), cat(ev_j, np.int64), traces
