@@ -30,7 +30,7 @@ projection (one per delay class d) is the weight matrix W_d of shape (n_pre, n_p
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Union
+from typing import Collection, Mapping, Union
 
 import numpy as np
 
@@ -110,27 +110,53 @@ def footprint_bytes(network: Network, dtype: DTypeLike = "float32") -> int:
     return int(size)
 
 
-def synaptic_operations(network: Network, result: SimulationResult) -> tuple[float, float, float]:
+def event_counts(result: SimulationResult) -> dict[str, np.ndarray]:
+    """Events per channel of every node of `result`, summed over steps and trials: name -> (size,)."""
+    return {name: np.bincount(tr.index, minlength=tr.size) for name, tr in result.spikes.items()}
+
+
+def synaptic_operations(network: Network, counts: Mapping[str, np.ndarray], steps: int, trials: int,
+                        graded: Collection[str] = ()) -> tuple[float, float, float]:
     """(effective ACs, effective MACs, dense operations) per trial, NeuroBench's definitions.
 
-    Every presynaptic event in `result` is a spike (0/1), so all effective operations are ACs."""
-    acs = dense = 0
+    counts: node -> events (nonzero activity) per channel over `steps` steps of `trials` trials;
+    graded: the nodes whose activity is not in {-1, 0, 1}: their operations are MACs."""
+    acs = macs = dense = 0
     for p in network.projections:
-        events = result.spikes[p.pre]
         for rows in _nonzero_per_row(p):
-            acs += int(rows[events.index].sum())
-            dense += result.steps * p.shape[0] * p.shape[1]  # per trial already
-    return acs / result.batch, 0.0, float(dense)
+            ops = int(np.dot(rows, np.asarray(counts[p.pre], np.int64)))
+            if p.pre in graded:
+                macs += ops
+            else:
+                acs += ops
+            dense += steps * p.shape[0] * p.shape[1]  # per trial already
+    return acs / trials, macs / trials, float(dense)
 
 
-def activation_sparsity(network: Network, result: SimulationResult) -> float:
+def activation_sparsity(network: Network, counts: Mapping[str, np.ndarray], steps: int, trials: int) -> float:
     """1 - spikes / (neurons * steps * trials) over the spiking populations (nan without any)."""
     pops = [p for p in network.populations if p.spiking]
-    total = sum(p.size for p in pops) * result.steps * result.batch
+    total = sum(p.size for p in pops) * steps * trials
     if total == 0:
         return float("nan")
-    spikes = sum(len(result.spikes[p.name]) for p in pops)
-    return 1.0 - spikes / total
+    return 1.0 - sum(int(np.sum(counts[p.name])) for p in pops) / total
+
+
+def metrics_from_counts(network: Network, counts: Mapping[str, np.ndarray], steps: int, trials: int,
+                        dtype: DTypeLike = "float32", graded: Collection[str] = ()) -> Metrics:
+    """All metrics from the events per channel of every node (as :func:`event_counts` gives; a
+    torch evaluation loop sums ``z != 0`` over steps and trials the same way)."""
+    for p in network.projections:
+        if p.pre not in counts or np.shape(counts[p.pre]) != (p.shape[0],):
+            raise ValueError(f"counts: expected {p.shape[0]} event counts of {p.pre!r}, the source of "
+                             f"projection {p.name!r}; count the same network")
+    acs, macs, dense = synaptic_operations(network, counts, steps, trials, graded)
+    zeros, total = connection_counts(network)
+    return Metrics(effective_acs=acs, effective_macs=macs, dense_synops=dense,
+                   activation_sparsity=activation_sparsity(network, counts, steps, trials),
+                   connection_sparsity=zeros / total if total else float("nan"),
+                   parameter_count=parameter_count(network),
+                   footprint_bytes=footprint_bytes(network, dtype))
 
 
 def neurobench_metrics(network: Network, result: SimulationResult) -> Metrics:
@@ -139,10 +165,4 @@ def neurobench_metrics(network: Network, result: SimulationResult) -> Metrics:
         if p.pre not in result.spikes:
             raise ValueError(f"result.spikes: no spikes of {p.pre!r}, the source of projection "
                              f"{p.name!r}; simulate the same network")
-    acs, macs, dense = synaptic_operations(network, result)
-    zeros, total = connection_counts(network)
-    return Metrics(effective_acs=acs, effective_macs=macs, dense_synops=dense,
-                   activation_sparsity=activation_sparsity(network, result),
-                   connection_sparsity=zeros / total if total else float("nan"),
-                   parameter_count=parameter_count(network),
-                   footprint_bytes=footprint_bytes(network, result.dtype))
+    return metrics_from_counts(network, event_counts(result), result.steps, result.batch, result.dtype)

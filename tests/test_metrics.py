@@ -209,3 +209,19 @@ def test_simulate_cli_prints_and_writes_the_metrics(tmp_path, capsys):
     want = neurobench_metrics(net, ns.load_result(out))
     assert got == pytest.approx(want.as_dict(), rel=1e-12)
     assert got["effective_acs"] > 0
+
+
+def test_graded_sources_count_multiply_accumulates():
+    """Event counts from a torch loop (or graded input): a graded source's operations are MACs."""
+    from neurosim.metrics import metrics_from_counts
+
+    net = ns.Network(populations=[ns.Population("h", 3, ns.LIF())], inputs=[ns.SpikeInput("in", 2)],
+                     projections=[ns.Projection("p", "in", "h", [[1.0, 0.0, 2.0], [0.5, 0.5, 0.5]]),
+                                  ns.Projection("r", "h", "h", np.eye(3))], dt=1e-3)
+    counts = {"in": np.array([4, 1]), "h": np.array([2, 0, 1])}
+    m = metrics_from_counts(net, counts, steps=10, trials=2, graded={"in"})
+    assert (m.effective_macs, m.effective_acs) == ((4 * 2 + 1 * 3) / 2, 3 / 2)
+    assert m.dense_synops == 10 * (6 + 9)
+    assert m.activation_sparsity == pytest.approx(1 - 3 / (3 * 10 * 2), abs=1e-15)
+    with pytest.raises(ValueError, match="expected 2 event counts of 'in'"):
+        metrics_from_counts(net, {"in": np.array([1]), "h": counts["h"]}, 10, 2)
