@@ -4,6 +4,7 @@ when a command runs."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from typing import Any
@@ -49,6 +50,10 @@ def register(sub: Any) -> None:
                    help=f"record a state variable of a population every step, e.g. exc:v; VAR is one of "
                         f"{', '.join(backends.TRACE_VARS)}; may be repeated")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
+    p.add_argument("--metrics", nargs="?", const="-", default=None, metavar="FILE.json",
+                   help="print NeuroBench's metrics of the run (synaptic operations, activation and "
+                        "connection sparsity, parameters, footprint; neurosim.metrics) and, given a "
+                        "file, write them there as JSON")
     p.add_argument("--out", required=True, metavar="OUT.h5",
                    help="result file to write (HDF5; its directory must exist; replaced atomically)")
     p.set_defaults(func=cmd_simulate)
@@ -120,7 +125,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ..simulate import simulate
 
     paths.check_writable(args.out, "--out")
-    paths.refuse_inputs_as_outputs([("--out", args.out)], [("MODEL.h5", args.model), ("--input", args.input)])
+    outputs = [("--out", args.out)] + ([("--metrics", args.metrics)] if args.metrics not in (None, "-") else [])
+    for flag, path in outputs[1:]:
+        paths.check_writable(path, flag)
+    paths.refuse_inputs_as_outputs(outputs, [("MODEL.h5", args.model), ("--input", args.input)])
     network = storage.load(args.model)
     inputs = load_inputs(args.input) if args.input else {}
     name = resolve_backend(args.backend)
@@ -132,6 +140,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise argument_error(exc, args) from None
     storage.save_result(result, args.out)
     print(result.summary())
+    if args.metrics is not None:
+        from ..metrics import neurobench_metrics
+
+        metrics = neurobench_metrics(network, result)
+        print("NeuroBench metrics (per trial):")
+        print(metrics.table())
+        if args.metrics != "-":
+            atomic.write_bytes(args.metrics, (json.dumps(metrics.as_dict(), indent=2) + "\n").encode())
+            print(f"wrote {args.metrics}")
     print(f"wrote {args.out}")
     return 0
 
