@@ -189,11 +189,13 @@ def load_optimizer(path: Path, opt: torch.optim.Optimizer, state: Any) -> None:
 
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    """history (one dict of numbers per epoch) as CSV at `path`, atomically."""
+    """history (one dict of numbers per epoch) as CSV at `path`, atomically. Its 'epoch' column
+    counts from 1, as the console and curve.png do (a history row's 'epoch' is the 0-based index
+    the checkpoint stores)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(history[0]))
     w.writeheader()
-    w.writerows(history)
+    w.writerows([dict(r, epoch=int(r["epoch"]) + 1) if "epoch" in r else r for r in history])
     write_bytes(path, buf.getvalue().encode())
 
 
@@ -207,7 +209,7 @@ def plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
 
     fig = Figure(figsize=(8, 3.2))
     ax1, ax2 = fig.subplots(1, 2)
-    ep = [r["epoch"] + 1 for r in history]
+    ep = [r["epoch"] + 1 for r in history]  # numbered from 1, as in metrics.csv and on the console
     ax1.plot(ep, [r["train_loss"] for r in history], label="train")
     ax1.plot(ep, [r["test_loss"] for r in history], label="test")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")

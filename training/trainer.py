@@ -143,7 +143,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
             t0 = time.perf_counter()
             order = shuffled(config, epoch, n)
             set_epoch_lr(opt, config, epoch)
-            loss_sum, correct, counted = 0.0, 0, 0
+            loss_sum, correct, counted, seen = 0.0, 0, 0, 0
             for lo in range(0, n, config.batch_size):
                 idx, stepper.weight = world.shard(order[lo:lo + config.batch_size])
                 count = len(idx) if stepper.weight else 0  # 0: a weight-0 stand-in for an empty shard
@@ -152,11 +152,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                 out = rule.backward(model, b)
                 if not online:
                     stepper.step()
-                loss_sum += out.loss * count
+                loss_sum, seen = loss_sum + out.loss * count, seen + count
                 if count:
                     ok, cnt = score(task, out.readouts, b.targets)
                     correct, counted = correct + ok, counted + cnt
                 bar.update(1)
+                if seen and counted:  # this epoch's running means (this process's shard)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / counted:.3f}",
+                                    refresh=False)
             test_loss, test_acc = evaluate(model, task.test, task) if world.main else (0.0, 0.0)
             loss_sum, correct, counted, test_loss, test_acc = world.sum(
                 [loss_sum, correct, counted, test_loss, test_acc], dev)

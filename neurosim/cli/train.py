@@ -20,8 +20,8 @@ def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return rules, tasks
 
 
-def register(sub: Any) -> None:
-    """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
+def register(sub: Any) -> argparse.ArgumentParser:
+    """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI); returns it."""
     positive_int = int_at_least(1)
     rules, tasks = rule_and_task_choices()
     p = sub.add_parser(
@@ -30,10 +30,13 @@ def register(sub: Any) -> None:
                     "Writes into --out, atomically after every epoch: checkpoint.pt, metrics.csv, curve.png "
                     "and config.json; at the end, for the rules that train a neurosim network (all but ep, "
                     "msg and sab, which bring their own models), the trained network as model.h5 (neurosim "
-                    "HDF5). --resume continues from the last checkpoint and ends with the same weights as an "
-                    "uninterrupted run; a run directory that holds a run is refused without --resume or "
-                    "--overwrite.")
-    p.add_argument("--task", required=True, choices=tasks, help="bundled task (no download)")
+                    "HDF5). --resume continues from the last checkpoint with the options of RUN_DIR/config.json "
+                    "(only --out is needed; an option given again must match, --epochs may extend a constant "
+                    "schedule) and ends with the same weights as an uninterrupted run; a run directory that "
+                    "holds a run is refused without --resume or --overwrite. Epochs are numbered from 1 on the "
+                    "console, in metrics.csv and in curve.png.")
+    p.add_argument("--task", default=None, choices=tasks,
+                   help="bundled task (no download); required unless --resume reads it from RUN_DIR/config.json")
     p.add_argument("--rule", default="bptt", choices=rules,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
@@ -91,7 +94,8 @@ def register(sub: Any) -> None:
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, initial weights and shuffling (default 0)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/checkpoint.pt with the options in RUN_DIR/config.json")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in a RUN_DIR that holds a run (without it, such a RUN_DIR is refused: "
                         "--resume continues it)")
@@ -103,6 +107,7 @@ def register(sub: Any) -> None:
                         "one process up to float summation order. 'torchrun -m neurosim train ...' works too")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+    return p
 
 
 def block_length(text: str) -> Any:
@@ -135,6 +140,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.methods import METHODS
     from training.trainer import TrainConfig, pick_device, train
 
+    if args.resume:
+        args = resumed_arguments(args)
+    elif args.task is None:
+        raise NeurosimError("--task: required to start a run (or --resume to continue the run in --out)")
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
                          task_options=task_options(args.task_option), rule_options=dict(args.rule_option))
@@ -179,12 +188,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NeurosimError(f"--nproc {args.nproc}: NCCL needs one GPU per process and torch sees {gpus}; "
                                 f"use --nproc {gpus} or --device cpu")
         return distributed.launch(args.argv, args.nproc)
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device,
-                   overwrite=args.overwrite)
-    if os.environ.get("RANK", "0") != "0":
+    main_rank = os.environ.get("RANK", "0") == "0"
+    printed: list[dict[str, float]] = []  # the rows whose line epoch_printer wrote
+    try:
+        result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device,
+                       overwrite=args.overwrite, on_epoch=epoch_printer(config, printed) if main_rank else None)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (neurosim.errors.Terminated): say how to go on
+        if main_rank:
+            print_resume_hint(args.out)
+        raise
+    if not main_rank:
         return 0
     last = result["history"][-1] if result["history"] else None
-    if last:
+    if last and not printed:  # a method's own loop, or a resumed run with no epoch left
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "
               f"test accuracy {last['test_acc']:.3f}")
     if last and "val_acc" in last:  # model selection: report the test accuracy at the best validation epoch
@@ -194,3 +210,82 @@ def cmd_train(args: argparse.Namespace) -> int:
     files = result.get("files", ("model.h5", "metrics.csv", "curve.png", "checkpoint.pt"))
     print(f"wrote {args.out}/{', '.join(files)}")
     return 0
+
+
+def resumed_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` of ``train --resume``: every run option not on the command line is read from
+    RUN_DIR/config.json (the options given again are checked against the checkpoint's by
+    training.runfiles.read_checkpoint, which names each one that differs)."""
+    import json
+
+    from neurosim.errors import NeurosimError
+
+    from training.config import TrainConfig
+
+    path = os.path.join(args.out, "config.json")
+    if not os.path.isfile(path):
+        if args.task is not None:  # the options are all on the command line (train checks the checkpoint)
+            return args
+        raise NeurosimError(f"{path}: missing, so the run's options are unknown ("
+                            + ("no checkpoint to resume from either; start the run without --resume)"
+                               if not os.path.isfile(os.path.join(args.out, "checkpoint.pt"))
+                               else "give them again, with --task)"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NeurosimError(f"{path}: not a readable run configuration ({type(exc).__name__}); "
+                            "give the run's options again or start a new run directory") from None
+    if not isinstance(saved, dict):
+        raise NeurosimError(f"{path}: expected the run's options as a JSON object")
+    given = given_options(args)
+    merged = argparse.Namespace(**vars(args))
+    fields_ = {f.name for f in fields(TrainConfig)}
+    for key, value in saved.items():
+        flag = {"task_options": "task_option", "rule_options": "rule_option"}.get(key, key)
+        if key not in fields_ or flag in given:
+            continue
+        if flag in ("task_option", "rule_option"):
+            if not isinstance(value, dict):
+                raise NeurosimError(f"{path}: {key}: expected an object of options")
+            value = list(value.items())
+        setattr(merged, flag, value)
+    if merged.task is None:
+        raise NeurosimError(f"{path}: task: missing; give --task")
+    return merged
+
+
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The destinations of the options written on `args.argv`'s train command line (argparse
+    parses it again with every default None: what is not None was given)."""
+    top = argparse.ArgumentParser(add_help=False)
+    parser = register(top.add_subparsers(dest="command"))
+    parser.set_defaults(**{key: None for key in vars(args)})
+    argv = list(args.argv)
+    start = argv.index("train") if "train" in argv else 0
+    parsed = vars(parser.parse_known_args(argv[start + 1:])[0])
+    return {key for key, value in parsed.items() if value is not None}
+
+
+def print_resume_hint(out: str) -> None:
+    """After an interrupt: the command that continues the run, if an epoch was saved."""
+    import shlex
+    import sys
+
+    if os.path.isfile(os.path.join(out, "checkpoint.pt")):
+        print(f"resume with: neurosim train --out {shlex.quote(out)} --resume", file=sys.stderr, flush=True)
+    else:
+        print("no epoch finished: nothing to resume (start the run again)", file=sys.stderr, flush=True)
+
+
+def epoch_printer(config: Any, printed: list[dict[str, float]]) -> Any:
+    """on_epoch callback of training.trainer.train: one line per epoch (numbered from 1, as in
+    metrics.csv and curve.png), written above the progress bar; each row is appended to `printed`."""
+    from tqdm.auto import tqdm
+
+    def show(row: dict[str, float]) -> None:
+        printed.append(row)
+        tqdm.write(f"epoch {int(row['epoch']) + 1}/{config.epochs}: train loss {row['train_loss']:.4f}, "
+                   f"train accuracy {row['train_acc']:.3f}, test accuracy {row['test_acc']:.3f}")
+
+    return show
