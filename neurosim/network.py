@@ -12,7 +12,9 @@ from typing import Any, Union
 import numpy as np
 
 from .errors import NetworkError
-from .models import LI, MODELS, Model, NeuronParams, per_neuron_vector
+from .models import LI, MODELS, Model, NeuronParams, per_neuron_vector, short_repr
+
+REPR_LINES = 25  # repr(network): the summary, cut to one screen
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # names of populations, inputs, projections
 MAX_DELAY = 100_000  # steps; the ring buffer holds max_delay + 1 steps of input per neuron
@@ -59,6 +61,11 @@ class Population:
             object.__setattr__(self, init, _readonly(vals))
         object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
 
+    def __repr__(self) -> str:
+        init = "".join(f", {k}={short_repr(getattr(self, k))}" for k in ("v0", "i0", "a0")
+                       if np.any(getattr(self, k)))
+        return f"Population({self.name!r}, size={self.size}, model={self.model!r}{init})"
+
     @property
     def params(self) -> NeuronParams:
         """Lowered per-neuron parameters (float64, shape (size,))."""
@@ -91,6 +98,9 @@ class PoissonInput:
     name: str
     size: int
     rate: Any = 10.0
+
+    def __repr__(self) -> str:
+        return f"PoissonInput({self.name!r}, size={self.size}, rate={short_repr(self.rate)})"
 
     def __post_init__(self) -> None:
         _check_name(self.name, "inputs.name")
@@ -181,6 +191,11 @@ class Projection:
     post: str
     weights: Any
     delay: Any = 1
+
+    def __repr__(self) -> str:
+        kind, values = (("csr", self.weights.values) if self.is_sparse else ("dense", self.weights))
+        return (f"Projection({self.name!r}, {self.pre!r} -> {self.post!r}, {kind} {self.shape[0]}x{self.shape[1]}, "
+                f"weights={short_repr(values)}, delay={short_repr(self.delay)})")
 
     def __post_init__(self) -> None:
         where = f"projections.{self.name}"
@@ -413,6 +428,13 @@ class Network:
     def replace(self, **changes: Any) -> "Network":
         """A validated copy with some fields changed."""
         return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        """The summary, at most REPR_LINES lines (a dataclass repr would print every weight)."""
+        lines = self.summary().splitlines()
+        if len(lines) > REPR_LINES:
+            lines = lines[:REPR_LINES - 1] + [f"  ... {len(lines) - REPR_LINES + 1} more (net.summary() lists all)"]
+        return "\n".join(["neurosim.Network: " + lines[0], *lines[1:]])
 
     def summary(self) -> str:
         """Human-readable multi-line description."""

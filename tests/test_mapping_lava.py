@@ -164,7 +164,7 @@ def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
      r"populations\.p\.model\.beta.*integer neuron"),
     (ns.ALIF(rho=[0.9, 0.95, 0.99]), "fixed_pt", r"populations\.p\.model\.rho.*one value per population"),
     (ns.LI(alpha=0.5, bias=0.1), "fixed_pt", r"populations\.p\.model\.bias.*alpha = 0"),
-    (ns.IF(reset="subtract", theta=0.0), "fixed_pt", r"populations\.p\.model\.theta"),
+    (ns.IF(reset="zero", theta=0.0), "fixed_pt", r"populations\.p\.model\.theta"),
 ])
 def test_unsupported_models_raise_before_lava_runs(model, mode, field):
     net = ns.Network(dt=1e-3, populations=[ns.Population("p", 3, model)])
