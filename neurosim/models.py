@@ -186,8 +186,8 @@ class _Model:
             finite = vals[np.isfinite(vals)]
             if name in self.decays and np.any((finite < 0) | (finite > 1)):
                 bad = float(finite[(finite < 0) | (finite > 1)][0])
-                raise NetworkError(f"{where}.{name}", f"expected a decay per step in [0, 1] (such as "
-                                                      f"exp(-dt/tau)), got {bad:g}")
+                raise NetworkError(f"{where}.{name}", f"a decay must lie in [0, 1] (a factor per step "
+                                                      f"such as exp(-dt/tau)), got {bad:g}")
             if name == "theta" and getattr(self, "reset", None) == "subtract" and np.any(finite <= 0):
                 raise NetworkError(f"{where}.theta", f"expected a threshold > 0 with reset='subtract' (a spike "
                                                      f"subtracts theta from v), got {float(finite[finite <= 0][0]):g}; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import paths
 from ..errors import FileFormatError
+from ..h5read import attr_text
 
 KINDS = {"neurosim.network": "a neurosim network file", "neurosim.result": "a neurosim result file",
          "nir": "a NIR graph (HDF5 with a /node group)", "netx": "a lava-dl NetX file (HDF5 with a /layer group)"}
@@ -19,10 +20,11 @@ def file_kind(path: str) -> str:
         raise FileFormatError(path, "", problem)
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-            fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt
-            if isinstance(fmt, str) and fmt in ("neurosim.network", "neurosim.result"):
-                return fmt
+            if "format" in f.attrs:
+                try:  # the checked reader: a string attribute, one of the two formats
+                    return attr_text(path, f, "format", ("neurosim.network", "neurosim.result"))
+                except FileFormatError:
+                    pass  # another tool's 'format': judged by its members below
             members = set(f.keys())
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise FileFormatError(path, "", f"not a readable HDF5 file ({' '.join(str(exc).split())})") from None
@@ -55,14 +57,19 @@ def describe_foreign(path: str, kind: str) -> str:
     lines = []
     with h5py.File(path, "r") as f:
         layers = f["layer"]
+        if not isinstance(layers, h5py.Group):
+            raise FileFormatError(path, "/layer", "expected a group of layers")
         keys = sorted(layers.keys(), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
         for key in keys:
             g = layers[key]
-            kind_of = g.get("type")
-            kind_text = "?" if not isinstance(kind_of, h5py.Dataset) else np.asarray(kind_of[()]).ravel()[0]
-            kind_text = kind_text.decode("utf-8", "replace") if isinstance(kind_text, bytes) else str(kind_text)
-            shape = g.get("shape")
-            shape_text = "" if not isinstance(shape, h5py.Dataset) else f"  shape {np.asarray(shape[()]).tolist()}"
+            kind_of, shape = g.get("type"), g.get("shape")  # small datasets only: nothing large is read
+            kind_text = "?"
+            if isinstance(kind_of, h5py.Dataset) and kind_of.size == 1 and kind_of.dtype.kind in "SOU":
+                kind_text = np.asarray(kind_of[()]).ravel()[0]
+                kind_text = kind_text.decode("utf-8", "replace") if isinstance(kind_text, bytes) else str(kind_text)
+            shape_text = ""
+            if isinstance(shape, h5py.Dataset) and (shape.size or 0) <= 8 and shape.dtype.kind in "iu":
+                shape_text = f"  shape {np.asarray(shape[()]).ravel().tolist()}"
             lines.append(f"  layer {key:<4} {kind_text[:40]}{shape_text}")
     head = (f"{path}: lava-dl NetX file, {len(lines)} layers (import it with 'neurosim import FILE --from netx "
             "--dt SECONDS --out MODEL.h5')")
