@@ -10,28 +10,32 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from neurosim.cli import main  # noqa: E402
+from neurosim.errors import Terminated  # noqa: E402
 from training import trainer  # noqa: E402
 
 RUN = ["--task", "store_recall", "--hidden", "8", "--n-train", "16", "--n-test", "8", "--batch-size", "8",
-       "--schedule", "constant", "--seed", "3", "--no-progress"]
+       "--seed", "3", "--no-progress"]
 
 
-def _interrupt_after_first_epoch(monkeypatch):
+def _interrupt_after_first_epoch(monkeypatch, signal=KeyboardInterrupt):
     real = trainer.write_checkpoint
 
     def write_then_interrupt(*args, **kwargs):
         real(*args, **kwargs)
-        raise KeyboardInterrupt
+        raise signal()
 
     monkeypatch.setattr(trainer, "write_checkpoint", write_then_interrupt)
 
 
-def test_resume_with_only_out_gives_the_uninterrupted_weights(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("signal,code", [(KeyboardInterrupt, 130), (Terminated, 143)])
+def test_resume_with_only_out_gives_the_uninterrupted_weights(tmp_path, monkeypatch, capsys, signal, code):
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) after epoch 1 of 3 (cosine schedule,
+    the default), then `train --out RUN --resume`: the weights equal an uninterrupted run's."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(["train", *RUN, "--epochs", "3", "--out", str(whole)]) == 0
     with monkeypatch.context() as m:
-        _interrupt_after_first_epoch(m)
-        assert main(["train", *RUN, "--epochs", "3", "--out", str(cut)]) == 130
+        _interrupt_after_first_epoch(m, signal)
+        assert main(["train", *RUN, "--epochs", "3", "--out", str(cut)]) == code
     err = capsys.readouterr().err
     assert f"resume with: neurosim train --out {cut} --resume" in err
     assert torch.load(cut / "checkpoint.pt", weights_only=True)["epoch"] == 0
@@ -46,7 +50,7 @@ def test_resume_with_only_out_gives_the_uninterrupted_weights(tmp_path, monkeypa
 
 def test_resume_names_a_changed_option_and_may_extend_epochs(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *RUN, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["train", *RUN, "--schedule", "constant", "--epochs", "1", "--out", str(run)]) == 0
     capsys.readouterr()
     assert main(["train", "--out", str(run), "--resume", "--hidden", "9"]) == 2
     assert "--hidden 8 there, 9 here" in capsys.readouterr().err
@@ -98,3 +102,18 @@ def test_the_progress_bar_shows_loss_and_accuracy(tmp_path, monkeypatch):
     trainer.train(cfg, tmp_path / "run", progress=True, device="cpu")
     assert shown and {"epoch", "loss", "acc"} <= set(shown[-1])
     assert 0.0 <= float(shown[-1]["acc"]) <= 1.0 and float(shown[-1]["loss"]) > 0
+
+
+def test_options_json_cannot_type_exactly_come_back_from_the_checkpoint(tmp_path):
+    """JSON writes a tuple option as a list; the resumed run takes the checkpoint's tuple, so
+    the option matches the checkpoint's and the run resumes."""
+    from neurosim.cli.train import exact_types
+
+    config = {"rule_options": {"lr_layers": (0.1, 0.05)}, "epochs": 3}
+    torch.save({"config": config}, tmp_path / "checkpoint.pt")
+    from_json = json.loads(json.dumps(config))
+    assert from_json["rule_options"]["lr_layers"] == [0.1, 0.05]
+    got = exact_types(from_json, str(tmp_path / "checkpoint.pt"))
+    assert got == config and isinstance(got["rule_options"]["lr_layers"], tuple)
+    edited = dict(from_json, epochs=5)  # config.json says otherwise: config.json wins
+    assert exact_types(edited, str(tmp_path / "checkpoint.pt"))["epochs"] == 5

@@ -238,6 +238,7 @@ def resumed_arguments(args: argparse.Namespace) -> argparse.Namespace:
                             "give the run's options again or start a new run directory") from None
     if not isinstance(saved, dict):
         raise NeurosimError(f"{path}: expected the run's options as a JSON object")
+    saved = exact_types(saved, os.path.join(args.out, "checkpoint.pt"))
     given = given_options(args)
     merged = argparse.Namespace(**vars(args))
     fields_ = {f.name for f in fields(TrainConfig)}
@@ -253,6 +254,32 @@ def resumed_arguments(args: argparse.Namespace) -> argparse.Namespace:
     if merged.task is None:
         raise NeurosimError(f"{path}: task: missing; give --task")
     return merged
+
+
+def exact_types(saved: dict[str, Any], checkpoint: str) -> dict[str, Any]:
+    """config.json's options with the checkpoint's copy of each that JSON wrote alike (a tuple
+    such as --rule-option lr_layers=(0.1, 0.05) reads back from JSON as a list)."""
+    import json
+    from pathlib import Path
+
+    from training.runfiles import load_tensors
+
+    if not os.path.isfile(checkpoint):
+        return saved
+    try:
+        stored = load_tensors(Path(checkpoint)).get("config")
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint is reported by train itself
+        return saved
+    if not isinstance(stored, dict):
+        return saved
+    out = dict(saved)
+    for key, value in saved.items():
+        try:
+            if key in stored and json.loads(json.dumps(stored[key])) == value:
+                out[key] = stored[key]
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 def given_options(args: argparse.Namespace) -> set[str]:
