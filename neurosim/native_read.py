@@ -306,9 +306,9 @@ def _read_result(r: NativeReader, f: h5py.File) -> SimulationResult:
         for var, _ in r.ordered(g, where, h5py.Dataset):
             data = r.array(g, var, where, FLOAT, 3)
             if data.shape[:2] != (kept_steps, batch) or (width is not None and data.shape[2] != width):
+                axes = "(steps, batch, size)" if sel.full else "(kept steps, batch, kept neurons)"
                 r.fail(f"{where}/{var}", f"expected shape ({kept_steps}, {batch}, {width if width else 'size'}) "
-                                         f"{'(steps, batch, size)' if sel.full else '(kept steps, batch, kept neurons)'}, "
-                                         f"got {data.shape}")
+                                         f"{axes}, got {data.shape}")
             traces[pop][var] = data
     pops = meta.get("populations")
     if pops is not None and not (isinstance(pops, list) and all(isinstance(p, str) and p in spikes for p in pops)):

@@ -27,11 +27,17 @@ def full(net):
     return ns.simulate(net, None, STEPS, batch=2, traces=["exc:v", "exc:i", "inh:v", "inh:threshold"], chunk=9)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba", "partitioned"])
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cupy", "partitioned"])
 def test_selected_traces_equal_the_full_recordings_rows_and_steps(net, full, backend):
-    if backend == "numba":
-        pytest.importorskip("numba")
+    """Every backend records the selected columns (any index list) at every step and simulate
+    keeps every k-th row; compared bitwise with numpy's full recording."""
+    from neurosim import backends
+
+    if backend in ("numba", "cupy") and backends.available().get(backend):
+        pytest.skip(f"{backend}: {backends.available()[backend]}")
     kwargs = {"partitions": 2} if backend == "partitioned" else {"backend": backend}
+    if backend == "cupy":
+        kwargs["backend_options"] = {"propagation": "gather"}  # bitwise equal to numpy
     sel = ns.simulate(net, None, STEPS, batch=2, chunk=9, traces=["exc:v:0-9,20,30-40:10", "exc:i:0-9,20,30-40:10",
                                                                   "inh:v::3", "inh:threshold::3"], **kwargs)
     cols = [*range(10), 20, *range(30, 41)]

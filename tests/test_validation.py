@@ -12,7 +12,8 @@ from neurosim.models import model_from_params
 
 
 @pytest.mark.parametrize("make,field,needle", [
-    (lambda: ns.LIF(beta=-0.1), "LIF.beta", "a decay must lie in [0, 1] (a factor per step such as exp(-dt/tau)), got -0.1"),
+    (lambda: ns.LIF(beta=-0.1), "LIF.beta",
+     "a decay must lie in [0, 1] (a factor per step such as exp(-dt/tau)), got -0.1"),
     (lambda: ns.LIF(alpha=[0.5, 1.5]), "LIF.alpha", "got 1.5"),
     (lambda: ns.ALIF(rho=1.01), "ALIF.rho", "in [0, 1]"),
     (lambda: ns.LI(beta=2.0), "LI.beta", "in [0, 1]"),

@@ -53,6 +53,13 @@ def epoch_bar(config: Any, start: int, per_epoch: int, desc: str, progress: bool
     return tqdm(total=(config.epochs - start) * per_epoch, desc=desc, unit=unit, disable=not progress, leave=False)
 
 
+def show_running(bar: Any, epoch: int, loss_sum: float, seen: int, correct: int, counted: int) -> None:
+    """The epoch (from 1), its running mean loss over `seen` samples and accuracy over `counted`
+    scored items, in the progress bar's postfix (nothing before the first)."""
+    if seen and counted:
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / counted:.3f}", refresh=False)
+
+
 def batches_per_epoch(n: int, config: Any) -> int:
     """Mini-batches of config.batch_size in an epoch of `n` samples (the last one may be short)."""
     return (n + config.batch_size - 1) // config.batch_size

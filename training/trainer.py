@@ -23,8 +23,8 @@ from .config import TrainConfig
 from .layers import SNN, from_network
 from .nets import recurrent_network
 from .rules import Objective, make_rule
-from .runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, shuffled,
-                       to_batch, write_checkpoint)
+from .runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, show_running,
+                       shuffled, to_batch, write_checkpoint)
 from .scoring import score
 
 
@@ -157,9 +157,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                     ok, cnt = score(task, out.readouts, b.targets)
                     correct, counted = correct + ok, counted + cnt
                 bar.update(1)
-                if seen and counted:  # this epoch's running means (this process's shard)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / counted:.3f}",
-                                    refresh=False)
+                show_running(bar, epoch, loss_sum, seen, correct, counted)  # this process's shard
             test_loss, test_acc = evaluate(model, task.test, task) if world.main else (0.0, 0.0)
             loss_sum, correct, counted, test_loss, test_acc = world.sum(
                 [loss_sum, correct, counted, test_loss, test_acc], dev)

@@ -214,8 +214,8 @@ def cmd_raster(args: argparse.Namespace) -> int:
     kind = file_kind(args.result)
     if kind != "neurosim.result" and kind in KINDS:
         model = args.result if kind == "neurosim.network" else "MODEL.h5"
-        first = "" if kind == "neurosim.network" else f"import it first ('neurosim import {args.result} --from {kind} " \
-            "--dt SECONDS --out MODEL.h5'), then "
+        first = ("" if kind == "neurosim.network" else
+                 f"import it first ('neurosim import {args.result} --from {kind} --dt SECONDS --out MODEL.h5'), then ")
         raise CLIError(f"{args.result}: {KINDS[kind]}, not a result; {first}simulate it with 'neurosim simulate "
                        f"{model} --steps T --out OUT.h5' and draw OUT.h5 with 'neurosim raster OUT.h5 --png "
                        f"{args.png}'")
