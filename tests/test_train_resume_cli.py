@@ -107,7 +107,7 @@ def test_the_progress_bar_shows_loss_and_accuracy(tmp_path, monkeypatch):
 def test_options_json_cannot_type_exactly_come_back_from_the_checkpoint(tmp_path):
     """JSON writes a tuple option as a list; the resumed run takes the checkpoint's tuple, so
     the option matches the checkpoint's and the run resumes."""
-    from neurosim.cli.train import exact_types
+    from neurosim.cli.train_resume import exact_types
 
     config = {"rule_options": {"lr_layers": (0.1, 0.05)}, "epochs": 3}
     torch.save({"config": config}, tmp_path / "checkpoint.pt")
