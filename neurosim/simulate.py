@@ -58,10 +58,10 @@ def simulate(
     run = describe_run(network, inputs, steps, batch=batch, traces=traces, selectable=True)
     steps, batch, spike_inputs, trace_spec = run.steps, run.batch, run.inputs, run.traces
     selection = trace_selection(network.populations, traces)
-    check_trace_size(network, trace_spec, selection, steps, batch, np.dtype(dtype).itemsize, trace_limit)
+    plan = lower(network, dtype)
+    check_trace_size(network, trace_spec, selection, steps, batch, plan.dtype.itemsize, trace_limit)
     name = backends.resolve(backend)
     module = backends.load(name)
-    plan = lower(network, dtype)
     trace_idx = (np.concatenate([plan.slices[p][0] + selection[p].columns(network.population(p).size)
                                  for p in trace_spec]) if trace_spec else np.zeros(0, np.int64))
     trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
