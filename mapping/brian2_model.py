@@ -16,6 +16,11 @@ step t reaches x in the ``synapses`` slot of step t + k (k = Brian2's synaptic d
 steps), and x is consumed by the step code of t + k + 1: Brian2 adds one step of its own, so
 a neurosim delay of d steps is exported as a Brian2 delay of ``(d - 1) * dt``. Inputs are
 SpikeGeneratorGroups (they emit in the ``thresholds`` slot, so the same offset holds).
+A PoissonInput is exported in one of two modes (POISSON_MODES): 'exact' (default), a
+SpikeGeneratorGroup of neurosim's own draw for the run's seed (:func:`draw_poisson`, the
+generator neurosim.simulate uses: the same spikes), or 'statistical', Brian2's PoissonGroup
+with the same rate per channel (it draws its own random numbers in the same ``thresholds``
+slot: statistically equal to neurosim's input, not the same spikes).
 A batch of B trials is B independent replicas in one network: replica b of a node of size n
 holds Brian2 indices ``b*n .. b*n + n - 1``.
 
@@ -36,6 +41,8 @@ from neurosim.models import NeuronParams
 from neurosim.network import Network, PoissonInput
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
+#: how a PoissonInput is exported: neurosim's draw (the same spikes) or Brian2's PoissonGroup
+POISSON_MODES = ("exact", "statistical")
 #: neurosim trace name -> Brian2 variable
 TRACE_VARIABLES = {"v": "v", "i": "i_syn", "a": "a", "threshold": "A"}
 #: compiler flags for the cython and cpp_standalone targets: Brian2's defaults without
@@ -98,24 +105,24 @@ def _check_translation() -> None:
 # Description of a network as plain data (what the standalone script reads)
 
 
-def describe(network: Network) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def describe(network: Network, poisson: str = "exact") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(spec, arrays): the network as JSON-able structure plus float64/int64 arrays.
 
-    spec: dt, populations/inputs [{name, size, brian2_name}], projections [{name, pre, post,
-    brian2_name, delay}] (delay: neurosim steps when one value for all synapses, else None),
-    and the model text (equations, step_code, threshold). arrays: ``pop.<name>.<param>`` and
-    ``pop.<name>.<v0|i0|a0>`` (shape (size,)); ``proj.<name>.<pre|post|w|delay>`` (one entry
-    per synapse, delays in neurosim steps). PoissonInput raises ExportError.
+    spec: dt, populations/inputs [{name, size, brian2_name, kind, index}] (kind 'spikes' for a
+    SpikeInput, 'poisson' for a PoissonInput, with 'poisson': the mode of POISSON_MODES; index:
+    its position among the network's inputs, which seeds neurosim's draw), projections [{name,
+    pre, post, brian2_name, delay}] (delay: neurosim steps when one value for all synapses,
+    else None), and the model text (equations, step_code, threshold). arrays:
+    ``pop.<name>.<param>`` and ``pop.<name>.<v0|i0|a0>`` (shape (size,));
+    ``proj.<name>.<pre|post|w|delay>`` (one entry per synapse, delays in neurosim steps);
+    ``in.<name>.p`` (per-step spike probability rate * dt) and ``in.<name>.rate`` (Hz) of a
+    PoissonInput.
     """
     _check_translation()
     if not isinstance(network, Network):
         raise ExportError("brian2", "network", f"expected a neurosim.Network, got {type(network).__name__}")
-    for src in network.inputs:
-        if isinstance(src, PoissonInput):
-            raise ExportError("brian2", f"inputs.{src.name}", (
-                "a PoissonInput cannot be exported: Brian2 would draw other random numbers than "
-                "neurosim. Give the spikes instead: replace it by a SpikeInput of the same name and "
-                "size and pass its spikes (for example neurosim's draws) in `inputs`"))
+    if poisson not in POISSON_MODES:
+        raise ExportError("brian2", "poisson", f"expected one of {POISSON_MODES}, got {poisson!r}")
     arrays: dict[str, np.ndarray] = {}
     pops, srcs, projs = [], [], []
     for k, pop in enumerate(network.populations):
@@ -126,7 +133,14 @@ def describe(network: Network) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         for init in ("v0", "i0", "a0"):
             arrays[f"pop.{pop.name}.{init}"] = np.asarray(getattr(pop, init), np.float64)
     for k, src in enumerate(network.inputs):
-        srcs.append({"name": src.name, "size": src.size, "brian2_name": f"in{k}_{src.name.replace('-', '_')}"})
+        entry = {"name": src.name, "size": src.size, "brian2_name": f"in{k}_{src.name.replace('-', '_')}",
+                 "kind": "spikes", "index": k}
+        if isinstance(src, PoissonInput):
+            entry.update(kind="poisson", poisson=poisson)
+            rate = np.asarray(src.rate, np.float64)
+            arrays[f"in.{src.name}.rate"] = rate
+            arrays[f"in.{src.name}.p"] = rate * network.dt  # neurosim.plan.lower's probability
+        srcs.append(entry)
     for k, proj in enumerate(network.projections):
         csr, delays = proj.to_csr()
         rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
@@ -157,9 +171,20 @@ def set_prefs(b2: Any, target: str) -> None:
     b2.prefs.devices.cpp_standalone.openmp_threads = 0
 
 
+def draw_poisson(p: np.ndarray, seed: int, index: int, steps: int, batch: int) -> np.ndarray:
+    """The spikes neurosim.simulate draws for the PoissonInput at position `index` of the network's
+    inputs with probability `p` per step: bool (steps, batch, size) from a generator seeded with
+    (seed, index), uniform draws in (step, trial, channel) order, spike where draw < p."""
+    p = np.asarray(p, np.float64)
+    return np.random.default_rng([int(seed), int(index)]).random((steps, batch, len(p))) < p
+
+
 def build_network(b2: Any, spec: dict, arrays: Mapping[str, np.ndarray], spikes: Mapping[str, np.ndarray],
-                  steps: int, batch: int, traces: Optional[Mapping[str, list]] = None) -> tuple[Any, dict]:
-    """Brian2 objects for `spec`/`arrays`, `batch` replicas, input `spikes` name -> bool (steps, batch, size).
+                  steps: int, batch: int, traces: Optional[Mapping[str, list]] = None,
+                  seed: int = 0) -> tuple[Any, dict]:
+    """Brian2 objects for `spec`/`arrays`, `batch` replicas, input `spikes` name -> bool (steps, batch, size)
+    for every SpikeInput; a PoissonInput is neurosim's draw for `seed` (mode 'exact') or a
+    PoissonGroup (mode 'statistical').
 
     Returns (brian2.Network, handles) with handles: 'groups', 'inputs', 'synapses',
     'spike_monitors', 'state_monitors' (dicts keyed by neurosim name), 'sizes', 'batch',
@@ -185,7 +210,17 @@ def build_network(b2: Any, spec: dict, arrays: Mapping[str, np.ndarray], spikes:
                                                name=pop["brian2_name"] + "_state")
     for src in spec["inputs"]:
         name, n = src["name"], int(src["size"])
-        t, b, j = np.nonzero(np.asarray(spikes[name], bool)[:steps])
+        if src.get("kind") == "poisson" and src.get("poisson") == "statistical":
+            rates = np.tile(np.asarray(arrays[f"in.{name}.rate"], np.float64), batch)
+            inputs[name], sizes[name] = b2.PoissonGroup(batch * n, rates * b2.Hz, clock=clock,
+                                                        name=src["brian2_name"]), n
+            spike_mons[name] = b2.SpikeMonitor(inputs[name], name=src["brian2_name"] + "_spikes")
+            continue
+        if src.get("kind") == "poisson":
+            given = draw_poisson(arrays[f"in.{name}.p"], seed, src["index"], steps, batch)
+        else:
+            given = np.asarray(spikes[name], bool)[:steps]
+        t, b, j = np.nonzero(given)
         gen = b2.SpikeGeneratorGroup(batch * n, (b * n + j).astype(np.int64), t * dt * b2.second,
                                      clock=clock, name=src["brian2_name"])
         inputs[name], sizes[name] = gen, n

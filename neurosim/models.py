@@ -175,6 +175,31 @@ class _Model:
                     continue  # left for per_neuron() to report with the field's name
                 arr.setflags(write=False)
                 object.__setattr__(self, f.name, arr)
+        self.check_ranges(type(self).__name__)
+
+    def check_ranges(self, where: str) -> None:
+        """Refuse, naming ``<where>.<field>``, a decay outside [0, 1] and, for a spiking model with
+        the subtractive reset, a threshold theta <= 0 (subtracting it could never bring v below
+        it). Values that are not finite numbers are left for :meth:`per_neuron` to name."""
+        for name in self.param_names():
+            try:
+                vals = np.asarray(getattr(self, name), dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            finite = vals[np.isfinite(vals)]
+            if name in self.decays and np.any((finite < 0) | (finite > 1)):
+                bad = float(finite[(finite < 0) | (finite > 1)][0])
+                raise NetworkError(f"{where}.{name}", f"a decay must lie in [0, 1] (a factor per step "
+                                                      f"such as exp(-dt/tau)), got {bad:g}")
+            if name == "theta" and getattr(self, "reset", None) == "subtract" and np.any(finite <= 0):
+                raise NetworkError(f"{where}.theta", f"expected a threshold > 0 with reset='subtract' (a spike "
+                                                     f"subtracts theta from v), got {float(finite[finite <= 0][0]):g}; "
+                                                     "reset='zero' allows theta <= 0")
+
+    def __repr__(self) -> str:
+        """One line: scalars as numbers, per-neuron arrays as their count and range."""
+        parts = [f"{f.name}={short_repr(getattr(self, f.name))}" for f in fields(self)]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if f.name not in NOT_PARAMS)
@@ -199,6 +224,23 @@ class _Model:
 
     def lower(self, n: int, where: str = "model") -> NeuronParams:
         raise NotImplementedError
+
+
+def short_repr(value: Any) -> str:
+    """A parameter in a few characters: a number, a short list, or '<n values in [lo, hi]>'."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"<{type(value).__name__}>"
+    if arr.ndim == 0:
+        return f"{float(arr):g}"
+    if arr.size <= 4:
+        return "[" + ", ".join(f"{v:g}" for v in arr.ravel()) + "]"
+    finite = arr[np.isfinite(arr)]
+    span = f" in [{finite.min():g}, {finite.max():g}]" if finite.size else ""
+    return f"<{arr.size} values{span}>"
 
 
 def per_neuron_vector(value: ArrayLike, n: int, where: str) -> np.ndarray:
@@ -227,7 +269,7 @@ def _lowered(n: int, **kw: np.ndarray) -> NeuronParams:
     return NeuronParams(**{k: np.array(v, dtype=np.float64) for k, v in base.items()})
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LIF(_Model):
     """Current-based leaky integrate-and-fire (Loihi/Lava CUBA order; alpha = 0: snnTorch Leaky).
 
@@ -264,7 +306,7 @@ class LIF(_Model):
                         reset_zero=np.full(n, float(self.reset == "zero")))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ALIF(_Model):
     """Adaptive LIF (LSNN, Bellec et al. 2018; e-prop 2020).
 
@@ -316,7 +358,7 @@ class ALIF(_Model):
                         reset_zero=np.full(n, float(self.reset == "zero")))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class IF(_Model):
     """Integrate-and-fire, no leak: ``v = v + gain*(x + bias)``; spike if ``v > theta``."""
 
@@ -335,7 +377,7 @@ class IF(_Model):
                         reset_zero=np.full(n, float(self.reset == "zero")))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LI(_Model):
     """Leaky integrator readout that never spikes: ``i = alpha*i + gain*(x + bias)``; ``v = beta*v + i``."""
 
@@ -382,4 +424,10 @@ def model_from_params(kind: str, params: dict[str, Any], reset: str = "subtract"
         kw["reset"] = reset
     if "discretization" in names:
         kw["discretization"] = discretization
-    return cls(**kw)
+    try:
+        return cls(**kw)
+    except NetworkError as exc:  # name the field where the caller found the parameters
+        prefix = f"{cls.__name__}."
+        if exc.field.startswith(prefix):
+            raise NetworkError(f"{where}.{exc.field[len(prefix):]}", exc.message) from None
+        raise

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import fields
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import h5py
 import numpy as np
@@ -20,6 +20,7 @@ from .native_shapes import SHAPED_FORMATS, read_per_neuron, read_shape, read_sha
 from .conv import ShapedProjection
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
 from .result import SimulationResult, SpikeTrains
+from .traces import TraceSelection, parse_neurons
 
 NATIVE = FileKind(expected="an HDF5 file written by neurosim",
                   unopened="cannot be opened as HDF5 ({exc}); expected an intact HDF5 file written by neurosim",
@@ -309,21 +310,40 @@ def _read_result(r: NativeReader, f: h5py.File) -> SimulationResult:
     timings = {key: r.attr_real(groups["timings"], key, "timings") for key in groups["timings"].attrs}
     spikes = {name: _read_spikes(r, name, g, steps, batch) for name, g in r.ordered(groups["spikes"], "spikes")}
     traces: dict[str, dict[str, np.ndarray]] = {}
+    selection: dict[str, TraceSelection] = {}
     for pop, g in r.ordered(groups["traces"], "traces"):
         where = f"traces/{pop}"
         size = spikes[pop].size if pop in spikes else None
+        sel = _read_selection(r, g, where, size)
+        kept_steps = len(sel.steps(steps))
+        width = size if size is None or sel.neurons is None else len(sel.neurons)
+        if not sel.full:
+            selection[pop] = sel
         traces[pop] = {}
         for var, _ in r.ordered(g, where, h5py.Dataset):
             data = r.array(g, var, where, FLOAT, 3)
-            if data.shape[:2] != (steps, batch) or (size is not None and data.shape[2] != size):
-                r.fail(f"{where}/{var}", f"expected shape ({steps}, {batch}, {size if size else 'size'}) "
-                                         f"(steps, batch, size), got {data.shape}")
+            if data.shape[:2] != (kept_steps, batch) or (width is not None and data.shape[2] != width):
+                axes = "(steps, batch, size)" if sel.full else "(kept steps, batch, kept neurons)"
+                r.fail(f"{where}/{var}", f"expected shape ({kept_steps}, {batch}, {width if width else 'size'}) "
+                                         f"{axes}, got {data.shape}")
             traces[pop][var] = data
     pops = meta.get("populations")
     if pops is not None and not (isinstance(pops, list) and all(isinstance(p, str) and p in spikes for p in pops)):
         r.fail("@meta", f"expected 'populations' to list names of spike groups {list(spikes)}, got {pops!r}")
     return SimulationResult(spikes=spikes, traces=traces, timings=timings, backend=backend, dtype=dtype,
-                            dt=dt, steps=steps, batch=batch, seed=seed, meta=meta)
+                            dt=dt, steps=steps, batch=batch, seed=seed, meta=meta, trace_selection=selection)
+
+
+def _read_selection(r: NativeReader, g: h5py.Group, where: str, size: Optional[int]) -> TraceSelection:
+    """The neurons and stride a trace group keeps (attributes 'neurons' and 'stride'; absent: all)."""
+    if "neurons" not in g.attrs and "stride" not in g.attrs:
+        return TraceSelection()
+    text = r.attr_str(g, "neurons", where, expected="neuron ranges such as 0-9,20") if "neurons" in g.attrs else ""
+    stride = r.attr_int(g, "stride", where, 1, MAX_STEPS) if "stride" in g.attrs else 1
+    try:
+        return TraceSelection(parse_neurons(text, size, f"{where}@neurons"), stride)
+    except NetworkError as exc:
+        r.fail(f"{where}@neurons", exc.message)
 
 
 def _read_spikes(r: NativeReader, name: str, g: h5py.Group, steps: int, batch: int) -> SpikeTrains:

@@ -16,7 +16,9 @@ from .conv import ShapedProjection
 from .csr import CSR, validate_csr
 from .errors import NetworkError
 from .fields import MAX_DELAY, NAME_PATTERN, check_delay, check_name, node_shape, readonly
-from .models import LI, MODELS, Model, NeuronParams, per_neuron_vector
+from .models import LI, MODELS, Model, NeuronParams, per_neuron_vector, short_repr
+
+REPR_LINES = 25  # repr(network): the summary, cut to one screen
 
 __all__ = ["CSR", "MAX_DELAY", "NAME_PATTERN", "Population", "SpikeInput", "PoissonInput", "Projection",
            "AnyProjection", "Network"]
@@ -49,6 +51,11 @@ class Population:
             vals = per_neuron_vector(getattr(self, init), self.size, f"{where}.{init}")
             object.__setattr__(self, init, readonly(vals))
         object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
+
+    def __repr__(self) -> str:
+        init = "".join(f", {k}={short_repr(getattr(self, k))}" for k in ("v0", "i0", "a0")
+                       if np.any(getattr(self, k)))
+        return f"Population({self.name!r}, size={self.size}, model={self.model!r}{init})"
 
     @property
     def params(self) -> NeuronParams:
@@ -88,6 +95,9 @@ class PoissonInput:
     rate: Any = 10.0
     shape: Any = None
 
+    def __repr__(self) -> str:
+        return f"PoissonInput({self.name!r}, size={self.size}, rate={short_repr(self.rate)})"
+
     def __post_init__(self) -> None:
         check_name(self.name, "inputs.name")
         size, shape = node_shape(self.size, self.shape, f"inputs.{self.name}")
@@ -116,6 +126,11 @@ class Projection:
     post: str
     weights: Any
     delay: Any = 1
+
+    def __repr__(self) -> str:
+        kind, values = (("csr", self.weights.values) if self.is_sparse else ("dense", self.weights))
+        return (f"Projection({self.name!r}, {self.pre!r} -> {self.post!r}, {kind} {self.shape[0]}x{self.shape[1]}, "
+                f"weights={short_repr(values)}, delay={short_repr(self.delay)})")
 
     def __post_init__(self) -> None:
         where = f"projections.{self.name}"
@@ -350,6 +365,13 @@ class Network:
     def replace(self, **changes: Any) -> "Network":
         """A validated copy with some fields changed."""
         return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        """The summary, at most REPR_LINES lines (a dataclass repr would print every weight)."""
+        lines = self.summary().splitlines()
+        if len(lines) > REPR_LINES:
+            lines = lines[:REPR_LINES - 1] + [f"  ... {len(lines) - REPR_LINES + 1} more (net.summary() lists all)"]
+        return "\n".join(["neurosim.Network: " + lines[0], *lines[1:]])
 
     def summary(self) -> str:
         """Human-readable multi-line description."""

@@ -132,7 +132,9 @@ def traces(
 
     The trace must have been recorded (``simulate(..., traces={population: [var]})`` or
     ``neurosim simulate --trace population:var``). With var 'v' and a recorded 'threshold',
-    each neuron's threshold is drawn dashed. Time in ms.
+    each neuron's threshold is drawn dashed. Time in ms. `neurons` are positions among the
+    recorded neurons (all of the population unless the recording picked some: then labelled
+    with their indices, neurosim.traces; a stride spaces the samples).
     """
     if not isinstance(result, SimulationResult):
         raise NetworkError("result", f"expected a SimulationResult, got {type(result).__name__}")
@@ -149,7 +151,9 @@ def traces(
     bad = [j for j in neurons if not 0 <= j < data.shape[2]]
     if bad or not neurons:
         raise NetworkError("neurons", f"expected indices in [0, {data.shape[2]}) of {population!r}, got {neurons}")
-    t = np.arange(data.shape[0]) * result.dt * 1e3
+    picked = result.trace_selection.get(population)
+    label = (lambda j: j) if picked is None or picked.neurons is None else (lambda j: picked.neurons[j])
+    t = np.arange(data.shape[0]) * (1 if picked is None else picked.stride) * result.dt * 1e3
 
     from matplotlib.figure import Figure
 
@@ -158,7 +162,7 @@ def traces(
     colors = _colors(len(neurons))
     thr = recorded.get("threshold") if var == "v" else None
     for k, j in enumerate(neurons):
-        ax.plot(t, data[:, trial, j], color=colors[k], lw=1.0, label=f"neuron {j}")
+        ax.plot(t, data[:, trial, j], color=colors[k], lw=1.0, label=f"neuron {label(j)}")
         if thr is not None:
             ax.plot(t, np.asarray(thr)[:, trial, j], color=colors[k], lw=0.8, ls="--")
     ax.set_xlabel("time (ms)")

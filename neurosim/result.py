@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .traces import TraceSelection
+
 
 @dataclass(frozen=True, eq=False)
 class SpikeTrains:
@@ -53,7 +55,9 @@ class SimulationResult:
     """What :func:`neurosim.simulate` returns.
 
     spikes: name -> SpikeTrains for every population and input; traces: population ->
-    variable ('v', 'i', 'a', 'threshold') -> array (steps, batch, size);
+    variable ('v', 'i', 'a', 'threshold') -> array (steps, batch, size), or (kept steps, batch,
+    kept neurons) for a population in trace_selection (neurosim.traces.TraceSelection: the
+    neurons kept and the stride);
     timings: seconds for 'setup', 'run' (the simulation loop), 'record' and 'total'.
     """
 
@@ -67,6 +71,7 @@ class SimulationResult:
     batch: int
     seed: int
     meta: dict[str, Any] = field(default_factory=dict)
+    trace_selection: dict[str, TraceSelection] = field(default_factory=dict)
 
     def rates_hz(self) -> dict[str, float]:
         """Mean firing rate of every population and input, Hz."""

@@ -11,7 +11,9 @@
   takes event counts (graded input: ``count`` events of one source in one step deliver
   ``count * w`` on each of its synapses) passes ``max_count > 1``; whole numbers in
   [0, max_count] are then accepted and kept as uint16 counts;
-- traces: ``{'pop': ['v', ...]}`` or ``['pop:v', ...]``, variables from the runner's list.
+- traces: ``{'pop': ['v', ...]}`` or ``['pop:v', ...]``, variables from the runner's list;
+  ``'pop:v:0-9,20:10'`` keeps neurons 0-9 and 20 every 10th step (neurosim.traces) where the
+  runner can (neurosim.simulate).
 
 The numpy, numba and cupy backends (:func:`neurosim.simulate`), the fixed-point simulator
 (:func:`neurosim.fixed_point.simulate_fixed`), Brian2 (:func:`mapping.brian2_export.run_brian2`)
@@ -30,6 +32,7 @@ import numpy as np
 from .backends import TRACE_VARS
 from .errors import NetworkError
 from .network import PoissonInput, SpikeInput
+from .traces import TraceSelection, parse_neurons, parse_stride, split_entry
 
 TraceSpec = Union[None, Mapping[str, Iterable[str]], Iterable[str]]
 
@@ -95,21 +98,23 @@ def describe_run(
     unavailable: Optional[Mapping[str, str]] = None,
     max_count: int = 1,
     no_counts: str = "",
+    selectable: bool = False,
 ) -> RunSpec:
     """The :class:`RunSpec` of running `network` on `inputs` for `steps` steps (module docstring).
 
     trace_vars: the variables the runner records (default: the float backends'
     :data:`neurosim.backends.TRACE_VARS`); unavailable: variable -> why this runner cannot
-    record it here (NetworkError on 'traces': ``'<var>' <why>``). max_count: the largest event
-    count per source and step the runner takes (1: spikes 0/1 only; `no_counts` then says why
-    this runner takes no counts, for the error). Raises NetworkError naming the field, with the
-    messages of :func:`neurosim.simulate`.
+    record it here (NetworkError on 'traces': ``'<var>' <why>``); selectable: the runner keeps
+    the neurons and stride an entry may name (:func:`trace_selection`), else such an entry is
+    refused. max_count: the largest event count per source and step the runner takes (1: spikes
+    0/1 only; `no_counts` then says why this runner takes no counts, for the error). Raises
+    NetworkError naming the field, with the messages of :func:`neurosim.simulate`.
     """
     given = dict(inputs or {})
     steps = check_steps(steps, given)
     batch = batch_size(given, batch)
     spikes = check_inputs(network.inputs, given, steps, batch, max_count=max_count, no_counts=no_counts)
-    spec = trace_request(network.populations, traces, trace_vars, unavailable)
+    spec = trace_request(network.populations, traces, trace_vars, unavailable, selectable=selectable)
     return RunSpec(network=network, inputs=spikes, steps=steps, batch=batch, traces=spec)
 
 
@@ -164,11 +169,13 @@ def check_inputs(sources: Iterable[Union[SpikeInput, PoissonInput]], inputs: Map
             raise NetworkError(f"inputs.{s.name}", f"missing spikes for SpikeInput {s.name!r}, "
                                                    f"expected shape ({steps}, {s.size}) or ({steps}, {batch}, {s.size})")
         arr = np.asarray(inputs[s.name])
+        given_shape = arr.shape
         if arr.ndim == 2:
             arr = arr[:, None, :]
         if arr.ndim != 3 or arr.shape[2] != s.size or arr.shape[0] < steps or arr.shape[1] not in (1, batch):
             raise NetworkError(f"inputs.{s.name}", f"expected shape (T, {s.size}) or (T, {batch}, {s.size}) "
-                                                   f"with T >= {steps}, got {np.shape(inputs[s.name])}")
+                                                   f"with T >= {steps}, got {given_shape}"
+                                                   + swapped_axes_hint(given_shape, s.size, steps))
         if arr.dtype != bool:
             arr = _spikes_or_counts(s.name, np.asarray(inputs[s.name]), arr, max_count, no_counts)
         out[s.name] = np.broadcast_to(arr[:steps], (steps, batch, s.size))
@@ -194,29 +201,73 @@ def _spikes_or_counts(name: str, given: np.ndarray, arr: np.ndarray, max_count: 
     return arr.astype(np.uint16)
 
 
+def swapped_axes_hint(shape: tuple[int, ...], size: int, steps: int) -> str:
+    """'; ...' naming the swapped axes when `shape`, refused as an input of `size` channels for
+    `steps` steps, is the batch-first form (B, T, size) with T >= steps (as a DataLoader yields
+    it) or the channels-first form (size, T); '' otherwise."""
+    if len(shape) == 3 and shape[2] == size and shape[1] >= steps and shape[0] < steps:
+        return (f"; this looks batch-first, (B, T, n) = {tuple(shape)}: neurosim takes time first, "
+                "(T, B, n); pass x.transpose(1, 0, 2) (np.swapaxes(x, 0, 1))")
+    if len(shape) == 2 and shape[0] == size and shape[1] >= steps and shape[1] != size:
+        return f"; this looks like (n, T) = {tuple(shape)}: neurosim takes time first, (T, n); pass x.T"
+    return ""
+
+
 def trace_request(populations: Iterable[Named], traces: TraceSpec, variables: Sequence[str] = TRACE_VARS,
-                  unavailable: Optional[Mapping[str, str]] = None) -> dict[str, list[str]]:
-    """population -> variables to record, in population order, from ``{'pop': [...]}`` or
+                  unavailable: Optional[Mapping[str, str]] = None, *, selectable: bool = False) -> dict[str, list[str]]:
+    """population -> variables to record, in population order, from ``{'pop': ['v', ...]}`` or
     ``['pop:var', ...]``; each variable one of `variables` and not in `unavailable`
-    (variable -> why not). NetworkError naming 'traces' or 'traces.<pop>'."""
+    (variable -> why not). An entry may pick neurons and a stride, ``'pop:var:0-9,20:10'``
+    (``{'pop': ['var:0-9,20:10']}``; neurosim.traces) where the runner keeps only those
+    (`selectable`; else NetworkError). NetworkError naming 'traces' or 'traces.<pop>'."""
     if not traces:
         return {}
     order = [p.name for p in populations]
     spec: dict[str, list[str]] = {}
-    items = traces.items() if isinstance(traces, Mapping) else (str(t).split(":", 1) for t in traces)
-    for item in items:
-        if len(item) != 2:
-            raise NetworkError("traces", "expected 'population:variable' entries, e.g. 'exc:v'")
-        pop, requested = item
-        requested = [requested] if isinstance(requested, str) else list(requested)
+    for pop, v, neurons, stride in trace_entries(traces):
         if pop not in order:
             raise NetworkError(f"traces.{pop}", f"no population named {pop!r}")
-        for v in requested:
-            if v not in variables:
-                raise NetworkError(f"traces.{pop}", f"unknown variable {v!r}, expected one of {tuple(variables)}")
-            if unavailable and v in unavailable:
-                raise NetworkError("traces", f"{v!r} {unavailable[v]}")
-            spec.setdefault(pop, [])
-            if v not in spec[pop]:
-                spec[pop].append(v)
+        if v not in variables:
+            raise NetworkError(f"traces.{pop}", f"unknown variable {v!r}, expected one of {tuple(variables)}")
+        if unavailable and v in unavailable:
+            raise NetworkError("traces", f"{v!r} {unavailable[v]}")
+        if (neurons or stride) and not selectable:
+            raise NetworkError(f"traces.{pop}", f"{pop}:{v}:{neurons}:{stride}: this runner records every neuron "
+                                                "every step; neurons and a stride are kept by neurosim.simulate")
+        spec.setdefault(pop, [])
+        if v not in spec[pop]:
+            spec[pop].append(v)
     return {p: spec[p] for p in order if p in spec}
+
+
+def trace_entries(traces: TraceSpec) -> list[tuple[str, str, str, str]]:
+    """(population, variable, neurons, stride) of every entry of a trace request (module
+    docstring; neurons and stride as written, '' when absent)."""
+    if not traces:
+        return []
+    if isinstance(traces, Mapping):
+        texts = []
+        for pop, requested in traces.items():
+            requested = [requested] if isinstance(requested, str) else list(requested)
+            texts += [f"{pop}:{v}" for v in requested]
+    elif isinstance(traces, str):
+        texts = [traces]
+    else:
+        texts = [str(t) for t in traces]
+    return [split_entry(t) for t in texts]
+
+
+def trace_selection(populations: Iterable[Named], traces: TraceSpec) -> dict[str, TraceSelection]:
+    """population -> :class:`~neurosim.traces.TraceSelection` (neurons and stride) of a trace
+    request; one selection per population (entries that disagree are a NetworkError)."""
+    sizes = {p.name: p.size for p in populations}
+    out: dict[str, TraceSelection] = {}
+    for pop, v, neurons, stride in trace_entries(traces):
+        where = f"traces.{pop}"
+        if pop not in sizes:
+            raise NetworkError(where, f"no population named {pop!r}")
+        sel = TraceSelection(parse_neurons(neurons, sizes[pop], where), parse_stride(stride, where))
+        if out.setdefault(pop, sel) != sel:
+            raise NetworkError(where, f"one choice of neurons and stride per population, got "
+                                      f"{out[pop].text()!r} and {sel.text()!r}")
+    return out

@@ -13,7 +13,8 @@ from .memory import available_memory
 from .network import Network, SpikeInput
 from .plan import Plan, lower
 from .result import SimulationResult, SpikeTrains
-from .run import COUNT_MAX, TraceSpec, describe_run
+from .run import COUNT_MAX, TraceSpec, describe_run, trace_selection
+from .traces import TraceSelection, describe_bytes, trace_bytes
 
 
 def simulate(
@@ -31,6 +32,7 @@ def simulate(
     backend_options: Optional[Mapping[str, Any]] = None,
     partitions: int = 1,
     convolution: str = "events",
+    trace_limit: Optional[int] = None,
 ) -> SimulationResult:
     """Simulate `network` for `steps` steps of ``network.dt`` on `backend`.
 
@@ -43,7 +45,11 @@ def simulate(
     0 <= seed < 2**63 (:func:`check_seed`).
     batch: number of independent trials (default: from the inputs, else 1).
     backend: 'numpy' (reference), 'numba' (compiled CPU), 'cupy' (GPU) or 'auto'.
-    traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step.
+    traces: {'pop': ['v', 'i', 'a', 'threshold']} or ['pop:v', ...]; recorded every step, or
+    for some neurons every k-th step: 'pop:v:0-9,20:10' (neurosim.traces); the result's
+    ``trace_selection`` names the neurons and stride kept.
+    trace_limit: refuse (NetworkError on 'trace_limit', before running) a request whose traces
+    would take more than this many bytes (:func:`neurosim.traces.trace_bytes`); None: no limit.
     backend_options: settings of the chosen backend, e.g. ``{'propagation': 'gather'}`` for
     cupy (see the backend module's ``OPTIONS``); a backend without options refuses any.
     partitions: split the neurons into this many parts that exchange spike lists (numpy
@@ -56,13 +62,16 @@ def simulate(
     if not isinstance(network, Network):
         raise NetworkError("network", f"expected a neurosim.Network, got {type(network).__name__}")
     seed = check_seed(seed)
-    run = describe_run(network, inputs, steps, batch=batch, traces=traces, max_count=COUNT_MAX)
+    run = describe_run(network, inputs, steps, batch=batch, traces=traces, max_count=COUNT_MAX, selectable=True)
     steps, batch, spike_inputs, trace_spec = run.steps, run.batch, run.inputs, run.traces
+    selection = trace_selection(network.populations, traces)
+    plan = lower(network, dtype, "lowered" if partitions != 1 else convolution)
+    check_trace_size(network, trace_spec, selection, steps, batch, plan.dtype.itemsize, trace_limit)
     name = backends.resolve(backend)
     _check_counts(spike_inputs, name, partitions)
     module = backends.load(name)
-    plan = lower(network, dtype, "lowered" if partitions != 1 else convolution)
-    trace_idx = np.concatenate([np.arange(*plan.slices[p]) for p in trace_spec]) if trace_spec else np.zeros(0, np.int64)
+    trace_idx = (np.concatenate([plan.slices[p][0] + selection[p].columns(network.population(p).size)
+                                 for p in trace_spec]) if trace_spec else np.zeros(0, np.int64))
     trace_vars = sorted({v for vs in trace_spec.values() for v in vs}, key=backends.TRACE_VARS.index)
     options = _backend_options(name, module, backend_options)
     if partitions != 1:
@@ -92,14 +101,15 @@ def simulate(
             events.append((ev_t, ev_b, ev_j))
             st, sb, sj = np.nonzero(src)
             src_events.append((st + t0, sb, sj + plan.n_neurons))
-            trace_parts.append(tr_chunk)
+            trace_parts.append(_keep_traces(network, trace_spec, selection, tr_chunk, t0))
             bar.update(n)
             _check_projection(events, src_events, trace_parts, t0 + n, steps, run_s, bar)
     finally:
         bar.close()
     t_rec = time.perf_counter()
     spikes = _split_events(network, plan, events + src_events, steps, batch)
-    trace_out = _split_traces(network, trace_spec, trace_vars, trace_parts)
+    trace_out = {pop: {v: np.concatenate([part[pop][v] for part in trace_parts], axis=0) for v in vs}
+                 for pop, vs in trace_spec.items()}
     t_end = time.perf_counter()
     timings = {"setup": t_setup - t_start, "run": run_s, "record": t_end - t_rec, "total": t_end - t_start}
     meta: dict[str, Any] = {"populations": [p.name for p in network.populations], "n_synapses": int(len(plan.indices)),
@@ -110,6 +120,7 @@ def simulate(
     return SimulationResult(
         spikes=spikes, traces=trace_out, timings=timings, backend=name, dtype=str(plan.dtype),
         dt=network.dt, steps=steps, batch=batch, seed=int(seed), meta=meta,
+        trace_selection={p: selection[p] for p in trace_spec if not selection[p].full},
     )
 
 
@@ -188,18 +199,34 @@ def _split_events(network: Network, plan: Plan, events: list, steps: int, batch:
     return out
 
 
-def _split_traces(network: Network, spec: Mapping[str, list[str]], variables: list[str],
-                  parts: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
-    if not spec:
-        return {}
-    full = {v: np.concatenate([p[v] for p in parts], axis=0) for v in variables}
+def _keep_traces(network: Network, spec: Mapping[str, list[str]], selection: Mapping[str, TraceSelection],
+                 chunk: dict[str, np.ndarray], t0: int) -> dict[str, dict[str, np.ndarray]]:
+    """population -> variable -> the kept rows of a runner's traces of steps [t0, t0 + n): the
+    population's selected columns (in trace_idx order) at the steps that are multiples of its
+    stride; copies, so the runner's chunk is freed."""
     out: dict[str, dict[str, np.ndarray]] = {}
     offset = 0
     for pop, vs in spec.items():
-        size = network.population(pop).size
-        out[pop] = {v: full[v][:, :, offset:offset + size] for v in vs}
-        offset += size
+        sel = selection[pop]
+        width = sel.count(network.population(pop).size)
+        first = (-t0) % sel.stride  # the first step of this chunk that is a multiple of the stride
+        out[pop] = {v: np.ascontiguousarray(chunk[v][first::sel.stride, :, offset:offset + width]) for v in vs}
+        offset += width
     return out
+
+
+def check_trace_size(network: Network, spec: Mapping[str, list[str]], selection: Mapping[str, TraceSelection],
+                     steps: int, batch: int, itemsize: int, limit: Optional[int]) -> int:
+    """Bytes the requested traces will take (:func:`neurosim.traces.trace_bytes`); NetworkError on
+    'trace_limit' when more than `limit` (None: no limit), naming the size and how to shrink it."""
+    counts = {p: network.population(p).size for p in spec}
+    need = trace_bytes(counts, dict(spec), dict(selection), steps, batch, itemsize)
+    if limit is not None and need > limit:
+        first = next(iter(spec))
+        raise NetworkError("trace_limit", f"the traces would take about {describe_bytes(need)}, more than the limit "
+                                          f"of {describe_bytes(limit)}; record some neurons every k-th step (e.g. "
+                                          f"{first}:{spec[first][0]}:0-99:10) or raise the limit")
+    return need
 
 
 def _check_projection(events: list, src_events: list, trace_parts: list, done: int, steps: int, run_s: float,
@@ -213,7 +240,7 @@ def _check_projection(events: list, src_events: list, trace_parts: list, done: i
     if run_s > 0:
         bar.set_postfix_str(f"whole run about {_duration(run_s * steps / done)}", refresh=False)
     held = sum(a.nbytes for part in (events, src_events) for e in part for a in e)
-    held += sum(a.nbytes for part in trace_parts for a in part.values())
+    held += sum(a.nbytes for part in trace_parts for pop in part.values() for a in pop.values())
     projected = held * (steps / done)
     available = available_memory()
     if projected > available:

@@ -24,6 +24,7 @@ from .native_shapes import compact, write_shape, write_shaped
 from .conv import ShapedProjection
 from .network import CSR, AnyProjection, Network, PoissonInput, Population, SpikeInput
 from .result import SimulationResult
+from .traces import format_neurons
 
 __all__ = ["save", "load", "save_result", "load_result", "attr_text", "storage_problem", "global_heap_problem",
            "SCHEMA_VERSION", "NETWORK_FORMAT", "RESULT_FORMAT", "MAX_SIZE", "MAX_STEPS"]
@@ -175,6 +176,10 @@ def _write_result(f: h5py.File, res: SimulationResult) -> None:
     for k, (pop, variables) in enumerate(res.traces.items()):
         g = group.create_group(pop)
         g.attrs["order"] = k
+        sel = res.trace_selection.get(pop)
+        if sel is not None and not sel.full:  # neurosim.traces: which neurons, every k-th step
+            _set_text(g, "neurons", format_neurons(sel.neurons))
+            g.attrs["stride"] = int(sel.stride)
         for j, (var, values) in enumerate(variables.items()):
             d = g.create_dataset(var, data=np.asarray(values))
             d.attrs["order"] = j

@@ -406,7 +406,7 @@ def test_every_option_has_help(capsys):
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(subparsers.choices) == {"simulate", "info", "raster", "example", "backends", "cuba", "demo", "train",
-                                       "export", "import", "crosscheck"}
+                                       "export", "import", "crosscheck", "plot-traces"}
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help, (name, action.dest)
@@ -715,13 +715,8 @@ def test_raster_writes_only_png_names(tmp_path, result_file, capsys, name):
 @pytest.mark.parametrize("args, message", [
     (["cuba", "--n", "100", "--syn-per-neuron", "1000"],
      "--syn-per-neuron 1000: more than --n 100, the number of neurons each neuron can connect to; expected at most 100"),
-    (["cuba", "--n", "50"],
-     "--syn-per-neuron 80 (the default): more than --n 50, the number of neurons each neuron can connect to; "
-     "expected at most 50"),
     (["small_lif", "--n", "100"],
-     "--n: example small_lif takes no options but --out (--n, --syn-per-neuron and --seed are for cuba)"),
-    (["small_lif", "--seed", "3"],
-     "--seed: example small_lif takes no options but --out (--n, --syn-per-neuron and --seed are for cuba)"),
+     "--n: example small_lif takes no options but --out and --seed (--n and --syn-per-neuron are for cuba)"),
 ])
 def test_example_refuses_what_it_would_ignore_or_clip(tmp_path, capsys, args, message):
     out = tmp_path / "e.h5"

@@ -1,7 +1,8 @@
 """Brian2 export against neurosim's NumPy simulator (float64): exact spikes, traces to 1e-12.
 
-Poisson inputs are materialised: neurosim draws them, and the same spikes are given to both
-simulators through a SpikeInput of the same name (Brian2 cannot reproduce neurosim's draws).
+Most tests materialise Poisson inputs (neurosim draws them, and the same spikes are given to
+both simulators through a SpikeInput of the same name); the 'exact' Poisson export (neurosim's
+draw inside the Brian2 model) and the 'statistical' one (Brian2's PoissonGroup) have their own.
 """
 from __future__ import annotations
 
@@ -298,15 +299,62 @@ def test_script_in_subprocess_gives_neurosim_spikes(tmp_path) -> None:
 # ------------------------------------------------------------------ errors
 
 
-def test_poisson_input_is_refused_with_advice() -> None:
-    net = random_network(0)
-    for call in (lambda: run_brian2(net, random_inputs(0, 10, 1), 10),
-                 lambda: to_brian2(net, random_inputs(0, 10, 1), 10),
-                 lambda: write_brian2_script(net, "/nonexistent/never_written.py")):
-        with pytest.raises(ExportError) as err:
-            call()
-        assert err.value.target == "brian2" and err.value.field == "inputs.poi"
-        assert "SpikeInput" in str(err.value) and "inputs" in str(err.value)
+def test_poisson_input_exact_mode_gives_neurosims_spikes() -> None:
+    """Exported 'exact' (the default), a PoissonInput is neurosim's own draw for the seed: spikes
+    of the input and of every population equal neurosim's, for two seeds and a batch of 2."""
+    steps = 60
+    net, inputs = random_network(0), random_inputs(0, steps, 2)
+    assert any(isinstance(s, ns.PoissonInput) for s in net.inputs)
+    for seed in (0, 7):
+        ref = ns.simulate(net, inputs, steps, batch=2, seed=seed)
+        res = run_brian2(net, inputs, steps, batch=2, seed=seed)
+        assert res.seed == seed and res.meta["poisson"] == "exact"
+        assert len(ref.spikes["poi"]) > 0 and assert_same(ref, res) > 0
+    p = be.draw_poisson(np.full(3, 0.25), 5, 1, 40, 2)  # neurosim's draw, the script's copy of it
+    only = ns.Network(dt=1e-3, populations=[ns.Population("h", 1, ns.LIF(beta=0.5))],
+                      inputs=[ns.SpikeInput("s", 1), ns.PoissonInput("q", 3, 250.0)])
+    np.testing.assert_array_equal(ns.simulate(only, {"s": np.zeros((40, 1))}, 40, batch=2, seed=5).spikes["q"].dense(),
+                                  p)
+
+
+def test_poisson_input_statistical_mode_is_a_poisson_group_at_the_same_rates() -> None:
+    """'statistical': Brian2's PoissonGroup with neurosim's rate per channel; its spike count over
+    40 channels x 500 steps (p = 0.05 and 0.2) is within 5 binomial standard deviations."""
+    rates = np.repeat([50.0, 200.0], 20)
+    net = ns.Network(dt=1e-3, populations=[ns.Population("h", 2, ns.LIF(beta=0.9))],
+                     projections=[ns.Projection("q_h", "q", "h", np.full((40, 2), 0.01))],
+                     inputs=[ns.PoissonInput("q", 40, rates)])
+    b2.seed(3)
+    brian_net, h = to_brian2(net, None, 500, poisson="statistical")
+    assert type(h.inputs["q"]).__name__ == "PoissonGroup"
+    np.testing.assert_array_equal(np.asarray(h.inputs["q"].rates_[:]), rates)
+    brian_net.run(h.duration)
+    counts = np.bincount(np.asarray(h.spike_monitors["q"].i[:]), minlength=40)
+    for half, p in ((counts[:20], 0.05), (counts[20:], 0.2)):
+        n = 20 * 500
+        assert abs(half.sum() - n * p) < 5 * np.sqrt(n * p * (1 - p))
+    with pytest.raises(ExportError) as err:
+        run_brian2(net, None, 5, poisson="drawn")
+    assert err.value.field == "poisson" and "exact" in str(err.value)
+
+
+def test_script_with_a_poisson_input_exact_and_statistical(tmp_path) -> None:
+    steps = 50
+    net, inputs = random_network(0), random_inputs(0, steps, 2)
+    script, _ = write_brian2_script(net, tmp_path / "model.py")
+    assert "exported EXACTLY" in script.read_text()
+    np.savez(tmp_path / "spikes.npz", **inputs)
+    proc = subprocess.run([sys.executable, str(script), "--inputs", "spikes.npz", "--steps", str(steps), "--seed", "4",
+                           "--output", "out.npz"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    ref = ns.simulate(net, inputs, steps, seed=4)
+    for name, s in ref.spikes.items():
+        np.testing.assert_array_equal(out[f"{name}.step"], s.step, err_msg=name)
+        np.testing.assert_array_equal(out[f"{name}.index"], s.index, err_msg=name)
+    stat, _ = write_brian2_script(net, tmp_path / "stat.py", poisson="statistical")
+    text = stat.read_text()
+    assert "exported STATISTICALLY" in text and "statistically equal" in text
 
 
 def test_bad_arguments_name_the_field(tmp_path) -> None:

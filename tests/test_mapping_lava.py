@@ -163,7 +163,7 @@ def test_batch_loops_over_trials_and_disconnected_parts_all_run(lava):
      r"populations\.p\.model\.refractory.*LIFRefractory takes one value"),
     (ns.LIF(reset="zero", alpha=[0.5, 1.0, 0.5], bias=0.1), "floating_pt", r"populations\.p\.model\.bias.*alpha < 1"),
     (ns.LI(alpha=1.0, bias=0.1), "fixed_pt", r"populations\.p\.model\.bias.*alpha < 1"),
-    (ns.IF(reset="subtract", theta=0.0), "fixed_pt", r"populations\.p\.model\.theta"),
+    (ns.IF(reset="zero", theta=0.0), "fixed_pt", r"populations\.p\.model\.theta"),
 ])
 def test_unsupported_models_raise_before_lava_runs(model, mode, field):
     net = ns.Network(dt=1e-3, populations=[ns.Population("p", 3, model)])

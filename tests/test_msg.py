@@ -231,7 +231,7 @@ def test_cli_msg_writes_the_run_files(tmp_path, capsys):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 and {"train_acc", "val_acc", "test_acc", "seconds"} <= set(rows[0])
     best = max(rows, key=lambda r: float(r["val_acc"]))  # the first of equal maxima, as the CLI picks
-    assert (f"best validation accuracy {float(best['val_acc']):.3f} at epoch {int(best['epoch']) + 1}: "
+    assert (f"best validation accuracy {float(best['val_acc']):.3f} at epoch {int(best['epoch'])}: "
             f"test accuracy {float(best['test_acc']):.3f}") in out
     before = (run / "metrics.csv").read_bytes()
     assert main(_CLI + ["--epochs", "2", "--out", str(run), "--resume"]) == 0  # all epochs done: nothing to run

@@ -53,6 +53,13 @@ def epoch_bar(config: Any, start: int, per_epoch: int, desc: str, progress: bool
     return tqdm(total=(config.epochs - start) * per_epoch, desc=desc, unit=unit, disable=not progress, leave=False)
 
 
+def show_running(bar: Any, epoch: int, loss_sum: float, seen: int, correct: int, counted: int) -> None:
+    """The epoch (from 1), its running mean loss over `seen` samples and accuracy over `counted`
+    scored items, in the progress bar's postfix (nothing before the first)."""
+    if seen and counted:
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / counted:.3f}", refresh=False)
+
+
 def batches_per_epoch(n: int, config: Any) -> int:
     """Mini-batches of config.batch_size in an epoch of `n` samples (the last one may be short)."""
     return (n + config.batch_size - 1) // config.batch_size
@@ -196,11 +203,13 @@ def load_optimizer(path: Path, opt: torch.optim.Optimizer, state: Any) -> None:
 
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    """history (one dict of numbers per epoch) as CSV at `path`, atomically."""
+    """history (one dict of numbers per epoch) as CSV at `path`, atomically. Its 'epoch' column
+    counts from 1, as the console and curve.png do (a history row's 'epoch' is the 0-based index
+    the checkpoint stores)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(history[0]))
     w.writeheader()
-    w.writerows(history)
+    w.writerows([dict(r, epoch=int(r["epoch"]) + 1) if "epoch" in r else r for r in history])
     write_bytes(path, buf.getvalue().encode())
 
 
@@ -214,7 +223,7 @@ def plot_curve(path: Path, history: list[dict[str, float]], config: TrainConfig,
 
     fig = Figure(figsize=(8, 3.2))
     ax1, ax2 = fig.subplots(1, 2)
-    ep = [r["epoch"] + 1 for r in history]
+    ep = [r["epoch"] + 1 for r in history]  # numbered from 1, as in metrics.csv and on the console
     ax1.plot(ep, [r["train_loss"] for r in history], label="train")
     ax1.plot(ep, [r["test_loss"] for r in history], label="test")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")

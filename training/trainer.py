@@ -23,8 +23,8 @@ from .config import TrainConfig
 from .layers import SNN, from_network
 from .nets import recurrent_network
 from .rules import Objective, make_rule
-from .runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, shuffled,
-                       to_batch, write_checkpoint)
+from .runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, show_running,
+                       shuffled, to_batch, write_checkpoint)
 from .scoring import score
 
 
@@ -144,7 +144,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
             t0 = time.perf_counter()
             order = shuffled(config, epoch, n)
             set_epoch_lr(opt, config, epoch)
-            loss_sum, correct, counted = 0.0, 0, 0
+            loss_sum, correct, counted, seen = 0.0, 0, 0, 0
             for lo in range(0, n, config.batch_size):
                 idx, stepper.weight = world.shard(order[lo:lo + config.batch_size])
                 count = len(idx) if stepper.weight else 0  # 0: a weight-0 stand-in for an empty shard
@@ -153,11 +153,12 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                 out = rule.backward(model, b)
                 if not online:
                     stepper.step()
-                loss_sum += out.loss * count
+                loss_sum, seen = loss_sum + out.loss * count, seen + count
                 if count:
                     ok, cnt = score(task, out.readouts, b.targets)
                     correct, counted = correct + ok, counted + cnt
                 bar.update(1)
+                show_running(bar, epoch, loss_sum, seen, correct, counted)  # this process's shard
             test_loss, test_acc = (evaluate(model, task.test, task, config.batch_size) if world.main  # batches of the
                                    else (0.0, 0.0))  # training size: a streamed test split is read as such
             loss_sum, correct, counted, test_loss, test_acc = world.sum(

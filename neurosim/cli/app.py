@@ -12,7 +12,7 @@ from typing import Any, Iterator, NoReturn, Optional, Sequence
 
 from ..version import __version__
 from ..errors import NeurosimError, Terminated
-from . import crosscheck, demo, export, simulate, train
+from . import crosscheck, demo, export, simulate, traces, train
 from .common import PROG
 from .extras import missing_extra_message
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate.register(sub)  # simulate, info, raster, example, backends, cuba
+    traces.register(sub)  # plot-traces
     train.register(sub)
     export.register(sub)  # export, import
     crosscheck.register(sub)

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from .. import backends
 from ..errors import FileFormatError, NetworkError, NeurosimError
+from ..traces import describe_bytes
 
 PROG = "neurosim"
 
@@ -77,12 +78,36 @@ def key_value(text: str) -> tuple[str, Any]:
 
 
 def trace_arg(text: str) -> str:
-    """argparse type of --trace: POPULATION:VARIABLE with VARIABLE one of neurosim.backends.TRACE_VARS."""
-    pop, sep, var = text.partition(":")
-    if not sep or not pop or var not in backends.TRACE_VARS:
+    """argparse type of --trace: POPULATION:VARIABLE[:NEURONS][:STRIDE] with VARIABLE one of
+    neurosim.backends.TRACE_VARS, NEURONS such as 0-9,20,30-40 and STRIDE a whole number >= 1
+    (neurosim.traces)."""
+    from ..traces import parse_neurons, parse_stride, split_entry
+
+    try:
+        pop, var, neurons, stride = split_entry(text)
+    except NetworkError:
+        raise argparse.ArgumentTypeError(f"expected POPULATION:VARIABLE[:NEURONS][:STRIDE], e.g. exc:v or "
+                                         f"exc:v:0-9,20:10, got {text!r}") from None
+    try:
+        parse_neurons(neurons, None, "neurons")
+        parse_stride(stride, "stride")
+    except NetworkError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc.message}") from None
+    if var not in backends.TRACE_VARS:
         raise argparse.ArgumentTypeError(
-            f"expected POPULATION:VARIABLE with VARIABLE one of {', '.join(backends.TRACE_VARS)}, got {text!r}")
+            f"expected POPULATION:VARIABLE[:NEURONS][:STRIDE] with VARIABLE one of {', '.join(backends.TRACE_VARS)}, "
+            f"got {text!r}")
     return text
+
+
+def size_arg(text: str) -> int:
+    """argparse type of a size in bytes: 500MB, 2GB, 1.5GiB or a number of bytes."""
+    from ..traces import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------ shared by the commands
@@ -118,6 +143,9 @@ def argument_error(exc: NetworkError, args: argparse.Namespace) -> NeurosimError
         return CLIError(f"--steps {args.steps}: {exc.message}")
     if field == "batch":
         return CLIError(f"--batch {args.batch}: {exc.message}" + (f" ({args.input})" if args.input else ""))
+    if field == "trace_limit":
+        return CLIError(f"--trace {' '.join(args.trace)}: {exc.message} with --trace-limit (now "
+                        f"{describe_bytes(args.trace_limit)})")
     if field.startswith("traces."):
         pop = field[len("traces."):]
         spec = next((t for t in args.trace if t.partition(":")[0] == pop), pop)

@@ -83,6 +83,18 @@ def build_cuba(n: int, syn_per_neuron: int, seed: int) -> Any:
     return cuba_network(n=n, syn_per_neuron=syn_per_neuron, seed=seed)
 
 
+def default_input(network: Any, steps: int, rate_hz: float, seed: int) -> dict[str, np.ndarray]:
+    """Spikes for every SpikeInput of `network`: bool (steps, size), each channel spiking in a step
+    with probability ``rate_hz * dt`` (one trial; a generator seeded with (seed, k) for input k)."""
+    from ..network import SpikeInput
+
+    p = rate_hz * network.dt
+    if not 0 <= p <= 1:
+        raise CLIError(f"default input: {rate_hz:g} Hz at dt {network.dt:g} s is not a probability per step")
+    return {s.name: np.random.default_rng([seed, k]).random((steps, s.size)) < p
+            for k, s in enumerate(network.inputs) if isinstance(s, SpikeInput)}
+
+
 def asset_path(name: str) -> str:
     """The path of bundled file `name` of the assets package; CLIError when it is missing."""
     try:

@@ -40,6 +40,10 @@ def register(sub: Any) -> None:
                    help="nir, target neurosim: also write neurosim's extensions (ALIF as node type neurosim.ALIF, "
                         "subtract reset and refractory periods in neurosim.* metadata). Such files are for neurosim "
                         "only: nir.read rejects neurosim.ALIF, and other tools misread the reset as reset to zero")
+    p.add_argument("--poisson", default="exact", choices=("exact", "statistical"),
+                   help="brian2: a PoissonInput as neurosim's own draw for the script's --seed, fed through a "
+                        "SpikeGeneratorGroup (exact, default: the same spikes as 'neurosim simulate --seed S'), or "
+                        "as Brian2's PoissonGroup at the same rates (statistical: statistically equal, other spikes)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -74,6 +78,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         outputs.append(("--out (its .npz)", os.path.splitext(args.out)[0] + ".npz"))
     paths.refuse_inputs_as_outputs(outputs, [("MODEL.h5", args.model)])
     network = storage.load(args.model)
+    if args.poisson != "exact" and args.to != "brian2":
+        from .common import CLIError
+
+        raise CLIError(f"--poisson {args.poisson}: only the brian2 export draws Poisson inputs")
     if args.to == "nir":
         from mapping import write_nir
 
@@ -92,7 +100,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         from mapping import write_brian2_script
 
-        write_brian2_script(network, args.out)
+        write_brian2_script(network, args.out, poisson=args.poisson)
     print(f"wrote {args.out}")
     return 0
 
@@ -108,6 +116,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise NeurosimError(f"--dt: expected a time step > 0 in seconds, got {args.dt}")
     paths.check_writable(args.out, "--out")
     paths.refuse_inputs_as_outputs([("--out", args.out)], [("FILE", args.file)])
+    check_import_kind(args.file, args.fmt)
     if args.fmt == "nir":
         from mapping import read_nir
 
@@ -125,3 +134,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+
+def check_import_kind(path: str, fmt: str) -> None:
+    """Refuse FILE whose root says it is another kind than --from names (neurosim.cli.sniff)."""
+    from .common import CLIError
+    from .sniff import KINDS, file_kind
+
+    from ..errors import FileFormatError
+
+    try:
+        kind = file_kind(path)
+    except FileFormatError:  # missing, a directory, not HDF5: the format's own reader says so
+        return
+    if kind != fmt and kind in KINDS:
+        use = f"use --from {kind}" if kind in IMPORT_FORMATS else "nothing to import ('neurosim info' describes it)"
+        raise CLIError(f"{path}: this is {KINDS[kind]}, not {KINDS[fmt].split(' (')[0]}; {use}")

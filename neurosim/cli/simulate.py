@@ -12,11 +12,14 @@ from typing import Any
 from .. import atomic, backends, paths
 from ..errors import FileFormatError, NetworkError, NeurosimError
 from . import examples
-from .common import CLIError, argument_error, int_at_least, key_value, names_arg, resolve_backend, seed_arg, trace_arg
+from .common import (CLIError, argument_error, int_at_least, key_value, names_arg, resolve_backend, seed_arg,
+                     size_arg, trace_arg)
 from .examples import CUBA_N, CUBA_SYN
 from .inputs import load_inputs
 
 FORMATS = ("neurosim.network", "neurosim.result")
+EXAMPLE_STEPS, EXAMPLE_RATE = 1000, 50.0  # the default input of an example with SpikeInputs
+TRACE_LIMIT = 10**9  # bytes of traces `simulate --trace` records without --trace-limit
 
 
 def register(sub: Any) -> None:
@@ -31,10 +34,10 @@ def register(sub: Any) -> None:
                    help="spikes for the model's SpikeInputs: a numpy .npz archive (np.savez) with one array "
                         "per SpikeInput, keyed by its name, shaped (T, n) or (T, B, n) with T >= --steps, "
                         "n the input's size and B trials; values 0/1 or bool. PoissonInputs are drawn from --seed")
-    p.add_argument("--backend", default="numpy", choices=("numpy", "numba", "cupy", "auto"),
+    p.add_argument("--backend", default="auto", choices=("numpy", "numba", "cupy", "auto"),
                    help="simulator: numpy (reference), numba (compiled CPU), cupy (NVIDIA GPU) or auto "
                         "(cupy if a GPU is usable, else numba if installed, else numpy; the choice is printed). "
-                        "Default: numpy")
+                        "Default: auto, as for cuba and demo")
     p.add_argument("--backend-option", metavar="KEY=VALUE", type=key_value, action="append", default=[],
                    help="a setting of the chosen backend (repeatable), e.g. for cupy propagation=gather "
                         "(bitwise equal to numpy), propagation=matmul or graph_steps=0; 'neurosim backends' "
@@ -46,9 +49,15 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S",
                    help="seed of the Poisson inputs (whole number, 0 <= S < 2**63, default 0); the same seed gives "
                         "the same spikes on every backend")
-    p.add_argument("--trace", metavar="POP:VAR", type=trace_arg, nargs="+", action="extend", default=[],
-                   help=f"record a state variable of a population every step, e.g. exc:v; VAR is one of "
-                        f"{', '.join(backends.TRACE_VARS)}; may be repeated")
+    p.add_argument("--trace", metavar="POP:VAR[:NEURONS][:STRIDE]", type=trace_arg, nargs="+", action="extend",
+                   default=[],
+                   help=f"record a state variable of a population, e.g. exc:v (every neuron, every step), "
+                        f"exc:v:0-9,20,30-40 (those neurons) or exc:v:0-99:10 (every 10th step from step 0; "
+                        f"exc:v::10 for every neuron); VAR is one of {', '.join(backends.TRACE_VARS)}; one choice "
+                        f"of neurons and stride per population; may be repeated. 'neurosim plot-traces' draws them")
+    p.add_argument("--trace-limit", type=size_arg, default=TRACE_LIMIT, metavar="SIZE",
+                   help="refuse, before running, traces that would take more than SIZE, e.g. 500MB or 4GB "
+                        f"(default {TRACE_LIMIT // 10**9} GB); the estimate is printed for recordings over 10 MB")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar on stderr")
     p.add_argument("--metrics", nargs="?", const="-", default=None, metavar="FILE.json",
                    help="print NeuroBench's metrics of the run (synaptic operations, activation and "
@@ -58,11 +67,13 @@ def register(sub: Any) -> None:
                    help="result file to write (HDF5; its directory must exist; replaced atomically)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("info", help="describe a network or result file",
+    p = sub.add_parser("info", help="describe a network, result, NIR or NetX file",
                        description="Print what a neurosim HDF5 file holds: for a network, its populations, "
                                    "inputs, projections, dt and counts; for a result, spike counts, rates and "
-                                   "timings. The kind is read from the file's root attribute 'format'.")
-    p.add_argument("file", metavar="FILE.h5", help="a network (MODEL.h5) or result (OUT.h5) file")
+                                   "timings. The kind is read from the file's root attribute 'format'. A NIR "
+                                   "graph (/node group) lists its nodes and edges, a lava-dl NetX file (/layer "
+                                   "group) its layers.")
+    p.add_argument("file", metavar="FILE", help="a network (MODEL.h5), result (OUT.h5), NIR or NetX file")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("raster", help="plot a spike raster from a result file",
@@ -81,16 +92,21 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("example", help="write a bundled example network",
                        description="Write an example network as a MODEL.h5 file. 'cuba': the CUBA benchmark "
-                                   "(Vogels and Abbott 2005; 80% excitatory LIF neurons, dt 0.1 ms); "
-                                   "'small_lif': the small saved model shipped in assets/small_lif.h5.")
+                                   "(Vogels and Abbott 2005; 80% excitatory LIF neurons, dt 0.1 ms; Poisson-free, "
+                                   "needs no input); 'small_lif': the small saved model shipped in "
+                                   "assets/small_lif.h5, written with a default input beside it, MODEL_input.npz "
+                                   f"({EXAMPLE_STEPS} steps of {EXAMPLE_RATE:g} Hz random spikes for each "
+                                   "SpikeInput, from --seed), so that 'neurosim simulate MODEL.h5 --steps "
+                                   f"{EXAMPLE_STEPS} --input MODEL_input.npz --out OUT.h5' runs it.")
     p.add_argument("name", choices=("cuba", "small_lif"), help="which example: cuba or small_lif")
     p.add_argument("--n", type=int_at_least(10), default=None,
                    help=f"cuba only: number of neurons (>= 10, default {CUBA_N})")
     p.add_argument("--syn-per-neuron", type=int_at_least(1), default=None, metavar="K",
-                   help=f"cuba only: mean outgoing synapses per neuron, at most --n (default {CUBA_SYN}; "
-                        f"weights scale by {CUBA_SYN}/this)")
+                   help=f"cuba only: mean outgoing synapses per neuron, at most --n (default {CUBA_SYN}, or --n "
+                        f"when --n is smaller; weights scale by {CUBA_SYN}/this)")
     p.add_argument("--seed", type=seed_arg, default=None, metavar="S",
-                   help="cuba only: seed of the connectivity and initial voltages (default 0)")
+                   help="cuba: seed of the connectivity and initial voltages; small_lif: seed of its default "
+                        "input's spikes (default 0)")
     p.add_argument("--out", required=True, metavar="MODEL.h5", help="network file to write (replaced atomically)")
     p.set_defaults(func=cmd_example)
 
@@ -133,9 +149,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.input) if args.input else {}
     name = resolve_backend(args.backend)
     try:
+        if args.trace:
+            print_trace_estimate(network, inputs, args)
         result = simulate(network, inputs, args.steps, batch=args.batch, backend=name, dtype=args.dtype,
                           seed=args.seed, traces=args.trace or None, progress=not args.no_progress,
-                          backend_options=dict(args.backend_option))
+                          backend_options=dict(args.backend_option), trace_limit=args.trace_limit)
     except NetworkError as exc:  # simulate validates the arguments; say it in the CLI's terms
         raise argument_error(exc, args) from None
     storage.save_result(result, args.out)
@@ -153,10 +171,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_trace_estimate(network: Any, inputs: Any, args: argparse.Namespace) -> None:
+    """Print the size the requested traces will take when it is over 10 MB (before the run)."""
+    import numpy as np
+
+    from ..run import describe_run, trace_selection
+    from ..simulate import check_trace_size
+    from ..traces import describe_bytes
+
+    run = describe_run(network, inputs, args.steps, batch=args.batch, traces=args.trace, selectable=True)
+    need = check_trace_size(network, run.traces, trace_selection(network.populations, args.trace), run.steps,
+                            run.batch, np.dtype(args.dtype).itemsize, None)
+    if need > 10**7:
+        print(f"traces: about {describe_bytes(need)} ({', '.join(args.trace)}; limit --trace-limit "
+              f"{describe_bytes(args.trace_limit)})")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """`neurosim info`: describe a network or result file."""
     from .. import storage
+    from .sniff import describe_foreign, file_kind
 
+    kind = file_kind(args.file)
+    if kind in ("nir", "netx"):  # read with the mapping package's checked readers
+
+        print(describe_foreign(args.file, kind))
+        return 0
     kind = peek_format(args.file)
     if kind == "neurosim.network":
         net = storage.load(args.file)
@@ -172,7 +212,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{args.file}: neurosim result")
         print(res.summary())
         print(f"dt: {res.dt:g} s; duration {res.steps * res.dt:g} s; seed {res.seed}")
-        traced = [f"{p}:{v}" for p, vs in res.traces.items() for v in vs]
+        traced = [f"{p}:{v}" + (f":{res.trace_selection[p].text()}" if p in res.trace_selection else "")
+                  for p, vs in res.traces.items() for v in vs]
         print(f"traces: {', '.join(traced) if traced else 'none'}")
     return 0
 
@@ -185,6 +226,16 @@ def cmd_raster(args: argparse.Namespace) -> int:
         raise CLIError(f"--png {args.png}: expected a file name ending in .png (the image is written as PNG)")
     paths.check_writable(args.png, "--png")
     paths.refuse_inputs_as_outputs([("--png", args.png)], [("OUT.h5", args.result)])
+    from .sniff import KINDS, file_kind
+
+    kind = file_kind(args.result)
+    if kind != "neurosim.result" and kind in KINDS:
+        model = args.result if kind == "neurosim.network" else "MODEL.h5"
+        first = ("" if kind == "neurosim.network" else
+                 f"import it first ('neurosim import {args.result} --from {kind} --dt SECONDS --out MODEL.h5'), then ")
+        raise CLIError(f"{args.result}: {KINDS[kind]}, not a result; {first}simulate it with 'neurosim simulate "
+                       f"{model} --steps T --out OUT.h5' and draw OUT.h5 with 'neurosim raster OUT.h5 --png "
+                       f"{args.png}'")
     res = storage.load_result(args.result)
     if args.trial >= res.batch:
         raise CLIError(f"--trial {args.trial}: {args.result} has {res.batch} trial(s), expected 0..{res.batch - 1}")
@@ -202,14 +253,14 @@ def cmd_example(args: argparse.Namespace) -> int:
     """`neurosim example`: write a bundled example network."""
     from .. import storage
 
-    given = [f"--{k.replace('_', '-')}" for k in ("n", "syn_per_neuron", "seed") if getattr(args, k) is not None]
+    given = [f"--{k.replace('_', '-')}" for k in ("n", "syn_per_neuron") if getattr(args, k) is not None]
     if args.name != "cuba" and given:
-        raise CLIError(f"{given[0]}: example {args.name} takes no options but --out "
-                       f"(--n, --syn-per-neuron and --seed are for cuba)")
+        raise CLIError(f"{given[0]}: example {args.name} takes no options but --out and --seed "
+                       f"(--n and --syn-per-neuron are for cuba)")
     paths.check_writable(args.out, "--out")
     if args.name == "cuba":
         n = CUBA_N if args.n is None else args.n
-        k = CUBA_SYN if args.syn_per_neuron is None else args.syn_per_neuron
+        k = min(CUBA_SYN, n) if args.syn_per_neuron is None else args.syn_per_neuron
         if k > n:
             default = " (the default)" if args.syn_per_neuron is None else ""
             raise CLIError(f"--syn-per-neuron {k}{default}: more than --n {n}, the number of neurons each neuron "
@@ -219,9 +270,25 @@ def cmd_example(args: argparse.Namespace) -> int:
         asset = examples.asset_path("small_lif.h5")
         paths.refuse_inputs_as_outputs([("--out", args.out)], [("the bundled example", asset)])
         net = storage.load(asset)
+    spikes = examples.default_input(net, EXAMPLE_STEPS, EXAMPLE_RATE, 0 if args.seed is None else args.seed)
+    npz = os.path.splitext(args.out)[0] + "_input.npz"
+    if spikes:
+        paths.check_writable(npz, "--out (its input file)")
+        paths.refuse_inputs_as_outputs([("--out (its input file)", npz)], [("--out", args.out)])
     storage.save(net, args.out)
     print(net.summary())
     print(f"wrote {args.out}")
+    if spikes:
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **spikes)
+        atomic.write_bytes(npz, buf.getvalue())
+        print(f"wrote {npz}: default input, {EXAMPLE_STEPS} steps of {EXAMPLE_RATE:g} Hz random spikes for "
+              f"{', '.join(spikes)}; run it with: neurosim simulate {args.out} --steps {EXAMPLE_STEPS} "
+              f"--input {npz} --out result.h5")
     return 0
 
 

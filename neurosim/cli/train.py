@@ -24,8 +24,8 @@ def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return rules, tasks
 
 
-def register(sub: Any) -> None:
-    """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
+def register(sub: Any) -> argparse.ArgumentParser:
+    """Add the `train` subparser to `sub` (argparse subparsers of the neurosim CLI); returns it."""
     positive_int = int_at_least(1)
     rules, tasks = rule_and_task_choices()
     p = sub.add_parser(
@@ -34,12 +34,15 @@ def register(sub: Any) -> None:
                     "Writes into --out, atomically after every epoch: checkpoint.pt, metrics.csv, curve.png "
                     "and config.json; at the end, for the rules that train a neurosim network (all but ep, "
                     "msg and sab, which bring their own models), the trained network as model.h5 (neurosim "
-                    "HDF5). --resume continues from the last checkpoint and ends with the same weights as an "
-                    "uninterrupted run; a run directory that holds a run is refused without --resume or "
-                    "--overwrite.")
-    p.add_argument("--task", required=True, choices=tasks, help="bundled task, or an event dataset from local files "
-                                                                  "(shd, ssc, nmnist, dvs_gesture: --task-option root=PATH; "
-                                                                  "nothing is downloaded)")
+                    "HDF5). --resume continues from the last checkpoint with the options of RUN_DIR/config.json "
+                    "(only --out is needed; an option given again must match, --epochs may extend a constant "
+                    "schedule) and ends with the same weights as an uninterrupted run; a run directory that "
+                    "holds a run is refused without --resume or --overwrite. Epochs are numbered from 1 on the "
+                    "console, in metrics.csv and in curve.png.")
+    p.add_argument("--task", default=None, choices=tasks,
+                   help="bundled task (no download), or an event dataset from local files (shd, ssc, nmnist, "
+                        "dvs_gesture: --task-option root=PATH; nothing is downloaded); required unless --resume "
+                        "reads it from RUN_DIR/config.json")
     p.add_argument("--rule", default="bptt", choices=rules,
                    help="bptt: full BPTT; tbptt: truncated every --k steps; budgeted: exact BPTT within "
                         "--budget memory (Gruslys et al. 2016); ottt: online training through time (Xiao et al. "
@@ -104,7 +107,8 @@ def register(sub: Any) -> None:
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, initial weights and shuffling (default 0)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/checkpoint.pt with the options in RUN_DIR/config.json")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in a RUN_DIR that holds a run (without it, such a RUN_DIR is refused: "
                         "--resume continues it)")
@@ -116,6 +120,7 @@ def register(sub: Any) -> None:
                         "one process up to float summation order. 'torchrun -m neurosim train ...' works too")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+    return p
 
 
 def block_length(text: str) -> Any:
@@ -148,6 +153,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.methods import METHODS
     from training.trainer import TrainConfig, pick_device, train
 
+    from .train_resume import epoch_printer, print_resume_hint, resumed_arguments
+
+    if args.resume:
+        args = resumed_arguments(args, register)
+    elif args.task is None:
+        raise NeurosimError("--task: required to start a run (or --resume to continue the run in --out)")
     names = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names},
                          task_options=task_options(args.task_option), rule_options=dict(args.rule_option))
@@ -195,12 +206,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NeurosimError(f"--nproc {args.nproc}: NCCL needs one GPU per process and torch sees {gpus}; "
                                 f"use --nproc {gpus} or --device cpu")
         return distributed.launch(args.argv, args.nproc)
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device,
-                   overwrite=args.overwrite)
-    if os.environ.get("RANK", "0") != "0":
+    main_rank = os.environ.get("RANK", "0") == "0"
+    printed: list[dict[str, float]] = []  # the rows whose line epoch_printer wrote
+    try:
+        result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device,
+                       overwrite=args.overwrite, on_epoch=epoch_printer(config, printed) if main_rank else None)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (neurosim.errors.Terminated): say how to go on
+        if main_rank:
+            print_resume_hint(args.out)
+        raise
+    if not main_rank:
         return 0
     last = result["history"][-1] if result["history"] else None
-    if last:
+    if last and not printed:  # a method's own loop, or a resumed run with no epoch left
         print(f"epoch {int(last['epoch']) + 1}: train loss {last['train_loss']:.4f}, "
               f"test accuracy {last['test_acc']:.3f}")
     if last and "val_acc" in last:  # model selection: report the test accuracy at the best validation epoch

@@ -270,7 +270,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
     training.methods for the contract (config.json, checkpoint.pt after every epoch, metrics.csv,
     curve.png, all atomically; `resume` continues from the checkpoint to the same final weights)."""
     from ..runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr,
-                            shuffled, to_batch, write_checkpoint)
+                            show_running, shuffled, to_batch, write_checkpoint)
     from ..tasks import make_task
     from . import METHODS, refuse_unused
 
@@ -309,6 +309,7 @@ def train_run(config: Any, run_dir: Path, *, resume: bool, progress: bool, devic
                 ok, cnt = score(task, outs, b.targets)
                 loss_sum, correct, counted = loss_sum + loss * b.inputs.shape[1], correct + ok, counted + cnt
                 bar.update(1)
+                show_running(bar, epoch, loss_sum, min(lo + config.batch_size, n), correct, counted)
             seconds = time.perf_counter() - t0
             test_loss, test_acc = evaluate(model, task.test, task)
             history.append(dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,
