@@ -296,8 +296,8 @@ def test_bad_model_files(tmp_path, model, npz, capsys, case, needles):
     ("wrong size", ["in.npz", "in", "(200, 5)"]),
     ("too short", ["in.npz", "in", "T >= 200"]),
     ("4-D", ["in.npz", "in", "shape"]),
-    ("not 0/1", ["in.npz", "in", "0/1"]),
-    ("strings", ["in.npz", "in", "0/1"]),
+    ("not 0/1", ["in.npz", "in", "whole numbers", "0.5"]),
+    ("strings", ["in.npz", "in", "event counts", "dtype"]),
     ("batch mismatch", ["in.npz", "in", "--batch"]),
     ("not an npz", ["in.npz", ".npz"]),
     ("no file", ["in.npz"]),
@@ -312,7 +312,7 @@ def test_bad_inputs(tmp_path, model, capsys, case, needles):
         "wrong size": {"in": np.zeros((STEPS, 5))},
         "too short": {"in": good[:100]},
         "4-D": {"in": np.zeros((STEPS, 1, 1, 6))},
-        "not 0/1": {"in": np.where(good > 0, 2, 0)},
+        "not 0/1": {"in": np.where(good > 0, 0.5, 0)},  # counts (whole numbers) are accepted, fractions not
         "strings": {"in": np.full((STEPS, 6), "1")},
         "batch mismatch": {"in": spikes_in(batch=3)},
     }.get(case)

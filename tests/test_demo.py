@@ -87,3 +87,14 @@ def test_agreement_and_accuracy_consistency(demo):
     for section in ("Training curve", "Agreement", "Exports", "Fixed-point quantisation", "Stage timings",
                     "Versions"):
         assert f"## {section}" in md
+
+
+def test_report_carries_the_neurobench_metrics_of_the_test_simulation(demo):
+    out, res = demo
+    from neurosim.metrics import neurobench_metrics
+
+    want = neurobench_metrics(ns.load(res.files["model"]), ns.load_result(res.files["simulation"]))
+    assert res.metrics == want and want.effective_acs > 0
+    text = open(res.files["report"]).read()
+    assert "## NeuroBench metrics" in text and want.table() in text
+    assert "NeuroBench metrics" in open(res.files["html"]).read()

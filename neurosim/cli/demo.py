@@ -75,6 +75,7 @@ class DemoResult:
     check: Any
     quantisation: str
     versions: dict[str, str] = field(default_factory=dict)
+    metrics: Any = None  # neurosim.metrics.Metrics of the test-set simulation
 
 
 def register(sub: Any) -> None:
@@ -126,8 +127,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from training.rules import RULE_NAMES
     from training.tasks import TASKS
 
-    if args.task not in TASKS:  # checked before anything is created
-        raise NeurosimError(f"--task {args.task}: expected one of {', '.join(sorted(TASKS))}")
+    from .train import EVENT_TASKS
+
+    bundled = sorted(t for t in TASKS if t not in EVENT_TASKS)  # event datasets need a root: 'neurosim train'
+    if args.task not in bundled:  # checked before anything is created
+        extra = (f" (the event dataset {args.task} needs --task-option root=PATH: use 'neurosim train')"
+                 if args.task in EVENT_TASKS else "")
+        raise NeurosimError(f"--task {args.task}: expected one of {', '.join(bundled)}{extra}")
     rules = [r for r in RULE_NAMES if r not in ("tbptt", "budgeted")]  # those need --k / --budget
     if args.rule not in rules:
         raise NeurosimError(f"--rule {args.rule}: the demo trains with one of {', '.join(rules)} (for other rules "
@@ -156,6 +162,7 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     from training.trainer import TrainConfig, train
 
     from .. import backends, storage
+    from ..metrics import neurobench_metrics
     from ..simulate import simulate
 
     os.makedirs(out, exist_ok=True)
@@ -193,6 +200,7 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     correct, counted = score(task, {int(t): v_out[t] for t in np.flatnonzero(task.test.loss_mask)},
                              torch.as_tensor(task.test.targets))
     sim_acc = correct / counted
+    metrics = neurobench_metrics(net, sim)
     files["simulation"] = os.path.join(out, "simulate.h5")
     storage.save_result(sim, files["simulation"])
     stages[f"simulate test set ({backend})"] = time.perf_counter() - t0
@@ -234,7 +242,8 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     plot_rasters(check.results, files["rasters"], net)
     stages["report"] = time.perf_counter() - t0
     stages["total"] = time.perf_counter() - t_all
-    res = DemoResult(config, test_acc, sim_acc, task.bar, stages, files, exports, check, quantisation, versions())
+    res = DemoResult(config, test_acc, sim_acc, task.bar, stages, files, exports, check, quantisation, versions(),
+                     metrics)
     files["report"] = os.path.join(out, "report.md")
     files["html"] = os.path.join(out, "report.html")
     write_text(files["report"], report_markdown(res, out))

@@ -95,6 +95,9 @@ def report_markdown(res: Any, out: str) -> str:
     lines += ["## Agreement", "", res.check.table(), ""]
     if res.check.skipped:
         lines += [f"- {k} skipped: {v}" for k, v in res.check.skipped.items()] + [""]
+    if res.metrics is not None:
+        lines += ["## NeuroBench metrics (the test set in neurosim, per trial)", "", "```", res.metrics.table(),
+                  "```", ""]
     lines += ["## Exports", ""] + [f"- **{k}**: {v}" for k, v in res.exports.items()] + [""]
     lines += ["## Fixed-point quantisation", "", "```", res.quantisation, "```", ""]
     lines += ["## Stage timings", "", "| stage | seconds |", "|---|---|"]
@@ -140,6 +143,8 @@ def report_html(res: Any, out: str) -> str:
                "spike times", "max |dv|", "first divergence"], agree),
         "".join(f"<p>{e(k)} skipped: {e(v)}</p>" for k, v in res.check.skipped.items()),
         *overlays,
+        *(["<h2>NeuroBench metrics (the test set in neurosim, per trial)</h2>", f"<pre>{e(res.metrics.table())}</pre>"]
+          if res.metrics is not None else []),
         "<h2>Exports</h2><ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in res.exports.items()) + "</ul>",
         f"<h2>Fixed-point quantisation</h2><pre>{e(res.quantisation)}</pre>",
         "<h2>Stage timings</h2>", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in res.stages.items()]),
