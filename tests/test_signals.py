@@ -69,7 +69,7 @@ def test_sigterm_during_simulate_writes_nothing(tmp_path):
     assert main(["example", "cuba", "--n", "200", "--out", str(model)]) == 0
     out = tmp_path / "out"
     out.mkdir()
-    proc = _start(["simulate", str(model), "--steps", "100000000", "--out", str(out / "r.h5")])
+    proc = _start(["simulate", str(model), "--steps", "100000000", "--backend", "numpy", "--out", str(out / "r.h5")])
     seen = ""
     while "simulate (numpy)" not in seen:  # the progress bar: the simulation runs
         c = proc.stderr.read(1)
