@@ -40,6 +40,9 @@ class TrainConfig:
     # floating-point type of weights, states and gradients (a run directory written before this
     # option existed has none in its config.json or checkpoint: it was float32)
     dtype: str = "float32"
+    # a layered model (training.layered.parse_arch: a spec string or a JSON model file) instead of
+    # the recurrent network of --hidden/--model; None (and absent from runs written before): none
+    arch: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

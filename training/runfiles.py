@@ -127,6 +127,8 @@ def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[
     saved, wanted = state.get("config"), asdict(config)
     if isinstance(saved, dict) and "dtype" not in saved and "dtype" in wanted:
         saved = dict(saved, dtype="float32")  # written before --dtype existed: always float32
+    if isinstance(saved, dict) and "arch" not in saved and "arch" in wanted:
+        saved = dict(saved, arch=None)  # written before --arch existed: the recurrent network
     if isinstance(saved, dict) and saved.get("schedule") == wanted.get("schedule") == "constant" and "epochs" in wanted:
         saved = dict(saved, epochs=wanted["epochs"])  # a constant rate's run may be extended (or end sooner)
     if saved != wanted:

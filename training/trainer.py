@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from neurosim.errors import NeurosimError
+from neurosim.errors import NetworkError, NeurosimError
 from neurosim.paths import output_directory
 
 from . import distributed
@@ -118,9 +118,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "checkpoint.pt"
     torch.manual_seed(config.seed)
-    net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
-                            tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
-    model = from_network(net, surrogate=config.surrogate, dtype=getattr(torch, config.dtype)).to(dev)
+    model = build_model(config, task).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     stepper = distributed.Stepper(opt, world, config.clip)  # (all-reduce,) clip, step
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,
@@ -158,10 +156,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                     correct, counted = correct + ok, counted + cnt
                 bar.update(1)
             test_loss, test_acc = evaluate(model, task.test, task) if world.main else (0.0, 0.0)
-            loss_sum, correct, counted, test_loss, test_acc = world.sum(
-                [loss_sum, correct, counted, test_loss, test_acc], dev)
+            val = getattr(task, "val", None)
+            val_loss, val_acc = evaluate(model, val, task) if world.main and val is not None else (0.0, 0.0)
+            loss_sum, correct, counted, test_loss, test_acc, val_loss, val_acc = world.sum(
+                [loss_sum, correct, counted, test_loss, test_acc, val_loss, val_acc], dev)
             row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
+            if val is not None:  # model selection on the validation split (the CLI reports its best epoch)
+                row.update(val_loss=val_loss, val_acc=val_acc)
             history.append(row)
             if world.main:
                 write_checkpoint(run, config, epoch, history, bar=getattr(task, "bar", None), model=model.state_dict(),
@@ -179,9 +181,45 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         idx, _ = world.shard(np.arange(min(n, config.batch_size)))
         batch = to_batch(task.train, idx, model.v0.dtype, model.v0.device)
         raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
+    files = ["model.h5", "metrics.csv", "curve.png", "checkpoint.pt"]
     if world.main:
         save(model.to_network(), run / "model.h5")
-    return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
+        if config.arch is not None:  # the layer spec, to rebuild the torch module (training.layered.load_arch)
+            from neurosim.atomic import write_bytes
+
+            from .layered import arch_json
+
+            write_bytes(run / "arch.json", arch_json(model.specs).encode())
+            files.insert(1, "arch.json")
+    return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None), "files": files}
+
+
+def build_model(config: TrainConfig, task: Any) -> Any:
+    """The model `config` trains on `task`: the layered model of ``config.arch`` on the task's
+    input shape (``task.params['shape']``, else (n_in,)), or input -> recurrent LIF/ALIF -> LI."""
+    dtype = getattr(torch, config.dtype)
+    if config.arch is None:
+        net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
+                                tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed)
+        return from_network(net, surrogate=config.surrogate, dtype=dtype)
+    from .layered import LayeredSNN, parse_arch
+
+    try:
+        layers = parse_arch(config.arch)
+    except NetworkError as e:
+        raise NeurosimError(f"--arch: {e}") from None
+    if config.rule == "eprop" and not any(s.kind == "rdense" for s in layers):
+        raise NeurosimError("--arch: rule eprop needs a recurrent layer (rdense): e-prop's eligibility traces "
+                            "are for recurrent LIF/ALIF layers; train a feed-forward or conv model with "
+                            "bptt, tbptt, budgeted, ottt or ratebp")
+    if layers[-1].size != task.n_out:
+        raise NeurosimError(f"--arch: the last layer has {layers[-1].size} neurons, task {config.task} has "
+                            f"{task.n_out} classes")
+    try:
+        return LayeredSNN(layers, tuple(task.params.get("shape", (task.n_in,))), surrogate=config.surrogate,
+                          dtype=dtype, seed=config.seed)
+    except NetworkError as e:
+        raise NeurosimError(f"--arch: {e}") from None
 
 
 def _budget(text: Optional[str]) -> Any:

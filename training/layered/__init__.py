@@ -1,0 +1,7 @@
+"""Layered (and convolutional) SNNs: a spec (training.layered.spec), the torch module on
+neurosim's canonical step (training.layered.model)."""
+from .model import LayeredSNN, neuron_record, out_shape
+from .spec import KINDS, NEURONS, LayerSpec, arch_json, finish, load_arch, parse_arch
+
+__all__ = ["KINDS", "LayerSpec", "LayeredSNN", "NEURONS", "arch_json", "finish", "load_arch", "neuron_record",
+           "out_shape", "parse_arch"]
