@@ -1,62 +1,53 @@
 """The network description: populations, input sources, projections and dt.
 
 Records are immutable and validate themselves on construction; every error names the field.
-Time unit: seconds (``dt``); delays and refractory periods are whole steps.
+Time unit: seconds (``dt``); delays and refractory periods are whole steps. Populations and
+inputs may carry a shape (C, H, W) or (C, L), and projections may be shaped (convolution,
+pooling, flatten: :mod:`neurosim.conv`, which states the contract) besides dense and CSR.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
 
+from .conv import ShapedProjection
+from .csr import CSR, validate_csr
 from .errors import NetworkError
+from .fields import MAX_DELAY, NAME_PATTERN, check_delay, check_name, node_shape, readonly
 from .models import LI, MODELS, Model, NeuronParams, per_neuron_vector
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # names of populations, inputs, projections
-MAX_DELAY = 100_000  # steps; the ring buffer holds max_delay + 1 steps of input per neuron
-
-
-def _check_name(name: Any, where: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise NetworkError(where, f"expected a name of letters, digits, '_', '-' "
-                                  f"starting with a letter or '_' (at most 64), got {name!r}")
-    return name
-
-
-def _check_size(size: Any, where: str) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise NetworkError(where, f"expected a whole number >= 1, got {size!r}")
-    return int(size)
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
-
+__all__ = ["CSR", "MAX_DELAY", "NAME_PATTERN", "Population", "SpikeInput", "PoissonInput", "Projection",
+           "AnyProjection", "Network"]
 
 @dataclass(frozen=True, eq=False)
 class Population:
-    """`size` neurons of one model with per-neuron parameters and initial state (v0, i0, a0)."""
+    """`size` neurons of one model with per-neuron parameters and initial state (v0, i0, a0).
+
+    shape: (size,) (default), (C, L) or (C, H, W) with prod(shape) = size, neurons flattened in
+    C order (:mod:`neurosim.conv`); `size` may be given as the shape itself.
+    """
 
     name: str
-    size: int
+    size: Any
     model: Model
     v0: Any = 0.0
     i0: Any = 0.0
     a0: Any = 0.0
+    shape: Any = None
 
     def __post_init__(self) -> None:
         where = f"populations.{self.name}"
-        _check_name(self.name, "populations.name")
-        object.__setattr__(self, "size", _check_size(self.size, f"{where}.size"))
+        check_name(self.name, "populations.name")
+        size, shape = node_shape(self.size, self.shape, where)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "shape", shape)
         if type(self.model) not in MODELS.values():
             raise NetworkError(f"{where}.model", f"expected LIF, ALIF, IF or LI, got {type(self.model).__name__}")
         for init in ("v0", "i0", "a0"):
             vals = per_neuron_vector(getattr(self, init), self.size, f"{where}.{init}")
-            object.__setattr__(self, init, _readonly(vals))
+            object.__setattr__(self, init, readonly(vals))
         object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
 
     @property
@@ -71,14 +62,18 @@ class Population:
 
 @dataclass(frozen=True, eq=False)
 class SpikeInput:
-    """A source of `size` channels whose spikes are given to :func:`neurosim.simulate`."""
+    """A source of `size` channels whose spikes are given to :func:`neurosim.simulate`
+    (flat, (T, [batch,] size)); `shape` as for :class:`Population`."""
 
     name: str
-    size: int
+    size: Any
+    shape: Any = None
 
     def __post_init__(self) -> None:
-        _check_name(self.name, "inputs.name")
-        object.__setattr__(self, "size", _check_size(self.size, f"inputs.{self.name}.size"))
+        check_name(self.name, "inputs.name")
+        size, shape = node_shape(self.size, self.shape, f"inputs.{self.name}")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "shape", shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,82 +84,22 @@ class PoissonInput:
     """
 
     name: str
-    size: int
+    size: Any
     rate: Any = 10.0
+    shape: Any = None
 
     def __post_init__(self) -> None:
-        _check_name(self.name, "inputs.name")
-        object.__setattr__(self, "size", _check_size(self.size, f"inputs.{self.name}.size"))
+        check_name(self.name, "inputs.name")
+        size, shape = node_shape(self.size, self.shape, f"inputs.{self.name}")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "shape", shape)
         r = per_neuron_vector(self.rate, self.size, f"inputs.{self.name}.rate")
         if np.any(r < 0):
             raise NetworkError(f"inputs.{self.name}.rate", "expected rates >= 0 Hz")
-        object.__setattr__(self, "rate", _readonly(r))
+        object.__setattr__(self, "rate", readonly(r))
 
 
 Source = Union[SpikeInput, PoissonInput]
-
-
-@dataclass(frozen=True, eq=False)
-class CSR:
-    """Compressed sparse rows: row j (presynaptic) holds columns ``indices[indptr[j]:indptr[j+1]]``."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray
-    shape: tuple[int, int]
-
-    @classmethod
-    def from_dense(cls, w: np.ndarray) -> "CSR":
-        """Nonzero entries of a dense (n_pre, n_post) matrix, rows in order."""
-        w = np.asarray(w)
-        rows, cols = np.nonzero(w)
-        indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
-        np.add.at(indptr, rows + 1, 1)
-        return cls(np.cumsum(indptr), cols.astype(np.int64), w[rows, cols], (w.shape[0], w.shape[1]))
-
-    @classmethod
-    def from_coo(cls, pre: np.ndarray, post: np.ndarray, values: np.ndarray,
-                 shape: tuple[int, int]) -> "CSR":
-        """From (pre, post, value) triplets; stable order within a row."""
-        pre = np.asarray(pre, dtype=np.int64)
-        order = np.argsort(pre, kind="stable")
-        counts = np.bincount(pre, minlength=shape[0]) if pre.size else np.zeros(shape[0], np.int64)
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(indptr, np.asarray(post, dtype=np.int64)[order],
-                   np.asarray(values)[order], (int(shape[0]), int(shape[1])))
-
-    def to_dense(self) -> np.ndarray:
-        """The (n_pre, n_post) matrix; duplicate entries (multapses) are summed."""
-        out = np.zeros(self.shape, dtype=np.asarray(self.values).dtype)
-        np.add.at(out, (self.rows(), np.asarray(self.indices)), self.values)
-        return out
-
-    def rows(self) -> np.ndarray:
-        """Row (presynaptic index) of every entry, (nnz,) int64."""
-        return np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
-
-    def sum_duplicates(self) -> "CSR":
-        """The same matrix with duplicate (row, column) entries merged by addition, columns
-        ascending within a row (a merged entry that sums to 0 stays an entry)."""
-        rows, cols = self.rows(), np.asarray(self.indices, np.int64)
-        key = rows * self.shape[1] + cols
-        uniq, inverse = np.unique(key, return_inverse=True)
-        values = np.zeros(uniq.size, dtype=np.asarray(self.values).dtype)
-        np.add.at(values, inverse, self.values)
-        counts = np.bincount(uniq // max(self.shape[1], 1), minlength=self.shape[0]) if uniq.size \
-            else np.zeros(self.shape[0], np.int64)
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return CSR(indptr, (uniq % max(self.shape[1], 1)).astype(np.int64), values, self.shape)
-
-    @property
-    def has_duplicates(self) -> bool:
-        """Whether some (row, column) holds more than one entry (a multapse)."""
-        key = self.rows() * self.shape[1] + np.asarray(self.indices, np.int64)
-        return bool(np.unique(key).size < key.size)
-
-    @property
-    def nnz(self) -> int:
-        return int(len(self.indices))
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,16 +119,16 @@ class Projection:
 
     def __post_init__(self) -> None:
         where = f"projections.{self.name}"
-        _check_name(self.name, "projections.name")
-        _check_name(self.pre, f"{where}.pre")
-        _check_name(self.post, f"{where}.post")
+        check_name(self.name, "projections.name")
+        check_name(self.pre, f"{where}.pre")
+        check_name(self.post, f"{where}.post")
         w = self.weights
         if hasattr(w, "tocsr") and not isinstance(w, np.ndarray):  # scipy.sparse
             w = w.tocsr()
             w = CSR(np.asarray(w.indptr, np.int64), np.asarray(w.indices, np.int64),
                     np.asarray(w.data), (int(w.shape[0]), int(w.shape[1])))
         if isinstance(w, CSR):
-            w = _validate_csr(w, f"{where}.weights")
+            w = validate_csr(w, f"{where}.weights")
         else:
             try:
                 w = np.asarray(w, dtype=np.float64)
@@ -203,26 +138,13 @@ class Projection:
                 raise NetworkError(f"{where}.weights", f"expected a 2-D (n_pre, n_post) array, got shape {w.shape}")
             if not np.all(np.isfinite(w)):
                 raise NetworkError(f"{where}.weights", "expected finite values, found NaN or inf")
-            w = _readonly(w)
+            w = readonly(w)
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "delay", self._validated_delay(where))
 
     def _validated_delay(self, where: str) -> Union[int, np.ndarray]:
-        d = np.asarray(self.delay)
-        if d.dtype.kind not in "iuf" or (d.dtype.kind == "f" and np.any(d != np.round(d))):
-            raise NetworkError(f"{where}.delay", f"expected whole numbers of steps >= 1, got dtype {d.dtype}")
-        if d.size and not np.all(np.isfinite(d)):
-            raise NetworkError(f"{where}.delay", "expected finite whole numbers of steps, found NaN or inf")
-        if d.size and np.any(d < 1):
-            raise NetworkError(f"{where}.delay", f"expected delays >= 1 step, got minimum {int(d.min())}")
-        if d.size and np.any(d > MAX_DELAY):
-            raise NetworkError(f"{where}.delay", f"expected delays <= {MAX_DELAY} steps, got {int(d.max())}")
-        if d.ndim == 0:
-            return int(d)
         expected = (self.weights.nnz,) if isinstance(self.weights, CSR) else self.weights.shape
-        if d.shape != expected:
-            raise NetworkError(f"{where}.delay", f"expected a scalar or shape {expected}, got {d.shape}")
-        return _readonly(d.astype(np.int64))
+        return check_delay(self.delay, f"{where}.delay", expected)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -290,27 +212,7 @@ class Projection:
         return tuple(Projection(f"{self.name}_d{d}", self.pre, self.post, c, d) for d, c in merged)
 
 
-def _validate_csr(c: CSR, where: str) -> CSR:
-    try:
-        indptr = np.asarray(c.indptr)
-        indices = np.asarray(c.indices)
-        values = np.asarray(c.values, dtype=np.float64)
-        n_pre, n_post = (int(s) for s in c.shape)
-    except (TypeError, ValueError):
-        raise NetworkError(where, "expected CSR(indptr, indices, values, (n_pre, n_post))") from None
-    if indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu":
-        raise NetworkError(where, "expected integer indptr and indices")
-    if indptr.shape != (n_pre + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise NetworkError(f"{where}.indptr", f"expected {n_pre + 1} non-decreasing offsets starting at 0")
-    if indices.shape != (int(indptr[-1]),) or values.shape != indices.shape:
-        raise NetworkError(f"{where}.indices", f"expected {int(indptr[-1])} indices and values, "
-                                               f"got {indices.shape} and {values.shape}")
-    if indices.size and (indices.min() < 0 or indices.max() >= n_post):
-        raise NetworkError(f"{where}.indices", f"expected column indices in [0, {n_post})")
-    if not np.all(np.isfinite(values)):
-        raise NetworkError(f"{where}.values", "expected finite values, found NaN or inf")
-    return CSR(_readonly(indptr.astype(np.int64)), _readonly(indices.astype(np.int64)),
-               _readonly(values), (n_pre, n_post))
+AnyProjection = Union[Projection, ShapedProjection]
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,7 +221,7 @@ class Network:
 
     dt: float
     populations: tuple[Population, ...] = ()
-    projections: tuple[Projection, ...] = ()
+    projections: tuple[AnyProjection, ...] = ()
     inputs: tuple[Source, ...] = ()
     name: str = "network"
 
@@ -333,7 +235,8 @@ class Network:
             raise NetworkError("dt", f"expected a finite time step > 0 in seconds, got {self.dt!r}")
         object.__setattr__(self, "dt", dt)
         for attr, kinds, label in (("populations", (Population,), "Population"),
-                                   ("projections", (Projection,), "Projection"),
+                                   ("projections", (Projection, ShapedProjection),
+                                    "Projection or shaped projection (neurosim.conv)"),
                                    ("inputs", (SpikeInput, PoissonInput), "SpikeInput or PoissonInput")):
             items = tuple(getattr(self, attr))
             for k, item in enumerate(items):
@@ -342,14 +245,15 @@ class Network:
             object.__setattr__(self, attr, items)
         if not self.populations:
             raise NetworkError("populations", "expected at least one population")
-        nodes: dict[str, int] = {}
+        nodes: dict[str, tuple[int, ...]] = {}
         for item in (*self.inputs, *self.populations):
             kind = "inputs" if isinstance(item, (SpikeInput, PoissonInput)) else "populations"
             if item.name in nodes:
                 raise NetworkError(f"{kind}.{item.name}", "name already used by another population or input")
-            nodes[item.name] = item.size
+            nodes[item.name] = item.shape
         pops = {p.name for p in self.populations}
         seen: set[str] = set()
+        bound = []
         for proj in self.projections:
             where = f"projections.{proj.name}"
             if proj.name in seen:
@@ -359,11 +263,15 @@ class Network:
                 raise NetworkError(f"{where}.pre", f"no population or input named {proj.pre!r} (have {sorted(nodes)})")
             if proj.post not in pops:
                 raise NetworkError(f"{where}.post", f"no population named {proj.post!r} (have {sorted(pops)})")
-            expected = (nodes[proj.pre], nodes[proj.post])
+            if isinstance(proj, ShapedProjection):
+                proj = proj.bind(nodes[proj.pre], nodes[proj.post])
+            expected = (int(np.prod(nodes[proj.pre])), int(np.prod(nodes[proj.post])))
             if proj.shape != expected:
                 raise NetworkError(f"{where}.weights", f"expected shape {expected} (pre.size, post.size), got {proj.shape}")
             if proj.pre in pops and not self.population(proj.pre).spiking:
                 raise NetworkError(f"{where}.pre", f"{proj.pre!r} is an LI readout and never spikes")
+            bound.append(proj)
+        object.__setattr__(self, "projections", tuple(bound))
         for src in self.inputs:
             if isinstance(src, PoissonInput) and np.any(src.rate * dt > 1):
                 raise NetworkError(f"inputs.{src.name}.rate", f"rate * dt must be <= 1 (rate <= {1 / dt:g} Hz)")
@@ -390,19 +298,48 @@ class Network:
 
     @property
     def n_synapses(self) -> int:
-        return sum(p.weights.nnz if p.is_sparse else int(np.count_nonzero(p.weights)) for p in self.projections)
+        """Synapses of dense and CSR projections plus the (pre, post) pairs shaped ones reach."""
+        return sum(p.n_synapses if isinstance(p, ShapedProjection) else
+                   p.weights.nnz if p.is_sparse else int(np.count_nonzero(p.weights)) for p in self.projections)
+
+    @property
+    def shaped(self) -> tuple[ShapedProjection, ...]:
+        """The shaped projections (convolution, pooling, flatten), in order."""
+        return tuple(j for j in self.projections if isinstance(j, ShapedProjection))
+
+    def lowered(self) -> "Network":
+        """The same network with every shaped projection replaced by its exact CSR lowering
+        (``Projection(name, pre, post, csr, delays)``, :meth:`ShapedProjection.to_csr`): the
+        dense-lowered reference, and the form for targets that take only dense and CSR
+        projections. Itself when it has none."""
+        if not self.shaped:
+            return self
+        projs = []
+        for j in self.projections:
+            if isinstance(j, ShapedProjection):
+                csr, d = j.to_csr()
+                j = Projection(j.name, j.pre, j.post, csr, int(d[0]) if d.size and np.all(d == d[0]) else d)
+            projs.append(j)
+        return self.replace(projections=tuple(projs))
+
+    def refuse_shaped(self, target: str) -> None:
+        """NetworkError naming the first shaped projection, for a `target` that takes dense and
+        CSR projections only (the caller may lower first: :meth:`lowered`)."""
+        for j in self.shaped:
+            raise NetworkError(f"projections.{j.name}", f"{target} takes dense and CSR projections only, not "
+                                                        f"{type(j).__name__} (lower it first: Network.lowered())")
 
     def without_multapses(self) -> "Network":
         """The same network with at most one synapse per (pre, post) in every projection (see
         :meth:`Projection.without_multapses`), for targets that hold one weight per pair (Lava
         connections, NetX layers, the fixed-point network); itself when it has no multapse.
         Split projections get unique names ``{name}_d{d}`` (``_1``, ... appended on a clash)."""
-        if not any(j.has_multapses for j in self.projections):
-            return self
-        taken = {j.name for j in self.projections if not j.has_multapses}
+        if not any(isinstance(j, Projection) and j.has_multapses for j in self.projections):
+            return self  # shaped projections reach each (pre, post) pair at most once
+        taken = {j.name for j in self.projections if isinstance(j, ShapedProjection) or not j.has_multapses}
         projs = []
         for j in self.projections:
-            for part in j.without_multapses():
+            for part in (j,) if isinstance(j, ShapedProjection) else j.without_multapses():
                 name, k = part.name, 1
                 while part.name != j.name and name in taken:
                     name, k = f"{part.name}_{k}", k + 1
@@ -420,10 +357,16 @@ class Network:
                  f"{self.n_synapses} synapses"]
         for s in self.inputs:
             extra = f", rate {float(np.mean(s.rate)):g} Hz mean" if isinstance(s, PoissonInput) else ""
-            lines.append(f"  input      {s.name:<16} {type(s).__name__:<12} size {s.size}{extra}")
+            shape = f" shape {s.shape}" if len(s.shape) > 1 else ""
+            lines.append(f"  input      {s.name:<16} {type(s).__name__:<12} size {s.size}{shape}{extra}")
         for p in self.populations:
-            lines.append(f"  population {p.name:<16} {type(p.model).__name__:<12} size {p.size}")
+            shape = f" shape {p.shape}" if len(p.shape) > 1 else ""
+            lines.append(f"  population {p.name:<16} {type(p.model).__name__:<12} size {p.size}{shape}")
         for j in self.projections:
+            if isinstance(j, ShapedProjection):
+                lines.append(f"  projection {j.name:<16} {j.pre} -> {j.post} ({j.describe()}, "
+                             f"{j.n_weights} weights, {j.n_synapses} synapses)")
+                continue
             kind = "csr" if j.is_sparse else "dense"
             nnz = j.weights.nnz if j.is_sparse else int(np.count_nonzero(j.weights))
             lines.append(f"  projection {j.name:<16} {j.pre} -> {j.post} ({kind}, {nnz} synapses, "
