@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 from neurosim import Network, Population, Projection, SpikeInput, simulate  # noqa: E402
 from neurosim.errors import NetworkError  # noqa: E402
 from training.layered import LayeredSNN, arch_json, load_arch, neuron_record, parse_arch  # noqa: E402
+from training.layered import from_network as layered_from_network  # noqa: E402
 from training.layers import from_network  # noqa: E402
 from training.rules import Batch, make_rule  # noqa: E402
 
@@ -201,3 +202,54 @@ def test_conv_ratebp_kernel_gradient_follows_bptt():
     torch.testing.assert_close(m2.weights["out"].grad, m1.weights["out"].grad, rtol=1e-12, atol=1e-15)
     cos = torch.nn.functional.cosine_similarity(m1.weights["l1"].grad.flatten(), m2.weights["l1"].grad.flatten(), 0)
     assert cos > 0.9
+
+
+# -------------------------------------------------------------------------- Network conversion
+
+ROUND = ("conv(4,k=3,s=2,p=1,scale=2,bias=1),pool(2,mode=avg),conv(6,k=3,p=1,g=2,scale=2),flatten,"
+         "rdense(12,neuron=alif,train=beta+theta,scale=3),dense(5)")
+
+
+def test_network_round_trip_keeps_weights_and_spikes_and_neurosim_simulates_it():
+    m = LayeredSNN(parse_arch(ROUND), (2, 10, 10), dtype=F64, dt=1e-3)
+    with torch.no_grad():
+        m.weights["l1_bias"].copy_(torch.linspace(-0.3, 0.2, 4, dtype=F64))
+        m.weights["l5_beta"].mul_(torch.linspace(0.8, 1.0, 12, dtype=F64))
+    net = m.to_network()
+    kinds = [type(j).__name__ for j in net.projections]
+    assert kinds == ["Conv2d", "AvgPool2d", "Conv2d", "Projection", "Projection", "Projection"]
+    assert net.population("l1").shape == (4, 5, 5) and net.inputs[0].shape == (2, 10, 10)
+    m2 = layered_from_network(net, m.specs, dtype=F64)
+    a, b = m.state_dict(), m2.state_dict()
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    x = _input()
+    with torch.no_grad():
+        out, _ = m(x)
+        out2, _ = m2(x)
+    res = simulate(net, {"in": x.numpy()}, steps=x.shape[0], traces={"out": ["v"]})
+    for name in ("l1", "l2", "l3", "l5"):
+        assert out[name]["z"].sum() > 5, name
+        assert torch.equal(out[name]["z"], out2[name]["z"])
+        np.testing.assert_array_equal(res.spikes[name].dense(), out[name]["z"].numpy() > 0)
+    np.testing.assert_allclose(res.traces["out"]["v"], out["out"]["v"].numpy(), rtol=0, atol=1e-12)
+    # without the spec: the nonzero conv bias becomes trainable, the trained beta/theta are kept fixed
+    m3 = layered_from_network(net, dtype=F64)
+    assert "l1_bias" in m3.weights and "l5_beta" not in m3.weights
+    torch.testing.assert_close(m3.params.beta, m.params.beta.detach(), rtol=0, atol=0)
+
+
+def test_from_network_refuses_what_a_layered_model_cannot_be():
+    m = LayeredSNN(parse_arch("conv(4,k=3,s=2,p=1),flatten,dense(5)"), (2, 10, 10), dtype=F64, dt=1e-3)
+    net = m.to_network()
+    conv = net.projections[0]
+    slow = net.replace(projections=(type(conv)(conv.name, "in", "l1", conv.kernel, 2, 1, delay=2), net.projections[1]))
+    with pytest.raises(NetworkError) as e:
+        layered_from_network(slow)
+    assert e.value.field == "projections.l1.delay"
+    with pytest.raises(NetworkError) as e:
+        layered_from_network(net, parse_arch("conv(4,k=3,s=2,p=1),flatten,rdense(5)"))
+    assert e.value.field == "populations.out"
+    with pytest.raises(NetworkError, match="time step"):
+        LayeredSNN(parse_arch("dense(3)"), (4,)).to_network()

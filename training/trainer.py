@@ -217,7 +217,7 @@ def build_model(config: TrainConfig, task: Any) -> Any:
                             f"{task.n_out} classes")
     try:
         return LayeredSNN(layers, tuple(task.params.get("shape", (task.n_in,))), surrogate=config.surrogate,
-                          dtype=dtype, seed=config.seed)
+                          dtype=dtype, seed=config.seed, dt=task.dt)
     except NetworkError as e:
         raise NeurosimError(f"--arch: {e}") from None
 

@@ -189,6 +189,10 @@ def finish(layers: Sequence[LayerSpec]) -> list[LayerSpec]:
         neuron = s.neuron or ("li" if last else "lif")
         if neuron == "li" and not last and s.has_neurons:
             raise NetworkError(f"arch[{j}].neuron", "an LI layer never spikes: only the last layer can be a readout")
+        trained = set(s.train.split("+")) - {""}
+        if ("beta" in trained and neuron == "if") or ("theta" in trained and neuron == "li"):
+            raise NetworkError(f"arch[{j}].train", f"a {neuron} neuron has no {'beta' if neuron == 'if' else 'theta'} "
+                                                   "to train")
         name = s.name or ("out" if last else f"l{j + 1}")
         theta = s.theta if s.theta is not None else (0.5 if s.kind == "pool" else 1.0)
         out.append(replace(s, neuron=neuron if s.has_neurons else None, name=name, theta=theta))
