@@ -78,7 +78,7 @@ def test_shapes_dtypes_and_defaults(tasks, key):
 
 def test_registry_and_sizes_options():
     assert set(TASKS) == {"store_recall", "evidence", "delayed_xor", "delayed_copy", "digits",
-                          "copy", "adding"}
+                          "copy", "adding", "nmnist_digits"}
     t = make_task("evidence", n_train=6, n_test=3)
     assert len(t.train) == 6 and len(t.test) == 3
     paper = make_task("evidence", n_train=2, n_test=2, scale=1.0)             # Bellec et al. 2020 timing

@@ -16,7 +16,7 @@ from .dvs import pixel_thresholds, saccade_recording
 from .images import N_DIGITS, digit_images
 
 NMNIST_DEFAULTS: dict[str, Any] = dict(size=34, zoom=3.0, saccade_steps=6, amplitude=4.0, threshold=0.3,
-                                       mismatch=0.05, background=0.1, n_val=144, loss_steps=None, dt=1e-3)
+                                       mismatch=0.05, background=0.1, n_val=None, loss_steps=None, dt=1e-3)
 
 
 def nmnist_digits(seed: int, n_train: int | None, n_test: int | None, **options: Any) -> Task:
@@ -26,7 +26,8 @@ def nmnist_digits(seed: int, n_train: int | None, n_test: int | None, **options:
     `saccade_steps` (steps per saccade, 6: T = 18), `amplitude` (saccade triangle side in pixels,
     4), `threshold` (DVS contrast threshold C on log intensity, 0.3), `mismatch` (relative
     per-pixel threshold spread, 0.05), `background` (intensity added before the log, 0.1),
-    `n_val` (validation samples taken from the train split, stratified, 144; 0: none),
+    `n_val` (validation samples taken from the train split, stratified, at least 10 or 0 for none;
+    default 10% of the training samples, 144 of 1437, and none when that is under 10),
     `loss_steps` (readout over the last loss_steps steps; default all T), `dt` (seconds per step).
 
     Splits: test is the digits task's test split (``train_test_split(stratify=label,
@@ -46,11 +47,14 @@ def nmnist_digits(seed: int, n_train: int | None, n_test: int | None, **options:
     mismatch = float_option(name, "mismatch", o["mismatch"], 0.0, lo_open=False)
     background = float_option(name, "background", o["background"], 0.0)
     dt = float_option(name, "dt", o["dt"], 0.0)
-    n_val = int_option(name, "n_val", o["n_val"], 0)
     T = 3 * steps
     loss_steps = T if o["loss_steps"] is None else int_option(name, "loss_steps", o["loss_steps"], 1, T)
     n_te = sample_count(name, "n_test", n_test, 360, lo=10)
     n_tr = sample_count(name, "n_train", n_train, N_DIGITS - n_te)
+    n_val = (int(round(0.1 * n_tr)) if round(0.1 * n_tr) >= 10 else 0) if o["n_val"] is None else \
+        int_option(name, "n_val", o["n_val"], 0)
+    if 0 < n_val < 10:
+        raise NetworkError(f"{name}.n_val", f"expected 0 (no validation split) or at least 10 (one per class), got {n_val}")
     if n_tr - n_val < 10 or n_tr + n_te > N_DIGITS:
         raise NetworkError(f"{name}.n_train", f"expected n_train - n_val >= 10 and n_train + n_test <= {N_DIGITS}, "
                                               f"got {n_tr} - {n_val} and {n_tr} + {n_te}")
