@@ -137,10 +137,11 @@ def to_lava(
     it is, fixed_pt only). traces: {'pop': [...]} of :data:`neurosim.fixed_point.TRACE_VARS`
     ('*_int' in fixed_pt only), recorded by Monitors. Raises ExportError for anything Lava
     cannot express. A Network's multapses are merged first (one weight per (pre, post, delay),
-    split into one connection per delay where a pair has several: ``Network.without_multapses``).
+    split into one connection per delay where a pair has several: ``Network.without_multapses``);
+    shaped projections (convolution, pooling) become connections of their exact CSR lowering.
     """
     if isinstance(network, Network):
-        network = network.without_multapses()
+        network = network.lowered().without_multapses()  # shaped projections as Sparse/Dense of their lowering
     fixed = _prepare(network, mode)
     spec = trace_request(network.populations, traces, TRACE_VARS, _unavailable(mode))
     trial = _one_trial(network, inputs, steps)

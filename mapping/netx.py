@@ -59,6 +59,9 @@ def netx_quantize(network: Network, *, vth_mant: Union[None, int, Mapping[str, i
 
     Multapses on one (pre, post, delay) are summed before rounding (one NetX weight per pair);
     synapses of several delays on one pair are refused (a NetX layer holds one delay per pair)."""
+    for j in network.shaped:
+        raise ExportError(TARGET, f"projections.{j.name}", f"NetX export of {type(j).__name__} layers is not "
+                                                           "supported yet (export network.lowered() for dense layers)")
     _chain(network)
     for j in network.projections:
         if len(j.without_multapses()) > 1:

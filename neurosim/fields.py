@@ -61,9 +61,10 @@ def node_shape(size: Any, shape: Any, where: str) -> tuple[int, tuple[int, ...]]
     if shape is None:
         n = check_size(size, f"{where}.size")
         return n, (n,)
-    if not isinstance(shape, (tuple, list, np.ndarray)) or not 1 <= len(shape) <= MAX_RANK:
+    if not isinstance(shape, (tuple, list, np.ndarray)) or not 1 <= len(shape) <= MAX_RANK or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 1 for v in shape):
         raise NetworkError(f"{where}.shape", f"expected (n,), (C, L) or (C, H, W) of whole numbers >= 1, got {shape!r}")
-    dims = check_ints(tuple(shape), len(shape), f"{where}.shape", 1, "(n,), (C, L) or (C, H, W)")
+    dims = tuple(int(v) for v in shape)
     n = math.prod(dims)
     if size is not None and check_size(size, f"{where}.size") != n:
         raise NetworkError(f"{where}.size", f"expected prod(shape) = {n} for shape {dims}, got {size!r}")

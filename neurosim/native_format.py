@@ -1,17 +1,23 @@
 """The native HDF5 schema (version 1) of a :class:`Network` and a :class:`SimulationResult`.
 
-Network file (root attrs ``format = "neurosim.network"``, ``schema_version = 1``,
+Network file (root attrs ``format = "neurosim.network"``, ``schema_version = 2``,
 ``neurosim_version``, ``dt`` in seconds, ``name``)::
 
     /populations/<name>/   attrs model ('lif' | 'alif' | 'if' | 'li'), reset (models that have
-                           one), size, order; float64 datasets (size,): one per model parameter
-                           (``model.param_names()``, scalars broadcast) and v0, i0, a0
-    /inputs/<name>/        attrs kind ('spikes' | 'poisson'), size, order; poisson: rate (size,) Hz
-    /projections/<name>/   attrs pre, post, format ('dense' | 'csr'), order;
+                           one), size, order, shape (shaped nodes only); float64 datasets,
+                           one per model parameter (``model.param_names()``) and v0, i0, a0,
+                           each of shape (size,), () (one value for all) or (C,) (per channel)
+    /inputs/<name>/        attrs kind ('spikes' | 'poisson'), size, order, shape (shaped only);
+                           poisson: rate Hz, shape (size,), () or (C,)
+    /projections/<name>/   attrs pre, post, format ('dense' | 'csr' | a shaped kind), order;
                            dense: weights (n_pre, n_post) float64;
                            csr: indptr (n_pre + 1,), indices (nnz,) int64, values (nnz,) float64,
                            attr shape (n_pre, n_post);
-                           delay: int64, scalar or per synapse ((n_pre, n_post) dense, (nnz,) csr)
+                           delay: int64, scalar or per synapse ((n_pre, n_post) dense, (nnz,) csr);
+                           shaped kinds (conv2d, conv1d, sumpool2d, avgpool2d, flatten) store their
+                           kernel and parameters, not the expanded matrix: :mod:`neurosim.native_shapes`
+
+Version 1 files (every per-neuron dataset (size,), no shapes, dense and CSR only) still load.
 
 Result file (root attrs ``format = "neurosim.result"``, schema_version, neurosim_version,
 backend, dtype, dt, steps, batch, seed, ``meta`` as a JSON object)::
@@ -27,7 +33,8 @@ path with attributes written ``group@attr`` (``@dt`` for a root attribute).
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLDEST_SCHEMA = 1  # the oldest schema_version read
 NETWORK_FORMAT = "neurosim.network"
 RESULT_FORMAT = "neurosim.result"
 MAX_SIZE = 2**31 - 1  # neurons per population or channels per input: spike indices are int32

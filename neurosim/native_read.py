@@ -15,7 +15,9 @@ import numpy as np
 from .errors import FileFormatError, NetworkError
 from .h5read import FLOAT, INT, REAL, Budget, FileKind, H5Reader, PathLike, describe, plain_dtype, storage_problem
 from .models import MODELS, model_from_params
-from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, RESULT_FORMAT, SCHEMA_VERSION
+from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, OLDEST_SCHEMA, RESULT_FORMAT, SCHEMA_VERSION
+from .native_shapes import SHAPED_FORMATS, read_per_neuron, read_shape, read_shaped
+from .conv import ShapedProjection
 from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
 from .result import SimulationResult, SpikeTrains
 
@@ -46,8 +48,10 @@ COPIES = {"populations": 3, "inputs": 3, "projections": 2}
 
 def declared_network_bytes(r: "NativeReader", groups: dict[str, h5py.Group]) -> tuple[int, str]:
     """Bytes loading the network will allocate, from the shapes its datasets declare (8 bytes a
-    value, times COPIES; nothing read). Datasets the file does not store (storage_problem) or
-    that are not plain numbers count 0 here: the schema reader reports them in its own order.
+    value, times COPIES; nothing read). A per-neuron dataset stored compactly (one value, or one
+    per channel) counts as the `size` values it expands to. Datasets the file does not store
+    (storage_problem) or that are not plain numbers count 0 here, and so does a `size` attribute
+    that is not a valid one: the schema reader reports them in its own order.
     Returns the total and the dataset declaring the most."""
     total, largest, field = 0, -1, ""
     for key in ("populations", "inputs", "projections"):
@@ -55,12 +59,18 @@ def declared_network_bytes(r: "NativeReader", groups: dict[str, h5py.Group]) -> 
             obj = r.follow(groups[key], name, f"{key}/{name}", "a group")
             if not isinstance(obj, h5py.Group):
                 continue
+            size = 0
+            if key != "projections":
+                try:
+                    size = r.attr_int(obj, "size", f"{key}/{name}", 1, MAX_SIZE)
+                except FileFormatError:
+                    size = 0
             for member in obj.keys():
                 where = f"{key}/{name}/{member}"
                 d = r.follow(obj, member, where)
                 if not isinstance(d, h5py.Dataset) or not plain_dtype(d.dtype, REAL) or storage_problem(d):
                     continue
-                need = COPIES[key] * 8 * math.prod(d.shape or ())
+                need = COPIES[key] * 8 * max(math.prod(d.shape or ()), size)
                 total += need
                 if need > largest:
                     largest, field = need, where
@@ -142,8 +152,8 @@ class NativeReader(H5Reader):
         if int(version) > SCHEMA_VERSION:
             self.fail("@schema_version", f"written by a newer neurosim (schema_version {int(version)}); "
                                          f"this version reads schema_version {SCHEMA_VERSION}")
-        if int(version) != SCHEMA_VERSION:
-            self.fail("@schema_version", f"expected {SCHEMA_VERSION}, got {int(version)}")
+        if not OLDEST_SCHEMA <= int(version) <= SCHEMA_VERSION:
+            self.fail("@schema_version", f"expected {OLDEST_SCHEMA} to {SCHEMA_VERSION}, got {int(version)}")
         self.attr_str(f, "neurosim_version", "")
 
     # ---------------------------------------------------------- NetworkError -> HDF5 field
@@ -165,7 +175,8 @@ class NativeReader(H5Reader):
         if not sub:
             return ""
         fixed = {"size": "@size", "model": "@model", "model.kind": "@model", "model.reset": "@reset",
-                 "pre": "@pre", "post": "@post", "weights": "@shape" if csr else "/weights"}
+                 "pre": "@pre", "post": "@post", "weights": "@shape" if csr else "/weights", "shape": "@shape",
+                 **{k: "@" + k for k in ("stride", "padding", "dilation", "groups", "kernel_size")}}
         if sub in fixed:
             return fixed[sub]
         for prefix in ("model.", "weights."):
@@ -202,17 +213,18 @@ def _read_population(r: NativeReader, name: str, g: h5py.Group) -> Population:
     r.names["populations"].append(name)
     kind = r.attr_str(g, "model", where, tuple(MODELS))
     size = r.attr_int(g, "size", where, 1, MAX_SIZE)
+    shape = read_shape(r, g, where, size)
     cls = MODELS[kind]
     params = cls().param_names()
     init = ("v0", "i0", "a0")
     r.only(g, where, {*params, *init})
-    values = {p: r.array(g, p, where, REAL, ((size,),)).astype(np.float64, copy=False) for p in params}
+    values = {p: read_per_neuron(r, g, p, where, size, shape) for p in params}
     has_reset = any(fl.name == "reset" for fl in fields(cls))
     reset = r.attr_str(g, "reset", where, ("subtract", "zero")) if has_reset else "subtract"
-    state = {k: r.array(g, k, where, REAL, ((size,),)).astype(np.float64, copy=False) for k in init}
+    state = {k: read_per_neuron(r, g, k, where, size, shape) for k in init}
     r.current = where
     model = model_from_params(kind, values, reset, where=f"populations.{name}.model")
-    return Population(name, size, model, **state)
+    return Population(name, size, model, shape=shape, **state)
 
 
 def _read_input(r: NativeReader, name: str, g: h5py.Group) -> Union[SpikeInput, PoissonInput]:
@@ -220,18 +232,19 @@ def _read_input(r: NativeReader, name: str, g: h5py.Group) -> Union[SpikeInput, 
     r.names["inputs"].append(name)
     kind = r.attr_str(g, "kind", where, ("spikes", "poisson"))
     size = r.attr_int(g, "size", where, 1, MAX_SIZE)
+    shape = read_shape(r, g, where, size)
     if kind == "spikes":
         r.only(g, where, set())
         r.current = where
-        return SpikeInput(name, size)
+        return SpikeInput(name, size, shape=shape)
     r.only(g, where, {"rate"})
-    rate = r.array(g, "rate", where, REAL, ((size,),)).astype(np.float64, copy=False)
+    rate = read_per_neuron(r, g, "rate", where, size, shape)
     r.current = where
-    return PoissonInput(name, size, rate)
+    return PoissonInput(name, size, rate, shape=shape)
 
 
 def _read_projection(r: NativeReader, name: str, g: h5py.Group, nodes: dict[str, int],
-                     pops: dict[str, int]) -> Projection:
+                     pops: dict[str, int]) -> Union[Projection, ShapedProjection]:
     where = f"projections/{name}"
     r.names["projections"].append(name)
     pre = r.attr_str(g, "pre", where)
@@ -241,7 +254,9 @@ def _read_projection(r: NativeReader, name: str, g: h5py.Group, nodes: dict[str,
     if post not in pops:
         r.fail(f"{where}@post", f"expected the name of a population (have {sorted(pops)}), got {post!r}")
     shape = (nodes[pre], pops[post])
-    fmt = r.attr_str(g, "format", where, ("dense", "csr"))
+    fmt = r.attr_str(g, "format", where, ("dense", "csr", *SHAPED_FORMATS))
+    if fmt in SHAPED_FORMATS:
+        return read_shaped(r, g, name, pre, post, fmt)
     weights: Union[np.ndarray, CSR]
     if fmt == "dense":
         r.only(g, where, {"weights", "delay"})

@@ -111,6 +111,7 @@ class PartitionedRunner:
 
     def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str], parts: int = 2,
                  *, part_of: Optional[np.ndarray] = None, interval: Optional[int] = None) -> None:
+        plan = plan.lowered()  # parts own synapses by target: event-driven convolutions as their CSR
         part_of = assign(plan, parts) if part_of is None else np.asarray(part_of, np.int64)
         if part_of.shape != (plan.n_neurons,) or (part_of.size and part_of.min() < 0):
             raise NetworkError("partitions", f"expected a part index >= 0 for each of {plan.n_neurons} neurons")

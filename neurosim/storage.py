@@ -20,7 +20,9 @@ from .errors import NetworkError
 from .h5read import INT, PathLike, attr_text, global_heap_problem, storage_problem
 from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, RESULT_FORMAT, SCHEMA_VERSION
 from .native_read import read_network, read_result
-from .network import CSR, Network, PoissonInput, Population, Projection, SpikeInput
+from .native_shapes import compact, write_shape, write_shaped
+from .conv import ShapedProjection
+from .network import CSR, AnyProjection, Network, PoissonInput, Population, SpikeInput
 from .result import SimulationResult
 
 __all__ = ["save", "load", "save_result", "load_result", "attr_text", "storage_problem", "global_heap_problem",
@@ -105,10 +107,11 @@ def _write_population(parent: h5py.Group, pop: Population, order: int) -> None:
         _set_text(g, "reset", pop.model.reset)
     g.attrs["size"] = pop.size
     g.attrs["order"] = order
+    write_shape(g, pop.shape)
     for name, values in pop.model.per_neuron(pop.size, f"populations.{pop.name}.model").items():
-        g.create_dataset(name, data=values)
+        g.create_dataset(name, data=compact(values, pop.shape))
     for name in ("v0", "i0", "a0"):
-        g.create_dataset(name, data=np.asarray(getattr(pop, name), dtype=np.float64))
+        g.create_dataset(name, data=compact(getattr(pop, name), pop.shape))
 
 
 def _write_input(parent: h5py.Group, src: Union[SpikeInput, PoissonInput], order: int) -> None:
@@ -116,15 +119,20 @@ def _write_input(parent: h5py.Group, src: Union[SpikeInput, PoissonInput], order
     _set_text(g, "kind", "poisson" if isinstance(src, PoissonInput) else "spikes")
     g.attrs["size"] = src.size
     g.attrs["order"] = order
+    write_shape(g, src.shape)
     if isinstance(src, PoissonInput):
-        g.create_dataset("rate", data=np.asarray(src.rate, dtype=np.float64))
+        g.create_dataset("rate", data=compact(src.rate, src.shape))
 
 
-def _write_projection(parent: h5py.Group, proj: Projection, order: int) -> None:
+def _write_projection(parent: h5py.Group, proj: AnyProjection, order: int) -> None:
     g = parent.create_group(proj.name)
     _set_text(g, "pre", proj.pre)
     _set_text(g, "post", proj.post)
     g.attrs["order"] = order
+    if isinstance(proj, ShapedProjection):
+        _set_text(g, "format", proj.kind)
+        write_shaped(g, proj)
+        return
     w = proj.weights
     if isinstance(w, CSR):
         _set_text(g, "format", "csr")

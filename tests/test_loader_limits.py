@@ -172,7 +172,7 @@ def write_bomb(path: Path, n: int = 2**25, chunk: int = 2**20) -> None:
         g = f["populations/p"]
         g.attrs["size"] = n
         for name in list(g.keys()):
-            value = float(g[name][0])
+            value = float(np.ravel(g[name][()])[0])  # stored as one value or one per neuron
             del g[name]
             d = g.create_dataset(name, shape=(n,), dtype="f8", chunks=(chunk,), compression="gzip")
             raw = zlib.compress(np.full(chunk, value).tobytes(), 9)

@@ -119,18 +119,20 @@ def test_file_layout_is_the_documented_one(tmp_path):
         return obj.attrs[key].decode("utf-8")
 
     with h5py.File(tmp_path / "n.h5", "r") as f:
-        assert text(f, "format") == "neurosim.network" and f.attrs["schema_version"] == 1
+        assert text(f, "format") == "neurosim.network" and f.attrs["schema_version"] == 2
         assert text(f, "neurosim_version") == ns.__version__ and f.attrs["dt"] == 5e-4
         assert text(f, "name") == "every feature ✓"
         z = f["populations/zeta"]
         assert (text(z, "model"), text(z, "reset"), z.attrs["size"], z.attrs["order"]) == ("alif", "zero", 20, 0)
         assert "reset" not in f["populations/readout"].attrs
         assert f["populations/alpha"].attrs["order"] == 1
-        assert f["populations/alpha/beta"].shape == (15,) and f["populations/alpha/beta"].dtype == np.float64
-        assert np.all(f["populations/alpha/v0"][()] == 0.25)
+        assert f["populations/alpha/alpha"].shape == (15,) and f["populations/alpha/alpha"].dtype == np.float64
+        assert f["populations/alpha/beta"].shape == () and f["populations/alpha/beta"][()] == 0.9  # one for all
+        assert f["populations/alpha/v0"].shape == () and f["populations/alpha/v0"][()] == 0.25
         assert set(f["populations/readout"]) == {"beta", "alpha", "bias", "gain", "v0", "i0", "a0"}
         assert text(f["inputs/x"], "kind") == "spikes" and len(f["inputs/x"]) == 0
         assert text(f["inputs/poi"], "kind") == "poisson" and f["inputs/poi/rate"].shape == (6,)
+        assert "shape" not in z.attrs and "shape" not in f["inputs/x"].attrs  # flat nodes
         c = f["projections/mid_alpha"]
         assert text(c, "format") == "csr" and list(c.attrs["shape"]) == [8, 15]
         assert (text(c, "pre"), text(c, "post")) == ("mid", "alpha")
@@ -198,9 +200,10 @@ def replace(group, name, data, **kw):
 MUTATIONS = {
     "wrong format": (lambda f: f.attrs.__setitem__("format", "neurosim.result"), "@format", "neurosim.load_result"),
     "no format": (lambda f: f.attrs.__delitem__("format"), "@format", "missing attribute"),
-    "future schema": (lambda f: f.attrs.__setitem__("schema_version", 2), "@schema_version", "newer neurosim"),
+    "future schema": (lambda f: f.attrs.__setitem__("schema_version", 3), "@schema_version", "newer neurosim"),
+    "schema zero": (lambda f: f.attrs.__setitem__("schema_version", 0), "@schema_version", "expected 1 to 2, got 0"),
     "schema as text": (lambda f: f.attrs.__setitem__("schema_version", "1"), "@schema_version",
-                       "expected the integer 1"),
+                       "expected the integer 2"),
     "dt as text": (lambda f: f.attrs.__setitem__("dt", "fast"), "@dt", "expected a real number"),
     "dt zero": (lambda f: f.attrs.__setitem__("dt", 0.0), "@dt", "expected a finite time step > 0"),
     "no populations": (lambda f: f.__delitem__("populations"), "populations", "missing; expected a group"),
@@ -239,17 +242,22 @@ MUTATIONS = {
                       "'subtract'"),
     "absurd size": (lambda f: f["populations/mid"].attrs.__setitem__("size", 10**12), "populations/mid@size",
                     "expected a whole number in [1, 2147483647]"),
-    "size disagrees with data": (lambda f: f["populations/mid"].attrs.__setitem__("size", 9), "populations/mid/theta",
-                                 "expected shape (9,)"),
-    "decay above one": (lambda f: f["populations/alpha/beta"].__setitem__(3, 1.5), "populations/alpha/beta",
+    "size disagrees with data": (lambda f: f["populations/mid"].attrs.__setitem__("size", 9), "populations/mid/gain",
+                                 "expected shape (9,) or a scalar"),
+    "decay above one": (lambda f: f["populations/zeta/beta"].__setitem__(3, 1.5), "populations/zeta/beta",
                         "a decay must lie in [0, 1]"),
-    "fractional refractory": (lambda f: f["populations/alpha/refractory"].__setitem__(0, 0.5),
-                              "populations/alpha/refractory", "whole number of steps"),
+    "scalar decay above one": (lambda f: replace(f["populations/alpha"], "beta", 1.5), "populations/alpha/beta",
+                               "a decay must lie in [0, 1]"),
+    "fractional refractory": (lambda f: f["populations/zeta/refractory"].__setitem__(0, 0.5),
+                              "populations/zeta/refractory", "whole number of steps"),
+    "per-channel form on a flat node": (lambda f: replace(f["populations/zeta"], "beta", np.full(2, 0.5)),
+                                        "populations/zeta/beta", "expected shape (20,) or a scalar"),
     "missing parameter": (lambda f: f["populations/zeta"].__delitem__("rho"), "populations/zeta/rho",
                           "missing; expected a dataset of real numbers"),
     "unexpected dataset": (lambda f: f["populations/mid"].create_dataset("tau", data=np.ones(8)),
                            "populations/mid/tau", "unexpected member"),
-    "bad v0": (lambda f: f["populations/mid/v0"].__setitem__(0, np.inf), "populations/mid/v0", "finite"),
+    "bad v0": (lambda f: f["populations/zeta/v0"].__setitem__(0, np.inf), "populations/zeta/v0", "finite"),
+    "bad scalar v0": (lambda f: replace(f["populations/mid"], "v0", np.inf), "populations/mid/v0", "finite"),
     "unknown pre": (lambda f: f["projections/alpha_mid"].attrs.__setitem__("pre", "nobody"),
                     "projections/alpha_mid@pre", "expected the name of a population or input"),
     "post is an input": (lambda f: f["projections/alpha_mid"].attrs.__setitem__("post", "x"),

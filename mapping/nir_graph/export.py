@@ -34,6 +34,9 @@ def to_nir(network: Network, discretization: Discretization = "euler") -> "nir.N
     if not isinstance(network, Network):
         raise ExportError("nir", "network", f"expected a neurosim.Network, got {type(network).__name__}")
     check_method(discretization)
+    for j in network.shaped:
+        raise ExportError("nir", f"projections.{j.name}", f"NIR export of {type(j).__name__} is not supported yet "
+                                                          "(export network.lowered() for Affine/Linear nodes)")
     dt = network.dt
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []

@@ -15,6 +15,10 @@ no product is fused into an addition and each rounding happens where NumPy's doe
 - ``propagate``: one warp per listed spike, its lanes over that neuron's CSR row; each
   synapse does ``atomicAdd(ring[(t + delay) % ring, b, post], w)``. Only the rows of
   neurons and inputs that spiked are read.
+- ``propagate_conv``: event-driven convolution (:mod:`neurosim.conv_plan`), after
+  ``propagate``: one warp per listed spike, its lanes over the (kernel tap, output channel)
+  pairs of every op that holds it, atomicAdd into the ring like ``propagate``. In 'gather' and
+  'matmul' modes the convolutions are lowered into the CSR first (``Plan.lowered()``).
 - ``record``: traces of the requested neurons into a (variables, steps, batch, K) buffer.
 - ``set_clock`` / ``advance``: the step counter lives on the device, so a CUDA graph
   holding ``graph_steps`` steps (update, record, propagate per step) is captured once and
@@ -78,7 +82,7 @@ OPTIONS = {
 }
 PROPAGATION = ("event", "gather", "matmul")
 NVRTC_OPTIONS = ("-fmad=false",)
-KERNELS = ("update", "propagate", "record", "set_clock", "advance")
+KERNELS = ("update", "propagate", "propagate_conv", "record", "set_clock", "advance")
 _SOURCE = Path(__file__).with_name("cupy_kernels.cu")
 
 
@@ -292,6 +296,8 @@ class Runner:
         _check_count("graph_steps", graph_steps, 0)
         if event_capacity is not None:
             _check_count("event_capacity", event_capacity, 1)
+        if propagation != "event":
+            plan = plan.lowered()  # gather and matmul read the CSR of every synapse
         self.dev = dev = _device(plan.dtype)
         xp, dt = dev.xp, plan.dtype
         self.plan, self.batch, self.mode = plan, batch, propagation
@@ -327,6 +333,10 @@ class Runner:
             self.inc = (tuple(xp.asarray(a) for a in incoming(plan)) if propagation == "gather"
                         else (empty(np.int64), empty(np.int32), empty(dt), empty(np.int32)))
             self.dense = [(d, xp.asarray(w)) for d, w in dense]
+            c = plan.conv
+            self.conv = ((xp.asarray(c.ops), np.int32(len(c.ops)), xp.asarray(c.kernel), xp.asarray(c.delay),
+                          xp.asarray(c.tap_ptr), xp.asarray(c.tap_k), xp.asarray(c.tap_out))
+                         if c is not None else None)
             self.spk = xp.zeros(batch * self.nt if event else 0, np.int64)
             self.tr_idx = xp.asarray(np.asarray(trace_idx, np.int64))
             self.clk = xp.zeros(2, np.int64)
@@ -377,6 +387,9 @@ class Runner:
             dev.launch("propagate", grid, (
                 indptr, indices, weights, delays, i32(self.d_uniform), self.spk, self.n_spk, self.buf,
                 i32(self.buf_ring), self.clk, i32(kk), i32(self.batch), i32(self.n), i32(self.n_src)))
+            if self.conv is not None:
+                dev.launch("propagate_conv", grid, (*self.conv, self.spk, self.n_spk, self.buf, i32(self.buf_ring),
+                                                    self.clk, i32(kk), i32(self.batch), i32(self.n), i32(self.n_src)))
 
     def _dense_input(self, t: int) -> None:
         """'matmul': x[t] = sum over delays d (longest first) of z[t - d] @ W_d, into buf[0]."""

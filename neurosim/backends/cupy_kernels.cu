@@ -152,6 +152,51 @@ extern "C" __global__ void propagate(const i64* __restrict__ indptr, const int* 
     }
 }
 
+// Event-driven convolution (neurosim/conv_plan.py states the tables): one warp per listed
+// spike; for every op whose pre range holds it, the lanes run over its (tap, output channel)
+// pairs and atomicAdd kernel[w] into ring slot (t + delay[w]) % ring of the target.
+// ops: n_ops rows of 11 i64 (pre_lo, pre_hi, post_lo, hw, cig, cog, howo, kk, kern_off,
+// ptr_off, tap_off).
+extern "C" __global__ void propagate_conv(const i64* __restrict__ ops, const int n_ops,
+                                          const real* __restrict__ kern, const int* __restrict__ kdelay,
+                                          const i64* __restrict__ tap_ptr, const int* __restrict__ tap_k,
+                                          const int* __restrict__ tap_out, const i64* __restrict__ spk,
+                                          const unsigned int* __restrict__ n_spk, real* __restrict__ buf,
+                                          const int ring, const i64* __restrict__ clk, const int kk,
+                                          const int batch, const int n, const int n_src)
+{
+    const i64 k = clk[0] + kk;
+    const int t_mod = (int)((clk[1] + k) % ring);
+    const i64 nt = (i64)n + n_src;
+    const i64 bn = (i64)batch * n;
+    const i64 m = n_spk[k];
+    const int lane = threadIdx.x & 31;
+    const i64 warps = ((i64)gridDim.x * blockDim.x) >> 5;
+    for (i64 e = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5; e < m; e += warps) {
+        const i64 code = spk[e];
+        const i64 b = code / nt;
+        const i64 j = code - b * nt;
+        real* base = buf + b * n;
+        for (int o = 0; o < n_ops; ++o) {
+            const i64* op = ops + 11 * (i64)o;
+            if (j < op[0] || j >= op[1]) continue;
+            const i64 hw = op[3], cig = op[4], cog = op[5], howo = op[6], kkk = op[7];
+            const i64 c = (j - op[0]) / hw;
+            const i64 pos = (j - op[0]) - c * hw;
+            const i64 cl = c % cig;
+            const i64 co0 = (c / cig) * cog;
+            const i64 first = tap_ptr[op[9] + pos];
+            const i64 pairs = (tap_ptr[op[9] + pos + 1] - first) * cog;
+            for (i64 q = lane; q < pairs; q += 32) {
+                const i64 tap = op[10] + first + q / cog;
+                const i64 co = co0 + q % cog;
+                const i64 w = op[8] + (co * cig + cl) * kkk + tap_k[tap];
+                atomicAdd(base + ((t_mod + kdelay[w]) % ring) * bn + op[2] + co * howo + tap_out[tap], kern[w]);
+            }
+        }
+    }
+}
+
 // Traces of the recorded neurons idx_tr (n_tr of them) at step k into tr (4 slots, steps_cap,
 // batch, n_tr); a slot index < 0 leaves that variable out.
 extern "C" __global__ void record(const real* __restrict__ P, const real* __restrict__ S,

@@ -7,6 +7,8 @@ random networks in float32 and float64. It serves two kernels: the simulator's w
 loop (:func:`_run_steps`) and one step on (B, N) arrays (:func:`_step_arrays`), which the
 torch layers use for steps without a graph (training.layers.SNN.step).
 Single-threaded; no fastmath, so the arithmetic and its order match the reference exactly.
+Event-driven convolution (:mod:`neurosim.conv_plan`): after a spike's CSR row, the kernel patch
+of every op that holds it, in op order, as the NumPy reference adds them.
 """
 from __future__ import annotations
 
@@ -95,7 +97,8 @@ def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refr
 
 def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
                refractory, reset_zero, spiking, I, V, A, Z, R, buf, indptr, indices, weights,
-               delays, ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr):
+               delays, ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
+               c_ops, c_kernel, c_delay, c_ptr, c_k, c_out):
     """Advance n_steps; returns (steps done, events written). Stops early if events may overflow."""
     batch, n = V.shape
     n_src = src.shape[2]
@@ -136,6 +139,21 @@ def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adap
                     continue
                 for syn in range(indptr[j], indptr[j + 1]):
                     buf[(t + delays[syn]) % ring, b, indices[syn]] += weights[syn]
+                for o in range(c_ops.shape[0]):
+                    if j < c_ops[o, 0] or j >= c_ops[o, 1]:
+                        continue
+                    hw, cig, cog, howo, kk = c_ops[o, 3], c_ops[o, 4], c_ops[o, 5], c_ops[o, 6], c_ops[o, 7]
+                    c = (j - c_ops[o, 0]) // hw
+                    pos = (j - c_ops[o, 0]) - c * hw
+                    cl = c % cig
+                    co0 = (c // cig) * cog
+                    p0 = c_ops[o, 9] + pos
+                    for e in range(c_ptr[p0], c_ptr[p0 + 1]):
+                        tap = c_ops[o, 10] + e
+                        target = c_ops[o, 2] + c_out[tap]
+                        for co in range(co0, co0 + cog):
+                            w = c_ops[o, 8] + (co * cig + cl) * kk + c_k[tap]
+                            buf[(t + c_delay[w]) % ring, b, target + co * howo] += c_kernel[w]
     return n_steps, n_ev
 
 
@@ -155,6 +173,10 @@ class Runner:
         self.trace_idx = np.asarray(trace_idx, np.int64)
         self.trace_vars = tuple(trace_vars)
         self.cap = max(1 << 16, 4 * batch * n)
+        c = plan.conv
+        self.conv = ((c.ops, c.kernel, c.delay, c.tap_ptr, c.tap_k, c.tap_out) if c is not None else
+                     (np.zeros((0, 11), np.int64), np.zeros(0, dt), np.zeros(0, np.int32), np.zeros(1, np.int64),
+                      np.zeros(0, np.int32), np.zeros(0, np.int32)))
 
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         plan = self.plan
@@ -173,7 +195,7 @@ class Runner:
             k, n_ev = self.kernel(t0 + done, steps - done, src[done:], plan.ring, *self.params,
                                   self.I, self.V, self.A, self.Z, self.R, self.buf, plan.indptr,
                                   plan.indices, plan.weights, plan.delays, ev_t, ev_b, ev_j, 0,
-                                  self.trace_idx, *views)
+                                  self.trace_idx, *views, *self.conv)
             parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))
             done += k
             if k == 0 or n_ev > self.cap // 2:

@@ -1,10 +1,12 @@
-"""Reference backend: NumPy, the canonical step, event-driven propagation into a delay ring buffer."""
+"""Reference backend: NumPy, the canonical step, event-driven propagation into a delay ring buffer
+(CSR rows, then the kernel patches of event-driven convolutions: neurosim.conv_plan.scatter)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
+from ..conv_plan import scatter
 from ..models import NeuronState, neuron_step, threshold
 from ..plan import Plan
 
@@ -56,11 +58,16 @@ class Runner:
             start = plan.indptr[j]
             count = plan.indptr[j + 1] - start
             total = int(count.sum())
-            if total == 0:
-                continue
             syn = np.repeat(start - np.cumsum(count) + count, count) + np.arange(total)
             slots = (t + plan.delays[syn]) % ring
             target = (slots * batch + np.repeat(b, count)) * n + plan.indices[syn]
-            np.add.at(flat, target, plan.weights[syn])
+            weights = plan.weights[syn]
+            if plan.conv is not None:  # each spike's patches after its CSR row, spikes in order
+                owner, c_target, c_weights = scatter(plan.conv, b, j, t, ring, batch, n)
+                order = np.argsort(np.concatenate([np.repeat(np.arange(len(j)), count), owner]), kind="stable")
+                target = np.concatenate([target, c_target])[order]
+                weights = np.concatenate([weights, c_weights])[order]
+            if len(target):
+                np.add.at(flat, target, weights)
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
         return cat(ev_t, np.int64), cat(ev_b, np.int32), cat(ev_j, np.int64), traces

@@ -103,7 +103,8 @@ def quantize(
     lava_lif_only: accept only what Lava's own LIF runs (LIF/IF, reset 'zero', no refractory),
     as NetX needs; otherwise ALIF, LI, subtractive reset and refractory periods are quantised
     to the integer neuron (run in Lava by the custom process of :mod:`mapping.lava_processes`).
-    Multapses (several synapses on one (pre, post)) are merged by addition before rounding;
+    Shaped projections (convolution, pooling, flatten) are quantised as their exact CSR lowering
+    (:meth:`Network.lowered`). Multapses (several synapses on one (pre, post)) are merged by addition before rounding;
     a pair with synapses of several delays gives one projection per delay (``{name}_d{d}``,
     :meth:`Network.without_multapses`).
     Raises ExportError (naming the field) for anything the integer model cannot hold.
@@ -113,7 +114,8 @@ def quantize(
     if not (np.isfinite(headroom) and headroom >= 1):
         raise NetworkError("headroom", f"expected a number >= 1 of thresholds, got {headroom!r}")
     check_lava_inputs(network, target)
-    network = network.without_multapses()  # one weight per (pre, post): multapses summed before rounding
+    # shaped projections as their exact CSR lowering; one weight per (pre, post): multapses summed before rounding
+    network = network.lowered().without_multapses()
     lif = {p.name: (lava_lif_params(p, fixed=True, target=target) if lava_lif_only
                     else integer_neuron_params(p, target)) for p in network.populations}
     incoming: dict[str, list[Projection]] = {p.name: [] for p in network.populations}
