@@ -210,7 +210,11 @@ ROUND = ("conv(4,k=3,s=2,p=1,scale=2,bias=1),pool(2,mode=avg),conv(6,k=3,p=1,g=2
          "rdense(12,neuron=alif,train=beta+theta,scale=3),dense(5)")
 
 
-def test_network_round_trip_keeps_weights_and_spikes_and_neurosim_simulates_it():
+def test_network_round_trip_keeps_weights_and_spikes_and_neurosim_simulates_it(tmp_path):
+    """torch -> Network -> HDF5 -> Network -> torch: the same tensors, the same spikes, and the
+    file holds kernels (under 2x the weights' float64 bytes, where the lowering would hold every tap)."""
+    from neurosim.storage import load, save
+
     m = LayeredSNN(parse_arch(ROUND), (2, 10, 10), dtype=F64, dt=1e-3)
     with torch.no_grad():
         m.weights["l1_bias"].copy_(torch.linspace(-0.3, 0.2, 4, dtype=F64))
@@ -219,7 +223,10 @@ def test_network_round_trip_keeps_weights_and_spikes_and_neurosim_simulates_it()
     kinds = [type(j).__name__ for j in net.projections]
     assert kinds == ["Conv2d", "AvgPool2d", "Conv2d", "Projection", "Projection", "Projection"]
     assert net.population("l1").shape == (4, 5, 5) and net.inputs[0].shape == (2, 10, 10)
-    m2 = layered_from_network(net, m.specs, dtype=F64)
+    save(net, tmp_path / "m.h5")
+    weight_bytes = 8 * sum(p.numel() for p in m.weights.values())
+    assert (tmp_path / "m.h5").stat().st_size < 2 * weight_bytes + 64 * 1024  # + HDF5's fixed overhead
+    m2 = layered_from_network(load(tmp_path / "m.h5"), m.specs, dtype=F64)
     a, b = m.state_dict(), m2.state_dict()
     assert sorted(a) == sorted(b)
     for k in a:
