@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from neurosim import Network, Population, Projection, SpikeInput, simulate  # noqa: E402
 from neurosim.errors import NetworkError  # noqa: E402
 from training.layered import LayeredSNN, arch_json, load_arch, neuron_record, parse_arch  # noqa: E402
-from training.layered import from_network as layered_from_network  # noqa: E402
+from training.layered import from_network as layered_from_network, to_network  # noqa: E402
 from training.layers import from_network  # noqa: E402
 from training.rules import Batch, make_rule  # noqa: E402
 
@@ -215,11 +215,11 @@ def test_network_round_trip_keeps_weights_and_spikes_and_neurosim_simulates_it(t
     file holds kernels (under 2x the weights' float64 bytes, where the lowering would hold every tap)."""
     from neurosim.storage import load, save
 
-    m = LayeredSNN(parse_arch(ROUND), (2, 10, 10), dtype=F64, dt=1e-3)
+    m = LayeredSNN(parse_arch(ROUND), (2, 10, 10), dtype=F64)
     with torch.no_grad():
         m.weights["l1_bias"].copy_(torch.linspace(-0.3, 0.2, 4, dtype=F64))
         m.weights["l5_beta"].mul_(torch.linspace(0.8, 1.0, 12, dtype=F64))
-    net = m.to_network()
+    net = to_network(m, 1e-3)
     kinds = [type(j).__name__ for j in net.projections]
     assert kinds == ["Conv2d", "AvgPool2d", "Conv2d", "Projection", "Projection", "Projection"]
     assert net.population("l1").shape == (4, 5, 5) and net.inputs[0].shape == (2, 10, 10)
@@ -248,8 +248,8 @@ def test_network_round_trip_keeps_weights_and_spikes_and_neurosim_simulates_it(t
 
 
 def test_from_network_refuses_what_a_layered_model_cannot_be():
-    m = LayeredSNN(parse_arch("conv(4,k=3,s=2,p=1),flatten,dense(5)"), (2, 10, 10), dtype=F64, dt=1e-3)
-    net = m.to_network()
+    m = LayeredSNN(parse_arch("conv(4,k=3,s=2,p=1),flatten,dense(5)"), (2, 10, 10), dtype=F64)
+    net = to_network(m, 1e-3)
     conv = net.projections[0]
     slow = net.replace(projections=(type(conv)(conv.name, "in", "l1", conv.kernel, 2, 1, delay=2), net.projections[1]))
     with pytest.raises(NetworkError) as e:
@@ -258,5 +258,3 @@ def test_from_network_refuses_what_a_layered_model_cannot_be():
     with pytest.raises(NetworkError) as e:
         layered_from_network(net, parse_arch("conv(4,k=3,s=2,p=1),flatten,rdense(5)"))
     assert e.value.field == "populations.out"
-    with pytest.raises(NetworkError, match="time step"):
-        LayeredSNN(parse_arch("dense(3)"), (4,)).to_network()

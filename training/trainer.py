@@ -183,12 +183,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
     files = ["model.h5", "metrics.csv", "curve.png", "checkpoint.pt"]
     if world.main:
-        save(model.to_network(), run / "model.h5")
-        if config.arch is not None:  # the layer spec, to rebuild the torch module (training.layered.load_arch)
+        if config.arch is None:
+            save(model.to_network(), run / "model.h5")
+        else:  # the exact Network of the layered model, and its spec to rebuild the torch module
             from neurosim.atomic import write_bytes
 
-            from .layered import arch_json
+            from .layered import arch_json, to_network
 
+            save(to_network(model, task.dt, name=f"{config.task}_{config.rule}"), run / "model.h5")
             write_bytes(run / "arch.json", arch_json(model.specs).encode())
             files.insert(1, "arch.json")
     return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None), "files": files}
@@ -217,7 +219,7 @@ def build_model(config: TrainConfig, task: Any) -> Any:
                             f"{task.n_out} classes")
     try:
         return LayeredSNN(layers, tuple(task.params.get("shape", (task.n_in,))), surrogate=config.surrogate,
-                          dtype=dtype, seed=config.seed, dt=task.dt)
+                          dtype=dtype, seed=config.seed)
     except NetworkError as e:
         raise NeurosimError(f"--arch: {e}") from None
 

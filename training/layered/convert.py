@@ -40,7 +40,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def to_network(model: LayeredSNN, dt: float, name: str = "layered") -> Network:
-    """The Network of `model` (module docstring) with time step `dt` seconds."""
+    """The Network of `model` (module docstring) with time step `dt` seconds (required: the
+    module itself counts steps only)."""
     p = model.params
     pops, projs = [], []
     for k, b in enumerate(model.blocks):
@@ -161,8 +162,7 @@ def from_network(net: Network, layers: Optional[Sequence[LayerSpec]] = None, *, 
         node, shape = pop.name, pop.shape
     if given:
         raise NetworkError("layers", f"no population for layer {sorted(given)[0]!r} in the network")
-    model = LayeredSNN(finish(specs), net.inputs[0].shape, surrogate=surrogate, dtype=dtype, dt=net.dt,
-                       **surrogate_params)
+    model = LayeredSNN(finish(specs), net.inputs[0].shape, surrogate=surrogate, dtype=dtype, **surrogate_params)
     with torch.no_grad():
         for key, value in weights.items():
             model.weights[key].copy_(torch.as_tensor(np.array(value, dtype=np.float64)))

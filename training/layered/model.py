@@ -75,16 +75,14 @@ def out_shape(s: LayerSpec, shape: Shape, where: str) -> Shape:
 class LayeredSNN(nn.Module):
     """The layered SNN of `layers` (LayerSpec list, or a string for training.layered.parse_arch)
     on inputs of shape `in_shape` ((C, H, W) or (n,)); weights ~ N(0, scale^2 / fan_in) from
-    `seed`; `dt` (seconds per step) is needed only by :meth:`to_network`. :meth:`step` and
-    :meth:`initial_state` are those of training.layers.SNN."""
+    `seed`. :meth:`step` and :meth:`initial_state` are those of training.layers.SNN; the exact
+    Network: training.layered.to_network(model, dt)."""
 
     max_delay = 1
 
     def __init__(self, layers: Sequence[LayerSpec], in_shape: Shape, *, surrogate: str = "fast_sigmoid",
-                 dtype: torch.dtype = torch.float32, seed: int = 0, dt: Optional[float] = None,
-                 **surrogate_params: float) -> None:
+                 dtype: torch.dtype = torch.float32, seed: int = 0, **surrogate_params: float) -> None:
         super().__init__()
-        self.dt = dt
         self.specs = finish(layers)
         self.in_shape = tuple(int(n) for n in in_shape)
         self.spike_fn = make_spike_fn(surrogate, **surrogate_params)
@@ -159,18 +157,8 @@ class LayeredSNN(nn.Module):
 
     @property
     def network(self) -> None:
-        """No Network behind this module (:meth:`to_network` converts it)."""
+        """No Network behind this module (training.layered.to_network converts it)."""
         return None
-
-    def to_network(self, dt: Optional[float] = None) -> Any:
-        """The exact neurosim Network of this module (training.layered.convert.to_network) with time
-        step `dt` seconds (default: the module's `dt`)."""
-        from .convert import to_network
-
-        dt = self.dt if dt is None else dt
-        if dt is None:
-            raise NetworkError("dt", "expected the time step in seconds (LayeredSNN(dt=...) or to_network(dt))")
-        return to_network(self, dt)
 
     # ---------------------------------------------------------------- the step
     def initial_state(self, batch: int) -> SNNState:
