@@ -10,7 +10,9 @@ projection has delay 1, as neurosim's), so with input spikes s[t] and layer outp
 
 The state is the one :class:`training.layers.SNNState` every rule drives (neurons (B, N) of all
 layers concatenated in layer order, history[0] = (B, N + S) spikes sent at t - 1, S input
-channels), so BPTT, truncated and budgeted BPTT, OTTT and rate-based BP train it unchanged.
+channels), so BPTT, truncated and budgeted BPTT, OTTT and rate-based BP train it unchanged (OTTT and
+rate-based BP train the kernels and matrices; trainable beta, theta and biases get their
+gradients from the BPTT family), and e-prop where every layer is dense.
 Per-neuron trainable beta and theta (``train=beta+theta``, PLIF-like): the parameters
 themselves, clamped to [0, 1] (beta) and [1e-3, inf) (theta) in the step, so the values a
 Network stores are the values used. Layer biases are the neurons' `bias` (one per channel).

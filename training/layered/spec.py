@@ -109,7 +109,7 @@ def parse_arch(text: str) -> list[LayerSpec]:
     """Layers of the string form (module docstring); a path ending in .json is read as a model file."""
     if text.strip().endswith(".json"):
         return load_arch(text.strip())
-    layers, pos = [], 0
+    layers = []
     parts = _split_top(text)
     if not parts:
         raise NetworkError("arch", "expected at least one layer, e.g. conv(16,k=5,p=2),pool(2),flatten,dense(10)")
@@ -129,7 +129,6 @@ def parse_arch(text: str) -> list[LayerSpec]:
             else:
                 raise NetworkError(f"arch[{j}]", f"one positional value only (the size), got {a!r} too")
         layers.append(_from_fields(fields, f"arch[{j}]"))
-        pos += 1
     return finish(layers)
 
 
