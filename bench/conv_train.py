@@ -7,7 +7,8 @@ per epoch, and budgeted BPTT's gradient and peak memory against full BPTT.
 accuracy: ``neurosim train``'s own loop (training.trainer.train, TrainConfig) per (rule, seed);
 the epoch is chosen on the validation split (144 samples drawn from the training data), and the
 test accuracy reported is that epoch's (the test split never chooses anything). Time: wall
-seconds of training and evaluation, summed over the epochs up to the end.
+seconds of training and evaluation per epoch, the whole run's wall time (data generation
+included) and its CPU time (all threads of the process; under load, the machine-independent one).
 memory: float64, one batch; gradients of budgeted BPTT (a budget of `--budget` stored states)
 against BPTT's (max |difference| / max |gradient| per weight), and the peak bytes of tensors
 alive during each backward (training.budget.memory.LiveBytes: storages created inside, model
@@ -26,7 +27,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ARCH = "conv(12,k=5,s=2,p=2),pool(2),conv(32,k=3,p=1),pool(2),flatten,dense(10)"
+ARCH = "conv(16,k=5,s=2,p=2),pool(2),conv(32,k=3,p=1),pool(2),flatten,dense(10)"
+
+
+def task_options(pairs: list[str]) -> dict:
+    """KEY=VALUE strings as task options (numbers parsed)."""
+    out = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        out[key] = json.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
+    return out
 
 
 def accuracy(args: argparse.Namespace) -> list[dict]:
@@ -40,17 +50,18 @@ def accuracy(args: argparse.Namespace) -> list[dict]:
     for rule in args.rules:
         for seed in args.seeds:
             cfg = TrainConfig(task="nmnist_digits", rule=rule, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, seed=seed, arch=args.arch)
-            t0 = time.perf_counter()
+                              lr=args.lr, seed=seed, arch=args.arch, task_options=task_options(args.task_option))
+            t0, c0 = time.perf_counter(), time.process_time()
             hist: list[dict] = []
             with tempfile.TemporaryDirectory() as d:
                 train(cfg, Path(d) / "run", progress=False, device="cpu",
                       on_epoch=lambda r: (hist.append(r), print(json.dumps(dict(rule=rule, seed=seed, **r)), flush=True)))
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             best = max(hist, key=lambda r: (r["val_acc"], -r["epoch"]))
             row = dict(rule=rule, seed=seed, epochs=args.epochs, best_epoch=int(best["epoch"]) + 1,
                        val_acc=best["val_acc"], test_acc=best["test_acc"], last_test_acc=hist[-1]["test_acc"],
                        seconds_per_epoch=[round(r["seconds"], 1) for r in hist], wall_s=round(wall, 1),
+                       cpu_s=round(cpu, 1), task_options=args.task_option,
                        load_1min=os.getloadavg()[0])
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -98,6 +109,8 @@ def main() -> int:
     p.add_argument("--arch", default=ARCH)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--budget", type=int, default=1, help="memory: stored states of budgeted BPTT")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="accuracy: an option of the nmnist_digits task (repeatable)")
     p.add_argument("--saccade-steps", type=int, default=6, help="memory: steps per saccade (T = 3x; 6 is the task's default)")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     args = p.parse_args()
