@@ -28,7 +28,6 @@ channel 1 OFF.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 
 def saccade_path(steps: int, amplitude: float) -> np.ndarray:
@@ -42,6 +41,8 @@ def saccade_path(steps: int, amplitude: float) -> np.ndarray:
 def scene(image: np.ndarray, shifts: np.ndarray, size: int, zoom: float) -> np.ndarray:
     """Intensity frames (len(shifts), size, size): `image` magnified by `zoom`, centred on the
     field, shifted by each (dy, dx); bilinear, 0 outside the image."""
+    from scipy.ndimage import map_coordinates  # scipy comes with scikit-learn (the 'train' extra)
+
     h, w = image.shape
     yy, xx = np.meshgrid(np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64), indexing="ij")
     out = np.empty((len(shifts), size, size))
