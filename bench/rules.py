@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -193,7 +194,7 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> tuple[list[float],
 
     from training.layers import from_network
     from training.nets import recurrent_network
-    from training.nets import ConvSNN, conv_network
+    from training.layered import LayeredSNN, parse_arch
     from training.rules import Batch, BudgetedBPTT, make_rule
     from training.tasks import make_task
     from training.runfiles import set_epoch_lr, shuffled
@@ -203,7 +204,9 @@ def fit(exp: dict, rule_name: str, seed: int, hidden: int) -> tuple[list[float],
     task = make_task(exp["task"], seed=seed, **exp.get("task_kw", {}))
     torch.manual_seed(seed)
     if exp.get("conv"):
-        model = ConvSNN(conv_network((8, 8), channels=8, kernel_size=3, n_out=task.n_out, dt=task.dt, seed=seed), (8, 8), 3)
+        beta = math.exp(-task.dt / 20e-3)  # tau_mem 20 ms, as the recurrent networks
+        model = LayeredSNN(parse_arch(f"conv(8,k=3,p=1,beta={beta}),flatten,dense({task.n_out},beta={beta})"), (1, 8, 8),
+                           seed=seed)
     else:
         net = recurrent_network(task.n_in, exp.get("hidden", hidden), task.n_out, dt=task.dt, seed=seed,
                                 **exp.get("net", {}))

@@ -2,7 +2,7 @@
 
 References are independent of the rules' code: full BPTT of the SNN module (whose step is
 neuron_step), autograd through probes added to the spikes, autograd of the mean rate with
-respect to the bias, and neurosim's NumPy simulator for the convolutional SNN.
+respect to the bias, and neurosim's NumPy simulator (the convolutional models: tests/test_layered.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from neurosim import ALIF, LI, LIF, Network, Population, Projection, SpikeInput, simulate  # noqa: E402
+from neurosim import ALIF, LI, LIF, Network, Population, Projection, SpikeInput  # noqa: E402
 from neurosim.cli import main  # noqa: E402
 from neurosim.errors import NetworkError  # noqa: E402
 from training.rules.eprop import EligibilityTraces, EProp  # noqa: E402
@@ -22,7 +22,6 @@ from training.layers import from_network  # noqa: E402
 from training.nets import recurrent_network  # noqa: E402
 from training.rules.local import LocalView, psi, step_with_u  # noqa: E402
 from training.rules.ottt import OTTT  # noqa: E402
-from training.nets import ConvSNN, conv_network  # noqa: E402
 from training.rules.ratebp import RateBP, RateEligibility  # noqa: E402
 from training.rules import Batch, Objective, make_rule  # noqa: E402
 
@@ -367,39 +366,6 @@ def test_ratebp_gradient_is_the_time_averaged_chain_rule():
     d_h1 = e["h1"] * (d_h2 @ w["h1_h2"].T)
     assert _rel(g["h1_h2"], hbar[:, sl["h1"]].T @ d_h2) < 1e-10
     assert _rel(g["in_h1"], hbar[:, sl["in"]].T @ d_h1) < 1e-10
-
-
-def test_conv_snn_is_the_numpy_simulation_of_its_network():
-    net = conv_network((8, 8), channels=4, kernel_size=3, n_out=10, seed=1)
-    cm = ConvSNN(net, (8, 8), 3, dtype=F64)
-    x = (torch.rand(30, 2, 64, generator=torch.Generator().manual_seed(0), dtype=F64) < 0.3).to(F64)
-    with torch.no_grad():
-        out, _ = cm(x)
-    res = simulate(cm.to_network(), {"in": x.numpy()}, steps=30, traces={"conv": ["v"], "out": ["v"]})
-    assert res.spikes["conv"].dense().sum() > 100
-    np.testing.assert_array_equal(res.spikes["conv"].dense(), out["conv"]["z"].numpy() > 0)
-    np.testing.assert_allclose(res.traces["out"]["v"], out["out"]["v"].numpy(), rtol=0, atol=1e-12)
-    assert list(cm.weights) == ["conv_out"] and cm.kernel.shape == (4, 1, 3, 3)
-    again = ConvSNN(cm.to_network(), (8, 8), 3, dtype=F64)
-    torch.testing.assert_close(again.kernel, cm.kernel, rtol=0, atol=0)
-    w = net.projections[0].weights.copy()
-    w[0, 0] += 1.0  # no longer one shared kernel
-    with pytest.raises(NetworkError, match="convolution"):
-        ConvSNN(net.replace(projections=(Projection("in_conv", "in", "conv", w), net.projections[1])), (8, 8), 3)
-
-
-def test_conv_ratebp_kernel_gradient_follows_bptt():
-    """Static, rate-coded input (the regime the rule assumes): the shared kernel's rate-based
-    gradient points along BPTT's; the readout's is BPTT's."""
-    net = conv_network((8, 8), channels=4, kernel_size=3, n_out=10, seed=1)
-    x = (torch.rand(30, 2, 64, generator=torch.Generator().manual_seed(0), dtype=F64) < 0.3).to(F64)
-    b = Batch(x, torch.tensor([1, 4]), torch.arange(30) >= 10)
-    m1, m2 = ConvSNN(net, (8, 8), 3, dtype=F64), ConvSNN(net, (8, 8), 3, dtype=F64)
-    make_rule("bptt").backward(m1, b)
-    RateBP().backward(m2, b)
-    assert _rel(m2.weights["conv_out"].grad, m1.weights["conv_out"].grad) < 1e-12
-    cos = torch.nn.functional.cosine_similarity(m1.kernel.grad.flatten(), m2.kernel.grad.flatten(), 0)
-    assert cos > 0.9
 
 
 # ----------------------------------------------------------------------------------- interface

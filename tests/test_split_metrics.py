@@ -36,3 +36,20 @@ def test_batched_neurosim_counts_equal_the_torch_module_and_one_run():
     assert m.effective_acs == pytest.approx(acs / 24, rel=1e-12)
     spiking = net.population("hidden").size * x.shape[0] * 24
     assert m.activation_sparsity == pytest.approx(1 - hidden.sum() / spiking, rel=1e-12)
+
+
+def test_train_writes_the_metrics_of_every_epoch_into_metrics_csv(tmp_path):
+    import csv
+
+    from neurosim.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--task", "digits", "--hidden", "8", "--model", "lif", "--n-train", "32", "--n-test", "16",
+                 "--epochs", "2", "--no-progress", "--out", str(run)]) == 0
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    task = make_task("digits", seed=0, n_train=32, n_test=16)
+    last = split_metrics(ns.load(run / "model.h5"), task.test, batch_size=32, dtype="float32")
+    for key, value in last.as_dict().items():
+        assert float(rows[-1][f"test_{key}"]) == pytest.approx(value, rel=1e-12), key
+    assert float(rows[0]["test_dense_synops"]) == last.dense_synops  # the structure does not change

@@ -79,7 +79,7 @@ def test_shapes_dtypes_and_defaults(tasks, key):
 def test_registry_and_sizes_options():
     event_sets = {"shd", "ssc", "nmnist", "dvs_gesture"}  # from local files (tests/test_event_data.py)
     assert set(TASKS) == {"store_recall", "evidence", "delayed_xor", "delayed_copy", "digits",
-                          "copy", "adding"} | event_sets
+                          "copy", "adding", "nmnist_digits"} | event_sets
     t = make_task("evidence", n_train=6, n_test=3)
     assert len(t.train) == 6 and len(t.test) == 3
     paper = make_task("evidence", n_train=2, n_test=2, scale=1.0)             # Bellec et al. 2020 timing

@@ -46,6 +46,9 @@ class TrainConfig:
     # non-spiking LI or a spiking LIF (runs written before these options: subtract, li)
     reset: str = "subtract"
     readout: str = "li"
+    # a layered model (training.layered.parse_arch: a spec string or a JSON model file) instead of
+    # the recurrent network of --hidden/--model; None (and absent from runs written before): none
+    arch: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

@@ -108,7 +108,7 @@ class SNN(nn.Module):
     def routes(self) -> list[tuple[str, tuple[int, int], tuple[int, int], list[tuple[int, str]]]]:
         """The projections the generic synaptic input applies: (name, pre columns of the spike
         history, post neurons, [(delay, name of the mask buffer or "")]); a subclass that applies
-        some projection itself (training.nets.ConvSNN) leaves it out. Read-only."""
+        some projection itself leaves it out. Read-only."""
         return list(self._routes)
 
     # ---------------------------------------------------------------- the step

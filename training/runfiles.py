@@ -141,6 +141,8 @@ def read_checkpoint(path: Path, config: Any) -> tuple[dict[str, Any], int, list[
         saved = dict(saved, dtype="float32")  # written before --dtype existed: always float32
     if isinstance(saved, dict) and "reset" not in saved and "readout" not in saved and "reset" in wanted:
         saved = dict(saved, reset="subtract", readout="li")  # written before --reset/--readout existed
+    if isinstance(saved, dict) and "arch" not in saved and "arch" in wanted:
+        saved = dict(saved, arch=None)  # written before --arch existed: the recurrent network
     if isinstance(saved, dict) and saved.get("schedule") == wanted.get("schedule") == "constant" and "epochs" in wanted:
         saved = dict(saved, epochs=wanted["epochs"])  # a constant rate's run may be extended (or end sooner)
     if saved != wanted:
@@ -207,7 +209,8 @@ def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     counts from 1, as the console and curve.png do (a history row's 'epoch' is the 0-based index
     the checkpoint stores)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    columns = list(dict.fromkeys(k for row in history for k in row))  # rows of an older run may lack some
+    w = csv.DictWriter(buf, fieldnames=columns, restval="")
     w.writeheader()
     w.writerows([dict(r, epoch=int(r["epoch"]) + 1) if "epoch" in r else r for r in history])
     write_bytes(path, buf.getvalue().encode())

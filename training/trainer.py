@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from neurosim.errors import NeurosimError
+from neurosim.errors import NetworkError, NeurosimError
 from neurosim.paths import output_directory
 
 from . import distributed
@@ -26,6 +26,7 @@ from .rules import Objective, make_rule
 from .runfiles import (batches_per_epoch, complete_run_files, epoch_bar, resume_checkpoint, set_epoch_lr, show_running,
                        shuffled, to_batch, write_checkpoint)
 from .scoring import score
+from .split_metrics import split_metrics
 
 
 def evaluate(model: SNN, split: Any, task: Any, batch_size: int = 256) -> tuple[float, float]:
@@ -118,10 +119,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "checkpoint.pt"
     torch.manual_seed(config.seed)
-    net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
-                            tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed,
-                            reset=config.reset, readout=config.readout)  # type: ignore[arg-type]
-    model = from_network(net, surrogate=config.surrogate, dtype=getattr(torch, config.dtype)).to(dev)
+    model = build_model(config, task).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     stepper = distributed.Stepper(opt, world, config.clip)  # (all-reduce,) clip, step
     rule = make_rule(config.rule, k=config.k, budget=_budget(config.budget), policy=config.policy,
@@ -159,12 +157,20 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
                     correct, counted = correct + ok, counted + cnt
                 bar.update(1)
                 show_running(bar, epoch, loss_sum, seen, correct, counted)  # this process's shard
-            test_loss, test_acc = (evaluate(model, task.test, task, config.batch_size) if world.main  # batches of the
-                                   else (0.0, 0.0))  # training size: a streamed test split is read as such
-            loss_sum, correct, counted, test_loss, test_acc = world.sum(
-                [loss_sum, correct, counted, test_loss, test_acc], dev)
+            # evaluation in batches of the training size: a streamed split is read as such
+            test_loss, test_acc = (evaluate(model, task.test, task, config.batch_size) if world.main else (0.0, 0.0))
+            val = getattr(task, "val", None)
+            val_loss, val_acc = (evaluate(model, val, task, config.batch_size) if world.main and val is not None
+                                 else (0.0, 0.0))
+            loss_sum, correct, counted, test_loss, test_acc, val_loss, val_acc = world.sum(
+                [loss_sum, correct, counted, test_loss, test_acc, val_loss, val_acc], dev)
             row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / counted,
                        test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
+            if val is not None:  # model selection on the validation split (the CLI reports its best epoch)
+                row.update(val_loss=val_loss, val_acc=val_acc)
+            if world.main:  # NeuroBench's metrics of the network as it stands, run in neurosim on the test split
+                row.update({f"test_{k}": v for k, v in split_metrics(
+                    network_of(model, config, task), task.test, config.batch_size, config.dtype).as_dict().items()})
             history.append(row)
             if world.main:
                 write_checkpoint(run, config, epoch, history, bar=getattr(task, "bar", None), model=model.state_dict(),
@@ -182,9 +188,58 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress: bool, dev: to
         idx, _ = world.shard(np.arange(min(n, config.batch_size)))
         batch = to_batch(task.train, idx, model.v0.dtype, model.v0.device)
         raise NeurosimError(out_of_memory_message(model, batch, config.rule, dev))
+    files = ["model.h5", "metrics.csv", "curve.png", "checkpoint.pt"]
     if world.main:
-        save(model.to_network(), run / "model.h5")
-    return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None)}
+        save(network_of(model, config, task), run / "model.h5")  # the exact Network of the model
+        if config.arch is not None:  # and the layered model's spec to rebuild the torch module
+            from neurosim.atomic import write_bytes
+
+            from .layered import arch_json
+
+            write_bytes(run / "arch.json", arch_json(model.specs).encode())
+            files.insert(1, "arch.json")
+    return {"history": history, "model": model, "task": task, "bar": getattr(task, "bar", None), "files": files}
+
+
+def network_of(model: Any, config: TrainConfig, task: Any) -> Any:
+    """The neurosim Network of the torch `model` (layered models through training.layered)."""
+    if config.arch is None:
+        return model.to_network()
+    from .layered import to_network
+
+    return to_network(model, task.dt, name=f"{config.task}_{config.rule}")
+
+
+def build_model(config: TrainConfig, task: Any) -> Any:
+    """The model `config` trains on `task`: the layered model of ``config.arch`` on the task's
+    input shape (``task.params['shape']``, else (n_in,)), or input -> recurrent LIF/ALIF -> LI."""
+    dtype = getattr(torch, config.dtype)
+    if config.arch is None:
+        net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
+                                tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed,
+                                reset=config.reset, readout=config.readout)  # type: ignore[arg-type]
+        return from_network(net, surrogate=config.surrogate, dtype=dtype)
+    if (config.reset, config.readout) != ("subtract", "li"):
+        raise NeurosimError("--reset/--readout: a layered model (--arch) names each layer's reset and neuron "
+                            "in its spec (e.g. 'dense(10,neuron=lif,reset=zero)'); drop --reset/--readout")
+    from .layered import LayeredSNN, parse_arch
+
+    try:
+        layers = parse_arch(config.arch)
+    except NetworkError as e:
+        raise NeurosimError(f"--arch: {e}") from None
+    if config.rule == "eprop" and not any(s.kind == "rdense" for s in layers):
+        raise NeurosimError("--arch: rule eprop needs a recurrent layer (rdense): e-prop's eligibility traces "
+                            "are for recurrent LIF/ALIF layers; train a feed-forward or conv model with "
+                            "bptt, tbptt, budgeted, ottt or ratebp")
+    if layers[-1].size != task.n_out:
+        raise NeurosimError(f"--arch: the last layer has {layers[-1].size} neurons, task {config.task} has "
+                            f"{task.n_out} classes")
+    try:
+        return LayeredSNN(layers, tuple(task.params.get("shape", (task.n_in,))), surrogate=config.surrogate,
+                          dtype=dtype, seed=config.seed)
+    except NetworkError as e:
+        raise NeurosimError(f"--arch: {e}") from None
 
 
 def _budget(text: Optional[str]) -> Any:

@@ -19,7 +19,7 @@ def rule_and_task_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
     from training.methods import METHODS
 
     rules = ("bptt", "tbptt", "budgeted", "ottt", "eprop", "ratebp") + tuple(METHODS)
-    tasks = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits")
+    tasks = tuple(dict.fromkeys(("store_recall", "evidence", "delayed_xor", "delayed_copy", "digits", "nmnist_digits")
                                 + tuple(t for m in METHODS.values() for t in m.tasks) + EVENT_TASKS))
     return rules, tasks
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     rules, tasks = rule_and_task_choices()
     p = sub.add_parser(
         "train", help="train a recurrent spiking network on a bundled task",
-        description="Train input -> recurrent LIF/ALIF -> LI readout on a bundled task with a learning rule. "
+        description="Train input -> recurrent LIF/ALIF -> LI readout, or the layered (convolutional) model of --arch, on a bundled task with a learning rule. "
                     "Writes into --out, atomically after every epoch: checkpoint.pt, metrics.csv, curve.png "
                     "and config.json; at the end, for the rules that train a neurosim network (all but ep, "
                     "msg and sab, which bring their own models), the trained network as model.h5 (neurosim "
@@ -71,6 +71,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="mini-batch size (default 32)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
     p.add_argument("--hidden", type=positive_int, default=64, metavar="N", help="hidden neurons (default 64)")
+    p.add_argument("--arch", default=None, metavar="SPEC|FILE.json",
+                   help="a layered model instead of the recurrent one (--hidden, --model): layers separated by "
+                        "commas, e.g. 'conv(12,k=5,s=2,p=2),pool(2),conv(32,k=3,p=1),pool(2),flatten,dense(10)' "
+                        "(conv, pool, flatten, dense, rdense; neuron=lif|alif|if|li, beta=, theta=, train=beta+theta; "
+                        "see training.layered.spec), or a JSON model file")
     p.add_argument("--model", default="alif", choices=("alif", "lif"), help="hidden neuron model (default alif)")
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"),
                    help="reset of the spiking neurons (hidden, and a LIF readout): subtract theta (default) or "

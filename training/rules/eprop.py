@@ -162,6 +162,11 @@ class EProp(Rule):
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
         view = LocalView(model, self.readout)
         out = self.readout
+        for r in view.routes:
+            if not r.dense:
+                raise NetworkError(f"projections.{r.name}", "e-prop's eligibility traces are for dense (recurrent) "
+                                                            "LIF/ALIF layers, not convolution or pooling: train "
+                                                            "this model with bptt, tbptt, budgeted, ottt or ratebp")
         k_out = view.kernel(out)
         into_out = view.routes_into(out)
         sources = {r.pre_pop for r in into_out if r.pre_pop is not None and r.pre_pop != out}

@@ -13,7 +13,7 @@ lags to the readout (LocalView).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -110,6 +110,19 @@ class Route:
         """The weight as the forward pass uses it (masked for CSR projections)."""
         return self.weight if self.mask is None else self.weight * self.mask
 
+    @property
+    def dense(self) -> bool:
+        """True: the projection is the matrix `effective()` (False: an operator, see OpRoute)."""
+        return True
+
+    def backprop(self, dx: torch.Tensor) -> torch.Tensor:
+        """The error at the presynaptic spikes, ``dx @ W^T`` (B, n_pre), for `dx` (B, n_post)."""
+        return dx @ self.effective().T
+
+    def accumulate(self, a: torch.Tensor, dx: torch.Tensor) -> None:
+        """``grad W += a^T @ dx`` for presynaptic activity `a` (B, n_pre) and error `dx` (B, n_post)."""
+        self.add_grad(a.T @ dx)
+
     def add_grad(self, g: torch.Tensor) -> None:
         """Accumulate `g` (n_pre, n_post) into ``weight.grad`` (masked like the forward pass)."""
         if self.mask is not None:
@@ -122,15 +135,21 @@ class Route:
 
 
 class LocalView:
-    """Routes, population kernels and the feed-forward structure of an SNN, for local rules."""
+    """Routes, population kernels and the feed-forward structure of an SNN, for local rules; a
+    model without a Network (training.layered.LayeredSNN) gives its routes by ``local_routes()``."""
 
     def __init__(self, model: SNN, readout: str = "out") -> None:
-        net = model.network
-        pops = [p.name for p in net.populations]
+        own = hasattr(model, "local_routes")
+        pops = list(model.slices) if own else [p.name for p in model.network.populations]
         if readout not in pops:
             raise NetworkError("readout", f"the network has no population {readout!r} to read out")
         self.model, self.readout = model, readout
         self.slices = {p: slice(*model.slices[p]) for p in pops}
+        if own:
+            self.routes = model.local_routes()
+            self.lag = self._lags()
+            return
+        net = model.network
         edges = {(j.pre, j.post) for j in net.projections if j.pre in pops}
         reach = {p: _reachable(p, edges) for p in pops}
         routes = []
@@ -168,8 +187,8 @@ class LocalView:
         return lag
 
     def param(self, field: str, pop: str) -> torch.Tensor:
-        """Per-neuron parameter `field` of population `pop`, shape (n,)."""
-        return getattr(self.model, f"p_{field}")[self.slices[pop]]
+        """Per-neuron parameter `field` of population `pop`, shape (n,) (current values, no graph)."""
+        return getattr(self.model.params, field)[self.slices[pop]].detach()
 
     def kernel(self, pop: str) -> tuple[float, float]:
         """(alpha, beta) of `pop`, which must be the same for all its neurons."""
@@ -184,6 +203,36 @@ class LocalView:
 
     def routes_into(self, pop: str) -> list[Route]:
         return [r for r in self.routes if r.post_pop == pop]
+
+
+class OpRoute(Route):
+    """A route whose projection is a linear operator ``y = op(z_pre)`` with weight `weight` (None:
+    nothing to train, e.g. pooling) rather than a matrix: errors and weight gradients are its
+    vector-Jacobian products. `op(pre)` maps (B, n_pre) to (B, n_post)."""
+
+    def __init__(self, op: Any, **fields: Any) -> None:
+        super().__init__(**fields)
+        object.__setattr__(self, "op", op)
+
+    @property
+    def dense(self) -> bool:
+        return False
+
+    def effective(self) -> torch.Tensor:
+        raise NetworkError(f"projections.{self.name}", "not a matrix (a convolution or pooling operator)")
+
+    def backprop(self, dx: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            z = dx.new_zeros(dx.shape[0], self.pre.stop - self.pre.start).requires_grad_(True)
+            (g,) = torch.autograd.grad(self.op(z), z, dx)
+        return g
+
+    def accumulate(self, a: torch.Tensor, dx: torch.Tensor) -> None:
+        if self.weight is None:
+            return
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(self.op(a), self.weight, dx)
+        self.add_grad(g)
 
 
 def _reachable(start: str, edges: set[tuple[str, str]]) -> set[str]:

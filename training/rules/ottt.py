@@ -102,13 +102,13 @@ class OTTT(Rule):
                     dz = None
                     for r in view.routes:
                         if r.feedforward and r.pre_pop == p and r.post_pop in dx and lag[r.post_pop] + r.delay == lag[p]:
-                            term = dx[r.post_pop] @ r.effective().T
+                            term = r.backprop(dx[r.post_pop])
                             dz = term if dz is None else dz + term
                     if dz is not None:
                         dx[p] = gain[p] * past[-1 - lag[p]][0][:, view.slices[p]] * dz
                 for r in live:
                     if r.post_pop in dx:
-                        r.add_grad(past[-1 - lag[r.post_pop]][1][r.name].T @ dx[r.post_pop])
+                        r.accumulate(past[-1 - lag[r.post_pop]][1][r.name], dx[r.post_pop])
             if self.updates_online:
                 if self.clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)

@@ -1,5 +1,5 @@
-"""Rate-based backpropagation (Yu et al., NeurIPS 2024); its small convolutional SNN is
-training.nets.ConvSNN.
+"""Rate-based backpropagation (Yu et al., NeurIPS 2024); convolutional models (training.layered)
+train through the same passes, their conv layers as operators.
 
 Two passes per batch:
 

@@ -36,6 +36,7 @@ import numpy as np
 from neurosim.errors import NetworkError
 
 from .base import Kind, Split, Task
+from .event_digits import NMNIST_DEFAULTS, nmnist_digits
 from .images import DIGITS_DEFAULTS, N_DIGITS, digit_images, digits
 from .long_memory import adding, copy_memory
 from .sequences import delayed_copy, delayed_xor
@@ -53,6 +54,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "delayed_xor": delayed_xor,
     "delayed_copy": delayed_copy,
     "digits": digits,
+    "nmnist_digits": nmnist_digits,
     "copy": copy_memory,
     "adding": adding,
     # event datasets from local files through tonic (training.tasks.tonic_data): inputs are event counts

@@ -49,7 +49,8 @@ class Task:
     says where it comes from. `channels` maps each input group to its ``(start, stop)`` channels;
     `params` holds every resolved option and the derived step counts. `windows`: the ``[lo, hi)``
     step ranges scored as one answer each for per-step class targets (empty: every masked step is
-    one answer); training.scoring.score is the one definition of accuracy.
+    one answer); training.scoring.score is the one definition of accuracy. `val`: a validation
+    split drawn from the training data (for choosing epochs), where the task has one.
     """
 
     name: str
@@ -66,6 +67,7 @@ class Task:
     channels: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     windows: tuple[tuple[int, int], ...] = ()
+    val: Split | None = None
 
 
 
