@@ -34,12 +34,14 @@ def _wait_for(condition, proc: subprocess.Popen, seconds: float = 180.0) -> None
         time.sleep(0.02)
 
 
-def _terminate(proc: subprocess.Popen) -> str:
+def _terminate(proc: subprocess.Popen, before: tuple[str, ...] = ()) -> str:
+    """SIGTERM `proc`: exit 143, stderr the lines `before` (a resume hint) and the one error line."""
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err[-2000:])
     lines = err.strip().splitlines()
-    assert lines == ["neurosim: error: terminated by SIGTERM (no partial output files were written)"], err[-2000:]
+    assert lines == [*before, "neurosim: error: terminated by SIGTERM (no partial output files were written)"], \
+        err[-2000:]
     return err
 
 
@@ -50,7 +52,7 @@ def test_sigterm_before_the_first_epoch_removes_the_run_directory(tmp_path):
     _wait_for(run.is_dir, proc)  # made by the trainer once torch and the task are loaded
     time.sleep(0.5)
     assert not (run / "checkpoint.pt").exists()  # still before the first checkpoint
-    _terminate(proc)
+    _terminate(proc, ("no epoch finished: nothing to resume (start the run again)",))
     assert not (tmp_path / "runs").exists()  # the run directory and the parent it made are gone
 
 

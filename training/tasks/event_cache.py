@@ -20,7 +20,13 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 import numpy as np
 
 from neurosim.atomic import atomic_path
-from neurosim.errors import NetworkError
+from neurosim.errors import FileFormatError, NetworkError
+from neurosim.h5read import FileKind, H5Reader
+
+CACHE_KIND = FileKind(expected="an event cache written by neurosim (delete it to rebuild)",
+                      unopened="not an HDF5 file ({exc}); delete it to rebuild the cache",
+                      intact="an intact event cache (delete it to rebuild)")
+MAX_COUNT = 2**62  # bound of the whole-number attributes of a cache
 
 CACHE_FORMAT = "neurosim-event-cache"
 CACHE_VERSION = 1
@@ -40,10 +46,13 @@ class EventFrames:
         import h5py
 
         self.path = str(path)
-        with h5py.File(self.path, "r") as f:
-            self._indptr = np.asarray(f["indptr"][()], np.int64)
-            self._labels = np.asarray(f["labels"][()], np.int64)
-            steps, n_in = int(f.attrs["steps"]), int(f.attrs["n_in"])
+        r = H5Reader(self.path)
+
+        def head(f: "h5py.File") -> tuple[np.ndarray, np.ndarray, int, int]:
+            return (np.asarray(f["indptr"][()], np.int64), np.asarray(f["labels"][()], np.int64),
+                    r.attr_int(f, "steps", "", 1, MAX_COUNT), r.attr_int(f, "n_in", "", 1, MAX_COUNT))
+
+        self._indptr, self._labels, steps, n_in = r.read(CACHE_KIND, head)
         n = len(self._labels)
         self.index = np.arange(n, dtype=np.int64) if index is None else np.asarray(index, np.int64)
         self.shape = (len(self.index), steps, n_in)
@@ -99,14 +108,18 @@ def read_key(path: Path) -> Optional[str]:
 
     if not path.is_file():
         return None
+    r = H5Reader(path)
+
+    def key(f: "h5py.File") -> Optional[str]:
+        if r.attr_str(f, "format", "") != CACHE_FORMAT or r.attr_int(f, "version", "", 0, MAX_COUNT) != CACHE_VERSION:
+            return None
+        if not all(k in f for k in ("indptr", "step", "channel", "count", "labels")):
+            return None
+        return r.attr_str(f, "key", "")
+
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != CACHE_FORMAT or int(f.attrs.get("version", -1)) != CACHE_VERSION:
-                return None
-            if not all(k in f for k in ("indptr", "step", "channel", "count", "labels")):
-                return None
-            return str(f.attrs["key"])
-    except (OSError, KeyError, ValueError):
+        return r.read(CACHE_KIND, key)
+    except FileFormatError:  # not a cache of this version, or unreadable: rebuilt
         return None
 
 
@@ -157,8 +170,9 @@ def cache_totals(path: Path) -> dict[str, int]:
     """The event totals stored in cache `path` (samples, events_in, events_binned)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        return {k: int(f.attrs[k]) for k in ("samples", "events_in", "events_binned")}
+    r = H5Reader(path)
+    return r.read(CACHE_KIND, lambda f: {k: r.attr_int(f, k, "", 0, MAX_COUNT)
+                                         for k in ("samples", "events_in", "events_binned")})
 
 
 def iter_progress(items: Iterable[Any], total: int, label: str, show: bool) -> Iterator[Any]:
