@@ -14,6 +14,10 @@ projection (one per delay class d) is the weight matrix W_d of shape (n_pre, n_p
   *Dense* operations count every pair, ``steps * n_pre * n_post`` per matrix. A spike is counted
   when it is sent (NeuroBench runs every layer at every step), also when the run ends before its
   delay delivers it. Biases are not synaptic operations.
+- a **convolution** is NeuroBench's Conv layer: effective operations as above on its exact
+  lowering, dense operations ``steps * (every (output, in-bound tap) pair)`` (the all-ones
+  convolution NeuroBench runs), its kernel's entries as parameters and for connection sparsity.
+  Pooling and flatten are not connection layers in NeuroBench: no operations, no parameters.
 - **activation sparsity**: ``1 - (spikes) / (neurons * steps * trials)`` over the spiking
   populations (NeuroBench hooks the spiking-neuron layers; inputs and LI readouts emit no spikes
   and are not counted).
@@ -30,10 +34,11 @@ projection (one per delay class d) is the weight matrix W_d of shape (n_pre, n_p
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Collection, Mapping, Union
+from typing import Any, Collection, Mapping, Union
 
 import numpy as np
 
+from .conv import Convolution, ShapedProjection
 from .network import Network, Projection
 from .result import SimulationResult
 
@@ -70,8 +75,19 @@ class Metrics:
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _nonzero_per_row(projection: Projection) -> list[np.ndarray]:
-    """For each delay class, the number of nonzero weights in every presynaptic row."""
+def _layers(network: Network) -> list[Any]:
+    """The projections NeuroBench counts: weight matrices and convolutions (pooling and flatten
+    are not connection layers in NeuroBench: no synaptic operations, no parameters)."""
+    return [p for p in network.projections if not isinstance(p, ShapedProjection) or isinstance(p, Convolution)]
+
+
+def _nonzero_per_row(projection: Any) -> list[np.ndarray]:
+    """For each delay class (a convolution: its lowering), the number of nonzero weights in
+    every presynaptic row."""
+    if isinstance(projection, Convolution):
+        csr, _ = projection.to_csr()
+        nz = np.asarray(csr.values) != 0
+        return [np.bincount(csr.rows()[nz], minlength=csr.shape[0])]
     out = []
     for _, csr in projection.delay_classes():
         nz = np.asarray(csr.values) != 0
@@ -80,9 +96,13 @@ def _nonzero_per_row(projection: Projection) -> list[np.ndarray]:
 
 
 def connection_counts(network: Network) -> tuple[int, int]:
-    """(zero entries, all entries) over the layer matrices W_d of every projection."""
+    """(zero entries, all entries) over the layer matrices W_d of every projection (a
+    convolution: over its kernel, as torch holds it)."""
     zeros = total = 0
-    for p in network.projections:
+    for p in _layers(network):
+        if isinstance(p, Convolution):
+            zeros, total = zeros + int(np.sum(np.asarray(p.kernel) == 0)), total + int(np.size(p.kernel))
+            continue
         for rows in _nonzero_per_row(p):
             n_pre, n_post = p.shape
             total += n_pre * n_post
@@ -94,7 +114,10 @@ def parameter_count(network: Network) -> int:
     """Entries of the layer matrices W_d (dense projection: all n_pre * n_post entries of each;
     sparse: its synapses, multapses summed) plus the biases of populations that have one."""
     n = 0
-    for p in network.projections:
+    for p in _layers(network):
+        if isinstance(p, Convolution):
+            n += int(np.size(p.kernel))
+            continue
         for _, csr in p.delay_classes():
             n += csr.nnz if p.is_sparse else p.shape[0] * p.shape[1]
     return n + sum(pop.size for pop in network.populations if np.any(pop.params.bias != 0))
@@ -104,8 +127,8 @@ def footprint_bytes(network: Network, dtype: DTypeLike = "float32") -> int:
     """Bytes of the parameters at `dtype` plus, for each sparse W_d, its column indices and row
     pointers (int64)."""
     size = np.dtype(dtype).itemsize * parameter_count(network)
-    for p in network.projections:
-        if p.is_sparse:
+    for p in _layers(network):
+        if isinstance(p, Projection) and p.is_sparse:
             size += sum(8 * (c.nnz + p.shape[0] + 1) for _, c in p.delay_classes())
     return int(size)
 
@@ -122,14 +145,15 @@ def synaptic_operations(network: Network, counts: Mapping[str, np.ndarray], step
     counts: node -> events (nonzero activity) per channel over `steps` steps of `trials` trials;
     graded: the nodes whose activity is not in {-1, 0, 1}: their operations are MACs."""
     acs = macs = dense = 0
-    for p in network.projections:
+    for p in _layers(network):
         for rows in _nonzero_per_row(p):
             ops = int(np.dot(rows, np.asarray(counts[p.pre], np.int64)))
             if p.pre in graded:
                 macs += ops
             else:
                 acs += ops
-            dense += steps * p.shape[0] * p.shape[1]  # per trial already
+            # per trial already; a convolution: every (output, in-bound tap) pair, as NeuroBench's all-ones conv
+            dense += steps * (p.n_synapses if isinstance(p, Convolution) else p.shape[0] * p.shape[1])
     return acs / trials, macs / trials, float(dense)
 
 

@@ -643,7 +643,7 @@ def test_cuba_checks_the_backend_before_making_the_directory(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--task", "foo"], "--task foo: expected one of adding, copy, delayed_copy, delayed_xor, digits, evidence, "
-                        "store_recall"),
+                        "nmnist_digits, store_recall"),
     (["--rule", "tbptt"], "--rule tbptt: the demo trains with one of bptt, ottt, eprop, ratebp (for other rules "
                           "use 'neurosim train')"),
     (["--against", "brian2,brian2"], "--against: target 'brian2' is named twice; name each target once"),

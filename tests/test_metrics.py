@@ -225,3 +225,36 @@ def test_graded_sources_count_multiply_accumulates():
     assert m.activation_sparsity == pytest.approx(1 - 3 / (3 * 10 * 2), abs=1e-15)
     with pytest.raises(ValueError, match="expected 2 event counts of 'in'"):
         metrics_from_counts(net, {"in": np.array([1]), "h": counts["h"]}, 10, 2)
+
+
+@pytest.mark.parametrize("stride,padding,groups", [(1, 0, 1), (2, 1, 2)])
+def test_convolution_counts_equal_neurobench_on_a_torch_conv_layer(stride, padding, groups):
+    """A Conv2d projection from a spike input: effective and dense operations equal NeuroBench's
+    own `single_layer_MACs` on torch's Conv2d with the same kernel, step by step; parameters and
+    connection sparsity are the kernel's; a pooling projection adds nothing."""
+    pytest.importorskip("neurobench")
+    import torch
+    from neurobench.metrics.utils.layers import single_layer_MACs
+
+    r = np.random.default_rng(stride + 3 * groups)
+    kernel = r.normal(0.3, 0.5, (4, 4 // groups, 3, 3))
+    kernel[r.random(kernel.shape) < 0.3] = 0.0
+    conv = ns.Conv2d("c", "in", "h", kernel, stride=stride, padding=padding, groups=groups)
+    side = (9 + 2 * padding - 3) // stride + 1
+    net = ns.Network(populations=[ns.Population("h", (4, side, side), ns.LIF()),
+                                  ns.Population("p", (4, side // 2, side // 2), ns.IF())],
+                     inputs=[ns.SpikeInput("in", (4, 9, 9))],
+                     projections=[conv, ns.SumPool2d("pool", "h", "p", 2)], dt=1e-3)
+    x = r.random((12, 3, 4 * 81)) < 0.2
+    m = neurobench_metrics(net, _run(net, x))
+    layer = torch.nn.Conv2d(4, 4, 3, stride, padding, groups=groups, bias=False).double()
+    layer.weight.data = torch.tensor(kernel)
+    eff = dense = 0
+    for t in range(12):
+        spikes = torch.tensor(x[t].reshape(3, 4, 9, 9), dtype=torch.float64)
+        eff += single_layer_MACs(spikes, layer)[0]
+        dense += single_layer_MACs(spikes, layer, total=True)[0]
+    assert m.effective_acs == pytest.approx(eff / 3, rel=1e-12) and eff > 0
+    assert m.dense_synops == pytest.approx(dense / 3, rel=1e-12)
+    assert m.parameter_count == kernel.size
+    assert m.connection_sparsity == pytest.approx(np.mean(kernel == 0), abs=1e-15)

@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from neurosim import AvgPool2d, Conv2d, Network, Population, Projection, SpikeInput, SumPool2d
+from neurosim import AvgPool2d, Conv2d, Network, Pooling, Population, Projection, SpikeInput, SumPool2d
 from neurosim.errors import NetworkError
 from neurosim.models import ALIF, IF, LI, LIF, NeuronParams
 
@@ -106,7 +106,7 @@ def _layer(net: Network, pop: Population, feed: Any, recurrent: Optional[Project
                          dilation=_one(feed.dilation, f"{where}.dilation"), groups=feed.groups, **neuron)
         weights[pop.name] = k
         return [_with_bias(spec, pop, weights)], weights
-    if isinstance(feed, SumPool2d):
+    if isinstance(feed, Pooling) and type(feed) in (SumPool2d, AvgPool2d):
         size = _one(feed.kernel_size, f"{where}.kernel_size")
         if _one(feed.stride, f"{where}.stride") != size or _one(feed.padding, f"{where}.padding") != 0:
             raise NetworkError(f"{where}.stride", "expected stride = kernel_size and no padding for a layered model")
