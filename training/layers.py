@@ -202,12 +202,7 @@ class SNN(nn.Module):
         """
         src = self.source_tensor(inputs)
         state = self.initial_state(src.shape[1]) if state is None else state
-        rec: dict[str, list[torch.Tensor]] = {k: [] for k in record}
-        for t in range(src.shape[0]):
-            state = self.step(state, src[t])
-            for k in record:
-                rec[k].append(getattr(state.neurons, k))
-        stacked = {k: torch.stack(v) for k, v in rec.items()}
+        stacked, state = run_recorded(self.step, state, src, record)
         out = {p.name: {k: v[:, :, slice(*self.slices[p.name])] for k, v in stacked.items()}
                for p in self.network.populations}
         return out, state
@@ -230,6 +225,18 @@ class SNN(nn.Module):
             else:
                 projs.append(Projection(proj.name, proj.pre, proj.post, w, proj.delay))
         return self.network.replace(projections=tuple(projs))
+
+
+def run_recorded(step: Any, state: SNNState, src: torch.Tensor, record: Sequence[str]
+                 ) -> tuple[dict[str, torch.Tensor], SNNState]:
+    """Advance `state` with ``step(state, src[t])`` over every step of `src` (T, B, S); returns
+    ({field: (T, B, N)} of the NeuronState fields in `record`, final state)."""
+    rec: dict[str, list[torch.Tensor]] = {k: [] for k in record}
+    for t in range(src.shape[0]):
+        state = step(state, src[t])
+        for k in record:
+            rec[k].append(getattr(state.neurons, k))
+    return {k: torch.stack(v) for k, v in rec.items()}, state
 
 
 def from_network(network: Network, surrogate: str = "fast_sigmoid", dtype: torch.dtype = torch.float32,

@@ -30,7 +30,7 @@ from torch import nn
 from neurosim.errors import NetworkError
 from neurosim.models import ALIF, IF, LI, LIF, NeuronParams, NeuronState, neuron_step
 
-from ..layers import SNNState
+from ..layers import SNNState, run_recorded
 from ..surrogate import make_spike_fn
 from .spec import LayerSpec, finish
 
@@ -224,13 +224,7 @@ class LayeredSNN(nn.Module):
         if src.shape[2] != self.n_sources:
             raise NetworkError("inputs", f"expected (T, B, {self.n_sources}) or (T, B, *{self.in_shape}), "
                                          f"got {tuple(inputs.shape)}")
-        state = self.initial_state(src.shape[1])
-        rec: dict[str, list[torch.Tensor]] = {k: [] for k in record}
-        for t in range(src.shape[0]):
-            state = self.step(state, src[t])
-            for k in record:
-                rec[k].append(getattr(state.neurons, k))
-        stacked = {k: torch.stack(v) for k, v in rec.items()}
+        stacked, state = run_recorded(self.step, self.initial_state(src.shape[1]), src, record)
         return ({name: {k: v[:, :, a:z] for k, v in stacked.items()} for name, (a, z) in self.slices.items()},
                 state)
 
