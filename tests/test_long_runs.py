@@ -8,6 +8,7 @@ memory."""
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 import pytest
@@ -38,7 +39,13 @@ def test_cuba_with_1e12_steps_is_refused_at_once(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("neurosim: error: --steps 1000000000000: would record about ") and "GB" in err[0]
-    assert "memory available" in err[0] and "years" in err[0]  # the run would also take years
+    assert "memory available" in err[0]
+    # the run's duration in words, from the first chunk's speed: 10**12 steps at any speed a CPU
+    # reaches for 200 neurons (between 1e2 and 1e7 steps/s) is between 1.2 days and 317 years
+    took = re.search(r"the run would take about ([0-9.]+) (days|years)\)$", err[0])
+    assert took, err[0]
+    days = float(took.group(1)) * (365.25 if took.group(2) == "years" else 1.0)
+    assert 1e12 / 1e7 / 86400 <= days <= 1e12 / 1e2 / 86400, err[0]
     assert seconds < 60 and not out.exists()
 
 

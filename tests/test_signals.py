@@ -115,3 +115,39 @@ def test_sigterm_inside_main_is_exit_143(tmp_path, capsys):
     assert caught == []  # main's handler took it
     assert "terminated by SIGTERM" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_that_a_library_turns_into_its_own_error_still_terminates(monkeypatch, capsys):
+    """A SIGTERM landing inside numpy's import comes out as an ImportError ('Error importing numpy:
+    you should not try to import numpy from its source directory'), which the digits task then
+    reported as a missing scikit-learn (exit 2). Whatever unwinds once the signal arrived is a
+    termination: 143 and the one line."""
+    def signalled_then_import_error(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises Terminated here ...
+        raise AssertionError("not reached")
+
+    def swallowed(args):  # ... which a library catches and re-raises as its own error
+        try:
+            signalled_then_import_error(args)
+        except KeyboardInterrupt as e:
+            raise ImportError("Error importing numpy") from e
+
+    import neurosim.cli.app as app
+
+    parser = app.build_parser()
+    args = parser.parse_args(["backends"])
+    monkeypatch.setattr(app, "build_parser", lambda: _Fixed(args, swallowed))
+    assert main(["backends"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "neurosim: error: terminated by SIGTERM (no partial output files were written)"]
+
+
+class _Fixed:
+    """A parser stand-in whose one command is `func`."""
+
+    def __init__(self, args, func):
+        self.args, self.func = args, func
+
+    def parse_args(self, argv):
+        self.args.func = self.func
+        return self.args

@@ -13,7 +13,7 @@ from typing import Any, Iterator, NoReturn, Optional, Sequence
 from ..version import __version__
 from ..errors import NeurosimError, Terminated
 from . import crosscheck, demo, export, simulate, traces, train
-from .common import PROG
+from .common import PROG, SIGTERM_ARRIVED
 from .extras import missing_extra_message
 
 
@@ -56,7 +56,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `train --nproc N` to start its ranks
     try:
         with _sigterm_as_interrupt():
-            return int(args.func(args) or 0)
+            try:
+                return int(args.func(args) or 0)
+            except Exception as exc:
+                if SIGTERM_ARRIVED.is_set():  # the signal surfaced as a library's error (e.g. inside an import)
+                    raise Terminated() from exc
+                raise
     except ImportError as exc:  # an optional dependency is missing: name the extra that brings it
         line = missing_extra_message(exc, args.command)
         if line is None:
@@ -96,9 +101,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def raise_terminated(signum: int, frame: Any) -> None:
+        SIGTERM_ARRIVED.set()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: a repeat must not cut the clean-up short
         raise Terminated()
 
+    SIGTERM_ARRIVED.clear()
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield

@@ -3,6 +3,7 @@ the translation of simulate()'s validation errors into the option or file they c
 from __future__ import annotations
 
 import argparse
+import threading
 from typing import Any, Callable
 
 from .. import backends
@@ -14,6 +15,12 @@ PROG = "neurosim"
 
 class CLIError(NeurosimError):
     """A command-line argument or environment problem found by the CLI itself."""
+
+
+SIGTERM_ARRIVED = threading.Event()
+"""Set by the CLI's SIGTERM handler while a command runs. A signal that lands inside a library's
+import can come out as that library's own error (numpy turns it into an ImportError): what
+unwinds after this is set is a termination, whatever its type."""
 
 
 # ------------------------------------------------------------------------------ argument types

@@ -6,7 +6,7 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from .common import int_at_least, key_value, seed_arg
+from .common import SIGTERM_ARRIVED, int_at_least, key_value, seed_arg
 
 
 # event datasets read from local files through tonic (training.tasks.tonic_data): --task-option root=PATH
@@ -216,8 +216,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(config, args.out, resume=args.resume, progress=not args.no_progress, device=args.device,
                        overwrite=args.overwrite, on_epoch=epoch_printer(config, printed) if main_rank else None)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (neurosim.errors.Terminated): say how to go on
-        if main_rank:
+    except BaseException as exc:  # Ctrl-C or SIGTERM (Terminated, or a library's error it became): say how to go on
+        if main_rank and (isinstance(exc, KeyboardInterrupt) or SIGTERM_ARRIVED.is_set()):
             print_resume_hint(args.out)
         raise
     if not main_rank:
