@@ -32,6 +32,8 @@ def test_brian2_description_is_that_of_the_lowering():
     net = random_conv_network(3)
     spec, arrays = describe(net)
     spec_low, arrays_low = describe(net.lowered())
+    shaped = {j["name"]: j.pop("shaped") for j in spec["projections"] if "shaped" in j}
+    assert sorted(shaped) == sorted(j.name for j in net.shaped) and shaped["c1"] == next(j for j in net.shaped if j.name == "c1").describe()
     assert spec == spec_low and arrays.keys() == arrays_low.keys()
     for key in arrays:
         np.testing.assert_array_equal(arrays[key], arrays_low[key], err_msg=key)

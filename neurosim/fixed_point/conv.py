@@ -57,8 +57,8 @@ def lava_conv_refusal(proj: Any, factor: Optional[np.ndarray] = None) -> Optiona
         return "a Flatten is a one-to-one copy (a Sparse identity)"
     d = np.asarray(getattr(proj, "delay"))
     if np.any(d != 1):
-        return ("Lava's Conv has no synaptic delay (it delivers after 1 step); delays "
-                f"{int(d.min())}..{int(d.max())} go through DelaySparse")
+        span = f"delay {int(d.min())}" if d.min() == d.max() else f"delays {int(d.min())}..{int(d.max())}"
+        return f"Lava's Conv has no synaptic delay (it delivers after 1 step); {span} go through DelaySparse"
     if factor is not None:
         per = np.asarray(factor, np.float64).reshape(geom.out_shape[0], -1)
         if np.any(per != per[:, :1]):

@@ -433,7 +433,11 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
     decays and the adaptive threshold truncate toward zero every step, and for weight_exp < 0
     each step's summed input is floored (QuantizationReport.floor_error_bound).
     """
-    pops = []
+    pops, shapes = [], {}
+    for q in fixed.projections:  # a FixedConv knows the shapes of its nodes ((C, 1, L) is a (C, L) node)
+        if isinstance(q, FixedConv):
+            for node, shape in ((q.pre, q.geometry.in_shape), (q.post, q.geometry.out_shape)):
+                shapes[node] = (shape[0], shape[2]) if q.kind == "conv1d" else tuple(shape)
     for p in fixed.populations:
         bias, i0 = _float_bias_i0(p)
         common = dict(alpha=p.alpha, beta=p.beta, bias=bias)
@@ -444,7 +448,8 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
             model = ALIF(rho=p.rho, adapt=p.adapt, adapt_gain=p.adapt_gain, **common, **spiking)
         else:
             model = LIF(**common, **spiking)
-        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=i0, a0=p.a0 / p.a_scale))
+        pops.append(Population(p.name, shapes.get(p.name, p.size), model, v0=p.v0 / p.scale, i0=i0,
+                               a0=p.a0 / p.a_scale))
     scale = {p.name: p.scale for p in fixed.populations}
     projs = [q.to_float(scale[q.post]) if isinstance(q, FixedConv) else
              Projection(q.name, q.pre, q.post, q.effective_weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
