@@ -29,6 +29,10 @@ Latency: a ``lava.proc.io.source.RingBuffer`` sends its column t at Lava step t 
 count from 1) with no extra delay; ``Dense``/``Sparse`` deliver a spike of step t at t + 1,
 which is neurosim's delay 1. Delay d > 1 uses ``DelayDense``/``DelaySparse`` with Lava
 delay d - 1. Spikes are recorded by one sink ``RingBuffer`` per population, traces by Monitors.
+
+Convolutions and pooling run as Lava's own ``Conv`` process (same latency as Dense), in both
+modes, where it can carry them; the rest of the shaped projections as Sparse/DelaySparse of
+their CSR lowering (:mod:`mapping.lava_conv`; ``meta['shaped']`` of the result says which).
 """
 from __future__ import annotations
 
