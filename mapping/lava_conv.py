@@ -23,7 +23,7 @@ floating_pt; its quantised mantissas in fixed_pt) and groups = channels. What a 
 carry (Flatten; delays other than 1, which Lava's Conv has no way to hold; a target whose input
 factor differs within a channel) goes to Lava as the exact CSR lowering, a
 Sparse/DelaySparse: :func:`neurosim.fixed_point.lava_conv_refusal` says why, and
-``run_lava``'s ``meta['shaped']`` records, per shaped projection, 'Conv' or the reason.
+``run_lava``'s ``meta['shaped']`` records, per convolution or pooling, 'Conv' or the reason.
 """
 from __future__ import annotations
 
@@ -76,13 +76,14 @@ def fixed_conv(lava: Any, q: FixedConv) -> Any:
 
 def float_ready(network: Network, factors: Mapping[str, np.ndarray]) -> tuple[Network, dict[str, str]]:
     """`network` with the shaped projections Lava's Conv cannot carry replaced by their CSR
-    lowering, and shaped projection name -> 'Conv' or the reason it was lowered. factors:
+    lowering, and convolution or pooling name -> 'Conv' or the reason it was lowered. factors:
     population -> per-neuron factor its Lava process applies to a weight (n,)."""
     projs, how = [], {}
     for j in network.projections:
         if isinstance(j, ShapedProjection):
             why = lava_conv_refusal(j, factors[j.post])
-            how[j.name] = "Conv" if why is None else f"Sparse (CSR lowering): {why}"
+            if j.geometry() is not None:  # Flatten is always the Sparse identity: not listed
+                how[j.name] = "Conv" if why is None else f"Sparse (CSR lowering): {why}"
             if why is not None:
                 csr, d = j.to_csr()
                 j = Projection(j.name, j.pre, j.post, csr, int(d[0]) if d.size and np.all(d == d[0]) else d)
