@@ -109,8 +109,8 @@ def test_lava_conv_refusal_names_each_reason():
 
 def test_lava_floating_pt_runs_convs_as_conv_processes_with_neurosims_spikes():
     run_lava = _lava()
-    net = lava_conv_network(0)
-    x = spikes_in(net, 0, STEPS)
+    net = lava_conv_network(3)  # conv2d, average pool, conv2d: 99 neurons
+    x = spikes_in(net, 3, STEPS)
     got = run_lava(net, x, STEPS, mode="floating_pt")
     assert got.meta["shaped"] == {"c1": "Conv", "pool": "Conv", "c3": "Conv"}  # Flatten: the Sparse identity
     ref = ns.simulate(net, x, STEPS)
