@@ -265,3 +265,35 @@ def test_trained_event_digit_network_brian2_and_lava_give_neurosims_spikes():
                       (ref_fixed, run_lava(fixed, x, steps, mode="fixed_pt", traces=tr))):
         _same(want, got, spiking)
         np.testing.assert_array_equal(got.traces["out"]["v"], want.traces["out"]["v"])
+
+
+def _per_neuron_thresholds(net: ns.Network, name: str, seed: int) -> ns.Network:
+    """`net` with population `name`'s thresholds drawn per neuron (they vary within each channel)."""
+    import dataclasses
+
+    pops = []
+    for p in net.populations:
+        if p.name == name:
+            theta = np.random.default_rng(seed).uniform(0.8, 1.2, p.size)
+            p = dataclasses.replace(p, model=dataclasses.replace(p.model, theta=theta))
+        pops.append(p)
+    return net.replace(populations=tuple(pops))
+
+
+def test_channel_scales_keep_a_conv_into_per_neuron_thresholds_and_lava_agrees():
+    """quantize(scale='channel'): one scale per channel and per-neuron vth, so the conv stays a
+    kernel (Lava's own LIF takes the per-neuron vth); Lava fixed_pt equals simulate_fixed."""
+    run_lava = _lava()
+    net = _per_neuron_thresholds(lava_conv_network(3), "l1", 3)
+    per_neuron = quantize(net)
+    assert not isinstance(per_neuron.projections[0], FixedConv)  # c1 lowered: thresholds vary in a channel
+    fixed = quantize(net, scale="channel")
+    assert isinstance(fixed.projections[0], FixedConv) and fixed.projections[0].name == "c1"
+    l1 = fixed.population("l1")
+    assert np.ndim(l1.vth) == 1 and l1.is_lava_lif
+    rep = fixed.report.populations["l1"]
+    assert rep["theta_max_abs_error"] <= 0.5 * 1.2 / np.min(l1.vth) * 1.0001  # half a vth step
+    x = spikes_in(net, 3, STEPS)
+    ref = simulate_fixed(fixed, x, STEPS)
+    assert ref.spikes["l1"].dense().any()
+    _same(ref, run_lava(fixed, x, STEPS, mode="fixed_pt"), _spiking(net))

@@ -105,6 +105,7 @@ def quantize(
     target: str = TARGET,
     lava_lif_only: bool = False,
     conv: str = "lava",
+    scale: str = "neuron",
 ) -> FixedPointNetwork:
     """Quantise `network` to Loihi's integer neurons + Dense (see the :mod:`neurosim.fixed_point` docstring).
 
@@ -123,6 +124,11 @@ def quantize(
     mantissas, an exponent in [0, 7], wrap-around 24-bit sums: Lava's ``PyConvModelFixed``); the
     others (and Flatten) are quantised as their exact CSR lowering, each with a note in the
     report saying why. 'lowered': every shaped projection as its lowering (:meth:`Network.lowered`).
+    scale: 'neuron' (default): S_j = 64 * vth / theta_j with one vth per population; 'channel':
+    in every population with a shape (C, ...), one scale per channel, S_c = 64 * vth / max theta
+    of the channel, and per-neuron thresholds vth_j = round(vth * theta_j / max theta) (theta is
+    then rounded, see the report's theta_max_abs_error), so that a convolution into a channel
+    whose thresholds vary still has one kernel.
     Multapses (several synapses on one (pre, post)) are merged by
     addition before rounding;
     a pair with synapses of several delays gives one projection per delay (``{name}_d{d}``,
@@ -136,8 +142,11 @@ def quantize(
     check_lava_inputs(network, target)
     if conv not in ("lava", "lowered"):
         raise NetworkError("conv", f"expected 'lava' or 'lowered', got {conv!r}")
+    if scale not in ("neuron", "channel"):
+        raise NetworkError("scale", f"expected 'neuron' or 'channel', got {scale!r}")
+    per_channel = scale == "channel"
     # shaped projections Lava's Conv cannot carry as their exact CSR lowering; multapses summed before rounding
-    network, notes = _conv_ready(network, conv == "lava", weight_exp)
+    network, notes = _conv_ready(network, conv == "lava", weight_exp, per_channel)
     network = network.without_multapses()
     lif = {p.name: (lava_lif_params(p, fixed=True, target=target) if lava_lif_only and p.spiking
                     else integer_neuron_params(p, target)) for p in network.populations}
@@ -151,8 +160,9 @@ def quantize(
 
     pops, pop_reports, scales = [], {}, {}
     for pop in network.populations:
-        v = _vth_mant(pop, vth_mant, incoming[pop.name], weight_exp, bias_exp, headroom, target)
-        fp, rep = _quantize_population(pop, lif[pop.name], v, bias_exp, target)
+        ref = _ref_unit(pop, per_channel)
+        v = _vth_mant(pop, vth_mant, incoming[pop.name], weight_exp, bias_exp, headroom, target, ref)
+        fp, rep = _quantize_population(pop, lif[pop.name], v, bias_exp, target, ref)
         pops.append(fp)
         pop_reports[pop.name] = rep
         scales[pop.name] = fp.scale
@@ -166,7 +176,8 @@ def quantize(
                              report=QuantizationReport(pop_reports, proj_reports, notes))
 
 
-def _conv_ready(network: Network, keep: bool, weight_exp: Optional[int]) -> tuple[Network, tuple[str, ...]]:
+def _conv_ready(network: Network, keep: bool, weight_exp: Optional[int],
+                per_channel: bool = False) -> tuple[Network, tuple[str, ...]]:
     """`network` with every shaped projection that Lava's Conv cannot carry (or all, keep=False)
     replaced by its CSR lowering, and one note per lowered convolution or pooling."""
     if not network.shaped:
@@ -175,7 +186,8 @@ def _conv_ready(network: Network, keep: bool, weight_exp: Optional[int]) -> tupl
     for j in network.projections:
         if isinstance(j, ShapedProjection):
             post = network.population(j.post)
-            why = (lava_conv_refusal(j, post.params.gain / _unit(post)) if keep else "quantize(conv='lowered')")
+            why = (lava_conv_refusal(j, post.params.gain / _ref_unit(post, per_channel)) if keep
+                   else "quantize(conv='lowered')")
             if why is None and weight_exp is not None and weight_exp < CONV_WEIGHT_EXP_RANGE[0]:
                 why = f"weight_exp={weight_exp}: Lava's Conv cannot shift its sum right"
             if why is not None:
@@ -188,7 +200,8 @@ def _conv_ready(network: Network, keep: bool, weight_exp: Optional[int]) -> tupl
 
 
 def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incoming: list[Projection],
-              weight_exp: Optional[int], bias_exp: Optional[int], headroom: float, target: str) -> int:
+              weight_exp: Optional[int], bias_exp: Optional[int], headroom: float, target: str,
+              ref: np.ndarray) -> int:
     where = f"populations.{pop.name}.model.theta"
     if isinstance(given, Mapping):
         given = given.get(pop.name)
@@ -198,10 +211,10 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
         return int(given)
     v = float(np.floor(UV_MAX / (64 * headroom)))
     p = pop.params
-    per_unit = p.gain / _unit(pop)  # integer input units per float unit of w, per unit of vth
+    per_unit = p.gain / ref  # integer input units per float unit of w, per unit of vth
     if weight_exp is not None:
         for proj in incoming:
-            w = _dense(proj) * per_unit[None, :]
+            w = _scaled_weights(proj, per_unit)
             lo, hi = WEIGHT_LIMITS[sign_mode(w)]
             if w.max() > 0:
                 v = min(v, hi * 2.0 ** weight_exp / w.max())
@@ -217,16 +230,30 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
     return int(min(np.floor(v), VTH_MAX))
 
 
-def _dense(proj: Any) -> np.ndarray:
-    """(n_pre, n_post) float weights of a dense, CSR or shaped projection."""
+def _scaled_weights(proj: Any, per_unit: np.ndarray) -> np.ndarray:
+    """The weights of `proj` times the target's per-neuron factor: (n_pre, n_post) for a dense or
+    CSR projection; the kernel times one factor per output channel for a convolution or pooling
+    kept for Lava's Conv (:func:`_conv_ready` checked that the factor is one per channel)."""
     if isinstance(proj, ShapedProjection):
-        return proj.to_csr()[0].to_dense()
-    return np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights, np.float64)
+        g = proj.geometry()
+        return g.kernel * per_unit.reshape(g.out_shape[0], -1)[:, 0, None, None, None]
+    w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights, np.float64)
+    return w * per_unit[None, :]
 
 
 def _unit(pop: Population) -> np.ndarray:
     """Float value of vth << 6 per neuron: theta, or 1 for an LI readout (it has none)."""
     return pop.params.theta if pop.spiking else np.ones(pop.size)
+
+
+def _ref_unit(pop: Population, per_channel: bool) -> np.ndarray:
+    """The unit the scale refers to, per neuron: :func:`_unit`, or (per_channel, a population
+    with a shape (C, ...)) the largest unit of the neuron's channel."""
+    unit = _unit(pop)
+    if not per_channel or len(pop.shape) < 2:
+        return unit
+    per = unit.reshape(pop.shape[0], -1)
+    return np.broadcast_to(per.max(axis=1, keepdims=True), per.shape).reshape(-1)
 
 
 def _decays(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,11 +278,16 @@ def _kind(pop: Population) -> str:
     return "alif" if isinstance(pop.model, ALIF) else ("li" if isinstance(pop.model, LI) else "lif")
 
 
-def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_exp: Optional[int],
-                         target: str) -> tuple[FixedPopulation, dict[str, Any]]:
+def _quantize_population(pop: Population, lif: dict[str, Any], vth: Any, bias_exp: Optional[int],
+                         target: str, ref: np.ndarray) -> tuple[FixedPopulation, dict[str, Any]]:
     where = f"populations.{pop.name}"
     p = pop.params
-    scale = 64.0 * vth / _unit(pop)
+    scale = 64.0 * vth / ref
+    if pop.spiking and np.any(ref != _unit(pop)):  # one scale per channel: thresholds per neuron
+        vth = np.round(vth * _unit(pop) / ref).astype(np.int64)
+        if vth.min() < 1:
+            raise ExportError(target, f"{where}.model.theta", "a threshold rounds to vth 0 under the channel's "
+                                                              "scale; use scale='neuron' or a larger vth_mant")
     du, dv = _decays(lif["alpha"], lif["beta"])
     memory = du < DECAY_ONE - 1                  # u keeps part of itself: bias moves onto v (docstring)
     b_v = p.bias * p.gain * v_bias_factor(du)    # the bias on v, float units
