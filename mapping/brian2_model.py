@@ -36,6 +36,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from neurosim.conv import ShapedProjection
 from neurosim.errors import ExportError
 from neurosim.models import NeuronParams
 from neurosim.network import Network, PoissonInput
@@ -112,7 +113,8 @@ def describe(network: Network, poisson: str = "exact") -> tuple[dict[str, Any], 
     SpikeInput, 'poisson' for a PoissonInput, with 'poisson': the mode of POISSON_MODES; index:
     its position among the network's inputs, which seeds neurosim's draw), projections [{name,
     pre, post, brian2_name, delay}] (delay: neurosim steps when one value for all synapses,
-    else None), and the model text (equations, step_code, threshold). arrays:
+    else None; 'shaped': the record's one-line description for a convolution, pooling or
+    Flatten, whose synapses :func:`synapse_table` expands from the kernel), and the model text (equations, step_code, threshold). arrays:
     ``pop.<name>.<param>`` and ``pop.<name>.<v0|i0|a0>`` (shape (size,));
     ``proj.<name>.<pre|post|w|delay>`` (one entry per synapse, delays in neurosim steps);
     ``in.<name>.p`` (per-step spike probability rate * dt) and ``in.<name>.rate`` (Hz) of a
@@ -142,19 +144,36 @@ def describe(network: Network, poisson: str = "exact") -> tuple[dict[str, Any], 
             arrays[f"in.{src.name}.p"] = rate * network.dt  # neurosim.plan.lower's probability
         srcs.append(entry)
     for k, proj in enumerate(network.projections):
-        csr, delays = proj.to_csr()
-        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-        arrays[f"proj.{proj.name}.pre"] = rows
-        arrays[f"proj.{proj.name}.post"] = np.asarray(csr.indices, np.int64)
-        arrays[f"proj.{proj.name}.w"] = np.asarray(csr.values, np.float64)
-        arrays[f"proj.{proj.name}.delay"] = np.asarray(delays, np.int64)
-        projs.append({"name": proj.name, "pre": proj.pre, "post": proj.post,
-                      "brian2_name": f"syn{k}_{proj.name.replace('-', '_')}",
-                      "delay": int(proj.delay) if np.ndim(proj.delay) == 0 else None})
+        table = synapse_table(proj)
+        for key, values in zip(("pre", "post", "w", "delay"), table):
+            arrays[f"proj.{proj.name}.{key}"] = values
+        entry = {"name": proj.name, "pre": proj.pre, "post": proj.post,
+                 "brian2_name": f"syn{k}_{proj.name.replace('-', '_')}",
+                 "delay": int(proj.delay) if np.ndim(proj.delay) == 0 else None}
+        if isinstance(proj, ShapedProjection):
+            entry["shaped"] = proj.describe()  # e.g. 'conv2d, kernel 16x2x5x5, stride 2x2, ...'
+        projs.append(entry)
     spec = {"network": network.name, "dt": network.dt, "populations": pops, "inputs": srcs,
             "projections": projs, "equations": EQUATIONS, "step_code": STEP_CODE,
             "threshold": THRESHOLD, "trace_variables": dict(TRACE_VARIABLES)}
     return spec, arrays
+
+
+def synapse_table(proj: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pre, post, w, delay) of every synapse of `proj`, one Brian2 synapse each (int64, int64,
+    float64, int64 delays in neurosim steps).
+
+    Dense and CSR projections: their entries (multapses kept). A convolution or pooling is
+    expanded from its kernel: one synapse per (pre neuron, post neuron) pair a kernel tap joins,
+    ``pre = (c*H + y)*W + x``, ``post = (o*H_out + oy)*W_out + ox`` with ``oy*s_h - p_h + ky*d_h
+    = y`` and ``ox*s_w - p_w + kx*d_w = x`` for c in o's group, ``w = kernel[o, c % (C_in /
+    groups), ky, kx]`` and that tap's delay (pooling: the kernel of ones or 1/(kh*kw), groups =
+    channels; Flatten: k -> k, weight 1): :meth:`neurosim.conv.ConvGeometry.to_csr`, kernel
+    zeros included, so that spikes equal ``torch.nn.functional.conv2d`` of the spike frame.
+    """
+    csr, delays = proj.to_csr()
+    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    return rows, np.asarray(csr.indices, np.int64), np.asarray(csr.values, np.float64), np.asarray(delays, np.int64)
 
 
 # ---------------------------------------------------------------------------------------------

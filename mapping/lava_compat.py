@@ -118,6 +118,8 @@ _LAVA_MODULES = (
     "lava.proc.dense.models",
     "lava.proc.sparse.process",
     "lava.proc.sparse.models",
+    "lava.proc.conv.process",
+    "lava.proc.conv.models",
     "lava.proc.io.source",
     "lava.proc.io.sink",
     "lava.proc.monitor.process",
@@ -136,7 +138,7 @@ _LAVA_MODULES = (
 def import_lava() -> SimpleNamespace:
     """Import lava-nc and return the pieces neurosim uses as one namespace.
 
-    Fields: LIF, LIFRefractory, Dense, DelayDense, Sparse, DelaySparse, RingBufferSource
+    Fields: LIF, LIFRefractory, Dense, DelayDense, Sparse, DelaySparse, Conv, RingBufferSource
     (``lava.proc.io.source.RingBuffer``), RingBufferSink, Monitor, Loihi2SimCfg, RunSteps,
     plus the process-model building blocks (AbstractProcess, Var, InPort, OutPort,
     PyLoihiProcessModel, PyInPort, PyOutPort, LavaPyType, implements, requires, tag, CPU,
@@ -148,7 +150,7 @@ def import_lava() -> SimpleNamespace:
     return SimpleNamespace(
         LIF=lif.LIF, LIFRefractory=lif.LIFRefractory,
         Dense=dense.Dense, DelayDense=dense.DelayDense,
-        Sparse=sparse.Sparse, DelaySparse=sparse.DelaySparse,
+        Sparse=sparse.Sparse, DelaySparse=sparse.DelaySparse, Conv=m["lava.proc.conv.process"].Conv,
         RingBufferSource=m["lava.proc.io.source"].RingBuffer,
         RingBufferSink=m["lava.proc.io.sink"].RingBuffer,
         Monitor=m["lava.proc.monitor.process"].Monitor,

@@ -29,6 +29,10 @@ Latency: a ``lava.proc.io.source.RingBuffer`` sends its column t at Lava step t 
 count from 1) with no extra delay; ``Dense``/``Sparse`` deliver a spike of step t at t + 1,
 which is neurosim's delay 1. Delay d > 1 uses ``DelayDense``/``DelaySparse`` with Lava
 delay d - 1. Spikes are recorded by one sink ``RingBuffer`` per population, traces by Monitors.
+
+Convolutions and pooling run as Lava's own ``Conv`` process (same latency as Dense), in both
+modes, where it can carry them; the rest of the shaped projections as Sparse/DelaySparse of
+their CSR lowering (:mod:`mapping.lava_conv`; ``meta['shaped']`` of the result says which).
 """
 from __future__ import annotations
 
@@ -39,15 +43,17 @@ from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
 import numpy as np
 
+from neurosim.conv import ShapedProjection
 from neurosim.errors import NetworkError
-from neurosim.fixed_point import (TRACE_VARS, FixedPointNetwork, check_lava_inputs, fixed_traces, lava_lif_params,
-                                  quantize)
+from neurosim.fixed_point import (TRACE_VARS, FixedConv, FixedPointNetwork, check_lava_inputs, fixed_traces,
+                                  lava_lif_params, quantize)
 from neurosim.models import IF, LIF, threshold
 from neurosim.network import Network, Population, SpikeInput
 from neurosim.result import SimulationResult, SpikeTrains
 from neurosim.run import TraceSpec, describe_run, trace_request
 
 from .lava_compat import import_lava, stopped
+from .lava_conv import fixed_conv, fixed_kinds, float_conv, float_ready, wire_conv
 from .lava_processes import fixed_neuron_process, is_custom, neuron_process, run_cfg
 
 Mode = Literal["floating_pt", "fixed_pt"]
@@ -140,11 +146,18 @@ def to_lava(
     (``*_int`` in fixed_pt only), recorded by Monitors. Raises ExportError for anything Lava
     cannot express. A Network's multapses are merged first (one weight per (pre, post, delay),
     split into one connection per delay where a pair has several: ``Network.without_multapses``);
-    shaped projections (convolution, pooling) become connections of their exact CSR lowering.
+    convolutions and pooling run as Lava's Conv process where it can carry them, the others
+    (and Flatten) as Sparse/DelaySparse of their exact CSR lowering (:mod:`mapping.lava_conv`;
+    meta['shaped'] says which and why).
     """
-    if isinstance(network, Network):
-        network = network.lowered().without_multapses()  # shaped projections as Sparse/Dense of their lowering
     fixed = _prepare(network, mode)
+    shaped: dict[str, str] = {}
+    if fixed is not None:
+        network = fixed
+        shaped = fixed_kinds(fixed.projections, fixed.report.notes if fixed.report is not None else ())
+    elif isinstance(network, Network):
+        network, shaped = float_ready(network, {p.name: _float_factor(p) for p in network.populations})
+        network = network.without_multapses()
     spec = trace_request(network.populations, traces, TRACE_VARS, _unavailable(mode))
     trial = _one_trial(network, inputs, steps)
     lava = import_lava()
@@ -158,12 +171,17 @@ def to_lava(
             data = trial[src.name].T.astype(np.int32 if fixed is not None else np.float64)
             sources[src.name] = lava.RingBufferSource(data=data)
     connections = {}
-    for k, proj in enumerate(network.projections):
-        conn = (_fixed_connection(lava, fixed.projections[k]) if fixed is not None
-                else _float_connection(lava, proj, scale[proj.post], network, proj.post in custom))
+    for proj in network.projections:
         pre = neurons[proj.pre].s_out if proj.pre in neurons else sources[proj.pre].s_out
-        pre.connect(conn.s_in)
-        conn.a_out.connect(neurons[proj.post].a_in)
+        if isinstance(proj, (FixedConv, ShapedProjection)):
+            conn = (fixed_conv(lava, proj) if isinstance(proj, FixedConv)
+                    else float_conv(lava, proj, _float_factor(network.population(proj.post))))
+            wire_conv(pre, conn, neurons[proj.post].a_in, conn_geometry(proj))
+        else:
+            conn = (_fixed_connection(lava, proj) if fixed is not None
+                    else _float_connection(lava, proj, scale[proj.post], network, proj.post in custom))
+            pre.connect(conn.s_in)
+            conn.a_out.connect(neurons[proj.post].a_in)
         connections[proj.name] = conn
 
     sinks = {}
@@ -179,7 +197,7 @@ def to_lava(
     return LavaBuild(mode=mode, steps=steps, neurons=neurons, connections=connections, sources=sources,
                      sinks=sinks, components=_components(network), monitors=monitors, scale=scale, bias=bias,
                      run_cfg=run_cfg(lava, mode, neurons), condition=lava.RunSteps(num_steps=steps),
-                     custom=custom, fixed=fixed, meta={"traces": spec})
+                     custom=custom, fixed=fixed, meta={"traces": spec, "shaped": shaped})
 
 
 def run_lava(
@@ -211,9 +229,10 @@ def run_lava(
                            np.int64 if v.endswith("_int") else np.float64) for v in vs} for p, vs in spec.items()}
     run_s = 0.0
     custom: frozenset[str] = frozenset()
+    shaped: dict[str, str] = {}
     for b in range(batch):
         build = to_lava(model, {k: v[:, b] for k, v in given.items()}, steps, mode, traces=spec)
-        custom = build.custom
+        custom, shaped = build.custom, build.meta["shaped"]
         recorded: dict[str, dict[str, np.ndarray]] = {p: {} for p in spec}
         for component in build.components:
             root = build.sinks[component[0]]
@@ -234,7 +253,8 @@ def run_lava(
     for src in network.inputs:
         trains[src.name] = SpikeTrains.from_dense(np.asarray(given[src.name]))
     t_end = time.perf_counter()
-    meta: dict[str, Any] = {"populations": [p.name for p in pops], "mode": mode, "custom": sorted(custom)}
+    meta: dict[str, Any] = {"populations": [p.name for p in pops], "mode": mode, "custom": sorted(custom),
+                            "shaped": shaped}
     if fixed is not None and fixed.report is not None:
         meta["quantization"] = fixed.report
     return SimulationResult(
@@ -242,6 +262,21 @@ def run_lava(
         backend=f"lava-{mode}", dtype="int32" if mode == "fixed_pt" else "float64", dt=network.dt,
         steps=steps, batch=batch, seed=0, meta=meta,
     )
+
+
+def conn_geometry(proj: Union[FixedConv, ShapedProjection]) -> Any:
+    """The ConvGeometry of a FixedConv or of a float shaped projection."""
+    return proj.geometry if isinstance(proj, FixedConv) else proj.geometry()
+
+
+def _float_factor(pop: Population) -> np.ndarray:
+    """floating_pt: the factor (n,) that scales a weight into `pop`'s Lava process: gain / theta
+    for Lava's LIF with per-neuron thresholds, gain for one threshold, 1 for a custom process
+    (its neuron_step applies gain itself); :func:`_float_neurons` and :func:`_float_connection`."""
+    if not runs_as_lava_lif(pop):
+        return np.ones(pop.size)
+    p = pop.params
+    return p.gain * (np.ones(pop.size) if np.ptp(p.theta) == 0 else 1.0 / p.theta)
 
 
 def _probed(proc: Any, variables: Iterable[str]) -> set[str]:

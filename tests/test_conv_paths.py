@@ -1,5 +1,5 @@
 """The code paths that walk projections, on networks with shaped projections: each handles them
-through the exact CSR lowering (fixed point, Brian2, command line) or refuses them in one line
+through the exact CSR lowering (fixed point with conv="lowered", Brian2, command line) or refuses them in one line
 naming the projection (NIR and NetX export, a later issue)."""
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from neurosim.cli.app import main
 from neurosim.fixed_point import quantize
 
 
-def test_quantize_is_that_of_the_lowering():
+def test_quantize_conv_lowered_is_that_of_the_lowering():
     r = np.random.default_rng(0)
     pops = [ns.Population("c", (4, 6, 6), ns.LIF(beta=0.9, bias=ns.channel_bias(r.normal(0, 0.1, 4), (4, 6, 6)))),
             ns.Population("p", (4, 3, 3), ns.IF())]
     projs = [ns.Conv2d("c", "in", "c", r.normal(0, 0.5, (4, 1, 3, 3)), delay=r.integers(1, 3, (4, 1, 3, 3)),
                        groups=2), ns.SumPool2d("p", "c", "p", 2, delay=2)]
     net = ns.Network(1e-3, pops, projs, [ns.SpikeInput("in", (2, 8, 8))])
-    a, b = quantize(net), quantize(net.lowered())
+    a, b = quantize(net, conv="lowered"), quantize(net.lowered())
     assert [q.name for q in a.projections] == [q.name for q in b.projections] and len(a.projections) >= 2
     for p, q in zip(a.projections, b.projections):
         np.testing.assert_array_equal(p.weights, q.weights)
@@ -32,6 +32,8 @@ def test_brian2_description_is_that_of_the_lowering():
     net = random_conv_network(3)
     spec, arrays = describe(net)
     spec_low, arrays_low = describe(net.lowered())
+    shaped = {j["name"]: j.pop("shaped") for j in spec["projections"] if "shaped" in j}
+    assert sorted(shaped) == sorted(j.name for j in net.shaped) and shaped["c1"] == next(j for j in net.shaped if j.name == "c1").describe()
     assert spec == spec_low and arrays.keys() == arrays_low.keys()
     for key in arrays:
         np.testing.assert_array_equal(arrays[key], arrays_low[key], err_msg=key)

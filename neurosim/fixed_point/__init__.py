@@ -64,11 +64,14 @@ largest that keeps every adapt_mant in 16 bits. Nothing is clipped: a value that
 fit raises :class:`~neurosim.errors.ExportError` naming the field. alpha, beta, rho,
 theta, bias, adapt, adapt_gain and refractory may all vary between the neurons of a
 population (one vth per population with per-neuron scales S_j). The float equivalent of the
-integer model is :func:`dequantize`.
+integer model is :func:`dequantize`. Convolutions and pooling that Lava's own Conv process can
+run are kept as kernels (:class:`FixedConv`: Lava's fixed-point Conv applies ``m << e`` with no
+bit drop and wraps its sum to 24 bits; :mod:`neurosim.fixed_point.conv`).
 """
 from __future__ import annotations
 
-from .arith import clip24, mul_shift, wrap32
+from .arith import clip24, mul_shift, wrap24, wrap32
+from .conv import CONV_WEIGHT_EXP_RANGE, FixedConv, lava_conv_refusal, quantize_conv
 from .quantize import (check_lava_inputs, dequantize, integer_neuron_params, lava_lif_params, quantize,
                        v_bias_factor)
 from .records import (A_EXP_RANGE, ADAPT_RANGE, ADAPT_SHIFT_RANGE, BIAS_EXP_RANGE, BIAS_MANT_RANGE, DECAY_ONE,
@@ -79,6 +82,7 @@ from .simulate import simulate_fixed
 from .step import FixedState, fixed_traces, initial_state, neuron_step_fixed
 
 __all__ = [
+    "CONV_WEIGHT_EXP_RANGE", "FixedConv", "lava_conv_refusal", "quantize_conv", "wrap24",
     "A_EXP_RANGE", "ADAPT_RANGE", "ADAPT_SHIFT_RANGE", "BIAS_EXP_RANGE", "BIAS_MANT_RANGE", "DECAY_ONE", "KINDS",
     "LAVA_WEIGHT_RANGE", "v_bias_factor",
     "MAX_DELAY", "REFRACTORY_MAX", "RESETS", "TARGET", "TRACE_VARS", "UV_MAX", "VTH_MAX", "WEIGHT_EXP_RANGE",

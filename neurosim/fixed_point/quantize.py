@@ -8,9 +8,11 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 
 from ..errors import ExportError, NetworkError
+from ..conv import ShapedProjection
 from ..models import ALIF, IF, LI, LIF
 from ..network import Network, PoissonInput, Population, Projection
-from .arith import UV_MAX
+from .arith import UV_MAX, mantissas, sign_mode
+from .conv import CONV_WEIGHT_EXP_RANGE, FixedConv, lava_conv_refusal, quantize_conv
 from .records import (A_EXP_RANGE, ADAPT_RANGE, ADAPT_SHIFT_RANGE, BIAS_EXP_RANGE, BIAS_MANT_RANGE, DECAY_ONE,
                       MAX_DELAY, REFRACTORY_MAX, TARGET, VTH_MAX, WEIGHT_EXP_RANGE, WEIGHT_LIMITS, FixedPointNetwork,
                       FixedPopulation, FixedProjection, QuantizationReport)
@@ -102,6 +104,8 @@ def quantize(
     max_delay: int = MAX_DELAY,
     target: str = TARGET,
     lava_lif_only: bool = False,
+    conv: str = "lava",
+    scale: str = "neuron",
 ) -> FixedPointNetwork:
     """Quantise `network` to Loihi's integer neurons + Dense (see the :mod:`neurosim.fixed_point` docstring).
 
@@ -115,8 +119,17 @@ def quantize(
     and non-spiking LI readouts, as NetX needs; otherwise ALIF, LI, subtractive reset and
     refractory periods are quantised to the integer neuron (run in Lava by the custom process
     of :mod:`mapping.lava_processes`).
-    Shaped projections (convolution, pooling, flatten) are quantised as their exact CSR lowering
-    (:meth:`Network.lowered`). Multapses (several synapses on one (pre, post)) are merged by
+    conv: 'lava' (default): convolutions and pooling that Lava's Conv process can carry
+    (:func:`neurosim.fixed_point.conv.lava_conv_refusal`) become :class:`FixedConv` (8-bit kernel
+    mantissas, an exponent in [0, 7], wrap-around 24-bit sums: Lava's ``PyConvModelFixed``); the
+    others (and Flatten) are quantised as their exact CSR lowering, each with a note in the
+    report saying why. 'lowered': every shaped projection as its lowering (:meth:`Network.lowered`).
+    scale: 'neuron' (default): S_j = 64 * vth / theta_j with one vth per population; 'channel':
+    in every population with a shape (C, ...), one scale per channel, S_c = 64 * vth / max theta
+    of the channel, and per-neuron thresholds vth_j = round(vth * theta_j / max theta) (theta is
+    then rounded, see the report's theta_max_abs_error), so that a convolution into a channel
+    whose thresholds vary still has one kernel.
+    Multapses (several synapses on one (pre, post)) are merged by
     addition before rounding;
     a pair with synapses of several delays gives one projection per delay (``{name}_d{d}``,
     :meth:`Network.without_multapses`).
@@ -127,8 +140,14 @@ def quantize(
     if not (np.isfinite(headroom) and headroom >= 1):
         raise NetworkError("headroom", f"expected a number >= 1 of thresholds, got {headroom!r}")
     check_lava_inputs(network, target)
-    # shaped projections as their exact CSR lowering; one weight per (pre, post): multapses summed before rounding
-    network = network.lowered().without_multapses()
+    if conv not in ("lava", "lowered"):
+        raise NetworkError("conv", f"expected 'lava' or 'lowered', got {conv!r}")
+    if scale not in ("neuron", "channel"):
+        raise NetworkError("scale", f"expected 'neuron' or 'channel', got {scale!r}")
+    per_channel = scale == "channel"
+    # shaped projections Lava's Conv cannot carry as their exact CSR lowering; multapses summed before rounding
+    network, notes = _conv_ready(network, conv == "lava", weight_exp, per_channel)
+    network = network.without_multapses()
     lif = {p.name: (lava_lif_params(p, fixed=True, target=target) if lava_lif_only and p.spiking
                     else integer_neuron_params(p, target)) for p in network.populations}
     incoming: dict[str, list[Projection]] = {p.name: [] for p in network.populations}
@@ -141,8 +160,9 @@ def quantize(
 
     pops, pop_reports, scales = [], {}, {}
     for pop in network.populations:
-        v = _vth_mant(pop, vth_mant, incoming[pop.name], weight_exp, bias_exp, headroom, target)
-        fp, rep = _quantize_population(pop, lif[pop.name], v, bias_exp, target)
+        ref = _ref_unit(pop, per_channel)
+        v = _vth_mant(pop, vth_mant, incoming[pop.name], weight_exp, bias_exp, headroom, target, ref)
+        fp, rep = _quantize_population(pop, lif[pop.name], v, bias_exp, target, ref)
         pops.append(fp)
         pop_reports[pop.name] = rep
         scales[pop.name] = fp.scale
@@ -153,11 +173,35 @@ def quantize(
         proj_reports[proj.name] = rep
     return FixedPointNetwork(dt=network.dt, populations=tuple(pops), projections=tuple(projs),
                              inputs=tuple(network.inputs), name=network.name,
-                             report=QuantizationReport(pop_reports, proj_reports))
+                             report=QuantizationReport(pop_reports, proj_reports, notes))
+
+
+def _conv_ready(network: Network, keep: bool, weight_exp: Optional[int],
+                per_channel: bool = False) -> tuple[Network, tuple[str, ...]]:
+    """`network` with every shaped projection that Lava's Conv cannot carry (or all, keep=False)
+    replaced by its CSR lowering, and one note per lowered convolution or pooling."""
+    if not network.shaped:
+        return network, ()
+    projs, notes = [], []
+    for j in network.projections:
+        if isinstance(j, ShapedProjection):
+            post = network.population(j.post)
+            why = (lava_conv_refusal(j, post.params.gain / _ref_unit(post, per_channel)) if keep
+                   else "quantize(conv='lowered')")
+            if why is None and weight_exp is not None and weight_exp < CONV_WEIGHT_EXP_RANGE[0]:
+                why = f"weight_exp={weight_exp}: Lava's Conv cannot shift its sum right"
+            if why is not None:
+                if j.geometry() is not None:
+                    notes.append(f"{j.name}: {j.kind} quantised as its CSR lowering (Sparse in Lava): {why}")
+                csr, d = j.to_csr()
+                j = Projection(j.name, j.pre, j.post, csr, int(d[0]) if d.size and np.all(d == d[0]) else d)
+        projs.append(j)
+    return network.replace(projections=tuple(projs)), tuple(notes)
 
 
 def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incoming: list[Projection],
-              weight_exp: Optional[int], bias_exp: Optional[int], headroom: float, target: str) -> int:
+              weight_exp: Optional[int], bias_exp: Optional[int], headroom: float, target: str,
+              ref: np.ndarray) -> int:
     where = f"populations.{pop.name}.model.theta"
     if isinstance(given, Mapping):
         given = given.get(pop.name)
@@ -167,11 +211,11 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
         return int(given)
     v = float(np.floor(UV_MAX / (64 * headroom)))
     p = pop.params
-    per_unit = p.gain / _unit(pop)  # integer input units per float unit of w, per unit of vth
+    per_unit = p.gain / ref  # integer input units per float unit of w, per unit of vth
     if weight_exp is not None:
         for proj in incoming:
-            w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights) * per_unit[None, :]
-            lo, hi = WEIGHT_LIMITS[_sign_mode(w)]
+            w = _scaled_weights(proj, per_unit)
+            lo, hi = WEIGHT_LIMITS[sign_mode(w)]
             if w.max() > 0:
                 v = min(v, hi * 2.0 ** weight_exp / w.max())
             if w.min() < 0:
@@ -186,9 +230,30 @@ def _vth_mant(pop: Population, given: Union[None, int, Mapping[str, int]], incom
     return int(min(np.floor(v), VTH_MAX))
 
 
+def _scaled_weights(proj: Any, per_unit: np.ndarray) -> np.ndarray:
+    """The weights of `proj` times the target's per-neuron factor: (n_pre, n_post) for a dense or
+    CSR projection; the kernel times one factor per output channel for a convolution or pooling
+    kept for Lava's Conv (:func:`_conv_ready` checked that the factor is one per channel)."""
+    if isinstance(proj, ShapedProjection):
+        g = proj.geometry()
+        return g.kernel * per_unit.reshape(g.out_shape[0], -1)[:, 0, None, None, None]
+    w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights, np.float64)
+    return w * per_unit[None, :]
+
+
 def _unit(pop: Population) -> np.ndarray:
     """Float value of vth << 6 per neuron: theta, or 1 for an LI readout (it has none)."""
     return pop.params.theta if pop.spiking else np.ones(pop.size)
+
+
+def _ref_unit(pop: Population, per_channel: bool) -> np.ndarray:
+    """The unit the scale refers to, per neuron: :func:`_unit`, or (per_channel, a population
+    with a shape (C, ...)) the largest unit of the neuron's channel."""
+    unit = _unit(pop)
+    if not per_channel or len(pop.shape) < 2:
+        return unit
+    per = unit.reshape(pop.shape[0], -1)
+    return np.broadcast_to(per.max(axis=1, keepdims=True), per.shape).reshape(-1)
 
 
 def _decays(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,11 +278,16 @@ def _kind(pop: Population) -> str:
     return "alif" if isinstance(pop.model, ALIF) else ("li" if isinstance(pop.model, LI) else "lif")
 
 
-def _quantize_population(pop: Population, lif: dict[str, Any], vth: int, bias_exp: Optional[int],
-                         target: str) -> tuple[FixedPopulation, dict[str, Any]]:
+def _quantize_population(pop: Population, lif: dict[str, Any], vth: Any, bias_exp: Optional[int],
+                         target: str, ref: np.ndarray) -> tuple[FixedPopulation, dict[str, Any]]:
     where = f"populations.{pop.name}"
     p = pop.params
-    scale = 64.0 * vth / _unit(pop)
+    scale = 64.0 * vth / ref
+    if pop.spiking and np.any(ref != _unit(pop)):  # one scale per channel: thresholds per neuron
+        vth = np.round(vth * _unit(pop) / ref).astype(np.int64)
+        if vth.min() < 1:
+            raise ExportError(target, f"{where}.model.theta", "a threshold rounds to vth 0 under the channel's "
+                                                              "scale; use scale='neuron' or a larger vth_mant")
     du, dv = _decays(lif["alpha"], lif["beta"])
     memory = du < DECAY_ONE - 1                  # u keeps part of itself: bias moves onto v (docstring)
     b_v = p.bias * p.gain * v_bias_factor(du)    # the bias on v, float units
@@ -335,33 +405,21 @@ def _quantize_bias(b: np.ndarray, bias_exp: Optional[int], where: str, target: s
     return mant, exp
 
 
-def _sign_mode(w: np.ndarray) -> str:
-    """Lava's determine_sign_mode: excitatory if min >= 0, inhibitory if max <= 0, else mixed."""
-    if w.size == 0 or w.min() >= 0:
-        return "excitatory"
-    if w.max() <= 0:
-        return "inhibitory"
-    return "mixed"
-
-
-def _mantissas(target_units: np.ndarray, e: int, mode: str) -> np.ndarray:
-    x = target_units / 2.0 ** e
-    return (2 * np.round(x / 2) if mode == "mixed" else np.round(x)).astype(np.int64)
-
-
 def _quantize_projection(proj: Projection, post: Population, scale: np.ndarray, weight_exp: Optional[int],
                          target: str) -> tuple[FixedProjection, dict[str, Any]]:
     where = f"projections.{proj.name}"
+    if isinstance(proj, ShapedProjection):
+        return quantize_conv(proj, post.params.gain, scale, weight_exp, target)
     w = np.asarray(proj.weights.to_dense() if proj.is_sparse else proj.weights, np.float64)
     eff = w * post.params.gain[None, :]          # the jump of the target's i per spike
     units = eff * scale[None, :] / 64.0          # in a_in units (a_in << 6 is added to u)
-    mode = _sign_mode(eff)
+    mode = sign_mode(eff)
     lo, hi = WEIGHT_LIMITS[mode]
     exps = [weight_exp] if weight_exp is not None else range(WEIGHT_EXP_RANGE[0], WEIGHT_EXP_RANGE[1] + 1)
     if not np.any(w) and weight_exp is None:
         exps = [0]
     for e in exps:
-        m = _mantissas(units, e, mode)
+        m = mantissas(units, e, mode)
         if m.size == 0 or (m.min() >= lo and m.max() <= hi):
             break
     else:
@@ -407,7 +465,11 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
     decays and the adaptive threshold truncate toward zero every step, and for weight_exp < 0
     each step's summed input is floored (QuantizationReport.floor_error_bound).
     """
-    pops = []
+    pops, shapes = [], {}
+    for q in fixed.projections:  # a FixedConv knows the shapes of its nodes ((C, 1, L) is a (C, L) node)
+        if isinstance(q, FixedConv):
+            for node, shape in ((q.pre, q.geometry.in_shape), (q.post, q.geometry.out_shape)):
+                shapes[node] = (shape[0], shape[2]) if q.kind == "conv1d" else tuple(shape)
     for p in fixed.populations:
         bias, i0 = _float_bias_i0(p)
         common = dict(alpha=p.alpha, beta=p.beta, bias=bias)
@@ -418,9 +480,10 @@ def dequantize(fixed: FixedPointNetwork) -> Network:
             model = ALIF(rho=p.rho, adapt=p.adapt, adapt_gain=p.adapt_gain, **common, **spiking)
         else:
             model = LIF(**common, **spiking)
-        pops.append(Population(p.name, p.size, model, v0=p.v0 / p.scale, i0=i0, a0=p.a0 / p.a_scale))
+        pops.append(Population(p.name, shapes.get(p.name, p.size), model, v0=p.v0 / p.scale, i0=i0,
+                               a0=p.a0 / p.a_scale))
     scale = {p.name: p.scale for p in fixed.populations}
-    projs = [Projection(q.name, q.pre, q.post,
-                        q.effective_weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
+    projs = [q.to_float(scale[q.post]) if isinstance(q, FixedConv) else
+             Projection(q.name, q.pre, q.post, q.effective_weights * (2.0 ** q.weight_exp * 64.0 / scale[q.post])[None, :],
                         delay=q.delay) for q in fixed.projections]
     return Network(dt=fixed.dt, populations=pops, projections=projs, inputs=fixed.inputs, name=fixed.name)

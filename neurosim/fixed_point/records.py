@@ -218,6 +218,11 @@ class FixedProjection:
     def max_delay(self) -> int:
         return int(np.max(self.delay))
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_pre, n_post)."""
+        return self.weights.shape  # type: ignore[return-value]
+
 
 @dataclass(frozen=True, eq=False)
 class QuantizationReport:
@@ -282,7 +287,7 @@ class FixedPointNetwork:
 
     dt: float
     populations: tuple[FixedPopulation, ...]
-    projections: tuple[FixedProjection, ...]
+    projections: tuple[Any, ...]  # FixedProjection, or FixedConv for what Lava's Conv process runs
     inputs: tuple[SpikeInput, ...] = ()
     name: str = "network"
     report: Optional[QuantizationReport] = None
@@ -303,9 +308,9 @@ class FixedPointNetwork:
                 raise NetworkError(f"{where}.pre", f"no population or input named {proj.pre!r}")
             if proj.post not in pops:
                 raise NetworkError(f"{where}.post", f"no population named {proj.post!r}")
-            if proj.weights.shape != (sizes[proj.pre], sizes[proj.post]):
+            if proj.shape != (sizes[proj.pre], sizes[proj.post]):
                 raise NetworkError(f"{where}.weights", f"expected shape {(sizes[proj.pre], sizes[proj.post])}, "
-                                                       f"got {proj.weights.shape}")
+                                                       f"got {proj.shape}")
             if proj.pre in pops and not self.population(proj.pre).spiking:
                 raise NetworkError(f"{where}.pre", f"{proj.pre!r} is an LI readout and never spikes")
 

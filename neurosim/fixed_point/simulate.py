@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import NetworkError
 from ..result import SimulationResult, SpikeTrains
 from ..run import TraceSpec, describe_run
+from .conv import FixedConv
 from .records import TRACE_VARS, FixedPointNetwork, FixedProjection
 from .step import fixed_traces, initial_state, neuron_step_fixed
 
@@ -29,7 +30,9 @@ def simulate_fixed(
     meta['v_clips'] and meta['a_clips'] count the 24-bit wraps of u and clips of v and a per
     population (0 for a well-scaled network). Mixed-sign mantissas act as Lava's Dense applies
     them, without their lowest bit (:attr:`FixedProjection.effective_weights`);
-    meta['bit_dropped'] counts the synapses per projection that the drop changed.
+    meta['bit_dropped'] counts the synapses per projection that the drop changed. A
+    :class:`~neurosim.fixed_point.conv.FixedConv` adds, one step later, the 24-bit wrapped
+    convolution of Lava's fixed-point Conv (:meth:`FixedConv.step_input`).
     """
     t0 = time.perf_counter()
     if not isinstance(fixed, FixedPointNetwork):
@@ -41,7 +44,11 @@ def simulate_fixed(
     rings = {p.name: np.zeros((max([q.max_delay for q in fixed.projections if q.post == p.name], default=1) + 1,
                                batch, p.size), np.int64) for p in fixed.populations}
     routes: dict[str, list[tuple[FixedProjection, list[tuple[int, np.ndarray]]]]] = {}
+    convs: dict[str, list[tuple[FixedConv, tuple[np.ndarray, ...]]]] = {}
     for q in fixed.projections:
+        if isinstance(q, FixedConv):
+            convs.setdefault(q.pre, []).append((q, q.lowering()))
+            continue
         by_delay = [(int(d), np.where(q.delays == d, q.effective_weights, 0)) for d in np.unique(q.delays)]
         routes.setdefault(q.pre, []).append((q, by_delay))
     state = {p.name: initial_state(p, batch) for p in fixed.populations}
@@ -62,6 +69,12 @@ def simulate_fixed(
             if p.name in rec:
                 for var in ("u", "v", "a"):
                     rec[p.name][var][t] = getattr(new, var)
+        for pre, conv_out in convs.items():
+            s = (spikes[pre][t] if pre in spikes else given[pre][t]).astype(np.int64)
+            for c, table in conv_out:
+                if s.any():
+                    ring = rings[c.post]
+                    ring[(t + 1) % len(ring)] += c.step_input(s, table)
         for pre, outgoing in routes.items():
             s = (spikes[pre][t] if pre in spikes else given[pre][t]).astype(np.int64)
             if not s.any():
