@@ -38,7 +38,9 @@ def random_netx_conv_network(seed: int) -> ns.Network:
         beta1, bias1 = ns.channel_bias(r.uniform(0.7, 0.95, c1), s1), ns.channel_bias(r.normal(0.02, 0.03, c1), s1)
     pops = [ns.Population("c1", s1, ns.LIF(beta=beta1, theta=theta1, bias=bias1,
                                            reset="zero"))]
-    projs: list = [ns.Conv2d("in_c1", "in", "c1", r.normal(0.2, 0.5, (c1, cin // groups, *k)), stride, padding,
+    fan_in = cin // groups * k[0] * k[1]
+    kernel = r.normal(1.5 / fan_in, 1 / np.sqrt(fan_in), (c1, cin // groups, *k))
+    projs: list = [ns.Conv2d("in_c1", "in", "c1", kernel, stride, padding,
                              dilation, groups)]
     pk = _pick(r, 2, min(3, *s1[1:])) if min(s1[1:]) >= 2 else 1
     ps, pp = _pick(r, 1, 2), _pick(r, 0, pk // 2)
@@ -52,7 +54,7 @@ def random_netx_conv_network(seed: int) -> ns.Network:
         c2 = _pick(r, 2, 4)
         s3 = (c2, s2[1], s2[2])
         pops.append(ns.Population("c2", s3, ns.LIF(beta=0.85, alpha=r.uniform(0.1, 0.5), theta=1.0, reset="zero")))
-        projs.append(ns.Conv2d("p1_c2", "p1", "c2", r.normal(0.05, 0.4, (c2, c1, 3, 3)), 1, 1))
+        projs.append(ns.Conv2d("p1_c2", "p1", "c2", r.normal(1 / (9 * c1), 1 / np.sqrt(9 * c1), (c2, c1, 3, 3)), 1, 1))
         last, last_shape = "c2", s3
     nf, no = int(np.prod(last_shape)), _pick(r, 4, 6)
     readout = ns.LI(beta=0.9) if seed % 2 == 0 else ns.LIF(beta=0.9, theta=1.0, reset="zero")
