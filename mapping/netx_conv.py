@@ -24,7 +24,7 @@ from neurosim.errors import ExportError
 from neurosim.fixed_point import FixedPopulation, FixedProjection
 
 from .netx_chain import NetxLayer
-from .netx_layout import TARGET, netx_problem, to_xyc
+from .netx_layout import TARGET, conv_problem, to_xyc
 
 
 def tap_lowering(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,6 +41,10 @@ def integer_kernel(layer: NetxLayer, q: FixedProjection, pop: FixedPopulation) -
     NetX's conv shares one integer kernel). Taps no position reaches are 0 (they act nowhere)."""
     g = layer.geometry
     assert g is not None
+    if not np.array_equal(q.effective_weights, q.weights):
+        raise ExportError(TARGET, f"projections.{q.name}.weights",
+                          "the fixed-point network drops the lowest bit of these odd mixed-sign weights (as Lava's "
+                          "Dense does); NetX's conv block (Lava's Conv) uses them whole")
     pre, post, tap = tap_lowering(g)
     w = q.weights[pre, post]
     if np.count_nonzero(w) != np.count_nonzero(q.weights):
@@ -65,7 +69,7 @@ def write_conv(group: Any, layer: NetxLayer, kernel: np.ndarray, pop: FixedPopul
     """The conv datasets of `layer` (module docstring) into `group` (neuron/ is written apart)."""
     g = layer.geometry
     assert g is not None
-    problem = netx_problem(kernel)
+    problem = conv_problem(kernel)
     if problem:
         raise ExportError(TARGET, f"projections.{layer.ff}.weights", f"{problem}; pass a smaller vth_mant")
     group.create_dataset("shape", data=np.array(g.out_shape, np.int64))
@@ -110,9 +114,12 @@ def conv_geometry(reader: Any, base: str, in_shape: tuple[int, ...], out_shape: 
         reader.fail(f"{base}/shape", f"expected [{out_shape[0]}, {spatial[0]}, {spatial[1]}] for input {list(in_shape)}, "
                                      f"kernel {w.shape[2:]}, stride {pairs['stride']}, padding {pairs['padding']}, "
                                      f"dilation {pairs['dilation']}; got {list(out_shape)}")
-    problem = netx_problem(w)
+    problem = conv_problem(w)
     if problem:
         reader.fail(f"{base}/weight", problem)
+    if w.min() < 0 < w.max() and np.any(w % 2):
+        reader.fail(f"{base}/weight", "odd mixed-sign weights: Lava's Conv uses them whole, the lowered fixed-point "
+                                      "network (Lava's Dense) would drop their lowest bit; expected even values")
     return ConvGeometry(tuple(in_shape), tuple(out_shape), w, 1, pairs["stride"], pairs["padding"],  # type: ignore[arg-type]
                         pairs["dilation"], groups)
 

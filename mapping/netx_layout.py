@@ -13,6 +13,8 @@ from typing import Any, Sequence
 import h5py
 import numpy as np
 
+from neurosim.fixed_point import LAVA_WEIGHT_RANGE
+
 TARGET = "netx"
 NETX_BIAS_EXP = 6
 NETX_MAX_DELAY = 63            # NetX clamps file delays to 62 extra steps
@@ -45,6 +47,19 @@ def netx_problem(w: np.ndarray) -> str:
     if mode == "mixed" and np.any(w % 2):
         return ("odd mixed-sign weights: NetX rescales them (optimize_weight_bits) before Lava drops the lowest "
                 "bit, which depends on the layer's range; expected even values")
+    return ""
+
+
+def conv_problem(kernel: np.ndarray) -> str:
+    """Why a conv block would not hold the integer `kernel` ('' if it would): Lava's Conv
+    (``PyConvModelFixed``) uses its weights whole (no clip, no lowest-bit drop, exponent 0), so
+    only Loihi's 8-bit mantissa ranges limit them."""
+    if not kernel.size:
+        return ""
+    mode = "excitatory" if kernel.min() >= 0 else ("inhibitory" if kernel.max() <= 0 else "mixed")
+    lo, hi = LAVA_WEIGHT_RANGE[mode]
+    if kernel.min() < lo or kernel.max() > hi:
+        return f"8-bit {mode} weights lie in [{lo}, {hi}], found [{kernel.min()}, {kernel.max()}]"
     return ""
 
 

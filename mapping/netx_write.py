@@ -92,20 +92,22 @@ def to_netx(network: Union[Network, FixedPointNetwork], path: PathLike, *,
                 g = f.create_group(f"layer/{k}")
                 k += 1
                 h5_string(g, "type", "conv" if layer.kind == "conv" else ("dense_rec" if rec is not None else "dense"))
-                h5_name(g, "name", pop.name)
-                h5_name(g, "projection", ff.name)
-                h5_name(g, "neurosim_kind", "li" if pop.kind == "li" else layer.record)
                 if layer.kind == "conv":
                     write_conv(g, layer, integer_kernel(layer, ff, pop), pop)
+                    h5_name(g, "name", pop.name)
+                    h5_name(g, "projection", ff.name)
+                    h5_name(g, "neurosim_kind", layer.record)  # conv1d, sumpool2d ...: how it was made
                 else:
                     _write_dense(g, pop, ff, rec)
-                _write_neuron(g.create_group("neuron"), pop, layer.geometry.out_shape if layer.kind == "conv" else None)
+                _write_neuron(g, pop, layer.geometry.out_shape if layer.kind == "conv" else None)
     return fixed.report
 
 
 def _write_dense(g: Any, pop: FixedPopulation, ff: FixedProjection, rec: Optional[FixedProjection]) -> None:
     g.create_dataset("shape", data=np.array([pop.size], np.int64))
     g.create_dataset("weight", data=ff.weights.T.astype(np.int64))
+    h5_name(g, "name", pop.name)
+    h5_name(g, "projection", ff.name)
     if rec is not None:
         g.create_dataset("weight_rec", data=rec.weights.T.astype(np.int64))
         h5_name(g, "projection_rec", rec.name)
@@ -116,11 +118,14 @@ def _write_dense(g: Any, pop: FixedPopulation, ff: FixedProjection, rec: Optiona
         g.create_dataset("bias", data=pop.bias_mant.astype(np.int64))
 
 
-def _write_neuron(n: Any, pop: FixedPopulation, conv_shape: Optional[tuple[int, ...]]) -> None:
+def _write_neuron(g: Any, pop: FixedPopulation, conv_shape: Optional[tuple[int, ...]]) -> None:
+    n = g.create_group("neuron")
     h5_string(n, "type", "CUBA")
     n.create_dataset("iDecay", data=neuron_values(np.asarray(pop.du) + 1, conv_shape))
     n.create_dataset("vDecay", data=neuron_values(pop.dv, conv_shape))
     n.create_dataset("vThMant", data=VTH_MAX if pop.kind == "li" else neuron_values(pop.vth, conv_shape))
+    if pop.kind == "li":
+        h5_name(g, "neurosim_kind", "li")
     n.create_dataset("refDelay", data=1)
     n.create_dataset("gradedSpike", data=False)
 

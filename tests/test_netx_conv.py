@@ -215,7 +215,7 @@ def test_conv_after_dense_is_refused(tmp_path):
     (lambda f: f["layer/1/weight"].write_direct(np.ones(f["layer/1/weight"].shape, np.int64) *
                                                  np.array([1, -1])[np.arange(f["layer/1/weight"].size) % 2]
                                                  .reshape(f["layer/1/weight"].shape)),
-     r"/layer/1/weight: odd mixed-sign weights"),
+     r"/layer/1/weight: odd mixed-sign weights: Lava.s Conv uses them whole"),
 ])
 def test_bad_conv_files_raise_naming_the_hdf5_path(tmp_path, edit, field):
     path = tmp_path / "c.h5"
