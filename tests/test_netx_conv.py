@@ -170,6 +170,36 @@ def test_conv1d_runs_in_lava_dl(netx, tmp_path):
     _agree(net, tmp_path / "c.h5", 40, 7, min_spikes=10)
 
 
+def _flatten_net() -> ns.Network:
+    """A shaped input flattened by a Flatten record into a LIF layer, then a dense readout."""
+    r = np.random.default_rng(11)
+    pops = [ns.Population("f", 32, ns.LIF(beta=0.8, theta=0.7, reset="zero")),
+            ns.Population("o", 3, ns.LIF(beta=0.9, reset="zero"))]
+    projs = [ns.Flatten("in_f", "in", "f"), ns.Projection("f_o", "f", "o", r.normal(0.3, 0.4, (32, 3)))]
+    return ns.Network(1e-3, pops, projs, [ns.SpikeInput("in", (2, 4, 4))], name="flat")
+
+
+def test_a_flatten_record_is_a_flatten_entry_and_an_identity_dense_layer(tmp_path):
+    net = _flatten_net()
+    to_netx(net, tmp_path / "f.h5")
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert [f[f"layer/{k}/type"][0].decode() for k in range(4)] == ["input", "flatten", "dense", "dense"]
+        assert list(f["layer/0/shape"]) == [2, 4, 4]
+        w = f["layer/2/weight"][()]
+        np.testing.assert_array_equal(w, np.diag(np.diag(w)))
+        assert len(np.unique(np.diag(w))) == 1 and w[0, 0] > 0
+    back = read_netx_fixed(tmp_path / "f.h5", net.dt)
+    for a, b in zip(netx_quantize(net).projections, back.projections):
+        np.testing.assert_array_equal(a.weights, b.weights)
+
+
+@pytest.mark.slow
+def test_flatten_record_runs_in_lava_dl(netx, tmp_path):
+    net = _flatten_net()
+    to_netx(net, tmp_path / "f.h5")
+    _agree(net, tmp_path / "f.h5", 40, 11, min_spikes=10)
+
+
 def _refusals() -> list:
     net = random_netx_conv_network(2)  # c1 -> p1 -> out
     c1, p1, out = net.populations
