@@ -27,6 +27,12 @@ from .netx_chain import NetxLayer
 from .netx_layout import TARGET, conv_problem, to_xyc
 
 
+def _geometry(layer: NetxLayer) -> ConvGeometry:
+    if layer.geometry is None:
+        raise ExportError(TARGET, f"projections.{layer.ff}", "a conv block needs the convolution's geometry")
+    return layer.geometry
+
+
 def tap_lowering(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pre, post, tap) of every entry of `g`'s exact lowering; tap indexes ``g.kernel.flat``."""
     taps = np.arange(1, g.kernel.size + 1, dtype=np.float64).reshape(g.kernel.shape)
@@ -39,8 +45,7 @@ def integer_kernel(layer: NetxLayer, q: FixedProjection, pop: FixedPopulation) -
     ExportError when the quantised weights of one tap differ between output positions (they do
     when the neurons of one output channel have different scales, i.e. thresholds theta or gains:
     NetX's conv shares one integer kernel). Taps no position reaches are 0 (they act nowhere)."""
-    g = layer.geometry
-    assert g is not None
+    g = _geometry(layer)
     if not np.array_equal(q.effective_weights, q.weights):
         raise ExportError(TARGET, f"projections.{q.name}.weights",
                           "the fixed-point network drops the lowest bit of these odd mixed-sign weights (as Lava's "
@@ -67,8 +72,7 @@ def integer_kernel(layer: NetxLayer, q: FixedProjection, pop: FixedPopulation) -
 
 def write_conv(group: Any, layer: NetxLayer, kernel: np.ndarray, pop: FixedPopulation) -> None:
     """The conv datasets of `layer` (module docstring) into `group` (neuron/ is written apart)."""
-    g = layer.geometry
-    assert g is not None
+    g = _geometry(layer)
     problem = conv_problem(kernel)
     if problem:
         raise ExportError(TARGET, f"projections.{layer.ff}.weights", f"{problem}; pass a smaller vth_mant")
@@ -103,7 +107,9 @@ def conv_geometry(reader: Any, base: str, in_shape: tuple[int, ...], out_shape: 
         if v.ndim and v.shape != (2,):
             reader.fail(f"{base}/{key}", f"expected a scalar or [h, w], got shape {v.shape}")
         pairs[key] = tuple(int(x) for x in np.broadcast_to(v, (2,)))
-    groups = int(reader.ints(f"{base}/groups", 1, 2 ** 15, (0, 1)).reshape(-1)[0]) if reader.has(f"{base}/groups") else 1
+    groups = 1
+    if reader.has(f"{base}/groups"):
+        groups = int(reader.ints(f"{base}/groups", 1, 2 ** 15, (0, 1)).reshape(-1)[0])
     c_in = in_shape[0]
     if c_in % groups or out_shape[0] % groups or w.shape[:2] != (out_shape[0], c_in // groups):
         reader.fail(f"{base}/weight", f"expected shape ({out_shape[0]}, {c_in} // groups {groups}, kh, kw) for input "
@@ -111,7 +117,8 @@ def conv_geometry(reader: Any, base: str, in_shape: tuple[int, ...], out_shape: 
     spatial = tuple(out_size(n, k, s, p, d) for n, k, s, p, d in
                     zip(in_shape[1:], w.shape[2:], pairs["stride"], pairs["padding"], pairs["dilation"]))
     if spatial != tuple(out_shape[1:]):
-        reader.fail(f"{base}/shape", f"expected [{out_shape[0]}, {spatial[0]}, {spatial[1]}] for input {list(in_shape)}, "
+        reader.fail(f"{base}/shape", f"expected [{out_shape[0]}, {spatial[0]}, {spatial[1]}] for input "
+                                     f"{list(in_shape)}, "
                                      f"kernel {w.shape[2:]}, stride {pairs['stride']}, padding {pairs['padding']}, "
                                      f"dilation {pairs['dilation']}; got {list(out_shape)}")
     problem = conv_problem(w)
@@ -120,8 +127,8 @@ def conv_geometry(reader: Any, base: str, in_shape: tuple[int, ...], out_shape: 
     if w.min() < 0 < w.max() and np.any(w % 2):
         reader.fail(f"{base}/weight", "odd mixed-sign weights: Lava's Conv uses them whole, the lowered fixed-point "
                                       "network (Lava's Dense) would drop their lowest bit; expected even values")
-    return ConvGeometry(tuple(in_shape), tuple(out_shape), w, 1, pairs["stride"], pairs["padding"],  # type: ignore[arg-type]
-                        pairs["dilation"], groups)
+    return ConvGeometry(tuple(in_shape), tuple(out_shape), w, 1,  # type: ignore[arg-type]
+                        pairs["stride"], pairs["padding"], pairs["dilation"], groups)
 
 
 def lowered_weights(g: ConvGeometry) -> np.ndarray:

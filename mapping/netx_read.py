@@ -168,8 +168,8 @@ class NetxReader(H5Reader):
         shape = self.shape("/layer/0/shape")
         first = self.text("/layer/1/type") if len(keys) > 1 and self.has("/layer/1/type") else ""
         conv1d = first == "conv" and self.name("/layer/1", "neurosim_kind", "") == "conv1d" and len(shape) == 3
-        src = SpikeInput(self.name("/layer/0", "name", "input"), math.prod(shape),
-                         shape=(shape[0], shape[2]) if conv1d and shape[1] == 1 else (shape if len(shape) > 1 else None))
+        in_shape = (shape[0], shape[2]) if conv1d and shape[1] == 1 else (shape if len(shape) > 1 else None)
+        src = SpikeInput(self.name("/layer/0", "name", "input"), math.prod(shape), shape=in_shape)
         prev, prev_shape = src.name, shape
         pops, projs = [], []
         out = NetxFile(FixedPointNetwork(float(dt), (), (), ()), {src.name: tuple(src.shape)})
@@ -215,7 +215,8 @@ class NetxReader(H5Reader):
             if kind == "conv":
                 out.convs[pop.name] = g
                 out.records[pop.name] = record
-                shape_of = (layer_shape[0], layer_shape[2]) if record == "conv1d" and layer_shape[1] == 1 else layer_shape
+                one_d = record == "conv1d" and layer_shape[1] == 1
+                shape_of = (layer_shape[0], layer_shape[2]) if one_d else layer_shape
             else:
                 shape_of = layer_shape
             out.shapes[pop.name] = tuple(shape_of)

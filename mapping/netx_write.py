@@ -9,7 +9,8 @@ import numpy as np
 
 from neurosim.atomic import h5_image
 from neurosim.errors import ExportError, NetworkError
-from neurosim.fixed_point import VTH_MAX, FixedPointNetwork, FixedPopulation, FixedProjection, QuantizationReport, quantize
+from neurosim.fixed_point import (VTH_MAX, FixedPointNetwork, FixedPopulation, FixedProjection, QuantizationReport,
+                                  quantize)
 from neurosim.network import Network
 
 from .netx_chain import NetxLayer, plan_layers

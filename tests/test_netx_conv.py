@@ -279,7 +279,8 @@ def test_trained_event_digit_conv_net_runs_in_lava_dl(netx, tmp_path):
     from neurosim.cli.app import main
     from training.tasks import make_task
 
-    arch = "conv(8,k=5,s=2,p=2,reset=zero),pool(2,reset=zero),conv(16,k=3,p=1,reset=zero),pool(2,reset=zero),flatten,dense(10)"
+    arch = ("conv(8,k=5,s=2,p=2,reset=zero),pool(2,reset=zero),conv(16,k=3,p=1,reset=zero),pool(2,reset=zero),"
+            "flatten,dense(10)")
     run = tmp_path / "run"
     assert main(["train", "--task", "nmnist_digits", "--arch", arch, "--epochs", "1", "--n-train", "120",
                  "--n-test", "20", "--device", "cpu", "--no-progress", "--out", str(run)]) == 0
