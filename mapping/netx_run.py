@@ -33,7 +33,7 @@ def from_netx_order(data: np.ndarray) -> np.ndarray:
 def run_netx(path: PathLike, inputs: Mapping[str, Any], steps: int, *, traces: bool = False) -> SimulationResult:
     """Load `path` with ``lava.lib.dl.netx.hdf5.Network`` and run it in Lava fixed_pt for one trial.
 
-    inputs: {input name: spikes (steps, n_in) in neurosim's flat C order, or (steps, *shape)};
+    inputs: {input name: spikes (steps, n_in) in neurosim's flat C order, or (steps, C, H, W)};
     they are fed in NetX's (X, Y, C) order to a conv first layer. Spikes of every layer are
     recorded under the population names :func:`~mapping.netx_read.read_netx_fixed` gives, in
     neurosim's flat C order; traces=True adds 'u_int' and 'v_int'. NetX's blocks have fixed_pt
