@@ -46,7 +46,7 @@ def test_nir_and_netx_refuse_shaped_projections_naming_them(tmp_path):
     net = random_conv_network(0)
     with pytest.raises(ns.ExportError, match=r"projections\.rc: NIR export of Conv2d is not supported yet"):
         to_nir(net)
-    with pytest.raises(ns.ExportError, match=r"projections\.rc: NetX export of Conv2d layers is not supported yet"):
+    with pytest.raises(ns.ExportError, match=r"netx: projections\.rc: at most one recurrent projection per layer"):
         to_netx(net, tmp_path / "n.h5")
 
 

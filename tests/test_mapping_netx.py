@@ -118,7 +118,7 @@ def _corrupt(path, where, value=None, delete=False):
 
 @pytest.mark.parametrize("where,value,delete,field", [
     ("layer/1/neuron/vThMant", None, True, "/layer/1/neuron/vThMant: missing"),
-    ("layer/2/type", np.array([b"conv"], "S10"), False, "/layer/2/type: unsupported layer type 'conv'"),
+    ("layer/2/type", np.array([b"pool"], "S10"), False, "/layer/2/type: unsupported layer type 'pool'"),
     ("layer/1/weight", np.zeros((20, 9)), False, r"/layer/1/weight: expected shape \(20, 10\)"),
     ("layer/1/weight", np.full((20, 10), 300) * np.sign(np.arange(-100, 100).reshape(20, 10)), False,
      r"/layer/1/weight: NetX/Lava clip mixed weights"),
