@@ -34,8 +34,8 @@ def _decays(tau: np.ndarray, ctx: "ImportContext", where: str) -> np.ndarray:
 
 
 _META_TEXT = ("model", "reset", "projection", "name", "discretization", "format", "populations", "inputs",
-              "projections", "target", "convention")
-_META_SCALAR = ("dt", "sparse", "delay", "target_dt")
+              "projections", "target", "convention", "kind")
+_META_SCALAR = ("dt", "sparse", "delay", "target_dt", "groups")
 
 
 def check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
@@ -88,6 +88,10 @@ class ImportContext:
         self.exact = (self.file_dt == self.dt and as_text(gmeta.get(NS + "discretization", "")) == self.method)
         self.identity: set[str] = set()  # Input/Output nodes of inlined sub-graphs
         self.budget = 2**62  # bytes; from_nir sets the caller's (neurosim.h5read.memory_budget)
+        self.shapes: dict[str, tuple[int, ...]] = {}  # node -> output shape (conv_import.infer_shapes)
+        self.in_shapes: dict[str, tuple[int, ...]] = {}  # shaped node -> input shape
+        self.records: dict[str, Any] = {}  # shaped node -> bound neurosim record (None: identity)
+        self.lowered: dict[str, Any] = {}  # shaped node -> CSR lowering, built once
 
     def is_input(self, name: str, node: Any) -> bool:
         return isinstance(node, nir.Input) and name not in self.identity
