@@ -128,6 +128,8 @@ def _shaped(n: str, node: Any, known: list[Shape], ctx: ImportContext) -> Shape:
         raise ctx.error(f"nodes.{n}", f"inputs of different sizes {sorted(sizes)} meet at a {type(node).__name__}")
     in_shape = known[0]
     rank = {nir.Conv1d: 2, nir.Conv2d: 3, nir.SumPool2d: 3, nir.AvgPool2d: 3}.get(type(node))
+    if rank is not None and len(in_shape) == rank + 1 and in_shape[0] == 1:
+        in_shape = in_shape[1:]  # a batch axis of one (Norse 1.1 writes its Input as (1, C, H, W))
     declared = _declared_in(node)
     if rank is not None and len(in_shape) != rank and declared is not None and math.prod(declared) == sizes.pop():
         in_shape = declared
