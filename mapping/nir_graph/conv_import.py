@@ -38,7 +38,8 @@ CANDIDATE = "nir_graph.shaped_candidate"  # flow metadata: the path so far is th
 def _param_shape(node: Any) -> Shape:
     if isinstance(node, ReadoutNode):
         return (node.r.size,)
-    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI)) else "v_threshold"
+    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI)) else \
+        "threshold" if isinstance(node, nir.Threshold) else "v_threshold"
     value = getattr(node, field)
     return tuple(int(d) for d in np.shape(value.detach() if hasattr(value, "detach") else value))
 

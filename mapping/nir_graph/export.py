@@ -69,8 +69,10 @@ def to_nir(network: Network, discretization: Optional[Discretization] = None, *,
             bias_open.discard(name)  # a pool, flatten or conv cannot: the neuron node carries it
     methods = {p.name: "euler" if peer else (discretization or model_discretization(p.model)) for p in network.populations}
     for pop in network.populations:
-        nodes[pop.name] = shape_neuron(_neuron_node(pop, dt, methods[pop.name], bias_via_affine=pop.name in bias_open),
-                                       tuple(pop.shape))
+        node = _neuron_node(pop, dt, methods[pop.name], bias_via_affine=pop.name in bias_open)
+        if target in ("nir", "neurosim") and _memoryless(pop, node):
+            node = nir.Threshold(threshold=np.array(pop.params.theta, np.float64), metadata=node.metadata)
+        nodes[pop.name] = shape_neuron(node, tuple(pop.shape))
         nodes[pop.name].metadata[NS + "discretization"] = methods[pop.name]
         if target == "spikingjelly" and hasattr(nodes[pop.name], "v_threshold"):
             # SpikingJelly fires at v >= v_threshold: the next float above theta fires exactly when v > theta
@@ -136,6 +138,15 @@ def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any]
         if len(post_shape) > 1:  # target neurosim with extensions only (conv_export.shaped_refusals)
             nodes[lname].output_type = {"output": np.array(post_shape)}
         edges += [(src, lname), (lname, proj.post)]
+
+
+def _memoryless(pop: Population, node: Any) -> bool:
+    """An LIF without memory (alpha = beta = 0, gain 1, no bias, reset to zero, no refractory
+    period): NIR's Threshold node (``z = x > threshold``), what a converted ANN's step is."""
+    p = pop.params
+    return (isinstance(node, nir.LIF) and getattr(pop.model, "reset", "") == "zero" and np.all(p.alpha == 0)
+            and np.all(p.beta == 0) and np.all(p.gain == 1) and np.all(p.bias == 0) and np.all(p.refractory == 0)
+            and np.all(node.v_leak == 0))
 
 
 def model_discretization(model: Any) -> str:

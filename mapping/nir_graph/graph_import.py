@@ -221,7 +221,8 @@ def _in_size(name: str, node: Any, ctx: ImportContext) -> Optional[int]:
 
 
 def _neuron_size(name: str, node: Any, ctx: ImportContext) -> int:
-    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI, ReadoutNode)) else "v_threshold"
+    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI, ReadoutNode)) else \
+        "threshold" if isinstance(node, nir.Threshold) else "v_threshold"
     return node_array(node, field, ctx, name).size
 
 

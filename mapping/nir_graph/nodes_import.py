@@ -212,6 +212,16 @@ def _import_alif(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[st
                         adapt_gain=f["adapt_gain"])
 
 
+def _import_threshold(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """NIR Threshold ``z = v > threshold`` with v the input of this step: an LIF with no memory
+    (alpha = beta = 0, gain 1), so ``v[t] = x[t]`` whatever the reset."""
+    f = {"v_threshold": node_array(node, "threshold", ctx, name).reshape(-1)}
+    if not np.all(np.isfinite(f["v_threshold"])):
+        raise ctx.error(f"nodes.{name}.threshold", "expected finite values")
+    z = np.zeros_like(f["v_threshold"])
+    return "lif", dict(beta=z, alpha=z.copy(), theta=f["v_threshold"], gain=np.ones_like(z), bias=z.copy())
+
+
 class ReadoutNode:
     """A linear readout (not a NIR type): what an Affine/Linear feeding an Output becomes, an LI
     population with beta = 0 and gain = 1, so that ``v[t]`` is the weighted input of step t."""
@@ -227,7 +237,7 @@ def _import_readout(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict
 
 
 NEURON_IMPORTERS = {nir.LIF: _import_lif, nir.CubaLIF: _import_cubalif, nir.IF: _import_if, nir.LI: _import_li,
-                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif,
+                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif, nir.Threshold: _import_threshold,
                     ReadoutNode: _import_readout}  # NIR type -> (kind, params)
 
 
@@ -274,7 +284,7 @@ def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray]
             params[key] = stored
     if kind in ("lif", "alif", "if"):
         params["refractory"] = _refractory(meta, n, ctx, name)
-    reset = _reset_rule(meta, ctx, name) if kind != "li" else "subtract"
+    reset = "zero" if isinstance(node, nir.Threshold) else _reset_rule(meta, ctx, name) if kind != "li" else "subtract"
     if ctx.conv.threshold == ">=" and "theta" in params:  # v >= theta is v > (the float just below theta)
         params["theta"] = np.nextafter(params["theta"], -np.inf)
     try:
