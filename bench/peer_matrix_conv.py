@@ -28,7 +28,8 @@ FINDINGS = [
     "SumPool2d or Conv1d; its importer builds Conv2d, AvgPool2d and Flatten.",
     "Norse 1.1 `to_nir` writes Conv2d with `input_shape=None`, which `nir.write` cannot store (h5py: `One of data, "
     "shape or dtype must be specified`), and its Input with a batch axis (1, C, H, W); neurosim reads the graph "
-    "in memory (`from_nir(graph, convention='norse')`) and drops a batch axis of one. Its importer has Conv2d, "
+    "in memory (`from_nir(graph, convention='norse')`) and drops a batch axis of one. It writes pooling "
+    "(LPPool2d, AvgPool2d) and Flatten layers as `None` nodes, so only its conv layers travel. Its importer has Conv2d, "
     "Flatten and SumPool2d (as `LPPool2d(norm_type=1)`, no padding), no AvgPool2d or Conv1d.",
     "SpikingJelly 2.0 exports and imports Conv1d, Conv2d, AvgPool2d and Flatten and refuses grouped convolutions; "
     "neurosim writes a grouped kernel expanded to groups = 1 (zeros between the groups, `neurosim.groups` in "
