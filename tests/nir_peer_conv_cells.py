@@ -11,27 +11,46 @@ Where the peer's exporter or importer fails, the cell is the peer's own error (f
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any, Callable, Optional
 
+import nir
 import numpy as np
 import torch
 
 import neurosim as ns
-from mapping.nir_graph import from_nir, to_nir
+from mapping.nir_graph import from_nir, read_nir, to_nir
 from mapping.nir_graph.timing import CLOCK
 from neurosim.errors import ExportError
-from nir_peer_cells import T, Outcome, _imported, _through_file
+from nir_peer_cells import T, Outcome
 from nir_peers import heaviside, norse_import, run_stateful, snntorch_import
 
 IN2 = (2, 8, 8)  # input frames of the 2-D graphs
 IN1 = (2, 16)  # input of the 1-D graphs
 
 
-def _frames(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+def imported(graph: Any, convention: str) -> ns.Network:
+    """The peer's graph written with ``nir.write`` and read by neurosim with `convention`."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "peer.nir")
+        nir.write(path, graph)
+        return read_nir(path, convention=convention)
+
+
+def through_file(graph: Any) -> Any:
+    """Our export written with ``nir.write`` and read back with ``nir.read`` (which must accept it)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "ours.nir")
+        nir.write(path, graph)
+        return nir.read(path)
+
+
+def frames(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     return (np.random.default_rng(2000 + seed).random((T, 1, *shape)) < 0.3).astype(np.float64)
 
 
-def _run(mods: list[torch.nn.Module], x: np.ndarray, norse: bool = False) -> dict[int, np.ndarray]:
+def run_peer(mods: list[torch.nn.Module], x: np.ndarray, norse: bool = False) -> dict[int, np.ndarray]:
     """Feed frames x (T, 1, ...) through `mods` step by step; every spiking layer's output
     (index -> (T, 1, n)), a spiking layer being one of the peer's neurons."""
     states: dict[int, Any] = {}
@@ -57,7 +76,7 @@ def _spiking(m: torch.nn.Module) -> bool:
         m, (torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Linear, torch.nn.Flatten, torch.nn.AvgPool2d))
 
 
-def _compare(net: ns.Network, x: np.ndarray, peer: dict[int, np.ndarray]) -> Outcome:
+def compare_layers(net: ns.Network, x: np.ndarray, peer: dict[int, np.ndarray]) -> Outcome:
     pops = [p for p in net.populations if p.name != CLOCK and p.model.kind != "li"]
     layers = [peer[k] for k in sorted(peer)]
     if len(pops) != len(layers):
@@ -97,7 +116,7 @@ def _linear(r: np.random.Generator, n_in: int, n: int, scale: float) -> torch.nn
 
 
 # ------------------------------------------------------------------ peers -> neurosim
-def _snntorch_net(seed: int) -> list[torch.nn.Module]:
+def snntorch_conv_net(seed: int) -> list[torch.nn.Module]:
     """Conv2d(2->4, 3, padding 1, stride 1) + Leaky, AvgPool2d(2), Conv2d(4->4, 3) + Leaky,
     Flatten(start_dim=0), Linear(->5) + Leaky; per-neuron beta, one threshold per layer.
     snnTorch 1.0's export_to_nir fails on a batched sample (nir's conv shape inference receives
@@ -120,12 +139,12 @@ def _snntorch_net(seed: int) -> list[torch.nn.Module]:
 def snntorch_to_neurosim(seed: int) -> Outcome:
     from snntorch.export_nir import export_to_nir
 
-    graph = _peer_export(lambda: export_to_nir(torch.nn.Sequential(*_snntorch_net(seed)),
+    graph = _peer_export(lambda: export_to_nir(torch.nn.Sequential(*snntorch_conv_net(seed)),
                                                torch.zeros(*IN2, dtype=torch.float64)), "snnTorch")
     if isinstance(graph, Outcome):
         return graph
-    x = _frames(seed, IN2)
-    return _compare(_imported(graph, "snntorch"), x, _run(_snntorch_net(seed), x))
+    x = frames(seed, IN2)
+    return compare_layers(imported(graph, "snntorch"), x, run_peer(snntorch_conv_net(seed), x))
 
 
 def _norse_net(seed: int) -> list[torch.nn.Module]:
@@ -147,12 +166,12 @@ def norse_to_neurosim(seed: int) -> Outcome:
                                               torch.zeros(1, *IN2, dtype=torch.float64), dt=1e-3), "Norse")
     if isinstance(graph, Outcome):
         return graph
-    x = _frames(seed, IN2)
+    x = frames(seed, IN2)
     try:
-        net = _imported(norse_writable(graph), "norse")
+        net = imported(norse_writable(graph), "norse")
     except TypeError:  # nir.write: h5py cannot write Norse's Conv2d input_shape = None; read the graph itself
         net = from_nir(norse_writable(graph), convention="norse")
-    return _compare(net, x, _run(_norse_net(seed), x, norse=True))
+    return compare_layers(net, x, run_peer(_norse_net(seed), x, norse=True))
 
 
 def norse_pooled_to_neurosim(seed: int) -> Outcome:
@@ -196,8 +215,8 @@ def spikingjelly_to_neurosim(one_d: bool) -> Callable[[int], Outcome]:
             return graph
         mods = _sj_net(seed, one_d)
         functional.reset_net(torch.nn.Sequential(*mods))
-        x = _frames(seed, shape)
-        return _compare(_imported(graph, "spikingjelly"), x, _run(mods, x))
+        x = frames(seed, shape)
+        return compare_layers(imported(graph, "spikingjelly"), x, run_peer(mods, x))
     return cell
 
 
@@ -236,10 +255,10 @@ def neurosim_to_peer(target: str, pool: str, one_d: bool = False, groups: int = 
     def cell(seed: int) -> Outcome:
         net = _ours(seed, target, pool, one_d, groups)
         try:
-            graph = _through_file(to_nir(net, target=target))
+            graph = through_file(to_nir(net, target=target))
         except ExportError as exc:
             return Outcome(refused=str(exc))
-        x = _frames(seed, net.inputs[0].shape)
+        x = frames(seed, net.inputs[0].shape)
         try:
             if target == "snntorch":
                 module = snntorch_import(graph)

@@ -277,14 +277,14 @@ def test_snntorch_conv_graph_through_the_cli(tmp_path, capsys):
     """snnTorch's own conv graph (Conv2d + Leaky, AvgPool2d, Conv2d + Leaky, Flatten, Linear +
     Leaky) through `neurosim import --convention snntorch`: every layer bin for bin."""
     import torch
-    from nir_peer_conv_cells import IN2, _compare, _frames, _run, _snntorch_net
+    from nir_peer_conv_cells import IN2, compare_layers, frames, run_peer, snntorch_conv_net
     from snntorch.export_nir import export_to_nir
 
-    graph = export_to_nir(torch.nn.Sequential(*_snntorch_net(0)), torch.zeros(*IN2, dtype=torch.float64))
+    graph = export_to_nir(torch.nn.Sequential(*snntorch_conv_net(0)), torch.zeros(*IN2, dtype=torch.float64))
     path, out = str(tmp_path / "peer.nir"), str(tmp_path / "m.h5")
     nir.write(path, graph)
     assert main(["import", path, "--from", "nir", "--convention", "snntorch", "--out", out]) == 0
     assert "convention snntorch:" in capsys.readouterr().out
-    x = _frames(0, IN2)
-    got = _compare(ns.load(out), x, _run(_snntorch_net(0), x))
+    x = frames(0, IN2)
+    got = compare_layers(ns.load(out), x, run_peer(snntorch_conv_net(0), x))
     assert got.bins == 1.0 and got.spikes > 0

@@ -6,7 +6,8 @@ layer feeding it when the sizes agree (or its parameters broadcast to it: one va
 channel), else its parameters' shape; a Linear/Affine gives ``(weight.shape[0],)``; Scale, Delay
 and pass-through nodes keep their input's; a shaped node's output follows from its input
 (:func:`mapping.nir_graph.conv_nodes.node_record`). A flat input of the right size feeding a
-conv node takes the node's declared input shape (``input_shape`` / ``input_type``).
+conv node takes the node's declared input shape (``input_shape`` / ``input_type``). A leading
+batch axis of one on a 4-D Input, or before a conv/pool input, is dropped (Norse 1.1 writes one).
 
 Rebuilt records (:func:`shaped_record`): a path source -> [uniform Delay] -> one shaped node ->
 neuron becomes that record (with the path's delay); neurosim's own per-tap delays, written as one
@@ -80,7 +81,8 @@ def infer_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: Impor
         if ctx.is_input(n, node):
             given = (node.input_type or {}).get("input")
             if given is not None:
-                shapes[n] = tuple(int(d) for d in np.asarray(given).reshape(-1))
+                shape = tuple(int(d) for d in np.asarray(given).reshape(-1))
+                shapes[n] = shape[1:] if len(shape) == 4 and shape[0] == 1 else shape  # Norse's batch axis of one
     pending = [n for n in nodes if n not in shapes]
     stalled = False
     while pending:

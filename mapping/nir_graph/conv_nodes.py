@@ -95,8 +95,11 @@ def node_record(name: str, node: Any, in_shape: Shape, ctx: ImportContext) -> tu
         bound = rec.bind(tuple(in_shape), replace(rec, in_shape=tuple(in_shape)).out_shape)
         return bound, bound.out_shape
     except NetworkError as exc:
-        field = exc.field.replace("projections.n", where).replace(".kernel", ".weight").replace(".post", ".input_type")
-        raise ctx.error(field if field.startswith(where) else where, exc.message) from None
+        field = where + exc.field[len("projections.n"):] if exc.field.startswith("projections.n") else where
+        for ours, theirs in ((".kernel", ".weight"), (".post", ".input_type"), (".pre", ".input_type")):
+            if field.endswith(ours):
+                field = field[:-len(ours)] + theirs
+        raise ctx.error(field, exc.message) from None
 
 
 def _conv(name: str, node: Any, in_shape: Shape, ctx: ImportContext) -> ShapedProjection:
