@@ -7,8 +7,10 @@ edges, kept apart only where the projection it becomes would differ (last weight
 Parallel paths therefore cost one sum each, never one walk each (2**k paths through k layers of
 two Scale nodes cost 2k sums). Weights stay sparse (COO triplets) until a weight node makes them
 dense, so a 1:1 or diagonal path of n neurons holds n numbers, never n x n; the resulting
-projection is dense when small or dense enough, else CSR. Dense intermediates are checked
-against the memory budget (:func:`neurosim.h5read.memory_budget`) before they are allocated.
+projection is dense when small or dense enough, else CSR. Shaped nodes (Conv, pooling, Flatten)
+multiply in their exact sparse lowering (:mod:`mapping.nir_graph.conv_import`). Dense
+intermediates are checked against the memory budget (:func:`neurosim.h5read.memory_budget`)
+before they are allocated.
 """
 from __future__ import annotations
 
@@ -298,9 +300,10 @@ def _nonzero(p: Path, lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return rows.astype(np.int64), cols.astype(np.int64), vals, np.asarray(d, np.int64)
 
 
-def projections(paths: list[Path], names: dict[str, str], ctx: ImportContext) -> list[Projection]:
+def projections(paths: list[Path], names: dict[str, str], ctx: ImportContext) -> list[Any]:
     """One projection per contribution; contributions written by neurosim for one projection
-    (same ``neurosim.projection``, disjoint synapses) are merged back with per-synapse delays."""
+    (same ``neurosim.projection``, disjoint synapses) are merged back with per-synapse delays; a
+    contribution that is one shaped node is that shaped record (:func:`conv_import.shaped_record`)."""
     groups: list[list[tuple[Path, tuple[np.ndarray, ...]]]] = []
     for p in paths:
         nz = _nonzero(p, ctx.lag.get(p.target, 0))
