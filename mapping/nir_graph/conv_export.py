@@ -66,7 +66,7 @@ def shaped_refusals(net: Network, target: str, extensions: bool) -> list[Refusal
             out.append(Refusal(target, field, "a dense or sparse projection into a shaped population has no NIR form "
                                               "(NIR has no node that reshapes a flat vector into the population's "
                                               "shape; nir.read rejects the type mismatch)",
-                               "a conv/pool projection, a flat target population, network.lowered(), or target "
+                               "a conv/pool projection, a flat target population, or target "
                                "neurosim with extensions (readable by neurosim only)"))
     return out
 
