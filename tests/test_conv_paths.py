@@ -39,13 +39,10 @@ def test_brian2_description_is_that_of_the_lowering():
         np.testing.assert_array_equal(arrays[key], arrays_low[key], err_msg=key)
 
 
-def test_nir_and_netx_refuse_shaped_projections_naming_them(tmp_path):
+def test_netx_refuses_a_second_recurrent_projection_naming_it(tmp_path):
     from mapping.netx import to_netx
-    from mapping.nir_graph import to_nir
 
-    net = random_conv_network(0)
-    with pytest.raises(ns.ExportError, match=r"projections\.rc: NIR export of Conv2d is not supported yet"):
-        to_nir(net)
+    net = random_conv_network(0)  # NIR exports conv networks: tests/test_nir_conv.py
     with pytest.raises(ns.ExportError, match=r"netx: projections\.rc: at most one recurrent projection per layer"):
         to_netx(net, tmp_path / "n.h5")
 

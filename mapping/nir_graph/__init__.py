@@ -53,6 +53,19 @@ after every population that projects to no other population. Import: sub-graphs 
 an Input's shape is flattened, Scale nodes and chains of Linear/Affine nodes multiply into the
 projection's weights, Affine biases become the target population's bias.
 
+Shapes and convolutions (:mod:`~mapping.nir_graph.conv_export`, :mod:`~mapping.nir_graph.conv_nodes`,
+:mod:`~mapping.nir_graph.conv_import`). Inputs, populations and Outputs carry their shape
+((C, H, W) or (C, L)) as NIR's input_type/output_type. neurosim's Conv1d/Conv2d, SumPool2d,
+AvgPool2d and Flatten projections are NIR's nodes of those names (weight (C_out, C_in/groups,
+kh, kw), stride, padding, dilation, a per-channel bias from the target population; grouped
+kernels written expanded to groups = 1, per-tap delays as one masked conv per delay). On import
+every shaped node is its exact lowering (neurosim.conv's ``to_csr``) composed into the path's
+weights; a path that is one shaped node comes back as the shaped record. NIR's Threshold node
+is an LIF without memory (alpha = beta = 0, gain 1, reset to zero), written for targets nir and
+neurosim. Refused with the field and the reason: a dense projection into a shaped population
+(NIR has no reshape node), non-square kernels whose output nir 1.0.8 infers wrongly, and the
+nodes a peer's importer lacks (:data:`~mapping.nir_graph.conv_export.PEER_NODES`).
+
 Extensions (metadata keys ``neurosim.*``, ignored by other NIR tools): reset rule, refractory
 steps, initial state (v0, i0, a0), model kind, Poisson input rates, projection names, sparsity,
 node order, the discretisation of each node, and the exact per-step parameters (so that a round
@@ -62,7 +75,8 @@ of type ``neurosim.ALIF`` (:class:`ALIFNode`) that ``nir.read`` and snnTorch's i
 (Norse 1.1's ``from_nir`` silently skips it); :func:`read_nir` reads it. Without the flag the
 export refuses ALIF, the subtract reset and refractory periods.
 
-Peers: the matrix of what is exact both ways is docs/PEERS.md (bench/peer_matrix.py).
+Peers: the matrix of what is exact both ways is docs/PEERS.md (bench/peer_matrix.py; conv graphs:
+bench/peer_matrix_conv.py).
 """
 from __future__ import annotations
 

@@ -80,8 +80,9 @@ def as_text(x: Any) -> str:
     return x.decode("utf8") if isinstance(x, bytes) else str(x)
 
 
-SUPPORTED_NAMES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "LIF", "CubaLIF", "IF",
-                   "LI", "CubaLI", "I", "NIRGraph (flattened)", ALIF_TYPE)
+SUPPORTED_NAMES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "Conv1d", "Conv2d", "SumPool2d",
+                   "AvgPool2d", "Flatten", "LIF", "CubaLIF", "IF", "LI", "CubaLI", "I", "Threshold",
+                   "NIRGraph (flattened)", ALIF_TYPE)
 
 
 def type_name(node: Any) -> str:

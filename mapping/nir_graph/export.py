@@ -8,11 +8,13 @@ import nir
 import numpy as np
 
 from neurosim.atomic import h5_image
+from neurosim.conv import ShapedProjection
 from neurosim.errors import ExportError
 from neurosim.models import Discretization
 from neurosim.network import Network, PoissonInput, Population, Projection
 
 from .common import NS, ALIFNode, check_method, unique_name
+from .conv_export import channel_values, export_shaped, flat_source, shape_neuron, shaped_refusals
 from .targets import PEERS, TARGET_DT, first_refusal
 
 
@@ -42,12 +44,12 @@ def to_nir(network: Network, discretization: Optional[Discretization] = None, *,
         raise ExportError("nir", "network", f"expected a neurosim.Network, got {type(network).__name__}")
     if discretization is not None:
         check_method(discretization)
-    for j in network.shaped:
-        raise ExportError("nir", f"projections.{j.name}", f"NIR export of {type(j).__name__} is not supported yet "
-                                                          "(export network.lowered() for Affine/Linear nodes)")
     problem = first_refusal(network, target, extensions)
     if problem is not None:
         raise problem
+    shaped_problems = shaped_refusals(network, target, extensions)
+    if shaped_problems:
+        raise shaped_problems[0].error()
     peer = target in PEERS
     dt = TARGET_DT[target] if peer else network.dt
     nodes: dict[str, Any] = {}
@@ -57,24 +59,35 @@ def to_nir(network: Network, discretization: Optional[Discretization] = None, *,
         meta: dict[str, Any] = {}
         if isinstance(src, PoissonInput):
             meta[NS + "poisson_rate"] = np.array(src.rate, dtype=np.float64)
-        nodes[src.name] = nir.Input(input_type={"input": np.array([src.size])}, metadata=meta)
+        nodes[src.name] = nir.Input(input_type={"input": np.array(src.shape)}, metadata=meta)
     incoming = {p.name for p in network.populations if any(j.post == p.name for j in network.projections)}
     bias_open = {p.name for p in network.populations
                  if p.model.kind != "alif" and np.any(p.params.bias != 0) and p.name in incoming}
+    for name in list(bias_open):  # the first projection into the population carries its bias
+        first = next(j for j in network.projections if j.post == name)
+        if isinstance(first, ShapedProjection) and channel_values(network, first) is None:
+            bias_open.discard(name)  # a pool, flatten or conv cannot: the neuron node carries it
     methods = {p.name: "euler" if peer else (discretization or model_discretization(p.model)) for p in network.populations}
     for pop in network.populations:
-        nodes[pop.name] = _neuron_node(pop, dt, methods[pop.name], bias_via_affine=pop.name in bias_open)
+        node = _neuron_node(pop, dt, methods[pop.name], bias_via_affine=pop.name in bias_open)
+        if target in ("nir", "neurosim") and _memoryless(pop, node):
+            node = nir.Threshold(threshold=np.array(pop.params.theta, np.float64), metadata=node.metadata)
+        nodes[pop.name] = shape_neuron(node, tuple(pop.shape))
         nodes[pop.name].metadata[NS + "discretization"] = methods[pop.name]
         if target == "spikingjelly" and hasattr(nodes[pop.name], "v_threshold"):
             # SpikingJelly fires at v >= v_threshold: the next float above theta fires exactly when v > theta
             nodes[pop.name].v_threshold = np.nextafter(nodes[pop.name].v_threshold, np.inf)
+    flats: dict[str, str] = {}
     for proj in network.projections:
-        _export_projection(network, proj, nodes, edges, taken, bias_open)
+        if isinstance(proj, ShapedProjection):
+            export_shaped(network, proj, nodes, edges, taken, bias_open)
+        else:
+            _export_projection(network, proj, nodes, edges, taken, bias_open, flats)
     senders = {(j.pre) for j in network.projections if j.pre != j.post}
     for pop in network.populations:
         if pop.name not in senders:
             out = unique_name(f"{pop.name}_out", taken)
-            nodes[out] = nir.Output(output_type={"output": np.array([pop.size])})
+            nodes[out] = nir.Output(output_type={"output": np.array(pop.shape)})
             edges.append((pop.name, out))
     used = set(methods.values())
     meta = {
@@ -98,7 +111,8 @@ def to_nir(network: Network, discretization: Optional[Discretization] = None, *,
 
 
 def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any],
-                       edges: list[tuple[str, str]], taken: set[str], bias_open: set[str]) -> None:
+                       edges: list[tuple[str, str]], taken: set[str], bias_open: set[str],
+                       flats: dict[str, str]) -> None:
     """source -> [Delay((d-1)*dt)] -> Linear|Affine -> target, one Linear per distinct delay d,
     whose matrix sums the synapses of that delay on each (pre, post) (multapses merged)."""
     classes = ([(int(proj.delay), np.asarray(proj.weights, np.float64))] if not proj.is_sparse and np.ndim(proj.delay) == 0
@@ -106,7 +120,7 @@ def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any]
     n_pre = proj.shape[0]
     for d, w in classes:
         suffix = "" if len(classes) == 1 else f"_d{d}"
-        src = proj.pre
+        src = flat_source(network, proj.pre, nodes, edges, taken, flats)
         if d > 1:
             dname = unique_name(f"{proj.name}_delay{suffix}", taken)
             nodes[dname] = nir.Delay(delay=np.full(n_pre, (d - 1) * network.dt))
@@ -120,7 +134,19 @@ def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any]
             nodes[lname] = nir.Affine(weight=w.T.copy(), bias=bias, metadata=meta)
         else:
             nodes[lname] = nir.Linear(weight=w.T.copy(), metadata=meta)
+        post_shape = tuple(network.population(proj.post).shape)
+        if len(post_shape) > 1:  # target neurosim with extensions only (conv_export.shaped_refusals)
+            nodes[lname].output_type = {"output": np.array(post_shape)}
         edges += [(src, lname), (lname, proj.post)]
+
+
+def _memoryless(pop: Population, node: Any) -> bool:
+    """An LIF without memory (alpha = beta = 0, gain 1, no bias, reset to zero, no refractory
+    period): NIR's Threshold node (``z = x > threshold``), what a converted ANN's step is."""
+    p = pop.params
+    return (isinstance(node, nir.LIF) and getattr(pop.model, "reset", "") == "zero" and np.all(p.alpha == 0)
+            and np.all(p.beta == 0) and np.all(p.gain == 1) and np.all(p.bias == 0) and np.all(p.refractory == 0)
+            and np.all(node.v_leak == 0))
 
 
 def model_discretization(model: Any) -> str:

@@ -17,6 +17,8 @@ from neurosim.network import NAME_PATTERN, Network
 
 from .common import NS, SUPPORTED_NAMES, ALIFNode, as_text, check_method, type_name, unique_name
 from .conventions import resolve
+from .conv_import import infer_shapes, with_shapes
+from .conv_nodes import SHAPED_TYPES
 from .graph_shape import broadcast_scalars, linear_readouts
 from .nir_file import read_graph
 from .nodes_import import NEURON_IMPORTERS, ImportContext, ReadoutNode, check_meta, make_input, make_population, node_array, shown
@@ -40,7 +42,7 @@ def read_nir(path: Union[str, "os.PathLike[str]"], dt: Optional[float] = None,
                     notes=notes, source=os.fspath(path), memory_budget=memory_budget)
 
 
-_TRANSFORMS = (nir.Linear, nir.Affine, nir.Scale, nir.Delay)
+_TRANSFORMS = (nir.Linear, nir.Affine, nir.Scale, nir.Delay, *SHAPED_TYPES)
 
 
 def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: Optional[float] = None,
@@ -83,6 +85,7 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
         raise ExportError("nir", "memory_budget", str(exc)) from None
     nodes, edges = _flatten(graph_or_path, ctx)
     nodes, edges = linear_readouts(nodes, edges, ctx)
+    infer_shapes(nodes, edges, ctx)
     nodes = broadcast_scalars(nodes, edges, ctx)
     names = _local_names(nodes)
     sizes = _check_shapes(nodes, edges, ctx)
@@ -91,6 +94,7 @@ def from_nir(graph_or_path: Union["nir.NIRGraph", str, "os.PathLike[str]"], dt: 
             if type(node) in NEURON_IMPORTERS]
     inputs = [make_input(n, node, names[n], sizes[n], ctx) for n, node in nodes.items() if ctx.is_input(n, node)]
     projs = projections(contributions, names, ctx)
+    pops, inputs = with_shapes(pops, inputs, {names[n]: s for n, s in ctx.shapes.items()}, ctx)
     pops = _ordered(pops, gmeta.get(NS + "populations"))
     inputs = _ordered(inputs, gmeta.get(NS + "inputs"))
     projs = _ordered(projs, gmeta.get(NS + "projections"))
@@ -209,13 +213,16 @@ def _in_size(name: str, node: Any, ctx: ImportContext) -> Optional[int]:
         return node_array(node, "scale", ctx, name).size
     if isinstance(node, nir.Delay):
         return node_array(node, "delay", ctx, name).size
+    if isinstance(node, SHAPED_TYPES):
+        return math.prod(ctx.in_shapes[name]) if name in ctx.in_shapes else None
     if ctx.is_output(name, node):
         return _shape_size(name, node, "input", ctx)
     return None
 
 
 def _neuron_size(name: str, node: Any, ctx: ImportContext) -> int:
-    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI, ReadoutNode)) else "v_threshold"
+    field = "r" if isinstance(node, (nir.I, nir.LI, nir.CubaLI, ReadoutNode)) else \
+        "threshold" if isinstance(node, nir.Threshold) else "v_threshold"
     return node_array(node, field, ctx, name).size
 
 
@@ -230,6 +237,10 @@ def _check_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: Impo
             out[n] = size
         elif isinstance(node, (nir.Linear, nir.Affine)):
             out[n] = weight_matrix(n, node, ctx).shape[0]
+        elif isinstance(node, SHAPED_TYPES):
+            if n not in ctx.shapes:
+                raise ctx.error(f"nodes.{n}", f"no input reaches this {type_name(node)} node")
+            out[n] = math.prod(ctx.shapes[n])
         elif not n in ctx.identity and not ctx.is_output(n, node):
             out[n] = _in_size(n, node, ctx)  # type: ignore[assignment]
     pending = [(a, b) for a, b in edges]

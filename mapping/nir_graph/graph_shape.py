@@ -4,7 +4,7 @@
   snnTorch or Norse network) becomes a linear readout population (:class:`ReadoutNode`, LI with
   beta = 0 and gain = 1: ``v[t]`` is the weighted input of step t plus the bias).
 - :func:`broadcast_scalars`: a neuron node whose parameters all have one value (Norse 1.1 writes
-  shape () or (1,)) takes its size from the layer that feeds it, every value repeated.
+  shape () or (1,)), or one per channel, takes its shape from the layer that feeds it.
 """
 from __future__ import annotations
 
@@ -54,20 +54,27 @@ def _numbers(value: Any) -> np.ndarray:
 
 
 def broadcast_scalars(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: ImportContext) -> dict[str, Any]:
-    """Neuron nodes with one value per parameter, fed by layers of one size n > 1, rebuilt with
-    every parameter repeated n times (metadata kept)."""
+    """Neuron nodes with one value per parameter (or one per channel, shape (C, 1, 1)), fed by
+    layers of one size n > 1, rebuilt with every parameter broadcast to the feeding layer's
+    shape (``ctx.shapes``; metadata kept)."""
     out = dict(nodes)
     for name, node in nodes.items():
         if type(node) not in _SCALAR_TYPES:
             continue
         params = {f.name: _numbers(getattr(node, f.name)) for f in dataclasses.fields(node)
                   if f.init and f.name != "metadata"}
-        if any(v.size != 1 for v in params.values()):
+        feeds = [a for a, b in edges if b == name]
+        sizes = {ctx.shapes.get(a) or _size_from(a, nodes[a], ctx) for a in feeds}
+        sizes = {(s,) if isinstance(s, int) else s for s in sizes}
+        if len(sizes) != 1 or None in sizes:
             continue
-        sizes = {_size_from(a, nodes[a], ctx) for a, b in edges if b == name}
-        if len(sizes) != 1 or None in sizes or sizes == {1}:
+        shape = tuple(sizes.pop())  # type: ignore[arg-type]
+        n = math.prod(shape)
+        if n == 1 or all(v.size == n for v in params.values()):
             continue
-        n = int(sizes.pop())  # type: ignore[arg-type]
-        kw = {k: np.full(n, v.reshape(-1)[0]) for k, v in params.items()}
+        try:
+            kw = {k: np.broadcast_to(v.reshape(-1)[0] if v.size == 1 else v, shape).copy() for k, v in params.items()}
+        except ValueError:
+            continue  # the size check names the mismatch
         out[name] = type(node)(metadata=dict(node.metadata or {}), **kw)
     return out

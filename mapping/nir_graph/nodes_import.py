@@ -34,8 +34,8 @@ def _decays(tau: np.ndarray, ctx: "ImportContext", where: str) -> np.ndarray:
 
 
 _META_TEXT = ("model", "reset", "projection", "name", "discretization", "format", "populations", "inputs",
-              "projections", "target", "convention")
-_META_SCALAR = ("dt", "sparse", "delay", "target_dt")
+              "projections", "target", "convention", "kind")
+_META_SCALAR = ("dt", "sparse", "delay", "target_dt", "groups")
 
 
 def check_meta(meta: Any, where: str, source: Optional[str]) -> dict[str, Any]:
@@ -88,6 +88,10 @@ class ImportContext:
         self.exact = (self.file_dt == self.dt and as_text(gmeta.get(NS + "discretization", "")) == self.method)
         self.identity: set[str] = set()  # Input/Output nodes of inlined sub-graphs
         self.budget = 2**62  # bytes; from_nir sets the caller's (neurosim.h5read.memory_budget)
+        self.shapes: dict[str, tuple[int, ...]] = {}  # node -> output shape (conv_import.infer_shapes)
+        self.in_shapes: dict[str, tuple[int, ...]] = {}  # shaped node -> input shape
+        self.records: dict[str, Any] = {}  # shaped node -> bound neurosim record (None: identity)
+        self.lowered: dict[str, Any] = {}  # shaped node -> CSR lowering, built once
 
     def is_input(self, name: str, node: Any) -> bool:
         return isinstance(node, nir.Input) and name not in self.identity
@@ -208,6 +212,16 @@ def _import_alif(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[st
                         adapt_gain=f["adapt_gain"])
 
 
+def _import_threshold(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """NIR Threshold ``z = v > threshold`` with v the input of this step: an LIF with no memory
+    (alpha = beta = 0, gain 1), so ``v[t] = x[t]`` whatever the reset."""
+    f = {"v_threshold": node_array(node, "threshold", ctx, name).reshape(-1)}
+    if not np.all(np.isfinite(f["v_threshold"])):
+        raise ctx.error(f"nodes.{name}.threshold", "expected finite values")
+    z = np.zeros_like(f["v_threshold"])
+    return "lif", dict(beta=z, alpha=z.copy(), theta=f["v_threshold"], gain=np.ones_like(z), bias=z.copy())
+
+
 class ReadoutNode:
     """A linear readout (not a NIR type): what an Affine/Linear feeding an Output becomes, an LI
     population with beta = 0 and gain = 1, so that ``v[t]`` is the weighted input of step t."""
@@ -223,7 +237,7 @@ def _import_readout(node: Any, ctx: ImportContext, name: str) -> tuple[str, dict
 
 
 NEURON_IMPORTERS = {nir.LIF: _import_lif, nir.CubaLIF: _import_cubalif, nir.IF: _import_if, nir.LI: _import_li,
-                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif,
+                    nir.CubaLI: _import_cubali, nir.I: _import_i, ALIFNode: _import_alif, nir.Threshold: _import_threshold,
                     ReadoutNode: _import_readout}  # NIR type -> (kind, params)
 
 
@@ -270,7 +284,7 @@ def make_population(name: str, node: Any, local: str, bias: Optional[np.ndarray]
             params[key] = stored
     if kind in ("lif", "alif", "if"):
         params["refractory"] = _refractory(meta, n, ctx, name)
-    reset = _reset_rule(meta, ctx, name) if kind != "li" else "subtract"
+    reset = "zero" if isinstance(node, nir.Threshold) else _reset_rule(meta, ctx, name) if kind != "li" else "subtract"
     if ctx.conv.threshold == ">=" and "theta" in params:  # v >= theta is v > (the float just below theta)
         params["theta"] = np.nextafter(params["theta"], -np.inf)
     try:

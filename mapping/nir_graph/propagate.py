@@ -7,12 +7,14 @@ edges, kept apart only where the projection it becomes would differ (last weight
 Parallel paths therefore cost one sum each, never one walk each (2**k paths through k layers of
 two Scale nodes cost 2k sums). Weights stay sparse (COO triplets) until a weight node makes them
 dense, so a 1:1 or diagonal path of n neurons holds n numbers, never n x n; the resulting
-projection is dense when small or dense enough, else CSR. Dense intermediates are checked
-against the memory budget (:func:`neurosim.h5read.memory_budget`) before they are allocated.
+projection is dense when small or dense enough, else CSR. Shaped nodes (Conv, pooling, Flatten)
+multiply in their exact sparse lowering (:mod:`mapping.nir_graph.conv_import`). Dense
+intermediates are checked against the memory budget (:func:`neurosim.h5read.memory_budget`)
+before they are allocated.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
 
 import nir
@@ -23,33 +25,13 @@ from neurosim.h5read import budget_problem
 from neurosim.network import CSR, MAX_DELAY, Projection
 
 from .common import CHECK_DT, NS, as_text, type_name, unique_name
+from .conv_import import apply_shaped, bias_origin, bias_through, shaped_record
+from .conv_nodes import SHAPED_TYPES
+from .coo import Coo
 from .nodes_import import NEURON_IMPORTERS, ImportContext, node_array
 
 DENSE_ELEMENTS = 2**22  # projections up to this many (pre, post) pairs stay dense, as before
 DENSE_FILL = 0.25  # larger ones stay dense from this fraction of nonzero synapses
-
-
-@dataclass
-class Coo:
-    """A sparse (n_source, n_here) weight matrix as triplets, duplicates allowed until summed."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    vals: np.ndarray
-    shape: tuple[int, int]
-
-    @classmethod
-    def eye(cls, n: int) -> "Coo":
-        idx = np.arange(n, dtype=np.int64)
-        return cls(idx, idx.copy(), np.ones(n), (n, n))
-
-    def summed(self) -> "Coo":
-        """Duplicates added, entries sorted by (row, column)."""
-        key = self.rows * self.shape[1] + self.cols
-        uniq, inv = np.unique(key, return_inverse=True)
-        vals = np.zeros(uniq.size)
-        np.add.at(vals, inv, self.vals)
-        return Coo(uniq // self.shape[1], uniq % self.shape[1], vals, self.shape)
 
 
 Weights = Union[np.ndarray, Coo]
@@ -165,6 +147,8 @@ def _apply(name: str, node: Any, flow: _Flow, ctx: ImportContext) -> _Flow:
     if isinstance(node, nir.Delay):
         k = delay_steps(name, node, ctx)
         return (w, d_src + k, None, last, meta) if d_cur is None else (w, d_src, d_cur + k, last, meta)
+    if isinstance(node, SHAPED_TYPES):
+        return apply_shaped(name, node, flow, ctx)  # type: ignore[return-value]
     return flow
 
 
@@ -269,13 +253,14 @@ def biases(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: ImportConte
     succ: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
         succ[a].append(b)
-    carried = (nir.Linear, nir.Affine, nir.Scale, nir.Delay)
+    carried = (nir.Linear, nir.Affine, nir.Scale, nir.Delay, *SHAPED_TYPES)
     out: dict[str, np.ndarray] = {}
     for origin, node in nodes.items():
-        if not isinstance(node, nir.Affine):
-            continue
-        b0 = node_array(node, "bias", ctx, origin).reshape(-1)
-        if not np.any(b0 != 0):
+        if isinstance(node, nir.Affine):
+            b0 = node_array(node, "bias", ctx, origin).reshape(-1)
+        else:
+            b0 = bias_origin(origin, node, ctx)
+        if b0 is None or not np.any(b0 != 0):
             continue
         order, _ = reach(origin, succ, lambda n: isinstance(nodes[n], carried) or n in ctx.identity, ctx)
         val: dict[str, np.ndarray] = {origin: b0}
@@ -288,6 +273,8 @@ def biases(nodes: dict[str, Any], edges: list[tuple[str, str]], ctx: ImportConte
                 b = weight_matrix(n, at, ctx) @ b
             elif isinstance(at, nir.Scale):
                 b = b * node_array(at, "scale", ctx, n).reshape(-1)
+            elif isinstance(at, SHAPED_TYPES):
+                b = bias_through(n, b, ctx)
             elif isinstance(at, nir.Delay) and np.any(delay_steps(n, at, ctx) != 0):
                 raise ctx.error(f"nodes.{origin}.bias", f"the bias passes through Delay {n!r}; a delayed "
                                                         "constant cannot be expressed (neurosim biases act from step 0)")
@@ -313,9 +300,10 @@ def _nonzero(p: Path, lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return rows.astype(np.int64), cols.astype(np.int64), vals, np.asarray(d, np.int64)
 
 
-def projections(paths: list[Path], names: dict[str, str], ctx: ImportContext) -> list[Projection]:
+def projections(paths: list[Path], names: dict[str, str], ctx: ImportContext) -> list[Any]:
     """One projection per contribution; contributions written by neurosim for one projection
-    (same ``neurosim.projection``, disjoint synapses) are merged back with per-synapse delays."""
+    (same ``neurosim.projection``, disjoint synapses) are merged back with per-synapse delays; a
+    contribution that is one shaped node is that shaped record (:func:`conv_import.shaped_record`)."""
     groups: list[list[tuple[Path, tuple[np.ndarray, ...]]]] = []
     for p in paths:
         nz = _nonzero(p, ctx.lag.get(p.target, 0))
@@ -335,11 +323,16 @@ def projections(paths: list[Path], names: dict[str, str], ctx: ImportContext) ->
     for g in groups:
         first = g[0][0]
         try:
-            weights, delay = _weights_and_delay(g, ctx)
             meta = first.meta
             base = as_text(meta.get(NS + "projection", "")) or (names[first.last] if first.last else
                                                               f"{names[first.source]}_to_{names[first.target]}")
-            out.append(Projection(unique_name(base, taken), names[first.source], names[first.target], weights, delay))
+            pre, post = names[first.source], names[first.target]
+            rec = shaped_record(g, first.source, first.target, ctx)
+            if rec is not None:  # one conv/pool/flatten node: kept as the shaped record
+                out.append(replace(rec, name=unique_name(base, taken), pre=pre, post=post, in_shape=None))
+                continue
+            weights, delay = _weights_and_delay(g, ctx)
+            out.append(Projection(unique_name(base, taken), pre, post, weights, delay))
         except NetworkError as exc:
             raise ctx.error(f"nodes.{first.last or first.target}", exc.message) from None
     return out
