@@ -108,7 +108,9 @@ def test_raster_readout_without_trace_says_so(tmp_path, monkeypatch):
 
 def test_overlay_shares_time_axis_and_labels_readouts(result, tmp_path, monkeypatch):
     agreement = pytest.importorskip("mapping.agreement")
-    figures = _capture(monkeypatch, agreement)
+    from mapping import agreement_plots
+
+    figures = _capture(monkeypatch, agreement_plots)
     other = ns.simulate(_net(), {}, 100, seed=1, traces={"hidden": ["v"], "out": ["v"]})
     ref = ns.simulate(_net(), {}, 100, seed=1, traces={"hidden": ["v"], "out": ["v"]})
     agreement.plot_overlay(ref, other, str(tmp_path / "o.png"), title="t", readouts=["out"])
