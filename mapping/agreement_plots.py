@@ -83,6 +83,7 @@ def plot_overlay(reference: SimulationResult, target: SimulationResult, path: st
     ax.set_ylabel(f"{pop}[{j}] v")
     ax.set_xlabel("time (ms)")
     ax.set_xlim(0, reference.steps * scale)
-    ax.legend(**outside)
+    if ax.lines:
+        ax.legend(**outside)
     fig.suptitle(title or "cross-check")
     write_png(path, fig)

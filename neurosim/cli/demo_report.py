@@ -98,9 +98,9 @@ def summary_rows(res: Any) -> list[tuple[str, str]]:
     rows = [("task, rule", f"{c.task}, {c.rule}"), ("network", network_text(res)),
             ("test accuracy (torch, float32)", f"{res.test_accuracy:.4f}{bar}"),
             ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}")]
-    if res.epoch:
+    if getattr(res, "epoch", ""):
         rows.insert(2, ("epoch kept", res.epoch))
-    for e in res.accuracy[2:]:  # fixed point (and Lava fixed_pt): on their subsets
+    for e in getattr(res, "accuracy", [])[2:]:  # fixed point (and Lava fixed_pt): on their subsets
         rows.append((f"test accuracy ({e.name}, first {e.n} trials)", f"{e.accuracy():.4f}"))
     rows += [("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
              ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
@@ -109,9 +109,10 @@ def summary_rows(res: Any) -> list[tuple[str, str]]:
 
 def network_text(res: Any) -> str:
     """One line describing the trained network (layers and sizes)."""
-    c, net = res.config, res.check.network
-    if not c.arch:
+    c = res.config
+    if not getattr(c, "arch", None):
         return f"{c.model.upper()} x {c.hidden} recurrent, LI readout"
+    net = res.check.network
     layers = ", ".join(f"{p.name} {' x '.join(str(x) for x in p.shape)} {type(p.model).__name__}"
                        for p in net.populations)
     return f"layered `{c.arch}`: {layers} ({net.n_neurons} neurons, {net.n_synapses} synapses lowered)"

@@ -9,8 +9,8 @@ Network is what every later stage simulates, exports and checks.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 # the conv SNN of issue 19 (bench/conv_train.py): 2x34x34 events -> 16x17x17 -> 16x8x8 -> 32x8x8 -> 32x4x4 -> 10
@@ -51,7 +51,7 @@ def train_stage(tc: Any, run_dir: str, *, progress: bool) -> Trained:
     from training.trainer import network_of, train
 
     best: dict[str, Any] = {}
-    ckpt = os.path.join(run_dir, "checkpoint.pt")
+    ckpt = Path(run_dir) / "checkpoint.pt"
 
     def keep_best(row: dict[str, float]) -> None:
         if "val_acc" not in row or ("val_acc" in best and row["val_acc"] <= best["val_acc"]):
