@@ -216,7 +216,8 @@ def test_conv_demo_accuracy_is_that_of_its_spikes(conv_demo):
     from training.layered import from_network
 
     model = from_network(ns.load(res.files["model"]), dtype=torch.float32)  # the trained float32 weights, exactly
-    rec, _ = model.forward(torch.as_tensor(test_spikes(task), dtype=torch.float32), record=("z",))
+    with torch.no_grad():
+        rec, _ = model.forward(torch.as_tensor(test_spikes(task), dtype=torch.float32), record=("z",))
     same = np.ones(len(task.test), bool)
     for p in ("l1", "l2"):
         same &= np.all(rec[p]["z"].numpy().astype(bool) == sim.spikes[p].dense(), axis=(0, 2))

@@ -200,10 +200,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _check_arch(arch: str) -> None:
     """--arch parses as 'neurosim train --arch' does (before anything is created)."""
-    from training.layered import load_arch, parse_arch
+    from training.layered import parse_arch
 
     try:
-        load_arch(arch) if arch.endswith(".json") else parse_arch(arch)
+        parse_arch(arch)  # a spec, or a JSON model file
     except NetworkError as exc:
         raise NeurosimError(f"--arch: {exc}") from None
 
