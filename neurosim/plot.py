@@ -93,8 +93,9 @@ def raster(
             ax.axhline(offsets[k] - 0.5, color="0.3", lw=0.8, ls="--")
         ax.text(1.005, (offsets[k] + offsets[k + 1]) / 2 / max(offsets[-1], 1), name, color=colors[k],
                 transform=ax.transAxes, va="center", ha="left", fontsize=9, rotation=90)
-        if shapes is not None and name in shapes:
-            channel_bands(ax, shapes[name], offsets[k])
+        if shapes is not None and name in shapes:  # labels in proportion to the population's share of rows
+            share = (offsets[k + 1] - offsets[k]) / max(offsets[-1], 1)
+            channel_bands(ax, shapes[name], offsets[k], max_labels=int(24 * share))
     ax.set_ylim(-0.5, offsets[-1] - 0.5)
     ax.set_xlim(0, n_steps * scale)
     ax.set_ylabel("neuron (populations stacked)")
@@ -181,16 +182,18 @@ def traces(
     _save_atomic(fig, path)
 
 
-def channel_bands(ax: Any, shape: Sequence[int], offset: int = 0, labels: bool = True) -> None:
+def channel_bands(ax: Any, shape: Sequence[int], offset: int = 0, labels: bool = True, max_labels: int = 16) -> None:
     """Shade every other channel of a population of `shape` (C, ...) whose flat neurons sit at
     rows [offset, offset + prod(shape)) of raster axes `ax` (channel c: rows offset + c*n ...
     offset + (c + 1)*n - 1, n = prod(shape[1:])), and label channels on the left inside the axes
-    (every channel up to 16, else every 4th, 8th, ...). Nothing for C = 1 or a flat shape."""
+    (every channel up to `max_labels`, else every 2nd, 4th, ... so that at most `max_labels`
+    are labelled; c0 always). Nothing for C = 1 or a flat shape."""
     shape = tuple(int(x) for x in shape)
     if len(shape) < 2 or shape[0] < 2:
         return
     c, n = shape[0], int(np.prod(shape[1:]))
-    every = 1 if c <= 16 else int(2 ** np.ceil(np.log2(c / 16)))
+    most = max(1, int(max_labels))
+    every = 1 if c <= most else int(2 ** np.ceil(np.log2(c / most)))
     trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
     for k in range(c):
         lo = offset + k * n - 0.5

@@ -236,7 +236,8 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     task, net = trained.task, trained.network
     # the report's configuration table gives the trial counts used, not None for "the default"
     n_fixed = len(task.test) if config.n_fixed is None else min(config.n_fixed, len(task.test))
-    config = dataclasses.replace(config, n_train=len(task.train), n_test=len(task.test), n_fixed=n_fixed)
+    n_val = len(task.val) if getattr(task, "val", None) is not None else 0  # drawn from the n_train samples
+    config = dataclasses.replace(config, n_train=len(task.train) + n_val, n_test=len(task.test), n_fixed=n_fixed)
     test_acc = trained.test_accuracy
     stages["train"] = time.perf_counter() - t0
     files.update(curve=os.path.join(run_dir, "curve.png"), metrics=os.path.join(run_dir, "metrics.csv"),

@@ -47,7 +47,7 @@ def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0, m
             m = s.batch == trial
             ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=mark, marker="|" if mark > 5 else ".",
                        linewidths=1.2 if mark > 5 else 0, color=f"C{k}", rasterized=True)
-            channel_bands(ax, shapes[pop], offset, labels=col == 0)
+            channel_bands(ax, shapes[pop], offset, labels=col == 0, max_labels=int(24 * s.size / n_rows))
             if k:
                 ax.axhline(offset - 0.5, color="0.3", lw=0.6, ls="--")
             offset += s.size
