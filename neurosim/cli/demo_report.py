@@ -101,7 +101,8 @@ def summary_rows(res: Any) -> list[tuple[str, str]]:
     if getattr(res, "epoch", ""):
         rows.insert(2, ("epoch kept", res.epoch))
     for e in getattr(res, "accuracy", [])[2:]:  # fixed point (and Lava fixed_pt): on their subsets
-        rows.append((f"test accuracy ({e.name}, first {e.n} trials)", f"{e.accuracy():.4f}"))
+        which = f"all {e.n} test trials" if e.n == c.n_test else f"first {e.n} trials"
+        rows.append((f"test accuracy ({e.name}, {which})", f"{e.accuracy():.4f}"))
     rows += [("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
              ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
     return rows
