@@ -22,11 +22,13 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from neurosim.atomic import write_png, write_text
+from neurosim.atomic import write_text
 from neurosim.errors import BackendUnavailable, ExportError, NetworkError, NeurosimError
 from neurosim.network import Network, PoissonInput, SpikeInput
 from neurosim.result import SimulationResult
 from neurosim.simulate import simulate
+
+from .agreement_plots import plot_activity, plot_overlay
 
 Runner = Callable[[Network, Mapping[str, np.ndarray], int, bool], SimulationResult]
 METRICS = ("bins", "spikes", "count")
@@ -134,9 +136,16 @@ class CrossCheck:
         return "\n".join(lines)
 
     def write_report(self, directory: str, metric: str = "bins", plot: bool = True) -> dict[str, str]:
-        """Write report.md, agreement.csv and one overlay PNG per target into `directory`."""
+        """Write report.md, agreement.csv and one overlay PNG per target into `directory`; for a
+        network with shaped populations (C, H, W) also activity_neurosim.png (the reference's
+        spike counts per channel) and, per target whose shaped spikes differ from its
+        reference's, activity_diff_<target>.png (the count differences)."""
         os.makedirs(directory, exist_ok=True)
         paths: dict[str, str] = {}
+        shapes = {p.name: p.shape for p in self.network.populations if len(p.shape) > 1}
+        if plot and shapes:
+            paths["activity_neurosim"] = os.path.join(directory, "activity_neurosim.png")
+            plot_activity(self.results["neurosim"], None, paths["activity_neurosim"], shapes, "neurosim")
         if plot:
             for name in self.results:
                 if name == "neurosim":
@@ -146,8 +155,12 @@ class CrossCheck:
                     continue
                 path = os.path.join(directory, f"overlay_{name}.png")
                 plot_overlay(self.results[ref], self.results[name], path, title=f"{name} against {ref}",
-                             readouts=[p.name for p in self.network.populations if not p.spiking])
+                             readouts=[p.name for p in self.network.populations if not p.spiking], shapes=shapes)
                 paths[f"overlay_{name}"] = path
+                if shapes and any(_differs(self.results[ref], self.results[name], p) for p in shapes):
+                    paths[f"activity_diff_{name}"] = os.path.join(directory, f"activity_diff_{name}.png")
+                    plot_activity(self.results[name], self.results[ref], paths[f"activity_diff_{name}"], shapes,
+                                  f"{name} - {ref}")
         csv = ["target,reference,population,reference_spikes,target_spikes,count,bins,spikes,"
                "divergence_step,divergence_trial,divergence_neuron,reason"]
         for r in self.rows:
@@ -186,6 +199,11 @@ class CrossCheck:
         for key, name in (files or {}).items():
             if key.startswith("overlay_"):
                 out += [f"![{key[8:]}]({name})", ""]
+        for key, name in (files or {}).items():
+            if key.startswith("activity_"):
+                what = ("spike counts per channel of the shaped populations (reference)" if key == "activity_neurosim"
+                        else f"spike-count differences per channel, {key[14:]} against its reference")
+                out += [f"![{what}]({name})", ""]
         return "\n".join(out)
 
 
@@ -377,6 +395,11 @@ def _v_traces(network: Network) -> dict[str, list[str]]:
     return {p.name: ["v"] for p in network.populations}
 
 
+def _differs(reference: SimulationResult, target: SimulationResult, pop: str) -> bool:
+    """Whether population `pop` spiked differently in `target` (same shapes, compare compare()'s way)."""
+    return pop in target.spikes and bool(np.any(reference.spikes[pop].dense() != target.spikes[pop].dense()))
+
+
 def _is_exact(row: Agreement) -> bool:
     t = TARGETS.get(row.target)
     return t is not None and t.exact and row.reference == t.reference
@@ -399,63 +422,3 @@ def _describe(d: Optional[Divergence]) -> str:
         vals = f", v {d.reference_v:.6g} vs {d.target_v:.6g}"
     return (f"step {d.step}, trial {d.trial}, neuron {d.neuron}: spike {int(d.reference_spike)} vs "
             f"{int(d.target_spike)}{vals} ({d.reason})")
-
-
-# ------------------------------------------------------------------------------------ overlay
-
-
-def plot_overlay(reference: SimulationResult, target: SimulationResult, path: str, trial: int = 0,
-                 title: str = "", max_neurons: int = 200, readouts: Sequence[str] = ()) -> None:
-    """PNG: per spiking population, spikes in both (black), only in the reference (red), only in
-    the target (blue); per readout population (never spikes), the voltage traces of up to 4
-    neurons in both (solid: reference, dashed: target); at the bottom, the membrane trace of the
-    first diverging neuron (or neuron 0) in both. Every panel shares one time axis [0, steps*dt)
-    in ms, and every legend sits outside the axes, on the right."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    pops = [p for p in reference.meta.get("populations", list(reference.spikes)) if p in target.spikes]
-    fig = Figure(figsize=(11, 2.2 * len(pops) + 2.4), dpi=110, layout="constrained")
-    axes = fig.subplots(len(pops) + 1, 1, squeeze=False, sharex=True)[:, 0]
-    scale = reference.dt * 1e3
-    outside = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
-    focus: Optional[tuple[str, int]] = None
-    for ax, pop in zip(axes, pops):
-        if pop in readouts:
-            handles = []
-            for j, color in zip(range(min(4, reference.spikes[pop].size)), ("C0", "C1", "C2", "C3")):
-                for res, style in ((reference, "-"), (target, "--")):
-                    v = res.traces.get(pop, {}).get("v")
-                    if v is not None:
-                        ax.plot(np.arange(res.steps) * scale, v[:, trial, j], style, color=color, lw=0.9)
-                handles.append(Line2D([], [], color=color, lw=0.9, label=f"{pop}[{j}]"))
-            handles += [Line2D([], [], color="0.3", ls="-", lw=0.9, label="reference"),
-                        Line2D([], [], color="0.3", ls="--", lw=0.9, label="target")]
-            ax.set_ylabel(f"{pop} v")
-            ax.legend(handles=handles, title="readout v", title_fontsize=7, **outside)
-            continue
-        a = reference.spikes[pop].dense()[:, trial, :max_neurons]
-        b = target.spikes[pop].dense()[:, trial, :max_neurons]
-        for mask, color, label in ((a & b, "k", "both"), (a & ~b, "tab:red", "reference only"),
-                                   (~a & b, "tab:blue", "target only")):
-            t, j = np.nonzero(mask)
-            ax.scatter(t * scale, j, s=4 if color == "k" else 14, c=color, marker="|" if color == "k" else "x",
-                       label=f"{label} ({len(t)})", linewidths=0.8)
-        ax.set_ylabel(f"{pop}\nneuron")
-        ax.legend(title="spikes", title_fontsize=7, **outside)
-        if focus is None and np.any(a != b):
-            focus = (pop, int(np.argwhere(a != b)[0][1]))
-    spiking = [p for p in pops if p not in readouts] or pops
-    pop, j = focus if focus is not None else (spiking[0], 0)
-    ax = axes[-1]
-    time_ms = np.arange(reference.steps) * scale
-    for res, style, label in ((reference, "k-", "reference"), (target, "C1--", "target")):
-        v = res.traces.get(pop, {}).get("v")
-        if v is not None:
-            ax.plot(time_ms, v[:, trial, j], style, lw=0.9, label=f"{label} v")
-    ax.set_ylabel(f"{pop}[{j}] v")
-    ax.set_xlabel("time (ms)")
-    ax.set_xlim(0, reference.steps * scale)
-    ax.legend(**outside)
-    fig.suptitle(title or "cross-check")
-    write_png(path, fig)

@@ -1,4 +1,5 @@
-"""Plots of simulation results: spike rasters with population rates, and state traces.
+"""Plots of simulation results: spike rasters with population rates, state traces, and activity
+maps of shaped populations (spike counts per (C, H, W) as one image per channel).
 
 Figures are built on matplotlib's object API with the Agg canvas (no pyplot, no display,
 no global state) and written atomically: a temporary file in the target directory, then
@@ -29,6 +30,7 @@ def raster(
     dt: Optional[float] = None,
     readouts: Optional[Iterable[str]] = None,
     max_traces: int = 4,
+    shapes: Optional[Mapping[str, Sequence[int]]] = None,
 ) -> None:
     """Write a PNG raster of one trial: spikes (top) and population rates in Hz (bottom).
 
@@ -41,6 +43,9 @@ def raster(
     readouts: populations that never spike (LI); default: a result's ``meta['readouts']``. They
     are drawn as the voltage of up to `max_traces` neurons in a panel of their own (when 'v' was
     recorded), not as an empty raster band. Legends sit outside the axes.
+    shapes: population -> shape (C, H, W) or (C, L) (``{p.name: p.shape for p in
+    network.populations}``); a shaped population's rows are banded per channel
+    (:func:`channel_bands`: flat index k = (c*H + y)*W + x, so channel c is one block of H*W rows).
     """
     spikes, dt, default = _spikes_of(result_or_spikes, dt)
     names = _select(spikes, populations, default)
@@ -88,6 +93,9 @@ def raster(
             ax.axhline(offsets[k] - 0.5, color="0.3", lw=0.8, ls="--")
         ax.text(1.005, (offsets[k] + offsets[k + 1]) / 2 / max(offsets[-1], 1), name, color=colors[k],
                 transform=ax.transAxes, va="center", ha="left", fontsize=9, rotation=90)
+        if shapes is not None and name in shapes:  # labels in proportion to the population's share of rows
+            share = (offsets[k + 1] - offsets[k]) / max(offsets[-1], 1)
+            channel_bands(ax, shapes[name], offsets[k], max_labels=int(24 * share))
     ax.set_ylim(-0.5, offsets[-1] - 0.5)
     ax.set_xlim(0, n_steps * scale)
     ax.set_ylabel("neuron (populations stacked)")
@@ -174,7 +182,105 @@ def traces(
     _save_atomic(fig, path)
 
 
+def channel_bands(ax: Any, shape: Sequence[int], offset: int = 0, labels: bool = True, max_labels: int = 16) -> None:
+    """Shade every other channel of a population of `shape` (C, ...) whose flat neurons sit at
+    rows [offset, offset + prod(shape)) of raster axes `ax` (channel c: rows offset + c*n ...
+    offset + (c + 1)*n - 1, n = prod(shape[1:])), and label channels on the left inside the axes
+    (every channel up to `max_labels`, else every 2nd, 4th, ... so that at most `max_labels`
+    are labelled; c0 always). Nothing for C = 1 or a flat shape."""
+    shape = tuple(int(x) for x in shape)
+    if len(shape) < 2 or shape[0] < 2:
+        return
+    c, n = shape[0], int(np.prod(shape[1:]))
+    most = max(1, int(max_labels))
+    every = 1 if c <= most else int(2 ** np.ceil(np.log2(c / most)))
+    trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    for k in range(c):
+        lo = offset + k * n - 0.5
+        if k % 2:
+            ax.axhspan(lo, lo + n, color="0.92", lw=0, zorder=0)
+        if labels and k % every == 0:
+            ax.text(0.002, lo + n / 2, f"c{k}", transform=trans, fontsize=6, va="center", ha="left", color="0.35",
+                    clip_on=True)
+
+
+def activity_maps(
+    result: SimulationResult,
+    path: Union[str, os.PathLike],
+    shapes: Mapping[str, Sequence[int]],
+    trial: Optional[int] = None,
+    populations: Optional[Iterable[str]] = None,
+    reference: Optional[SimulationResult] = None,
+    title: Optional[str] = None,
+    columns: int = 16,
+) -> None:
+    """Write a PNG of spike counts per neuron of shaped populations, one image per channel.
+
+    shapes: population -> (C, H, W) or (C, L) (an (C, L) channel is drawn as a 1 x L image).
+    trial: the trial counted (None: summed over every trial). populations: which (default: every
+    population of `shapes` with a channel axis that `result` has). One block per population,
+    `columns` channels per row, one colour scale per population (its colour bar on the right).
+    With `reference`, each image is the difference result - reference of the counts (blue: the
+    reference spiked more, red: `result` did), on a symmetric scale; white is no difference.
+    """
+    names = [n for n in (shapes if populations is None else populations)]
+    names = [n for n in names if n in result.spikes and len(tuple(shapes[n])) >= 2]
+    if not names:
+        raise NetworkError("shapes", "expected at least one population with a shape (C, H, W) or (C, L) "
+                                     f"among the result's populations {sorted(result.spikes)}")
+    counts = {}
+    for n in names:
+        shape = tuple(int(x) for x in shapes[n])
+        if int(np.prod(shape)) != result.spikes[n].size:
+            raise NetworkError(f"shapes.{n}", f"expected {result.spikes[n].size} neurons, got shape {shape}")
+        c = _counts(result, n, trial)
+        if reference is not None:
+            c = c - _counts(reference, n, trial)
+        counts[n] = c.reshape((shape[0], 1, shape[1]) if len(shape) == 2 else shape)
+
+    from matplotlib.figure import Figure
+
+    blocks = [int(np.ceil(counts[n].shape[0] / columns)) for n in names]
+    cols = min(columns, max(counts[n].shape[0] for n in names))
+    fig = Figure(figsize=(max(7.5, 1.0 * cols + 1.6), sum(1.05 * b + 0.45 for b in blocks) + 0.6), dpi=100,
+                 layout="constrained")
+    subs = fig.subfigures(len(names), 1, squeeze=False, height_ratios=[1.05 * b + 0.45 for b in blocks])[:, 0]
+    for sub, n, rows in zip(subs, names, blocks):
+        data = counts[n]
+        axes = sub.subplots(rows, cols, squeeze=False)
+        if reference is not None:
+            lim = max(1.0, float(np.abs(data).max()))
+            kw = dict(cmap="bwr", vmin=-lim, vmax=lim)
+        else:
+            kw = dict(cmap="viridis", vmin=0.0, vmax=max(1.0, float(data.max())))
+        image = None
+        for k, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k >= data.shape[0]:
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(data[k], interpolation="nearest", aspect="equal", **kw)
+            ax.set_title(f"c{k}", fontsize=7, pad=2)
+        what = "count difference" if reference is not None else "spikes"
+        sub.colorbar(image, ax=axes, shrink=0.9, label=what)
+        sub.suptitle(f"{n}: {' x '.join(str(x) for x in shapes[n])} (C x H x W), {int(np.abs(data).sum())} "
+                     f"{'spikes differ' if reference is not None else 'spikes'}", fontsize=9)
+    which = "all trials" if trial is None else f"trial {trial}"
+    fig.suptitle(title or f"spike counts per neuron ({which})", fontsize=10)
+    _save_atomic(fig, path)
+
+
 # ----------------------------------------------------------------------------------- helpers
+
+
+def _counts(result: SimulationResult, name: str, trial: Optional[int]) -> np.ndarray:
+    """Spike count per neuron of `name` in `trial` (all trials when None), float64."""
+    s = result.spikes[name]
+    if trial is None:
+        return np.bincount(s.index, minlength=s.size).astype(np.float64)
+    trial = _check_trial(trial, s.n_batch)
+    return np.bincount(s.index[s.batch == trial], minlength=s.size).astype(np.float64)
 
 
 def _readout_panel(ax: Any, result: Any, readouts: Sequence[str], trial: int, scale: float, max_traces: int) -> None:

@@ -363,3 +363,32 @@ def test_import_at_a_dt_that_makes_a_leak_vanish(tmp_path):
     with pytest.raises(ns.ExportError, match=r"nodes\.lif\.tau: tau = 0\.02 s is 2e\+298 steps of dt = 1e-300 s, "
                                              r"too many for a per-step decay \(it rounds to 1: no leak\); check dt"):
         read_nir(path, 1e-300, reset="zero")
+
+
+def test_cli_report_of_a_conv_network_has_activity_maps(tmp_path, capsys):
+    """`neurosim crosscheck` on shaped populations: the reference's activity maps, and a count
+    difference map for a target exactly when its shaped spikes differ from its reference's."""
+    from matplotlib.image import imread
+
+    from conv_nets import random_conv_network
+    from neurosim.cli import main
+
+    net = random_conv_network(0)
+    model = str(tmp_path / "conv.h5")
+    ns.save(net, model)
+    x = np.random.default_rng(5).random((25, net.input("in").size)) < 0.3
+    np.savez(tmp_path / "in.npz", **{"in": x})
+    report = tmp_path / "r"
+    assert main(["crosscheck", model, "--steps", "25", "--input", str(tmp_path / "in.npz"), "--against",
+                 "fixed", "--no-progress", "--report", str(report)]) == 0
+    capsys.readouterr()
+    check = cc.crosscheck(net, {"in": x[:, None]}, 25, ["fixed"])
+    files = sorted(os.listdir(report))
+    assert "activity_neurosim.png" in files
+    fixed_differs = any(r.bins < 1.0 for r in check.rows if r.target == "fixed" and r.population in ("l1", "l2"))
+    assert ("activity_diff_fixed.png" in files) == fixed_differs
+    for f in files:
+        if f.endswith(".png"):
+            assert imread(str(report / f)).shape[0] > 100, f
+    md = (report / "report.md").read_text()
+    assert "(activity_neurosim.png)" in md

@@ -108,7 +108,9 @@ def test_raster_readout_without_trace_says_so(tmp_path, monkeypatch):
 
 def test_overlay_shares_time_axis_and_labels_readouts(result, tmp_path, monkeypatch):
     agreement = pytest.importorskip("mapping.agreement")
-    figures = _capture(monkeypatch, agreement)
+    from mapping import agreement_plots
+
+    figures = _capture(monkeypatch, agreement_plots)
     other = ns.simulate(_net(), {}, 100, seed=1, traces={"hidden": ["v"], "out": ["v"]})
     ref = ns.simulate(_net(), {}, 100, seed=1, traces={"hidden": ["v"], "out": ["v"]})
     agreement.plot_overlay(ref, other, str(tmp_path / "o.png"), title="t", readouts=["out"])
@@ -154,3 +156,69 @@ def test_demo_report_configuration_gives_trial_counts_used(tmp_path, monkeypatch
     table = lines[lines.index("## Configuration") + 2:]
     assert "n_train = 40" in table and "n_test = 16" in table
     assert not any(line.startswith("n_train = None") for line in table)
+
+
+# ------------------------------------------------------------------------ shaped populations
+
+
+@pytest.fixture(scope="module")
+def conv_run():
+    """A random conv network (l1: (C, H, W) conv layer, l2: pooled, f: flat, out: LI) on Poisson-like input."""
+    from conv_nets import random_conv_network
+
+    net = random_conv_network(0)
+    rng = np.random.default_rng(3)
+    x = rng.random((30, 2, net.input("in").size)) < 0.3
+    res = ns.simulate(net, {"in": x}, 30, traces={"out": ["v"]})
+    assert res.spikes["l1"].step.size > 0
+    return net, res
+
+
+def test_activity_maps_one_image_per_channel_with_the_counts(conv_run, tmp_path, monkeypatch):
+    net, res = conv_run
+    shapes = {p.name: p.shape for p in net.populations if len(p.shape) > 1}
+    figures = _capture(monkeypatch, plot)
+    plot.activity_maps(res, tmp_path / "a.png", shapes, trial=1)
+    assert (tmp_path / "a.png").stat().st_size > 0
+    images = [ax.images[0] for ax in figures[0].axes if ax.images]
+    assert len(images) == sum(s[0] for s in shapes.values())  # one image per channel of every shaped layer
+    l1 = net.population("l1").shape
+    counts = res.spikes["l1"].counts()[1].reshape(l1)  # counts of trial 1, (C, H, W) in C order
+    for c in range(l1[0]):
+        assert np.array_equal(np.asarray(images[c].get_array()), counts[c])
+    diff_figs = _capture(monkeypatch, plot)
+    plot.activity_maps(res, tmp_path / "d.png", shapes, reference=res)  # a result against itself: all zero
+    assert all(not np.asarray(ax.images[0].get_array()).any() for ax in diff_figs[-1].axes if ax.images)
+    with pytest.raises(ns.NetworkError, match="shapes"):
+        plot.activity_maps(res, tmp_path / "x.png", {"f": (net.population("f").size,)})
+
+
+def test_raster_bands_channels_of_shaped_populations(conv_run, tmp_path, monkeypatch):
+    net, res = conv_run
+    figures = _capture(monkeypatch, plot)
+    plot.raster(res, tmp_path / "r.png", shapes={p.name: p.shape for p in net.populations})
+    ax = figures[0].axes[0]
+    spans = [p for p in ax.patches]  # axhspan: one per odd channel of every shaped population
+    want = sum(p.shape[0] // 2 for p in net.populations if len(p.shape) > 1 and p.spiking)
+    assert len(spans) == want and want > 0
+    labels = [t.get_text() for t in ax.texts]
+    assert "c0" in labels and "c1" in labels
+
+
+def test_demo_rasters_and_overlay_band_shaped_layers(conv_run, tmp_path, monkeypatch):
+    from mapping import agreement_plots
+
+    from neurosim.cli import demo_report
+
+    net, res = conv_run
+    figures = _capture(monkeypatch, demo_report)
+    demo_report.plot_rasters({"neurosim": res, "again": res}, str(tmp_path / "r.png"), net)
+    assert any(ax.patches for ax in figures[0].axes)
+    overlays = _capture(monkeypatch, agreement_plots)
+    shapes = {p.name: p.shape for p in net.populations}
+    agreement_plots.plot_overlay(res, res, str(tmp_path / "o.png"), readouts=["out"], shapes=shapes)
+    l1 = overlays[0].axes[0]
+    # every neuron of the shaped layer is shown (not the first 200 of a flat one), banded per channel
+    assert l1.get_ylim() == (-0.5, net.population("l1").size - 0.5) and l1.patches
+    demo_report.plot_activity(res, str(tmp_path / "a.png"), net)
+    assert (tmp_path / "a.png").stat().st_size > 0

@@ -18,7 +18,9 @@ def register(sub: Any) -> None:
         description="Simulate MODEL.h5 on neurosim's NumPy backend (float64, the reference) and on every "
                     "target of --against with the same input (Poisson inputs are drawn once and handed "
                     "to every target), then write DIR/report.md, DIR/agreement.csv and one raster and "
-                    "membrane overlay PNG per target. lava-fixed is compared bit for bit with neurosim's "
+                    "membrane overlay PNG per target (shaped populations banded per channel), and for a "
+                    "network with shaped (C, H, W) populations activity maps: the reference's spike "
+                    "counts per channel and, per target that differs, the count differences. lava-fixed is compared bit for bit with neurosim's "
                     "fixed-point mode ('fixed', added automatically) and approximately with the float "
                     "reference. Exit code 1 when the worst --metric agreement is below --min-agreement.")
     p.add_argument("model", metavar="MODEL.h5", help="network file written by neurosim")
@@ -57,7 +59,8 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     except NetworkError as exc:
         raise NeurosimError(f"--against: {exc.message}") from None
     paths.check_directory(args.report, "--report")
-    written = ["report.md", "agreement.csv"] + [f"overlay_{t}.png" for t in run_order(targets)]
+    written = ["report.md", "agreement.csv", "activity_neurosim.png"] + [
+        f"{kind}_{t}.png" for t in run_order(targets) for kind in ("overlay", "activity_diff")]
     paths.refuse_inputs_as_outputs([("--report", os.path.join(args.report, f)) for f in written],
                                    [("MODEL.h5", args.model), ("--input", args.input)])
     network = storage.load(args.model)

@@ -2,16 +2,27 @@
 
 ``run_demo(DemoConfig(), "runs/demo")`` writes into the run directory::
 
-    train/          checkpoint.pt, metrics.csv, curve.png, config.json, model.h5 (training.trainer)
-    model.h5        the trained network (neurosim HDF5)
+    train/          checkpoint.pt, metrics.csv, curve.png, config.json, model.h5 (training.trainer;
+                    its model.h5 is the last epoch's)
+    model.h5        the trained network at the kept epoch (neurosim HDF5)
     simulate.h5     neurosim's simulation of the test set (readout traces)
     model.nir       NIR graph (if expressible)          model.netx.h5   lava-dl NetX (if expressible)
-    brian2/model.py standalone Brian2 script (+ .npz)   crosscheck/     report.md, CSV, overlays
-    rasters.png     one test trial in every simulator, side by side
+    brian2/model.py standalone Brian2 script (+ .npz)   crosscheck/     report.md, CSV, overlays,
+                                                                        activity maps (shaped layers)
+    rasters.png     one test trial in every simulator, side by side (shaped layers banded per channel)
+    activity.png    spike counts per channel of every shaped layer (conv demo)
     report.md       the report, and report.html: the same, self-contained (images inlined)
 
-Every stage is timed; a stage that a target cannot express (e.g. NetX has no ALIF) is
-reported with the reason instead of failing the run. The NIR export is strict (target neurosim,
+Two networks: the recurrent LSNN (default) and, with ``arch`` (``--arch conv``), a layered
+model such as issue 19's conv SNN on the event digits (:func:`conv_config`). The kept epoch is
+chosen on the task's validation split where it has one (neurosim.cli.demo_train). The report
+gives the test accuracy in every arithmetic the network runs in (neurosim.cli.demo_accuracy):
+torch float32, neurosim float64, neurosim's fixed-point mode (the first `n_fixed` test trials)
+and Lava fixed_pt (the cross-check's first `n_check` trials).
+
+Every stage is timed; a stage that a target cannot express (e.g. NetX has no ALIF; on this
+branch NIR and NetX have no conv layers yet) is reported with the exporter's reason instead of
+failing the run. The NIR export is strict (target neurosim,
 no extensions): the demo's ALIF network is reported as not expressible in NIR, with the reason,
 rather than written as a file that ``nir.read`` and every peer reject. ``neurosim demo`` (:func:`cmd_demo`) runs it
 from the command line; the report itself is written by :mod:`neurosim.cli.demo_report`.
@@ -26,13 +37,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import numpy as np
-
 from .. import paths
 from ..atomic import write_text
 from ..errors import BackendUnavailable, ExportError, NetworkError, NeurosimError
 from .common import int_at_least, resolve_backend, seed_arg
-from .demo_report import check_bar, plot_rasters, report_html, report_markdown
+from .demo_report import check_bar, plot_activity, plot_rasters, report_html, report_markdown
+from .demo_train import CONV_ARCH, resolve_arch
 
 
 # store-recall's default 512 training trials overfit (test accuracy 0.91-0.97 over seeds at
@@ -59,11 +69,24 @@ class DemoConfig:
     backend: str = "auto"
     n_check: int = 2
     targets: tuple[str, ...] = ("brian2", "lava-float", "lava-fixed")
+    # a layered model (training.layered spec, or 'conv' for demo_train.CONV_ARCH) instead of the LSNN
+    arch: Optional[str] = None
+    n_fixed: Optional[int] = None  # test trials run in neurosim's fixed-point mode (None: all)
+
+
+def conv_config(**changes: Any) -> DemoConfig:
+    """The conv demo: issue 19's conv SNN on the event digits, 4 epochs (the kept epoch chosen on
+    the validation split), the fixed-point accuracy on the first 32 test trials (simulate_fixed
+    runs the lowered convolutions as dense integer products, seconds per trial) and Lava on 4."""
+    base = dict(task="nmnist_digits", arch=CONV_ARCH, epochs=4, n_check=4, n_fixed=32)
+    return DemoConfig(**{**base, **changes})
 
 
 @dataclass
 class DemoResult:
-    """Figures and files of one demo run."""
+    """Figures and files of one demo run. test_accuracy: the trainer's (torch float32) at the
+    kept epoch; simulated_accuracy: neurosim float64 on the whole test set; accuracy: every
+    arithmetic's per-trial scores (neurosim.cli.demo_accuracy), columns: (label, first k trials)."""
 
     config: DemoConfig
     test_accuracy: float
@@ -76,36 +99,52 @@ class DemoResult:
     quantisation: str
     versions: dict[str, str] = field(default_factory=dict)
     metrics: Any = None  # neurosim.metrics.Metrics of the test-set simulation
+    accuracy: list[Any] = field(default_factory=list)  # demo_accuracy.Scores, one per arithmetic
+    columns: list[tuple[str, int]] = field(default_factory=list)
+    epoch: str = ""  # which epoch was kept and why
 
 
 def register(sub: Any) -> None:
     """Add the `demo` subparser to `sub` (argparse subparsers of the neurosim CLI)."""
     positive_int = int_at_least(1)
-    d = DemoConfig()
+    d, c = DemoConfig(), conv_config()
     p = sub.add_parser(
-        "demo", help="the main job: train an LSNN, simulate, export, cross-check, write a report",
-        description="Train a recurrent ALIF network (LSNN) on a bundled task, simulate the trained network "
+        "demo", help="the main job: train an LSNN (or, with --arch conv, a conv SNN), simulate, export, "
+                     "cross-check, write a report",
+        description="Train a recurrent ALIF network (LSNN) on a bundled task (with --arch conv: issue 19's conv "
+                    "SNN on the event digits nmnist_digits, the epoch kept chosen on the validation split), "
+                    "simulate the trained network "
                     "on the test set in neurosim (CuPy on a GPU, else numba or NumPy), export it to NIR, "
                     "NetX and a Brian2 script, cross-check it in Brian2 and Lava (floating and fixed point) "
-                    "and write DIR/report.md and DIR/report.html (training curve, accuracy, rasters of "
-                    "every simulator, agreement table, quantisation error, timings, versions). Exit code 1 "
+                    "and write DIR/report.md and DIR/report.html (training curve, test accuracy in torch, "
+                    "neurosim float64, neurosim fixed point and Lava fixed point, rasters of "
+                    "every simulator, activity maps of shaped layers, agreement table, quantisation error, "
+                    "timings, versions). Exit code 1 "
                     "when the task bar or exact cross-check agreement is not reached (a skipped target, or no "
                     "exact comparison, counts as not reached). A failed run removes the directory it created, "
                     "unless training already saved a checkpoint.")
     p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
                    help="run directory, created if missing (default runs/demo)")
-    p.add_argument("--task", default=d.task, help=f"bundled task (default {d.task})")
+    p.add_argument("--arch", default=None, metavar="conv|SPEC",
+                   help="train a layered model instead of the LSNN: 'conv' (" + CONV_ARCH + ") or any "
+                        "'neurosim train --arch' spec or JSON file; its task defaults to nmnist_digits")
+    p.add_argument("--task", default=None,
+                   help=f"bundled task (default {d.task}; with --arch {c.task})")
     p.add_argument("--rule", default=d.rule,
                    help=f"learning rule: bptt, ottt, eprop or ratebp, as for 'neurosim train' (default {d.rule})")
     p.add_argument("--hidden", type=positive_int, default=d.hidden, metavar="N",
-                   help=f"hidden ALIF neurons (default {d.hidden})")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs, metavar="N",
-                   help=f"training epochs (default {d.epochs})")
+                   help=f"hidden ALIF neurons of the LSNN (default {d.hidden})")
+    p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                   help=f"training epochs (default {d.epochs}; with --arch {c.epochs})")
     p.add_argument("--n-train", type=positive_int, default=None, metavar="N",
                    help="training samples (default: 2048 for store_recall, whose 512 overfit; else the task's)")
     p.add_argument("--n-test", type=positive_int, default=None, metavar="N", help="test samples (task default)")
-    p.add_argument("--n-check", type=positive_int, default=d.n_check, metavar="N",
-                   help=f"test trials run in every cross-check target (default {d.n_check})")
+    p.add_argument("--n-check", type=positive_int, default=None, metavar="N",
+                   help=f"test trials run in every cross-check target, Lava fixed point's accuracy among them "
+                        f"(default {d.n_check}; with --arch {c.n_check})")
+    p.add_argument("--n-fixed", type=positive_int, default=None, metavar="N",
+                   help=f"test trials run in neurosim's fixed-point mode for its accuracy (default: all; "
+                        f"with --arch {c.n_fixed})")
     p.add_argument("--against", default=",".join(d.targets), metavar="T1,T2",
                    help=f"cross-check targets (default {','.join(d.targets)})")
     p.add_argument("--backend", default=d.backend, choices=("numpy", "numba", "cupy", "auto"),
@@ -129,21 +168,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .train import EVENT_TASKS
 
+    base = conv_config() if args.arch is not None else DemoConfig()
+    task = args.task or base.task
     bundled = sorted(t for t in TASKS if t not in EVENT_TASKS)  # event datasets need a root: 'neurosim train'
-    if args.task not in bundled:  # checked before anything is created
-        extra = (f" (the event dataset {args.task} needs --task-option root=PATH: use 'neurosim train')"
-                 if args.task in EVENT_TASKS else "")
-        raise NeurosimError(f"--task {args.task}: expected one of {', '.join(bundled)}{extra}")
+    if task not in bundled:  # checked before anything is created
+        extra = (f" (the event dataset {task} needs --task-option root=PATH: use 'neurosim train')"
+                 if task in EVENT_TASKS else "")
+        raise NeurosimError(f"--task {task}: expected one of {', '.join(bundled)}{extra}")
     rules = [r for r in RULE_NAMES if r not in ("tbptt", "budgeted")]  # those need --k / --budget
     if args.rule not in rules:
         raise NeurosimError(f"--rule {args.rule}: the demo trains with one of {', '.join(rules)} (for other rules "
                             "use 'neurosim train')")
+    arch = resolve_arch(args.arch)
+    if arch is not None:
+        _check_arch(arch)
     paths.check_directory(args.out, "--out")
     resolve_backend(args.backend)  # an unusable backend fails now, not after training
-    defaults = DemoConfig()
-    config = DemoConfig(task=args.task, rule=args.rule, hidden=args.hidden, epochs=args.epochs,
-                        n_train=args.n_train, n_test=args.n_test, n_check=args.n_check, targets=targets,
-                        backend=args.backend, seed=args.seed, lr=defaults.lr)
+    pick = lambda given, default: default if given is None else given  # noqa: E731
+    config = dataclasses.replace(
+        base, task=task, rule=args.rule, hidden=args.hidden, epochs=pick(args.epochs, base.epochs),
+        n_train=args.n_train, n_test=args.n_test, n_check=pick(args.n_check, base.n_check),
+        n_fixed=pick(args.n_fixed, base.n_fixed), targets=targets, backend=args.backend, seed=args.seed, arch=arch)
     # a failure removes what the run created, unless training already saved a checkpoint (resumable)
     with paths.output_directory(args.out, "--out", keep=("checkpoint.pt",)):
         result = run_demo(config, args.out, progress=not args.no_progress)
@@ -153,17 +198,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _check_arch(arch: str) -> None:
+    """--arch parses as 'neurosim train --arch' does (before anything is created)."""
+    from training.layered import parse_arch
+
+    try:
+        parse_arch(arch)  # a spec, or a JSON model file
+    except NetworkError as exc:
+        raise NeurosimError(f"--arch: {exc}") from None
+
+
 def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = print) -> DemoResult:
     """Run every stage into directory `out` (created if missing); see the module docstring."""
-    import torch
-
     from mapping.agreement import crosscheck
-    from training.scoring import score
-    from training.trainer import TrainConfig, train
+    from training.trainer import TrainConfig
 
     from .. import backends, storage
     from ..metrics import neurobench_metrics
     from ..simulate import simulate
+    from .demo_accuracy import READOUT, fixed_readout, scores_of, test_spikes, torch_readout
+    from .demo_train import train_stage
 
     os.makedirs(out, exist_ok=True)
     files: dict[str, str] = {}
@@ -175,39 +229,49 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     tc = TrainConfig(task=config.task, rule=config.rule, epochs=config.epochs, batch_size=config.batch_size,
                      lr=config.lr, seed=config.seed, hidden=config.hidden, model=config.model,
                      n_train=config.n_train if config.n_train is not None else DEMO_N_TRAIN.get(config.task),
-                     n_test=config.n_test, tau_adapt=config.tau_adapt, clip=config.clip)
+                     n_test=config.n_test, tau_adapt=config.tau_adapt, clip=config.clip,
+                     arch=resolve_arch(config.arch))
     run_dir = os.path.join(out, "train")
-    trained = train(tc, run_dir, progress=progress, device="cpu", overwrite=True)  # the demo owns its directory
-    history, task = trained["history"], trained["task"]
+    trained = train_stage(tc, run_dir, progress=progress)  # the demo owns its directory
+    task, net = trained.task, trained.network
     # the report's configuration table gives the trial counts used, not None for "the default"
-    config = dataclasses.replace(config, n_train=len(task.train), n_test=len(task.test))
-    test_acc = float(history[-1]["test_acc"])
+    n_fixed = len(task.test) if config.n_fixed is None else min(config.n_fixed, len(task.test))
+    n_val = len(task.val) if getattr(task, "val", None) is not None else 0  # drawn from the n_train samples
+    config = dataclasses.replace(config, n_train=len(task.train) + n_val, n_test=len(task.test), n_fixed=n_fixed)
+    test_acc = trained.test_accuracy
     stages["train"] = time.perf_counter() - t0
     files.update(curve=os.path.join(run_dir, "curve.png"), metrics=os.path.join(run_dir, "metrics.csv"),
                  checkpoint=os.path.join(run_dir, "checkpoint.pt"))
-    log(f"[demo] trained {config.model} x {config.hidden} on {config.task} with {config.rule}: "
-        f"test accuracy {test_acc:.3f} (bar {task.bar}) in {stages['train']:.1f} s")
+    what = f"layered {config.arch}" if config.arch else f"{config.model} x {config.hidden}"
+    epoch = f"epoch {trained.epoch + 1} of {len(trained.history)}, {trained.chosen_by}"
+    log(f"[demo] trained {what} on {config.task} with {config.rule}: kept {epoch}; test accuracy {test_acc:.3f} "
+        f"(bar {task.bar}) in {stages['train']:.1f} s")
 
     # 2. simulate the trained network on the test set --------------------------------------
     t0 = time.perf_counter()
-    net = storage.load(os.path.join(run_dir, "model.h5"))
     files["model"] = os.path.join(out, "model.h5")
     storage.save(net, files["model"])
-    spikes_in = np.ascontiguousarray(np.asarray(task.test.inputs, bool).transpose(1, 0, 2))  # (T, N, n_in)
+    spikes_in = test_spikes(task)  # (T, N, n_in)
     backend = backends.resolve(config.backend)
-    sim = simulate(net, {"in": spikes_in}, task.steps, backend=backend, traces={"out": ["v"]}, progress=progress)
-    v_out = torch.as_tensor(sim.traces["out"]["v"])  # (T, N, n_out), scored as training scores torch's readout
-    correct, counted = score(task, {int(t): v_out[t] for t in np.flatnonzero(task.test.loss_mask)},
-                             torch.as_tensor(task.test.targets))
-    sim_acc = correct / counted
+    sim = simulate(net, {"in": spikes_in}, task.steps, backend=backend, traces={READOUT: ["v"]}, progress=progress)
     metrics = neurobench_metrics(net, sim)
     files["simulation"] = os.path.join(out, "simulate.h5")
     storage.save_result(sim, files["simulation"])
     stages[f"simulate test set ({backend})"] = time.perf_counter() - t0
-    log(f"[demo] neurosim ({backend}, float64) on the {len(task.test)} test trials: accuracy {sim_acc:.3f} "
-        f"(torch float32: {test_acc:.3f})")
 
-    # 3. export ----------------------------------------------------------------------------
+    # 3. accuracy in every arithmetic --------------------------------------------------------
+    t0 = time.perf_counter()
+    evals = [scores_of("torch (float32)", "the trained torch module", task, torch_readout(trained.model, task)),
+             scores_of("neurosim (float64)", f"neurosim.simulate ({backend})", task, sim.traces[READOUT]["v"])]
+    sim_acc = evals[1].accuracy()
+    v_fixed, _ = fixed_readout(net, task, n_fixed, progress=progress)
+    evals.append(scores_of("neurosim fixed point", "simulate_fixed of quantize(network); readout v decoded "
+                           "from its integers", task, v_fixed))
+    stages[f"fixed-point accuracy ({n_fixed} trials)"] = time.perf_counter() - t0
+    log(f"[demo] test accuracy: torch {evals[0].accuracy():.4f}, neurosim float64 ({backend}) {sim_acc:.4f}, "
+        f"neurosim fixed point {evals[2].accuracy():.4f} (first {n_fixed} trials)")
+
+    # 4. export ----------------------------------------------------------------------------
     t0 = time.perf_counter()
     exports: dict[str, str] = {}
     quantisation = ""
@@ -225,7 +289,7 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
         quantisation = _quantisation(net)
     stages["export (NIR, NetX, Brian2)"] = time.perf_counter() - t0
 
-    # 4. cross-check -----------------------------------------------------------------------
+    # 5. cross-check -----------------------------------------------------------------------
     t0 = time.perf_counter()
     n = min(config.n_check, spikes_in.shape[1])
     check = crosscheck(net, {"in": spikes_in[:, :n]}, task.steps, list(config.targets), seed=config.seed,
@@ -235,15 +299,24 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     stages["cross-check"] = time.perf_counter() - t0
     for target, reason in check.skipped.items():
         log(f"[demo] cross-check {target}: skipped ({reason})")
+    lava = check.results.get("lava-fixed")
+    if lava is not None and READOUT in lava.traces:
+        evals.append(scores_of("Lava fixed_pt", "the cross-check's Lava run (Loihi2SimCfg fixed_pt)", task,
+                               lava.traces[READOUT]["v"]))
+    columns = [(f"all {len(task.test)} test trials", len(task.test))]
+    columns += [(f"first {k} trials", k) for k in sorted({n_fixed, n}, reverse=True) if k < len(task.test)]
 
-    # 5. report ----------------------------------------------------------------------------
+    # 6. report ----------------------------------------------------------------------------
     t0 = time.perf_counter()
     files["rasters"] = os.path.join(out, "rasters.png")
     plot_rasters(check.results, files["rasters"], net)
+    if any(len(p.shape) > 1 for p in net.populations):
+        files["activity"] = os.path.join(out, "activity.png")
+        plot_activity(check.results["neurosim"], files["activity"], net)
     stages["report"] = time.perf_counter() - t0
     stages["total"] = time.perf_counter() - t_all
     res = DemoResult(config, test_acc, sim_acc, task.bar, stages, files, exports, check, quantisation, versions(),
-                     metrics)
+                     metrics, evals, columns, epoch)
     files["report"] = os.path.join(out, "report.md")
     files["html"] = os.path.join(out, "report.html")
     write_text(files["report"], report_markdown(res, out))

@@ -20,12 +20,19 @@ from ..atomic import write_png
 def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0, max_traces: int = 4) -> None:
     """One column per simulator: the spikes of every spiking population in trial `trial` (top)
     and, below, the membrane voltage of up to `max_traces` neurons of every readout population
-    (LI: it never spikes, so a raster of it would be an empty band). Legends sit outside the axes."""
+    (LI: it never spikes, so a raster of it would be an empty band). Populations are stacked
+    flat; a shaped one (C, H, W) is banded per channel (neurosim.plot.channel_bands). Legends sit
+    outside the axes."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    from ..plot import channel_bands
+
     names = list(results)
     pops = [p.name for p in net.populations if p.spiking]
+    shapes = {p.name: p.shape for p in net.populations}
+    n_rows = sum(net.population(p).size for p in pops)
+    mark = 14 if n_rows <= 500 else 3
     readouts = [p.name for p in net.populations if not p.spiking]
     rows = 2 if readouts else 1
     fig = Figure(figsize=(3.2 * len(names) + 1.6, 3.4 + 1.8 * (rows - 1)), dpi=110, layout="constrained")
@@ -38,9 +45,13 @@ def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0, m
         for k, pop in enumerate(pops):
             s = res.spikes[pop]
             m = s.batch == trial
-            ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=14, marker="|", linewidths=1.2,
-                       color=f"C{k}")
+            ax.scatter(s.step[m] * res.dt * 1e3, s.index[m] + offset, s=mark, marker="|" if mark > 5 else ".",
+                       linewidths=1.2 if mark > 5 else 0, color=f"C{k}", rasterized=True)
+            channel_bands(ax, shapes[pop], offset, labels=col == 0, max_labels=int(24 * s.size / n_rows))
+            if k:
+                ax.axhline(offset - 0.5, color="0.3", lw=0.6, ls="--")
             offset += s.size
+        ax.set_ylim(-0.5, offset - 0.5)
         ax.set_xlim(0, res.steps * res.dt * 1e3)
         ax.set_title(f"{name}\n{res.backend}", fontsize=9)
         for k, pop in enumerate(readouts):
@@ -66,19 +77,71 @@ def plot_rasters(results: dict[str, Any], path: str, net: Any, trial: int = 0, m
     write_png(path, fig)
 
 
+def plot_activity(result: Any, path: str, net: Any) -> None:
+    """Activity maps of every shaped population of `net` in `result` (neurosim.plot.activity_maps):
+    spike counts per (C, H, W) summed over the result's trials, one image per channel."""
+    from ..plot import activity_maps
+
+    activity_maps(result, path, {p.name: p.shape for p in net.populations if len(p.shape) > 1},
+                  title=f"spike counts per neuron, summed over the {result.batch} cross-checked test trials "
+                        "(neurosim float64)")
+
+
 # ------------------------------------------------------------------------------------ reports
 
 
 def summary_rows(res: Any) -> list[tuple[str, str]]:
-    """The report's summary table as (label, value) rows: task, network, accuracies, worst agreements."""
+    """The report's summary table as (label, value) rows: task, network, kept epoch, accuracy in
+    every arithmetic, worst agreements."""
     c = res.config
     bar = "" if res.bar is None else f" (task bar {res.bar:g}: {'met' if res.test_accuracy >= res.bar else 'NOT met'})"
-    return [("task, rule", f"{c.task}, {c.rule}"),
-            ("network", f"{c.model.upper()} x {c.hidden} recurrent, LI readout"),
+    rows = [("task, rule", f"{c.task}, {c.rule}"), ("network", network_text(res)),
             ("test accuracy (torch, float32)", f"{res.test_accuracy:.4f}{bar}"),
-            ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}"),
-            ("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
-            ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
+            ("test accuracy (neurosim simulation, float64)", f"{res.simulated_accuracy:.4f}")]
+    if getattr(res, "epoch", ""):
+        rows.insert(2, ("epoch kept", res.epoch))
+    for e in getattr(res, "accuracy", [])[2:]:  # fixed point (and Lava fixed_pt): on their subsets
+        which = f"all {e.n} test trials" if e.n == c.n_test else f"first {e.n} trials"
+        rows.append((f"test accuracy ({e.name}, {which})", f"{e.accuracy():.4f}"))
+    rows += [("worst agreement (bins, exact targets)", _percent(res.check.worst("bins", exact_only=True))),
+             ("worst agreement (spike times, exact targets)", _percent(res.check.worst("spikes", exact_only=True)))]
+    return rows
+
+
+def network_text(res: Any) -> str:
+    """One line describing the trained network (layers and sizes)."""
+    c = res.config
+    if not getattr(c, "arch", None):
+        return f"{c.model.upper()} x {c.hidden} recurrent, LI readout"
+    net = res.check.network
+    layers = ", ".join(f"{p.name} {' x '.join(str(x) for x in p.shape)} {type(p.model).__name__}"
+                       for p in net.populations)
+    return f"layered `{c.arch}`: {layers} ({net.n_neurons} neurons, {net.n_synapses} synapses lowered)"
+
+
+def accuracy_table(res: Any) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the accuracy in every arithmetic on the whole test set and its subsets."""
+    from .demo_accuracy import accuracy_rows
+
+    return (["arithmetic", "run by", *[label for label, _ in res.columns]],
+            accuracy_rows(res.accuracy, res.columns))
+
+
+def accuracy_notes(res: Any) -> list[str]:
+    """Where two arithmetics score the test trials alike (trial by trial)."""
+    from .demo_accuracy import same_scores
+
+    by = {e.name: e for e in res.accuracy}
+    pairs = [("neurosim (float64)", "torch (float32)"), ("neurosim fixed point", "neurosim (float64)"),
+             ("Lava fixed_pt", "neurosim fixed point")]
+    notes = []
+    for a, b in pairs:
+        if a in by and b in by:
+            same, k = same_scores(by[a], by[b])
+            notes.append(f"{a} scores {same} of {k} trials as {b} does" + (" (every one)" if same == k else ""))
+    if "Lava fixed_pt" not in by:
+        notes.append("Lava fixed_pt did not run: " + res.check.skipped.get("lava-fixed", "not among the targets"))
+    return notes
 
 
 def _percent(worst: Optional[float]) -> str:
@@ -90,8 +153,15 @@ def report_markdown(res: Any, out: str) -> str:
     rel = lambda p: os.path.relpath(p, out)  # noqa: E731
     lines = ["# neurosim demo report", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in summary_rows(res)] + [""]
+    if res.accuracy:
+        header, rows = accuracy_table(res)
+        lines += ["## Accuracy where it will run", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
+        lines += [f"- {n}" for n in accuracy_notes(res)] + [""]
     lines += ["## Training curve", "", f"![training curve]({rel(res.files['curve'])})", ""]
     lines += ["## One test trial in every simulator", "", f"![rasters]({rel(res.files['rasters'])})", ""]
+    if "activity" in res.files:
+        lines += ["## Activity maps", "", f"![activity maps]({rel(res.files['activity'])})", ""]
     lines += ["## Agreement", "", res.check.table(), ""]
     if res.check.skipped:
         lines += [f"- {k} skipped: {v}" for k, v in res.check.skipped.items()] + [""]
@@ -136,8 +206,11 @@ def report_html(res: Any, out: str) -> str:
         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}pre{background:#f6f6f6;padding:8px}</style>",
         "</head><body><h1>neurosim demo report</h1>",
         table(["", ""], [list(r) for r in summary_rows(res)]),
+        *(["<h2>Accuracy where it will run</h2>", table(*accuracy_table(res)),
+           "<ul>" + "".join(f"<li>{e(n)}</li>" for n in accuracy_notes(res)) + "</ul>"] if res.accuracy else []),
         "<h2>Training curve</h2>", img(res.files["curve"], "training curve"),
         "<h2>One test trial in every simulator</h2>", img(res.files["rasters"], "rasters"),
+        *(["<h2>Activity maps</h2>", img(res.files["activity"], "activity maps")] if "activity" in res.files else []),
         "<h2>Agreement</h2>",
         table(["target", "reference", "population", "spikes (ref / target)", "count", "bins identical",
                "spike times", "max |dv|", "first divergence"], agree),
