@@ -21,7 +21,8 @@ consecutive ranges. Fan-out depends on where the targets land, so it is checked 
 a core over it is split, and the fan-outs recomputed, until every core meets it. A neuron that
 no core can hold alone is refused (:class:`~mapping.chips.ChipError`, naming the neuron, the
 limit and its source). :func:`binding_limits` says which limit binds: the one whose removal
-alone saves the most cores.
+alone saves the most cores. (Removing a limit can also add cores: fuller cores may need more
+splits for fan-out; the report then names no single binding limit.)
 """
 from __future__ import annotations
 

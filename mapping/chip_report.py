@@ -59,6 +59,7 @@ class ChipReport:
             ("chip", self.chip.title),
             ("cores", f"{s['cores']} ({s['chips']} chip(s) of {s['cores_per_chip']:g} cores)"),
             ("binding limit", s["binding_text"]),
+            ("fullest limit on any core", s["fullest_text"]),
             ("synaptic ops / inference (NeuroBench, neurosim.metrics)", f"{s['synops_neurobench']:,.1f}"),
             ("synaptic events / inference (every chip synapse)", f"{s['synaptic_events']:,.1f}"),
             ("neuron updates / inference", f"{s['neuron_updates']:,.0f}"),
@@ -169,10 +170,13 @@ def chip_report(network: Network, result: SimulationResult, chip: Chip) -> ChipR
               "events_max": float(act.core_events[:, :, c].max()) if act.core_events.size else 0.0}
              for c in range(part.n_cores)]
     per_chip = chip.value("chip", "cores")
+    fullest = {k: float(part.usage[k].max()) / chip.limit(k) for k in LIMITS if chip.limit(k) and part.n_cores}
+    top = max(fullest, key=fullest.get) if fullest else None
     summary = {
         "cores": part.n_cores, "chips": int(np.ceil(part.n_cores / per_chip)) if per_chip else None,
         "cores_per_chip": per_chip, "binding": binds, "binding_text": _binding_text(binds, part, relaxed),
-        "cores_without": relaxed, "closed_by": dict(part.closed_by),
+        "cores_without": relaxed, "closed_by": dict(part.closed_by), "fullest": fullest,
+        "fullest_text": f"{top}: {fullest[top]:.1%} of the per-core limit" if top else "no limit checked",
         "steps": result.steps, "trials": result.batch,
         "synops_neurobench": metrics.effective_acs + metrics.effective_macs,
         "synops_neurobench_counted": act.neurobench_events,
@@ -189,7 +193,9 @@ def _binding_text(binds: list[str], part: Partition, relaxed: dict[str, int]) ->
     if part.n_cores <= 1:
         return "none: the network fits one core"
     if not binds:
-        return "no single limit: removing any one alone saves no core"
+        closed = ", ".join(f"{k} {v}" for k, v in sorted(part.closed_by.items()))
+        return (f"several together: removing any one alone saves no core (cores closed by: {closed}; a core "
+                "filled further under one limit may then be split for fan-out)")
     return ", ".join(f"{b} (without it: {relaxed[b]} core(s))" for b in binds)
 
 
