@@ -67,13 +67,15 @@ class ChipReport:
             ("latency / inference (estimate)", f"{_si(lat[0], 's')} .. {_si(lat[1], 's')}"),
         ]
 
-    def markdown(self) -> str:
-        """The whole report as markdown."""
+    def markdown(self, heading: int = 1) -> str:
+        """The whole report as markdown, its title at heading level `heading` (2 to embed it as a
+        section of another report, e.g. the demo's)."""
         s = self.summary
-        out = [f"# Resource and cost report: {self.network} on {self.chip.title}", ""]
+        h = "#" * (heading + 1)
+        out = [f"{'#' * heading} Resource and cost report: {self.network} on {self.chip.title}", ""]
         out += [f"Run: {s['steps']} steps x {s['trials']} trial(s); figures per inference are per trial.", ""]
         out += ["| quantity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in self.rows()] + [""]
-        out += ["## Cores and limits", "",
+        out += [f"{h} Cores and limits", "",
                 "| limit | per core | status | most used on a core | cores with only this limit removed |",
                 "|---|---|---|---|---|"]
         for name in LIMITS:
@@ -85,12 +87,12 @@ class ChipReport:
             out.append(f"| {name} | {shown} | {status} | {used:,} | {relaxed} |")
         out += ["", f"Cores closed by each limit while filling: "
                     f"{', '.join(f'{k} {v}' for k, v in sorted(s['closed_by'].items())) or 'none'}.", ""]
-        out += ["## Populations", "", "| population | model | neurons | state bits | fan-in (min/mean/max) | "
+        out += [f"{h} Populations", "", "| population | model | neurons | state bits | fan-in (min/mean/max) | "
                 "fan-out (min/mean/max) | cores | spikes / inference |", "|---|---|---|---|---|---|---|---|"]
         for r in self.populations:
             out.append(f"| {r['population']} | {r['model']} | {r['neurons']:,} | {r['state_bits']} ({r['state_variables']}) "
                        f"| {_mm(r['fan_in'])} | {_mm(r['fan_out'])} | {r['cores']} | {r['spikes']:,.1f} |")
-        out += ["", "## Projections", "", "| projection | pre -> post | kind | synapses | fan-in (min/mean/max) | "
+        out += ["", f"{h} Projections", "", "| projection | pre -> post | kind | synapses | fan-in (min/mean/max) | "
                 "fan-out (min/mean/max) | delays | weight bits (exp) | synaptic events / inference |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in self.projections:
@@ -98,18 +100,18 @@ class ChipReport:
             out.append(f"| {r['projection']} | {r['pre']} -> {r['post']} | {r['kind']} | {r['synapses']:,} | "
                        f"{_mm(r['fan_in'])} | {_mm(r['fan_out'])} | {_delays(r['delays'])} | {r['weight_bits']}{exp} "
                        f"| {r['events']:,.1f} |")
-        out += ["", "## Per core", "", "| core | neurons | fan-in axons | synaptic memory (bits) | fan-out axons | "
+        out += ["", f"{h} Per core", "", "| core | neurons | fan-in axons | synaptic memory (bits) | fan-out axons | "
                 "synaptic events / step (mean, max) |", "|---|---|---|---|---|---|"]
         for c in self.cores[:64]:
             out.append(f"| {c['core']} | {c['neurons']:,} | {c['fan_in_axons']:,} | {c['synaptic_memory']:,} | "
                        f"{c['fan_out_axons']:,} | {c['events_mean']:,.1f}, {c['events_max']:,.0f} |")
         if len(self.cores) > 64:
             out.append(f"| ... | {len(self.cores) - 64} more cores in the JSON report | | | | |")
-        out += ["", "## Energy and latency estimate", ""]
+        out += ["", f"{h} Energy and latency estimate", ""]
         for k, (lo, hi) in s["energy_terms"].items():
             out.append(f"- {k}: {_si(lo, 'J')}" + (f" .. {_si(hi, 'J')}" if hi != lo else ""))
         out += [f"- not priced: {u}" for u in s["unpriced"]]
-        out += ["", "## Constants and their sources", "", "| constant | value | status | source | note |",
+        out += ["", f"{h} Constants and their sources", "", "| constant | value | status | source | note |",
                 "|---|---|---|---|---|"]
         for c in self.constants:
             val = ("not published" if c["status"] == "not published" else "rule" if c["value"] is None
@@ -117,7 +119,7 @@ class ChipReport:
             out.append(f"| {c['name']} | {val} | {c['status']} | {c['source']} | {c['note']} |")
         cited = sorted({c["source"] for c in self.constants})
         out += ["", "Sources:", ""] + [f"- **{k}**: {self.chip.sources[k]}" for k in cited if k in self.chip.sources]
-        out += ["", "## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
+        out += ["", f"{h} Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(out)
 
     def plot(self, path: str) -> None:

@@ -206,6 +206,8 @@ def test_every_constant_carries_its_source_in_the_file_and_the_report(tmp_path):
         assert c["source"] in LOIHI2.sources and c["status"] in ("published", "stand-in", "model", "not published")
         assert f"**{c['source']}**" in text
     assert "Davies" in text and "stand-in" in text and "not published" in text
+    embedded = rep.markdown(heading=2)
+    assert embedded.startswith("## Resource and cost report") and "\n### Notes\n" in embedded
     data = json.loads(rep.to_json())
     assert data["summary"]["cores"] == 1 and data["constants"]
     bad = json.loads(open(LOIHI2.path).read())
