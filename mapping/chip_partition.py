@@ -149,12 +149,33 @@ def core_usage(graph: ChipGraph, core_of: np.ndarray, chip: Chip) -> dict[str, n
     return {"neurons": neurons, "fan_in_axons": fan_in, "synaptic_memory": memory, "fan_out_axons": fan_out}
 
 
-def partition(graph: ChipGraph, chip: Chip) -> Partition:
-    """Place the neurons of `graph` on cores of `chip` (see the module docstring)."""
+def partition(graph: ChipGraph, chip: Chip, rounds: int = 20) -> Partition:
+    """Place the neurons of `graph` on cores of `chip` (see the module docstring). Fan-out:
+    the fill is repeated with each neuron's fan-out under the previous placement as a weight
+    summed against the limit (the largest seen so far, so the weights only grow), up to `rounds`
+    times; a core still over the limit is then split."""
     limits = {name: chip.limit(name) for name in LIMITS}
     core_of, closed = _fill(graph, chip, limits)
-    core_of = _split_fan_out(graph, core_of, limits["fan_out_axons"], closed, chip)
+    cap = limits["fan_out_axons"]
+    if cap is not None and graph.n_neurons:
+        weight = np.zeros(graph.n_neurons)
+        for _ in range(rounds):
+            fan = _fan_out(graph, core_of)
+            if np.all(np.bincount(core_of, weights=fan) <= cap):
+                break
+            weight = np.minimum(np.maximum(weight, fan), cap)  # a neuron alone always fits the fill
+            core_of, closed = _fill(graph, chip, limits, weight)
+        core_of = _split_fan_out(graph, core_of, cap, closed, chip)
     return Partition(core_of, core_usage(graph, core_of, chip), limits, closed)
+
+
+def _fan_out(graph: ChipGraph, core_of: np.ndarray) -> np.ndarray:
+    """Per neuron, the number of distinct cores its synapses reach under `core_of`."""
+    n_in = graph.n_sources - graph.n_neurons
+    sel = graph.pre >= n_in
+    n_cores = int(core_of.max()) + 1
+    edges = np.unique((graph.pre[sel] - n_in) * n_cores + core_of[graph.post[sel]])
+    return np.bincount(edges // n_cores, minlength=graph.n_neurons).astype(np.float64)
 
 
 def _incoming(graph: ChipGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -170,8 +191,10 @@ def _incoming(graph: ChipGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return ptr, l_id, counts, l_pre, l_post
 
 
-def _fill(graph: ChipGraph, chip: Chip, limits: dict[str, Optional[float]]) -> tuple[np.ndarray, Counter]:
-    """Greedy fill of consecutive neurons under neurons, fan-in axons and synaptic memory."""
+def _fill(graph: ChipGraph, chip: Chip, limits: dict[str, Optional[float]],
+          fan: Optional[np.ndarray] = None) -> tuple[np.ndarray, Counter]:
+    """Greedy fill of consecutive neurons under neurons, fan-in axons and synaptic memory (and,
+    given `fan`, a per-neuron fan-out estimate summed against the fan-out limit)."""
     word = int(chip.value("memory_model", "word_bits") or 0)
     cap = {k: (np.inf if v is None else v) for k, v in limits.items()}
     ptr, l_id, l_cnt, l_pre, _ = _incoming(graph)
@@ -182,7 +205,8 @@ def _fill(graph: ChipGraph, chip: Chip, limits: dict[str, Optional[float]]) -> t
     touched_src: list[np.ndarray] = []
     core_of = np.zeros(graph.n_neurons, np.int64)
     closed: Counter = Counter()
-    core, n_on, fan_in, memory = 0, 0, 0, 0
+    core, n_on, fan_in, memory, fan_sum = 0, 0, 0, 0, 0.0
+    fan_cap = cap["fan_out_axons"] if fan is not None else np.inf
 
     def reset() -> None:
         for a in touched_lists:
@@ -208,8 +232,10 @@ def _fill(graph: ChipGraph, chip: Chip, limits: dict[str, Optional[float]]) -> t
                 old = on_core[ids]
                 mem = memory + int((_words(old + cnt, graph.list_bits[ids] + b_new, word)
                                     - _words(old, graph.list_bits[ids] + b_new, word)).sum())
-            broken = [k for k, v in (("neurons", n_on + 1), ("fan_in_axons", f_in), ("synaptic_memory", mem))
-                      if v > cap[k]]
+            f_out = fan_sum + (fan[n] if fan is not None else 0.0)
+            broken = [k for k, v, c in (("neurons", n_on + 1, cap["neurons"]), ("fan_in_axons", f_in, cap["fan_in_axons"]),
+                                        ("synaptic_memory", mem, cap["synaptic_memory"]),
+                                        ("fan_out_axons", f_out, fan_cap)) if v > c]
             if not broken:
                 break
             if n_on == 0:
@@ -217,13 +243,13 @@ def _fill(graph: ChipGraph, chip: Chip, limits: dict[str, Optional[float]]) -> t
                                                            "synaptic_memory": mem}[broken[0]])
             closed.update(broken)
             reset()
-            core, n_on, fan_in, memory = core + 1, 0, 0, 0
+            core, n_on, fan_in, memory, fan_sum = core + 1, 0, 0, 0, 0.0
         on_core[ids] += cnt
         src_seen[srcs] = True
         touched_lists.append(ids)
         touched_src.append(srcs)
         core_of[n] = core
-        n_on, fan_in, memory = n_on + 1, f_in, mem
+        n_on, fan_in, memory, fan_sum = n_on + 1, f_in, mem, f_out
     return core_of, closed
 
 
@@ -232,13 +258,9 @@ def _split_fan_out(graph: ChipGraph, core_of: np.ndarray, cap: Optional[float], 
     """Split cores whose neurons' synapses reach more cores than `cap` allows, until none does."""
     if cap is None or not graph.n_neurons:
         return core_of
-    n_in = graph.n_sources - graph.n_neurons
-    sel = graph.pre >= n_in
-    src, dst = graph.pre[sel] - n_in, graph.post[sel]
     while True:
         n_cores = int(core_of.max()) + 1
-        edges = np.unique(src * n_cores + core_of[dst])
-        fan = np.bincount(edges // n_cores, minlength=graph.n_neurons)
+        fan = _fan_out(graph, core_of)
         per_core = np.bincount(core_of, weights=fan, minlength=n_cores)
         if np.all(per_core <= cap):
             return core_of

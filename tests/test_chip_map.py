@@ -64,10 +64,11 @@ def recount(network: ns.Network, core_of: np.ndarray, chip) -> dict[str, list[in
             "fan_out_axons": fan_out}
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(16))
 def test_partitioner_never_exceeds_a_limit_on_random_networks(seed):
-    net = random_network(seed)
-    chip = LOIHI2.with_limits(**{k: v * (2 + seed % 3) for k, v in SMALL.items()})
+    net = random_network(seed) if seed < 12 else random_conv_network(seed)
+    scale = (2 + seed % 3) * (3 if seed >= 12 else 1)  # a conv neuron's per-tap lists need more memory
+    chip = LOIHI2.with_limits(**{k: v * scale for k, v in SMALL.items()})
     graph = chip_graph(net, chip)
     try:
         part = partition(graph, chip)
@@ -121,16 +122,25 @@ def test_the_binding_limit_is_found_by_relaxing_it(limit, limits, cores):
 
 
 def test_fan_out_splits_a_core_whose_neurons_reach_too_many_cores():
-    # 2 neurons per core: a on 4 cores, b on 4; every a neuron reaches the 4 cores of b, so a core of
-    # a sends 8 edges; under a fan-out limit of 5 each core of a splits in two: 8 + 4 cores
+    # 2 neurons per core: a on 4 cores, b on 4; every a neuron reaches the 4 (or more) cores of b, so a
+    # core of two a neurons sends at least 8 edges: under a fan-out limit of 5 each a neuron needs a
+    # core of its own, and b at least 4: 12 cores at best
     net = ns.Network(1e-3, [ns.Population("a", 8, ns.IF()), ns.Population("b", 8, ns.IF())],
                      [ns.Projection("ia", "in", "a", np.eye(8)), ns.Projection("ab", "a", "b", np.full((8, 8), 0.1))],
                      [ns.SpikeInput("in", 8)])
     chip = LOIHI2.with_limits(neurons=2, fan_out_axons=5)
     part = partition(chip_graph(net, chip), chip)
     usage = recount(net, part.core_of, chip)
-    assert part.n_cores == 12 and max(usage["fan_out_axons"]) == 4
-    assert part.closed_by == {"neurons": 7, "fan_out_axons": 4}
+    assert part.n_cores == 12 and max(usage["fan_out_axons"]) <= 5 and max(usage["neurons"]) <= 2
+    assert part.closed_by["fan_out_axons"] >= 7
+
+
+def test_a_delay_longer_than_a_synapse_holds_is_refused():
+    net = ns.Network(1e-3, [ns.Population("p", 2, ns.IF())], [ns.Projection("ip", "in", "p", np.ones((1, 2)), delay=70)],
+                     [ns.SpikeInput("in", 1)])
+    res = ns.simulate(net, {"in": np.ones((3, 1), bool)}, 3)
+    with pytest.raises(ChipError, match=r"projections.ip.delay: delays up to 70 steps, more than the 64 steps"):
+        chip_report(net, res, LOIHI2)
 
 
 def test_a_neuron_with_more_fan_in_than_any_core_takes_is_refused(tmp_path, capsys):
