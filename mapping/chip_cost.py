@@ -15,7 +15,9 @@ Energy (J per inference) = events * E_synop + updates * E_update + messages * E_
 from the inactive to the active neuron-update figure; latency (s per inference) = sum over steps
 of (the busiest core's events * t_synop + its neurons * t_update) + a barrier per step, a band
 likewise (barrier: one tile's figure below, the largest published above). A term whose figure the
-chip file marks 'not published' is not priced, and the estimate lists it.
+chip file marks 'not published' (or omits) is not priced, and the estimate lists it; without the
+synaptic-op or the neuron-update figure there is no energy total (nan), without a time figure no
+latency.
 """
 from __future__ import annotations
 
@@ -129,7 +131,11 @@ def estimate(act: Activity, part: Partition, chip: Chip) -> Estimate:
         terms[label] = (count * lo, count * hi)
     if static is None:
         unpriced.append("static (leakage) power: not published")
-    energy = (sum(t[0] for t in terms.values()), sum(t[1] for t in terms.values()))
+    core_terms = [("synaptic ops", synop), ("neuron updates", act.neuron_updates)]
+    if any(count > 0 and label not in terms for label, count in core_terms):  # no total without the main terms
+        energy = (float("nan"), float("nan"))
+    else:
+        energy = (sum(t[0] for t in terms.values()), sum(t[1] for t in terms.values()))
 
     t_syn = fig("time", "synaptic_op")
     t_lo, t_hi = fig("time", "neuron_update_inactive"), fig("time", "neuron_update_active")

@@ -67,10 +67,13 @@ def _kind(model: Any) -> str:
 
 def _state_bits(kind: str, refractory: bool, width: int) -> dict[str, Any]:
     """State variables per neuron of the integer model: u, v (+ a for ALIF) of `width` bits, and
-    an 8-bit refractory counter where a refractory period is used."""
+    the refractory counter (neurosim.fixed_point.REFRACTORY_MAX: 8 bits) where one is used."""
+    from neurosim.fixed_point import REFRACTORY_MAX
+
+    r_bits = int(REFRACTORY_MAX).bit_length() if refractory else 0
     names = ["u", "v"] + (["a"] if kind == "alif" else [])
-    bits = width * len(names) + (8 if refractory else 0)
-    return {"bits": bits, "variables": "+".join(names) + ("+r(8)" if refractory else "")}
+    return {"bits": width * len(names) + r_bits,
+            "variables": "+".join(names) + (f"+r({r_bits})" if refractory else "")}
 
 
 def _kind_of(proj: Any) -> str:

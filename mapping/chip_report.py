@@ -57,7 +57,8 @@ class ChipReport:
         e, lat = s["energy_J"], s["latency_s"]
         return [
             ("chip", self.chip.title),
-            ("cores", f"{s['cores']} ({s['chips']} chip(s) of {s['cores_per_chip']:g} cores)"),
+            ("cores", f"{s['cores']}" + (f" ({s['chips']} chip(s) of {s['cores_per_chip']:g} cores)"
+                                          if s["chips"] else " (cores per chip not given)")),
             ("binding limit", s["binding_text"]),
             ("fullest limit on any core", s["fullest_text"]),
             ("synaptic ops / inference (NeuroBench, neurosim.metrics)", f"{s['synops_neurobench']:,.1f}"),

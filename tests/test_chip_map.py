@@ -230,6 +230,21 @@ def test_every_constant_carries_its_source_in_the_file_and_the_report(tmp_path):
         parse_chip(bad, "bad.json")
 
 
+def test_a_new_chip_is_a_data_file(tmp_path, capsys):
+    # a chip that publishes only a neuron limit and no per-operation figure: placed and counted,
+    # every missing figure named, no energy or latency invented
+    chip = {"name": "tiny", "title": "Tiny chip", "sources": {"sheet": "a datasheet"},
+            "limits": {"neurons": {"value": 3, "unit": "neurons per core", "source": "sheet", "status": "published"}},
+            "energy": {"synaptic_op": {"value": None, "unit": "J", "source": "sheet", "status": "not published"}}}
+    (tmp_path / "tiny.json").write_text(json.dumps(chip))
+    net, res, _ = _small_run()
+    rep = chip_report(net, res, load_chip(str(tmp_path / "tiny.json")))
+    assert rep.summary["cores"] == 2 and rep.summary["binding"] == ["neurons"]
+    assert all(math.isnan(x) for x in (*rep.summary["energy_J"], *rep.summary["latency_s"]))
+    assert any("synaptic ops" in u and "not published" in u for u in rep.summary["unpriced"])
+    assert "not checked" in rep.markdown() and "not estimated" in rep.markdown()
+
+
 def _small_run():
     net = ns.Network(1e-3, [ns.Population("p", 4, ns.LIF(beta=0.9, theta=0.3))],
                      [ns.Projection("ip", "in", "p", np.full((2, 4), 0.4)),
