@@ -20,7 +20,7 @@ from neurosim.metrics import neurobench_metrics
 from neurosim.network import Network
 from neurosim.result import SimulationResult
 
-from .chip_cost import Activity, Estimate, activity, estimate
+from .chip_cost import Estimate, activity, estimate
 from .chip_inventory import delay_problem, population_rows, projection_rows, quantisation
 from .chip_partition import Partition, binding, binding_limits, chip_graph, partition
 from .chips import LIMITS, Chip, ChipError
@@ -176,7 +176,7 @@ def chip_report(network: Network, result: SimulationResult, chip: Chip) -> ChipR
     fullest = {k: float(part.usage[k].max()) / chip.limit(k) for k in LIMITS if chip.limit(k) and part.n_cores}
     top = max(fullest, key=fullest.get) if fullest else None
     summary = {
-        "cores": part.n_cores, "chips": int(np.ceil(part.n_cores / per_chip)) if per_chip else None,
+        "cores": part.n_cores, "chips": _chips(chip, part.n_cores, network.n_neurons, int(graph.pre.size)),
         "cores_per_chip": per_chip, "binding": binds, "binding_text": _binding_text(binds, part, relaxed),
         "cores_without": relaxed, "closed_by": dict(part.closed_by), "fullest": fullest,
         "fullest_text": f"{top}: {fullest[top]:.1%} of the per-core limit" if top else "no limit checked",
@@ -190,6 +190,14 @@ def chip_report(network: Network, result: SimulationResult, chip: Chip) -> ChipR
     }
     return ChipReport(chip, network.name, summary, pops, projs, cores, _constants(chip, est),
                       _notes(network, quant, projs, chip), part)
+
+
+def _chips(chip: Chip, cores: int, neurons: int, synapses: int) -> Optional[int]:
+    """Chips needed: for the cores, and for the chip's neuron and synapse totals where given."""
+    need = [int(np.ceil(n / cap)) for n, cap in ((cores, chip.value("chip", "cores")),
+                                                 (neurons, chip.value("chip", "neurons")),
+                                                 (synapses, chip.value("chip", "synapses"))) if cap]
+    return max(need) if need and chip.value("chip", "cores") else None
 
 
 def _binding_text(binds: list[str], part: Partition, relaxed: dict[str, int]) -> str:
