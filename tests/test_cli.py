@@ -406,7 +406,7 @@ def test_every_option_has_help(capsys):
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(subparsers.choices) == {"simulate", "info", "raster", "example", "backends", "cuba", "demo", "train",
-                                       "export", "import", "crosscheck", "plot-traces"}
+                                       "export", "import", "crosscheck", "plot-traces", "map"}
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help, (name, action.dest)

@@ -1,7 +1,7 @@
 """The ``neurosim`` command line (also ``python -m neurosim``).
 
 Subcommands: simulate, info, raster, example, backends, cuba, train, export, import, crosscheck,
-demo; ``neurosim CMD --help`` explains each. Bad input (any :class:`~neurosim.errors.NeurosimError`,
+demo, map; ``neurosim CMD --help`` explains each. Bad input (any :class:`~neurosim.errors.NeurosimError`,
 a missing or unwritable file, a usage error, a size that does not fit in memory) prints one line
 ``neurosim: error: ...`` on stderr and exits with 2 (a full disk or a file-size limit too); Ctrl-C exits
 with 130 and SIGTERM, which cleans up the same way, with 143. Every output file is
@@ -20,6 +20,7 @@ together (nothing below it imports it):
 - :mod:`.simulate`, :mod:`.examples`: simulate, info, raster, example, backends, cuba
 - :mod:`.train`: train (training);  :mod:`.export`, :mod:`.crosscheck`: export, import, crosscheck (mapping)
 - :mod:`.demo`, :mod:`.demo_report`: the demo pipeline (train, simulate, export, cross-check, report)
+- :mod:`.map`: map (mapping.chip_report: cores, binding limit, synaptic operations, energy on a chip)
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any, Iterator, NoReturn, Optional, Sequence
 from ..version import __version__
 from ..errors import NeurosimError, Terminated
 from . import crosscheck, demo, export, simulate, traces, train
+from . import map as chip_map
 from .common import PROG, SIGTERM_ARRIVED
 from .extras import missing_extra_message
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.register(sub)  # export, import
     crosscheck.register(sub)
     demo.register(sub)
+    chip_map.register(sub)  # map
     return parser
 
 
