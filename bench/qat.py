@@ -1,0 +1,109 @@
+"""Accuracy of the fixed-point (Loihi) network without and with quantisation-aware training
+(issue 24, item 2), on the demo's task: the demo's LSNN (128 ALIF, half adaptive, LI readout,
+BPTT) on store-and-recall.
+
+For each seed, two runs of ``training.trainer.train`` (the code behind ``neurosim train``) with the
+same options and epochs: float (torch float32, the demo's dtype) and ``--quantize loihi --dtype
+float64``. After every epoch the checkpoint's network is quantised as the mapping path does
+(``neurosim.fixed_point.quantize``, the quantisation of mapping.lava_export's fixed_pt) and run by
+``simulate_fixed`` (equal to Lava fixed_pt bit for bit) on a validation set (the task drawn with
+seed + 1000) and the test set. Each run's epoch is the one of best validation accuracy of the network
+it deploys: the float network's own for the float run (then quantised: "without QAT"), the
+fixed-point network's for the QAT run (which is its own forward pass: the script checks that the
+QAT model's torch accuracy equals simulate_fixed's). Prints a table per seed and the mean.
+
+    OMP_NUM_THREADS=1 python bench/qat.py --seeds 0 1 2 --epochs 8 --n-train 512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neurosim.fixed_point import quantize, simulate_fixed  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.runfiles import load_tensors  # noqa: E402
+from training.scoring import score  # noqa: E402
+from training.tasks import make_task  # noqa: E402
+from training.trainer import build_model, evaluate, train  # noqa: E402
+
+
+def fixed_accuracy(net: Any, split: Any, task: Any) -> float:
+    """Accuracy of quantize(net) run by simulate_fixed on `split` (scored as training scores)."""
+    fixed = quantize(net)
+    spikes = np.ascontiguousarray(np.asarray(split.inputs, bool).transpose(1, 0, 2))  # (T, N, n_in)
+    res = simulate_fixed(fixed, {"in": spikes}, task.steps, traces={"out": ["v"]})
+    v = torch.as_tensor(res.traces["out"]["v"])
+    ok, n = score(task, {int(t): v[t] for t in np.flatnonzero(split.loss_mask)}, torch.as_tensor(split.targets))
+    return ok / n
+
+
+def run_arm(seed: int, qat: bool, args: argparse.Namespace, root: Path) -> list[dict[str, float]]:
+    """Train one arm; per epoch: torch test/val accuracy, fixed-point val/test accuracy."""
+    cfg = TrainConfig(task="store_recall", rule="bptt", epochs=args.epochs, batch_size=32, lr=3e-3, seed=seed,
+                      hidden=args.hidden, model="alif", n_train=args.n_train, n_test=args.n_test, tau_adapt=0.2,
+                      dtype="float64" if qat else "float32", quantize="loihi" if qat else None)
+    task = make_task("store_recall", seed=seed, n_train=args.n_train, n_test=args.n_test)
+    val = make_task("store_recall", seed=seed + 1000, n_train=32, n_test=args.n_val).test
+    run = root / f"seed{seed}_{'qat' if qat else 'float'}"
+    rows: list[dict[str, float]] = []
+
+    def on_epoch(row: dict[str, float]) -> None:
+        model = build_model(cfg, task)
+        model.load_state_dict(load_tensors(run / "checkpoint.pt")["model"])
+        net = model.to_network()
+        _, val_acc = evaluate(model, val, task, 256)
+        out = dict(epoch=int(row["epoch"]) + 1, test=float(row["test_acc"]), val=val_acc,
+                   fixed_val=fixed_accuracy(net, val, task), fixed_test=fixed_accuracy(net, task.test, task))
+        if qat and (out["fixed_val"] != out["val"] or out["fixed_test"] != out["test"]):
+            raise AssertionError(f"QAT forward and simulate_fixed disagree: {out}")
+        rows.append(out)
+        print(f"  seed {seed} {'qat  ' if qat else 'float'} epoch {out['epoch']}: " +
+              ", ".join(f"{k} {v:.4f}" for k, v in out.items() if k != "epoch"), flush=True)
+
+    t0 = time.perf_counter()
+    train(cfg, run, progress=False, device="cpu", overwrite=True, on_epoch=on_epoch)
+    print(f"  seed {seed} {'qat' if qat else 'float'}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--n-train", type=int, default=512)
+    ap.add_argument("--n-test", type=int, default=256)
+    ap.add_argument("--n-val", type=int, default=256)
+    ap.add_argument("--json", default=None, help="also write the per-epoch rows here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    table, dump = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            f_rows, q_rows = run_arm(seed, False, args, Path(tmp)), run_arm(seed, True, args, Path(tmp))
+            dump[seed] = {"float": f_rows, "qat": q_rows}
+            bf = max(f_rows, key=lambda r: r["val"])   # first epoch of best float validation accuracy
+            bq = max(q_rows, key=lambda r: r["fixed_val"])
+            table.append((seed, bf["epoch"], bf["test"], bf["fixed_test"], bq["epoch"], bq["fixed_test"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(dump, indent=1))
+    print("\nseed | float epoch | float32 test | fixed point, no QAT | QAT epoch | fixed point, QAT")
+    for s, ef, ft, fx, eq, qx in table:
+        print(f"{s:4d} | {ef:11d} | {ft:12.4f} | {fx:19.4f} | {eq:9d} | {qx:16.4f}")
+    m = np.mean([r[2:] for r in table], axis=0)
+    print(f"mean |             | {m[0]:12.4f} | {m[1]:19.4f} |           | {m[3]:16.4f}")
+
+
+if __name__ == "__main__":
+    main()
