@@ -109,7 +109,7 @@ def _batch(rng, steps: int, batch: int, n_in: int, n_out: int) -> Batch:
     return Batch(x, torch.as_tensor(rng.integers(0, n_out, batch)), mask)
 
 
-def _trained(net: ns.Network, seed: int = 0, updates: int = 5, rule: str = "bptt", **kw) -> QuantizedSNN:
+def _trained(net: ns.Network, seed: int = 0, updates: int = 3, rule: str = "bptt", **kw) -> QuantizedSNN:
     rng = np.random.default_rng(seed)
     model = QuantizedSNN(net)
     before = {k: w.detach().clone() for k, w in model.weights.items()}
@@ -117,7 +117,7 @@ def _trained(net: ns.Network, seed: int = 0, updates: int = 5, rule: str = "bptt
     r = make_rule(rule, **kw)
     for _ in range(updates):
         opt.zero_grad()
-        r.backward(model, _batch(rng, 40, 8, net.inputs[0].size, net.population("out").size))
+        r.backward(model, _batch(rng, 30, 8, net.inputs[0].size, net.population("out").size))
         opt.step()
     assert all(not torch.equal(before[k], w) for k, w in model.weights.items())  # it did train
     return model
@@ -137,11 +137,11 @@ def test_trained_forward_equals_the_exported_fixed_point_run(name):
     model = _trained(NETS[name](), rule="tbptt" if name == "lif_zero_lif" else "bptt",
                      **({"k": 15} if name == "lif_zero_lif" else {}))
     rng = np.random.default_rng(7)
-    x = rng.random((80, 6, 10)) < 0.15
+    x = rng.random((60, 6, 10)) < 0.15
     with torch.no_grad():
         out, _ = model({"in": torch.as_tensor(x, dtype=torch.float64)}, record=("z", "v"))
     fixed = quantize(model.to_network())
-    res = simulate_fixed(fixed, {"in": x}, 80, traces={"out": ["v_int"]})
+    res = simulate_fixed(fixed, {"in": x}, 60, traces={"out": ["v_int"]})
     n_spikes = 0
     for pop in fixed.populations:
         z = res.spikes[pop.name].dense()
@@ -152,6 +152,7 @@ def test_trained_forward_equals_the_exported_fixed_point_run(name):
     assert np.array_equal(v_int, res.traces["out"]["v_int"])
 
 
+@pytest.mark.slow  # Lava starts its runtime processes
 def test_lava_fixed_pt_equals_the_trained_forward():
     """One trial of a QAT-trained ALIF network in Lava fixed_pt (mapping.lava_export, custom integer
     process) gives the QAT forward's spikes bit for bit."""
@@ -204,7 +205,8 @@ def test_gradients_pass_straight_through():
 
 
 TINY = ["--task", "store_recall", "--hidden", "8", "--n-train", "16", "--n-test", "8", "--no-progress",
-        "--quantize", "loihi", "--dtype", "float64", "--schedule", "constant"]
+        "--quantize", "loihi", "--dtype", "float64", "--schedule", "constant", "--task-option", "slot=0.005",
+        "--task-option", "pop_size=5"]
 
 
 def test_cli_trains_resumes_and_reports_the_fixed_point_accuracy(tmp_path, capsys):
@@ -220,7 +222,7 @@ def test_cli_trains_resumes_and_reports_the_fixed_point_accuracy(tmp_path, capsy
         assert np.array_equal(p.weights, q.weights), p.name
     ckpt = torch.load(whole / "checkpoint.pt", weights_only=True)
     assert ckpt["config"]["quantize"] == "loihi"
-    task = make_task("store_recall", seed=0, n_train=16, n_test=8)  # test accuracy = the fixed-point run's
+    task = make_task("store_recall", seed=0, n_train=16, n_test=8, slot=0.005, pop_size=5)  # test accuracy = the fixed-point run's
     spikes = np.ascontiguousarray(np.asarray(task.test.inputs, bool).transpose(1, 0, 2))
     res = simulate_fixed(quantize(a), {"in": spikes}, task.steps, traces={"out": ["v"]})
     v = torch.as_tensor(res.traces["out"]["v"])

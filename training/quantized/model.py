@@ -3,8 +3,8 @@ torch module of a Network whose forward pass is the Network's fixed-point run.
 
 The neurons' integers (du, dv, vth, bias, adaptation, scales S) are those of
 :func:`neurosim.fixed_point.quantize` on the module's network (they do not depend on the
-weights, and the module trains weights only); the weights are quantised at every step from the
-trainable float weights by :func:`training.quantized.weights.quantize_weight` (the rule of
+weights, and the module trains weights only); the weights are quantised from the trainable
+float weights, again whenever they change, by :func:`training.quantized.weights.quantize_weight` (the rule of
 quantize); the neurons step by :func:`training.quantized.integer_step.neuron_step_fixed_torch`.
 So for the exported network ``net = module.to_network()``, ``simulate_fixed(quantize(net), ...)``
 gives the module's forward spikes exactly (tests/test_qat.py), and the gradients are the float
@@ -28,7 +28,7 @@ from neurosim.models import NeuronState
 from neurosim.network import Network
 
 from ..layers import SNN, SNNState
-from .integer_step import fixed_params, neuron_step_fixed_torch, straight_through
+from .integer_step import TorchFixedParams, fixed_params, neuron_step_fixed_torch, straight_through
 from .weights import QuantizedWeight, quantize_weight, shift_input
 
 QUANTIZE_MODES = ("loihi",)
@@ -67,10 +67,8 @@ class QuantizedSNN(SNN):
 
     # ---------------------------------------------------------------- integers <-> the state's float units
     @property
-    def fixed(self) -> Any:
-        """The integer parameters (TorchFixedParams) of all neurons."""
-        from .integer_step import TorchFixedParams
-
+    def fixed(self) -> TorchFixedParams:
+        """The integer parameters of all neurons, (N,) each."""
         return TorchFixedParams(*(getattr(self, f"q_{f}") for f in TorchFixedParams._fields))
 
     def to_integers(self, s: NeuronState) -> FixedState:
