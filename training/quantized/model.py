@@ -10,85 +10,47 @@ So for the exported network ``net = module.to_network()``, ``simulate_fixed(quan
 gives the module's forward spikes exactly (tests/test_qat.py), and the gradients are the float
 network's, straight through the roundings.
 
-The state is a :class:`training.layers.SNNState` in the float network's units (i = (u + bias) / S,
-v = v_int / S, a = a_int / 2**a_exp, as :func:`neurosim.fixed_point.fixed_traces`), so every rule
-of the BPTT family and the loss (the readout's v) work unchanged; each step recovers the
-integers by rounding (exact in float64: ``|v_int| < 2**24``), hence float64 only.
+The state and its integers: :mod:`training.quantized.neurons`.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from neurosim.errors import NetworkError
-from neurosim.fixed_point import FixedState, quantize
-from neurosim.models import NeuronState
+from neurosim.fixed_point import quantize
 from neurosim.network import Network
 
 from ..layers import SNN, SNNState
-from .integer_step import TorchFixedParams, fixed_params, neuron_step_fixed_torch, straight_through
+from .neurons import FixedPointNeurons, check_float64
 from .weights import QuantizedWeight, quantize_weight, shift_input
 
 QUANTIZE_MODES = ("loihi",)
 
 
-class QuantizedSNN(SNN):
+class QuantizedSNN(FixedPointNeurons, SNN):
     """The :class:`training.layers.SNN` of `network` running Loihi's fixed-point arithmetic
     (module docstring); float64 only. Refuses (NetworkError naming the field) what quantize
     refuses and projections whose (pre, post) pairs carry synapses of several delays."""
 
     def __init__(self, network: Network, surrogate: str = "fast_sigmoid", dtype: torch.dtype = torch.float64,
                  **surrogate_params: float) -> None:
-        if dtype != torch.float64:
-            raise NetworkError("dtype", "the fixed-point forward pass carries its integers exactly in float64 "
-                                        f"tensors; got {dtype} (use --dtype float64)")
+        check_float64(dtype)
         super().__init__(network, surrogate, dtype, fused=False, **surrogate_params)
         if self._stacked:
             raise NetworkError(f"projections.{next(iter(self._stacked))}.delay",
                                "pairs with synapses of several delays are not supported by quantisation-aware training")
-        fixed = quantize(network)  # the neurons' integers: the one definition
-        p = fixed_params(fixed)
-        order = [self.slices[q.name] for q in fixed.populations]
-        if order != sorted(order) or order[0][0] != 0 or any(a[1] != b[0] for a, b in zip(order, order[1:])):
-            raise NetworkError("populations", "population order differs between the plan and the fixed-point network")
-        for f in p._fields:
-            self.register_buffer(f"q_{f}", getattr(p, f))
-        pops = fixed.populations
-        for k in ("u0", "v0", "a0"):
-            self.register_buffer(f"q_{k}", torch.as_tensor(
-                np.concatenate([np.broadcast_to(getattr(q, k), (q.size,)) for q in pops]), dtype=torch.float64))
+        self.init_fixed_neurons(quantize(network))  # the neurons' integers: the one definition
         gains = {pop.name: torch.as_tensor(pop.params.gain, dtype=torch.float64) for pop in network.populations}
         self._post_gain = {name: gains[post_pop] for name, post_pop in
                            ((proj.name, proj.post) for proj in network.projections)}
         self._post_pop = {proj.name: proj.post for proj in network.projections}
         self._quantized: dict[str, tuple[tuple[int, int], QuantizedWeight]] = {}
 
-    # ---------------------------------------------------------------- integers <-> the state's float units
-    @property
-    def fixed(self) -> TorchFixedParams:
-        """The integer parameters of all neurons, (N,) each."""
-        return TorchFixedParams(*(getattr(self, f"q_{f}") for f in TorchFixedParams._fields))
-
-    def to_integers(self, s: NeuronState) -> FixedState:
-        """The integer state (u, v, a, z, r) of a float-unit NeuronState (rounding, straight through)."""
-        p = self.fixed
-        u = straight_through(s.i * p.scale, torch.round) - p.bias
-        return FixedState(u, straight_through(s.v * p.scale, torch.round),
-                          straight_through(s.a * p.a_scale, torch.round), s.z, s.r)
-
-    def to_float_units(self, s: FixedState) -> NeuronState:
-        """The NeuronState of an integer state: i = (u + bias) / S, v = v / S, a = a / 2**a_exp."""
-        p = self.fixed
-        return NeuronState((s.u + p.bias) / p.scale, s.v / p.scale, s.a / p.a_scale, s.z, s.r)
-
     def initial_state(self, batch: int) -> SNNState:
         """The fixed-point network's u0, v0, a0 (in float units); no spikes in flight."""
-        st = super().initial_state(batch)
-        z = st.neurons.z
-        ints = FixedState(self.q_u0.expand_as(z), self.q_v0.expand_as(z), self.q_a0.expand_as(z), z, st.neurons.r)
-        return SNNState(self.to_float_units(ints), st.history)
+        return self.fixed_initial_state(super().initial_state(batch))
 
     # ---------------------------------------------------------------- the step
     def quantized_weights(self) -> dict[str, QuantizedWeight]:
@@ -122,9 +84,7 @@ class QuantizedSNN(SNN):
 
     def step(self, state: SNNState, sources: torch.Tensor) -> SNNState:
         """One step of the fixed-point network (module docstring); `sources` (B, S) this step's input spikes."""
-        a_in = self.synaptic_input(state.history)
-        ints = neuron_step_fixed_torch(self.fixed, self.to_integers(state.neurons), a_in, self.spike_fn)
-        neurons = self.to_float_units(ints)
+        neurons = self.fixed_step(state.neurons, self.synaptic_input(state.history))
         z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
         return SNNState(neurons, (z_all,) + state.history[:-1])
 
