@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -77,6 +77,9 @@ def run_arm(seed: int, qat: bool, args: argparse.Namespace, root: Path) -> list[
         if qat and (out["fixed_val"] != out["val"] or out["fixed_test"] != out["test"]):
             raise AssertionError(f"QAT forward and simulate_fixed disagree: {out}")
         rows.append(out)
+        if args.keep:  # every epoch's checkpoint, for --finetune
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "checkpoint.pt", Path(args.keep) / f"{run.name}_epoch{out['epoch']}.pt")
         print(f"  seed {seed} {'qat  ' if qat else 'float'} epoch {out['epoch']}: " +
               ", ".join(f"{k} {v:.4f}" for k, v in out.items() if k != "epoch"), flush=True)
 
@@ -138,6 +141,8 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=256)
     ap.add_argument("--n-val", type=int, default=256)
     ap.add_argument("--json", default=None, help="also write the per-epoch rows here")
+    ap.add_argument("--keep", default=None, metavar="DIR",
+                    help="copy every epoch's checkpoint to DIR/seed{S}_{float|qat}_epoch{E}.pt")
     ap.add_argument("--finetune", default=None, metavar="CHECKPOINT",
                     help="only QAT fine-tuning of this float run's checkpoint (one seed)")
     ap.add_argument("--arms", nargs="+", choices=("float", "qat"), default=["float", "qat"],
@@ -166,11 +171,11 @@ def main() -> None:
             table.append((seed, bf["epoch"], bf["test"], bf["fixed_test"], bq["epoch"], bq["fixed_test"]))
     if args.json:
         Path(args.json).write_text(json.dumps(dump, indent=1))
+    if not table:
+        return
     print("\nseed | float epoch | float32 test | fixed point, no QAT | QAT epoch | fixed point, QAT")
     for s, ef, ft, fx, eq, qx in table:
         print(f"{s:4d} | {ef:11d} | {ft:12.4f} | {fx:19.4f} | {eq:9d} | {qx:16.4f}")
-    if not table:
-        return
     m = np.mean([r[2:] for r in table], axis=0)
     print(f"mean |             | {m[0]:12.4f} | {m[1]:19.4f} |           | {m[3]:16.4f}")
 
