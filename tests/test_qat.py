@@ -18,7 +18,7 @@ from neurosim.fixed_point import (FixedPointNetwork, FixedPopulation, FixedState
                                   quantize, simulate_fixed)
 from training.layers import from_network  # noqa: E402
 from training.nets import recurrent_network  # noqa: E402
-from training.quantized import QuantizedSNN, fixed_params, neuron_step_fixed_torch  # noqa: E402
+from training.quantized import QuantizedLayeredSNN, QuantizedSNN, fixed_params, neuron_step_fixed_torch  # noqa: E402
 from training.rules import Batch, make_rule  # noqa: E402
 from training.surrogate import make_spike_fn  # noqa: E402
 
@@ -233,7 +233,7 @@ def test_cli_trains_resumes_and_reports_the_fixed_point_accuracy(tmp_path, capsy
 @pytest.mark.parametrize("args,needle", [
     (["--dtype", "float32"], "add --dtype float64"),
     (["--dtype", "float64", "--rule", "eprop"], "rule 'eprop' does not run the model's forward pass"),
-    (["--dtype", "float64", "--arch", "dense(2)"], "the layered model (--arch) has no fixed-point"),
+    (["--dtype", "float64", "--arch", "dense(4,train=theta),dense(2)"], "arch[0].train: trainable beta or theta change"),
 ])
 def test_cli_refuses_what_qat_cannot_run_in_one_line(tmp_path, capsys, args, needle):
     base = ["--task", "store_recall", "--hidden", "8", "--n-train", "16", "--n-test", "8", "--epochs", "1",
@@ -251,3 +251,48 @@ def test_a_network_the_fixed_point_mode_cannot_express_is_refused():
         QuantizedSNN(poisson)
     with pytest.raises(NeurosimError, match="float64"):
         QuantizedSNN(net, dtype=torch.float32)
+
+
+def test_layered_conv_model_forward_equals_the_exported_fixed_point_run():
+    """A QAT-trained conv -> sum pool -> recurrent ALIF -> LI model (the fixed-point mode runs conv
+    and pooling as their CSR lowering): the lowered kernel mantissas are quantize's, and the
+    forward spikes of every layer those of simulate_fixed; the trainer builds it for --arch."""
+    from training.config import TrainConfig
+    from training.layered import parse_arch, to_network
+    from training.tasks import make_task
+    from training.trainer import build_model
+
+    arch = "conv(4,k=3,s=2,p=1),pool(2),flatten,rdense(6,neuron=alif),dense(3,neuron=li)"
+    model = QuantizedLayeredSNN(parse_arch(arch), (2, 8, 8), dt=1e-3)
+    rng = np.random.default_rng(0)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        make_rule("bptt").backward(model, _batch(rng, 30, 4, 128, 3))
+        opt.step()
+    for k, w in model.weights.items():
+        assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0, k
+    fixed = quantize(to_network(model, 1e-3))
+    got = model.quantized_weights()
+    mantissas = QuantizedLayeredSNN(parse_arch(arch), (2, 8, 8), dt=1e-3)
+    with torch.no_grad():
+        for name, q in got.items():
+            mantissas.weights[name].copy_(q.mantissas)
+    lowered = to_network(mantissas, 1e-3).lowered()
+    for q in fixed.projections:
+        if q.name in got:
+            assert got[q.name].exponent == q.weight_exp, q.name
+            w = lowered.projections[[p.name for p in lowered.projections].index(q.name)].weights
+            dense = w.to_dense() if hasattr(w, "to_dense") else np.asarray(w)
+            assert np.array_equal(dense, q.effective_weights), q.name
+    x = rng.random((40, 3, 128)) < 0.3
+    with torch.no_grad():
+        out, _ = model(torch.as_tensor(x, dtype=torch.float64), record=("z",))
+    res = simulate_fixed(fixed, {"in": x}, 40)
+    for name in model.slices:
+        assert np.array_equal(res.spikes[name].dense(), out[name]["z"].numpy().astype(bool)), name
+    assert sum(int(res.spikes[p].dense().sum()) for p in ("l1", "l2", "l4")) > 100
+    task = make_task("store_recall", seed=0, n_train=16, n_test=8, slot=0.005, pop_size=5)
+    built = build_model(TrainConfig(task="store_recall", arch="dense(8),dense(2,neuron=li)", quantize="loihi",
+                                    dtype="float64"), task)
+    assert isinstance(built, QuantizedLayeredSNN)

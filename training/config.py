@@ -71,6 +71,3 @@ class TrainConfig:
             if self.rule not in QAT_RULES:
                 raise NeurosimError(f"--quantize {self.quantize}: trains with {', '.join(QAT_RULES)} (rule "
                                     f"{self.rule!r} does not run the model's forward pass); use one of them")
-            if self.arch is not None:
-                raise NeurosimError(f"--quantize {self.quantize}: the layered model (--arch) has no fixed-point "
-                                    "forward pass yet; train the recurrent network (--hidden, --model)")
