@@ -10,6 +10,8 @@ from neurosim.errors import NeurosimError
 DTYPES = ("float32", "float64")
 RESETS = ("subtract", "zero")
 READOUTS = ("li", "lif")
+QUANTIZE = ("loihi",)
+QAT_RULES = ("bptt", "tbptt", "budgeted")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class TrainConfig:
     # a layered model (training.layered.parse_arch: a spec string or a JSON model file) instead of
     # the recurrent network of --hidden/--model; None (and absent from runs written before): none
     arch: Optional[str] = None
+    # quantisation-aware training: the forward pass is the network's fixed-point run
+    # (training.quantized); None (and absent from runs written before): float training
+    quantize: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -57,3 +62,12 @@ class TrainConfig:
             raise NeurosimError(f"--reset: expected {' or '.join(RESETS)}, got {self.reset!r}")
         if self.readout not in READOUTS:
             raise NeurosimError(f"--readout: expected {' or '.join(READOUTS)}, got {self.readout!r}")
+        if self.quantize is not None:
+            if self.quantize not in QUANTIZE:
+                raise NeurosimError(f"--quantize: expected {' or '.join(QUANTIZE)}, got {self.quantize!r}")
+            if self.dtype != "float64":
+                raise NeurosimError(f"--quantize {self.quantize}: the fixed-point forward pass carries its integers "
+                                    "exactly in float64; add --dtype float64")
+            if self.rule not in QAT_RULES:
+                raise NeurosimError(f"--quantize {self.quantize}: trains with {', '.join(QAT_RULES)} (rule "
+                                    f"{self.rule!r} does not run the model's forward pass); use one of them")

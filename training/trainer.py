@@ -219,6 +219,13 @@ def build_model(config: TrainConfig, task: Any) -> Any:
         net = recurrent_network(task.n_in, config.hidden, task.n_out, model=config.model, dt=task.dt,
                                 tau_adapt=config.tau_adapt, adapt=config.adapt, seed=config.seed,
                                 reset=config.reset, readout=config.readout)  # type: ignore[arg-type]
+        if config.quantize is not None:  # quantisation-aware: the forward pass is the fixed-point run
+            from .quantized import quantized_model
+
+            try:
+                return quantized_model(net, config.quantize, surrogate=config.surrogate, dtype=dtype)
+            except NeurosimError as e:
+                raise NeurosimError(f"--quantize {config.quantize}: {e}") from None
         return from_network(net, surrogate=config.surrogate, dtype=dtype)
     if (config.reset, config.readout) != ("subtract", "li"):
         raise NeurosimError("--reset/--readout: a layered model (--arch) names each layer's reset and neuron "
@@ -236,9 +243,17 @@ def build_model(config: TrainConfig, task: Any) -> Any:
     if layers[-1].size != task.n_out:
         raise NeurosimError(f"--arch: the last layer has {layers[-1].size} neurons, task {config.task} has "
                             f"{task.n_out} classes")
+    shape = tuple(task.params.get("shape", (task.n_in,)))
+    if config.quantize is not None:  # quantisation-aware: the forward pass is the fixed-point run
+        from .quantized import QuantizedLayeredSNN
+
+        try:
+            return QuantizedLayeredSNN(layers, shape, dt=task.dt, surrogate=config.surrogate, dtype=dtype,
+                                       seed=config.seed)
+        except NeurosimError as e:
+            raise NeurosimError(f"--quantize {config.quantize} --arch: {e}") from None
     try:
-        return LayeredSNN(layers, tuple(task.params.get("shape", (task.n_in,))), surrogate=config.surrogate,
-                          dtype=dtype, seed=config.seed)
+        return LayeredSNN(layers, shape, surrogate=config.surrogate, dtype=dtype, seed=config.seed)
     except NetworkError as e:
         raise NeurosimError(f"--arch: {e}") from None
 

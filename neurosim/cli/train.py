@@ -97,6 +97,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="floating-point type of weights, states and gradients (default float32; float64 for "
                         "comparisons at rounding level, e.g. of a --nproc run with one process)")
+    p.add_argument("--quantize", default=None, choices=("loihi",),
+                   help="quantisation-aware training: the forward pass runs the network's Loihi fixed-point "
+                        "arithmetic (neurosim.fixed_point: 8-bit weight mantissas with a shared exponent, 12-bit "
+                        "decays and thresholds, the integer neuron step) with straight-through gradients, so the "
+                        "test accuracy is that of quantize(model.h5) run by simulate_fixed or Lava fixed_pt. "
+                        "Needs --dtype float64 and rule bptt, tbptt or budgeted; also for --arch (conv layers run as "
+                        "their CSR lowering does in the fixed-point mode; layers with trainable beta, theta or bias are "
+                        "refused); model.h5 holds the float weights that quantise to the trained integers")
     p.add_argument("--surrogate", default="fast_sigmoid", choices=("fast_sigmoid", "atan", "triangle"),
                    help="pseudo-derivative of the spike (default fast_sigmoid)")
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", dest="task_option",
