@@ -89,7 +89,7 @@ class LayeredSNN(nn.Module):
         self.in_shape = tuple(int(n) for n in in_shape)
         self.spike_fn = make_spike_fn(surrogate, **surrogate_params)
         self.surrogate = surrogate
-        self.fused = False
+        self.fused = True  # the fused sequence path in forward() where it applies (training.fused.layered)
         gen = torch.Generator().manual_seed(seed)
         shape: Shape = self.in_shape
         src: Optional[int] = None  # index into self.blocks of the layer feeding the next one (None: input)
@@ -224,7 +224,12 @@ class LayeredSNN(nn.Module):
         if src.shape[2] != self.n_sources:
             raise NetworkError("inputs", f"expected (T, B, {self.n_sources}) or (T, B, *{self.in_shape}), "
                                          f"got {tuple(inputs.shape)}")
-        stacked, state = run_recorded(self.step, self.initial_state(src.shape[1]), src, record)
+        from ..fused.layered import fused_forward, unsupported
+
+        if self.fused and unsupported(self, src, record) is None:
+            stacked, state = fused_forward(self, src, record)
+        else:
+            stacked, state = run_recorded(self.step, self.initial_state(src.shape[1]), src, record)
         return ({name: {k: v[:, :, a:z] for k, v in stacked.items()} for name, (a, z) in self.slices.items()},
                 state)
 

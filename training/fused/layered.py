@@ -1,0 +1,79 @@
+"""The fused sequence path of training.layered.LayeredSNN: layer after layer, the input
+projection of all T steps as one GEMM / conv / pool call, then the neuron dynamics of all T
+steps as one fused call (training.fused.function).
+
+Same map as the per-step loop (training.layered.model's docstring): layer l reads its source's
+spikes of step t - 1, so its whole input sequence is op_l applied to the source sequence
+shifted by one step (zeros at t = 0, the initial state's spikes). Recurrent (rdense) layers,
+recorded fields other than z and v, and devices without a kernel keep the per-step path
+(:func:`unsupported` says why).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+
+from neurosim.models import NeuronState
+
+from ..layers import SNNState
+from .function import Constants, available, fused_dynamics, surrogate_args
+from .kernels import SURROGATES, KernelKey
+
+KINDS = {"lif": "lif", "if": "lif", "alif": "alif", "li": "li"}
+
+
+def unsupported(model: Any, src: torch.Tensor, record: Sequence[str]) -> Optional[str]:
+    """None when :func:`fused_forward` can run `model` on `src` recording `record`; else why not."""
+    if not available(src.device):
+        return f"no fused kernel for device {src.device.type!r}"
+    if model.surrogate not in SURROGATES:
+        return f"no fused kernel for surrogate {model.surrogate!r}"
+    if any(k not in ("z", "v") for k in record):
+        return "only z and v are recorded by the fused path"
+    for b in model.blocks:
+        s = b["spec"]
+        if s.kind == "rdense":
+            return f"layer {s.name} is recurrent"
+        if s.neuron not in KINDS:
+            return f"layer {s.name}: no fused kernel for neuron {s.neuron!r}"
+    return None
+
+
+def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
+                  ) -> tuple[dict[str, torch.Tensor], SNNState]:
+    """({field: (T, B, N)} for `record` (z, v), final state) of `model` on inputs `src` (T, B, S);
+    equal to training.layers.run_recorded(model.step, ...) from the initial state."""
+    T, B, _ = src.shape
+    dtype = model.v0.dtype
+    src = src.to(dtype)
+    p = model.params
+    sp = surrogate_args(model.surrogate, model.spike_fn.params)
+    zs: list[torch.Tensor] = []
+    vs: list[torch.Tensor] = []
+    fin: list[Any] = []
+    for k, b in enumerate(model.blocks):
+        s = b["spec"]
+        lo, hi = model.slices[s.name]
+        n = hi - lo
+        pre = src if b["src"] is None else zs[b["src"]]
+        shifted = torch.cat([pre.new_zeros(1, B, pre.shape[2]), pre[:-1]])  # step t reads t - 1
+        x = model.layer_input(k, shifted.reshape(T * B, -1)).reshape(T, B, n)
+        refr = model.p_refractory[lo:hi]
+        key = KernelKey(KINDS[s.neuron], s.neuron != "li" and s.reset == "zero", bool((refr > 0).any()),
+                        model.surrogate)
+        zero = torch.zeros(B, n, dtype=dtype)
+        c = Constants(*(getattr(model, f"p_{f}")[lo:hi] for f in ("alpha", "gain", "rho", "adapt", "adapt_gain",
+                                                                   "refractory")),
+                      zero, zero, zero, zero, zero)
+        z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp)
+        zs.append(z)
+        vs.append(v)
+        fin.append(f)
+    cat = lambda parts: torch.cat(parts, dim=-1)  # noqa: E731
+    z_last = cat([z[-1] for z in zs])
+    neurons = NeuronState(cat([f.i for f in fin]), cat([f.v for f in fin]), cat([f.a for f in fin]), z_last,
+                          cat([f.r for f in fin]))
+    state = SNNState(neurons, (torch.cat([z_last, src[-1]], dim=1),))
+    fields = {"z": zs, "v": vs}
+    return {k: cat(fields[k]) for k in record}, state
