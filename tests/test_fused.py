@@ -112,3 +112,107 @@ def test_float32_spikes_match_the_canonical_step():
     z1, v1, _, _ = _fused(p32, x.float(), s32, "alif", "subtract", 0, "fast_sigmoid", wz.float(), wv.float())
     assert torch.equal(z0, z1)
     torch.testing.assert_close(v1, v0, rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the layered model and BPTT
+
+from training.layered import LayeredSNN, parse_arch  # noqa: E402
+from training.rules import BPTT, Batch, Objective  # noqa: E402
+
+ARCHS = [("dense(12,neuron=lif),dense(9,neuron=alif,reset=zero,train=beta+theta,bias=1),dense(3,train=beta)", (10,)),
+         ("conv(3,k=3,p=1,neuron=if),pool(2),conv(4,k=3,s=2,p=1,reset=zero,train=theta),flatten,dense(3)", (2, 8, 8))]
+
+
+def _per_step_reference(model, batch):
+    """The rule before the fused path and the masked, stacked loss: per-step loop, per-step
+    loss, input spikes inside the graph."""
+    model.zero_grad()
+    model.input_grad = True
+    obj = Objective(model, batch)
+    state = model.initial_state(batch.inputs.shape[1])
+    total = batch.inputs.new_zeros(())
+    for t in range(batch.steps):
+        state = model.step(state, batch.inputs[t])
+        total = total + obj(state, t)
+    total.backward()
+    model.input_grad = False
+    return float(total.detach()), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("arch,shape", ARCHS)
+def test_fused_bptt_on_layered_models_equals_the_per_step_rule(arch, shape):
+    """BPTT through the fused sequence path (input projections as one GEMM/conv per layer, the
+    dynamics fused) gives the per-step rule's loss and gradients, float64, to 1e-10."""
+    model = LayeredSNN(parse_arch(arch), shape, dtype=D, seed=3)
+    g = torch.Generator().manual_seed(1)
+    T, B = 30, 4
+    x = (torch.rand(T, B, model.n_sources, generator=g, dtype=D) < 0.3).to(D)
+    batch = Batch(x, torch.tensor([0, 1, 2, 1]), torch.arange(T) >= 10)
+    ref_loss, ref = _per_step_reference(model, batch)
+    model.zero_grad()
+    out = BPTT().backward(model, batch)
+    assert out.loss == pytest.approx(ref_loss, rel=1e-12)
+    for k, a in ref.items():
+        b = dict(model.named_parameters())[k].grad
+        assert float(a.abs().max()) > 0, k
+        assert float((a - b).abs().max()) <= TOL * max(1.0, float(a.abs().max())), k
+
+
+@pytest.mark.parametrize("arch,shape", ARCHS)
+def test_layered_forward_fused_equals_the_step_loop(arch, shape):
+    """LayeredSNN.forward: the fused path records the step loop's spikes and potentials and ends
+    in its final state (a: ALIF layers only; LIF and IF never read it)."""
+    model = LayeredSNN(parse_arch(arch), shape, dtype=D, seed=4)
+    x = (torch.rand(25, 2, model.n_sources, generator=torch.Generator().manual_seed(2), dtype=D) < 0.3).to(D)
+    with torch.no_grad():
+        model.fused = False
+        ref, s_ref = model(x)
+        model.fused = True
+        out, s = model(x)
+    for name in ref:
+        assert torch.equal(ref[name]["z"], out[name]["z"]), name
+        torch.testing.assert_close(out[name]["v"], ref[name]["v"], rtol=0, atol=TOL)
+    assert sum(int(o["z"].sum()) for o in ref.values()) > 0
+    for f in ("i", "v", "z", "r"):
+        torch.testing.assert_close(getattr(s.neurons, f), getattr(s_ref.neurons, f), rtol=0, atol=TOL)
+    torch.testing.assert_close(s.history[0], s_ref.history[0], rtol=0, atol=0)
+
+
+def test_input_spikes_leave_the_graph_and_gradients_stay():
+    """training.layers.SNN: without input_grad the input projection's matmul has no input edge
+    in the graph (no dL/d(input) GEMM per step), and BPTT's gradients equal those with the
+    input kept in the graph and the per-step loss, float64, to 1e-12 relative."""
+    from training.layers import from_network
+    from training.nets import recurrent_network
+
+    net = recurrent_network(8, 16, 3, model="alif", seed=1)
+    g = torch.Generator().manual_seed(0)
+    T = 30
+    x = (torch.rand(T, 3, 8, generator=g, dtype=D) < 0.3).to(D)
+    batch = Batch(x, torch.tensor([0, 2, 1]), torch.arange(T) >= 20)
+    model = from_network(net, dtype=D)
+    state = model.step(model.initial_state(3), x[0])
+    with_input, without = (_input_edges(model.synaptic_input(state.history, flag).grad_fn) for flag in (True, False))
+    assert with_input - without == 1  # exactly the input projection's edge (in_hidden, one delay) is gone
+    ref_loss, ref = _per_step_reference(model, batch)
+    model.zero_grad()
+    out = BPTT().backward(model, batch)
+    assert out.loss == pytest.approx(ref_loss, rel=1e-12)
+    for k, a in ref.items():
+        b = dict(model.named_parameters())[k].grad
+        assert float((a - b).norm() / a.norm()) < 1e-12, k
+
+
+def _input_edges(fn):
+    """Matrix products in the graph of `fn` whose left operand (the presynaptic spikes) needs a
+    gradient: each is one (B x n_pre) input-gradient GEMM in the backward."""
+    seen, todo, count = set(), [fn], 0
+    while todo:
+        n = todo.pop()
+        if n is None or n in seen:
+            continue
+        seen.add(n)
+        if type(n).__name__ == "MmBackward0" and n.next_functions[0][0] is not None:
+            count += 1
+        todo += [f[0] for f in n.next_functions]
+    return count

@@ -77,3 +77,16 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
     state = SNNState(neurons, (torch.cat([z_last, src[-1]], dim=1),))
     fields = {"z": zs, "v": vs}
     return {k: cat(fields[k]) for k in record}, state
+
+
+def readout_sequence(model: Any, inputs: torch.Tensor, readout: str) -> Optional[torch.Tensor]:
+    """The potentials v (T, B, n) of layer `readout` of a layered `model` by the fused path, or
+    None where that path does not apply (not a layered model, fused off, :func:`unsupported`)."""
+    if not (getattr(model, "fused", False) and hasattr(model, "blocks") and readout in model.slices):
+        return None
+    src = inputs.reshape(inputs.shape[0], inputs.shape[1], -1)
+    if src.shape[2] != model.n_sources or unsupported(model, src, ("v",)) is not None:
+        return None
+    stacked, _ = fused_forward(model, src, ("v",))
+    lo, hi = model.slices[readout]
+    return stacked["v"][:, :, lo:hi]
