@@ -23,7 +23,7 @@ import torch
 
 from neurosim.errors import NetworkError
 
-from .kernels import MODEL_KINDS, SURROGATES, KernelKey, as_array, empty_like_seq, kernels
+from .kernels import MODEL_KINDS, SURROGATES, KernelKey, as_array, kernels
 
 
 class Constants(NamedTuple):
@@ -55,31 +55,35 @@ class FinalState(NamedTuple):
 class NumbaBackend:
     """CPU kernels (numba); the batch is split over torch.get_num_threads() threads."""
 
-    def forward(self, key: KernelKey, x: np.ndarray, bias: np.ndarray, beta: np.ndarray, theta: np.ndarray,
-                c: Constants) -> tuple[np.ndarray, ...]:
-        """(h, z, a_seq, act, i_T, v_T, a_T, r_T) of the map over all steps of x (T, B, N)."""
+    def forward(self, key: KernelKey, lag: int, x: np.ndarray, bias: np.ndarray, beta: np.ndarray,
+                theta: np.ndarray, c: Constants) -> tuple[np.ndarray, ...]:
+        """(h, z, a_seq, act, i_T, v_T, a_T, r_T) of the map over T = lag + len(x) steps; x (T - lag,
+        B, N) is the input of steps lag .. T - 1 (the first `lag` steps have none)."""
         fwd, _ = kernels(key)
-        h, z = np.empty_like(x), np.empty_like(x)
-        a_seq = empty_like_seq(x, key.kind == "alif")
-        act = np.empty(x.shape if key.refractory else (1, 1, 1), np.bool_)
+        shape = (x.shape[0] + lag,) + x.shape[1:]
+        h, z = np.empty(shape, x.dtype), np.empty(shape, x.dtype)
+        a_seq = np.empty(shape if key.kind == "alif" else (1, 1, 1), x.dtype)
+        act = np.empty(shape if key.refractory else (1, 1, 1), np.bool_)
         fin = [np.empty(x.shape[1:], x.dtype) for _ in range(4)]
-        _split(x.shape[1], lambda b0, b1: fwd(b0, b1, x, bias, c.gain, c.alpha, beta, theta, c.rho, c.adapt,
+        _split(x.shape[1], lambda b0, b1: fwd(b0, b1, lag, x, bias, c.gain, c.alpha, beta, theta, c.rho, c.adapt,
                                               c.adapt_gain, c.refractory, c.i0, c.v0, c.a0, c.z0, c.r0, h, z,
                                               a_seq, act, *fin))
         return (h, z, a_seq, act, *fin)
 
-    def backward(self, key: KernelKey, gz: np.ndarray, gv: np.ndarray, saved: tuple[np.ndarray, ...],
+    def backward(self, key: KernelKey, lag: int, gz: np.ndarray, gv: np.ndarray, saved: tuple[np.ndarray, ...],
                  beta: np.ndarray, theta: np.ndarray, c: Constants, sp: tuple[float, float]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(dx (T, B, N), dbeta (B, N), dtheta (B, N)): per batch row, summed by the caller."""
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(dx (T - lag, B, N), and per batch row (B, N), summed by the caller: dbias (every step's
+        gain * di), dbeta, dtheta)."""
         _, bwd = kernels(key)
         h, z, a_seq, act = saved
-        dx = np.empty_like(h)
+        dx = np.empty((h.shape[0] - lag,) + h.shape[1:], h.dtype)
+        dbias = np.zeros(h.shape[1:], h.dtype)
         dbeta = np.zeros(h.shape[1:], h.dtype)
         dtheta = np.zeros(h.shape[1:], h.dtype)
-        _split(h.shape[1], lambda b0, b1: bwd(b0, b1, gz, gv, h, z, a_seq, act, c.v0, c.gain, c.alpha, beta, theta,
-                                              c.rho, c.adapt, c.adapt_gain, sp[0], sp[1], dx, dbeta, dtheta))
-        return dx, dbeta, dtheta
+        _split(h.shape[1], lambda b0, b1: bwd(b0, b1, lag, gz, gv, h, z, a_seq, act, c.v0, c.gain, c.alpha, beta, theta,
+                                              c.rho, c.adapt, c.adapt_gain, sp[0], sp[1], dx, dbias, dbeta, dtheta))
+        return dx, dbias, dbeta, dtheta
 
 
 _POOL: list[ThreadPoolExecutor] = []
@@ -125,19 +129,22 @@ def surrogate_args(name: str, params: dict[str, float]) -> tuple[float, float]:
 class _Dynamics(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor,
-                key: KernelKey, c: Constants, sp: tuple[float, float]) -> tuple[torch.Tensor, ...]:
+                key: KernelKey, c: Constants, sp: tuple[float, float], lag: int, want_v: bool
+                ) -> tuple[torch.Tensor, ...]:
         be = BACKENDS[x.device.type]
         cn = Constants(*(as_array(t) for t in c))
-        arrs = be.forward(key, as_array(x), as_array(bias), as_array(beta), as_array(theta), cn)
+        arrs = be.forward(key, lag, as_array(x), as_array(bias), as_array(beta), as_array(theta), cn)
         h, z, a_seq, act = arrs[:4]
         ht, zt = torch.from_numpy(h), torch.from_numpy(z)
-        if key.kind == "li":
+        if not want_v:
+            v = ht.new_zeros(0)
+        elif key.kind == "li":
             v = ht
         elif key.reset_zero:
             v = ht - zt * ht
         else:
             v = ht - zt * theta.detach()
-        ctx.key, ctx.c, ctx.sp, ctx.be = key, cn, sp, be
+        ctx.key, ctx.c, ctx.sp, ctx.be, ctx.lag = key, cn, sp, be, lag
         ctx.saved = (h, z, a_seq, act)
         ctx.params = (as_array(beta), as_array(theta))
         fin = tuple(torch.from_numpy(f) for f in arrs[4:])
@@ -148,27 +155,28 @@ class _Dynamics(torch.autograd.Function):
     def backward(ctx: Any, gz: Optional[torch.Tensor], gv: Optional[torch.Tensor], *unused: Any) -> tuple[Any, ...]:
         h = ctx.saved[0]
         gz_a = np.zeros_like(h) if gz is None else as_array(gz)
-        gv_a = np.zeros_like(h) if gv is None else as_array(gv)
-        dx, dbeta, dtheta = ctx.be.backward(ctx.key, gz_a, gv_a, ctx.saved, *ctx.params, ctx.c, ctx.sp)
+        gv_a = np.zeros_like(h) if gv is None or gv.numel() == 0 else as_array(gv)
+        dx, dbias, dbeta, dtheta = ctx.be.backward(ctx.key, ctx.lag, gz_a, gv_a, ctx.saved, *ctx.params, ctx.c, ctx.sp)
         dx_t = torch.from_numpy(dx)
         need = ctx.needs_input_grad
         return (dx_t if need[0] else None,
-                dx_t.sum((0, 1)) if need[1] else None,
+                torch.from_numpy(dbias.sum(0)) if need[1] else None,
                 torch.from_numpy(dbeta.sum(0)) if need[2] else None,
                 torch.from_numpy(dtheta.sum(0)) if need[3] else None,
-                None, None, None)
+                None, None, None, None, None)
 
 
 def fused_dynamics(x: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor,
-                   key: KernelKey, c: Constants, sp: tuple[float, float]
+                   key: KernelKey, c: Constants, sp: tuple[float, float], lag: int = 0, want_v: bool = True
                    ) -> tuple[torch.Tensor, torch.Tensor, FinalState]:
     """(z, v, final state): spikes and post-reset potentials (T, B, N) of the canonical map
-    (module docstring) over all steps of `x`; differentiable in x, bias, beta and theta."""
+    (module docstring) over T = lag + len(x) steps, the input x (T - lag, B, N) arriving from
+    step `lag` on; differentiable in x, bias, beta and theta. Without `want_v`, v is empty."""
     if key.kind not in MODEL_KINDS or key.surrogate not in SURROGATES:
         raise NetworkError("fused", f"no fused kernel for {key}")
     if not available(x.device):
         raise NetworkError("fused", f"no fused kernel registered for device {x.device.type!r}")
     if key.kind == "li":  # never spikes: one kernel serves every reset and surrogate
         key = KernelKey("li", False, False, "fast_sigmoid")
-    z, v, i, vv, a, r = _Dynamics.apply(x.contiguous(), bias, beta, theta, key, c, sp)
+    z, v, i, vv, a, r = _Dynamics.apply(x.contiguous(), bias, beta, theta, key, c, sp, lag, want_v)
     return z, v, FinalState(i, vv, a, r)

@@ -85,11 +85,6 @@ def kernels(key: KernelKey) -> tuple[Any, Any]:
     return _CACHE[key]
 
 
-def empty_like_seq(x: np.ndarray, on: bool) -> np.ndarray:
-    """A (T, B, N) work array where the kernel uses it, else a (1, 1, 1) placeholder."""
-    return np.empty(x.shape if on else (1, 1, 1), x.dtype)
-
-
 def as_array(a: Any) -> np.ndarray:
     """A contiguous numpy view of a CPU tensor or array (no copy where already contiguous)."""
     return np.ascontiguousarray(a.detach().numpy() if hasattr(a, "detach") else a)

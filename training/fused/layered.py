@@ -31,6 +31,8 @@ def unsupported(model: Any, src: torch.Tensor, record: Sequence[str]) -> Optiona
         return f"no fused kernel for surrogate {model.surrogate!r}"
     if any(k not in ("z", "v") for k in record):
         return "only z and v are recorded by the fused path"
+    if src.shape[0] < 2:
+        return "fewer than 2 steps"
     for b in model.blocks:
         s = b["spec"]
         if s.kind == "rdense":
@@ -45,6 +47,8 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
     """({field: (T, B, N)} for `record` (z, v), final state) of `model` on inputs `src` (T, B, S);
     equal to training.layers.run_recorded(model.step, ...) from the initial state."""
     T, B, _ = src.shape
+    if T < 2:  # the one-step shift below needs a step to shift
+        raise ValueError("the fused path needs at least 2 steps")
     dtype = model.v0.dtype
     src = src.to(dtype)
     p = model.params
@@ -57,8 +61,7 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
         lo, hi = model.slices[s.name]
         n = hi - lo
         pre = src if b["src"] is None else zs[b["src"]]
-        shifted = torch.cat([pre.new_zeros(1, B, pre.shape[2]), pre[:-1]])  # step t reads t - 1
-        x = model.layer_input(k, shifted.reshape(T * B, -1)).reshape(T, B, n)
+        x = model.layer_input(k, pre[:-1].reshape((T - 1) * B, -1)).reshape(T - 1, B, n)  # step t reads t - 1
         refr = model.p_refractory[lo:hi]
         key = KernelKey(KINDS[s.neuron], s.neuron != "li" and s.reset == "zero", bool((refr > 0).any()),
                         model.surrogate)
@@ -66,7 +69,8 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
         c = Constants(*(getattr(model, f"p_{f}")[lo:hi] for f in ("alpha", "gain", "rho", "adapt", "adapt_gain",
                                                                    "refractory")),
                       zero, zero, zero, zero, zero)
-        z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp)
+        z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp, lag=1,
+                                 want_v="v" in record)
         zs.append(z)
         vs.append(v)
         fin.append(f)

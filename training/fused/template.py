@@ -29,9 +29,9 @@ def sg(u, p0, p1):  # pragma: no cover (compiled)
 
 
 @numba.njit(nogil=True, cache=True)
-def forward(b0, b1, x, bias, gain, alpha, beta, theta, rho, adapt, adapt_gain, refractory,
+def forward(b0, b1, lag, x, bias, gain, alpha, beta, theta, rho, adapt, adapt_gain, refractory,
             i0, v0, a0, z0, r0, h, z, a_seq, act, fin_i, fin_v, fin_a, fin_r):  # pragma: no cover (compiled)
-    T, B, N = x.shape
+    T, B, N = h.shape
     for b in range(b0, b1):
         i = i0[b].copy()
         v = v0[b].copy()
@@ -39,8 +39,9 @@ def forward(b0, b1, x, bias, gain, alpha, beta, theta, rho, adapt, adapt_gain, r
         zp = z0[b].copy()
         r = r0[b].copy()
         for t in range(T):
+            tx = t - lag  # x holds steps lag .. T - 1 (the steps before have no input)
             for n in range(N):
-                ii = alpha[n] * i[n] + gain[n] * (x[t, b, n] + bias[n])
+                ii = alpha[n] * i[n] + gain[n] * ((x[tx, b, n] if tx >= 0 else 0.0) + bias[n])
                 i[n] = ii
                 if LI:
                     hv = beta[n] * v[n] + ii
@@ -85,8 +86,8 @@ def forward(b0, b1, x, bias, gain, alpha, beta, theta, rho, adapt, adapt_gain, r
 
 
 @numba.njit(nogil=True, cache=True)
-def backward(b0, b1, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta, rho, adapt, adapt_gain, sp0, sp1,
-             dx, dbeta, dtheta):  # pragma: no cover (compiled)
+def backward(b0, b1, lag, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta, rho, adapt, adapt_gain, sp0, sp1,
+             dx, dbias, dbeta, dtheta):  # pragma: no cover (compiled)
     T, B, N = h.shape
     for b in range(b0, b1):
         ci = np.zeros(N, h.dtype)
@@ -141,4 +142,7 @@ def backward(b0, b1, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta, rho
                     di = alpha[n] * ci[n]
                     cv[n] = dh
                 ci[n] = di
-                dx[t, b, n] = gain[n] * di
+                dxv = gain[n] * di
+                dbias[b, n] += dxv
+                if t >= lag:
+                    dx[t - lag, b, n] = dxv
