@@ -216,3 +216,26 @@ def _input_edges(fn):
             count += 1
         todo += [f[0] for f in n.next_functions]
     return count
+
+
+def test_event_driven_projection_equals_the_gemm():
+    """training.fused.event: forward and gradients (weights, and the input where it needs one)
+    of the event-driven s @ W equal torch's GEMM, float64 (graded and binary entries)."""
+    from training.fused.event import event_matmul, project
+
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand(40, 30, generator=g, dtype=D) < 0.1).to(D) * torch.rand(40, 30, generator=g, dtype=D)
+    w = torch.randn(30, 17, generator=g, dtype=D, requires_grad=True)
+    dy = torch.randn(40, 17, generator=g, dtype=D)
+    for needs_input in (False, True):
+        s1, s2 = s.clone().requires_grad_(needs_input), s.clone().requires_grad_(needs_input)
+        y0 = s1 @ w
+        gw0, *rest0 = torch.autograd.grad(y0, (w,) + ((s1,) if needs_input else ()), dy)
+        y1 = event_matmul(s2, w)
+        gw1, *rest1 = torch.autograd.grad(y1, (w,) + ((s2,) if needs_input else ()), dy)
+        torch.testing.assert_close(y1, y0, rtol=0, atol=1e-12)
+        torch.testing.assert_close(gw1, gw0, rtol=0, atol=1e-12)
+        for a, b in zip(rest0, rest1):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
+    assert project(s, w).grad_fn is not None and type(project(s, w).grad_fn).__name__ != "MmBackward0"
+    assert type(project(s, w, crossover=0.0).grad_fn).__name__ == "MmBackward0"

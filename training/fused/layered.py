@@ -2,7 +2,8 @@
 projection of all T steps as one GEMM / conv / pool call, then the neuron dynamics of all T
 steps as one fused call (training.fused.function).
 
-Same map as the per-step loop (training.layered.model's docstring): layer l reads its source's
+Dense layers project event-driven where their input is sparser than the measured crossover
+(training.fused.event.project). Same map as the per-step loop (training.layered.model's docstring): layer l reads its source's
 spikes of step t - 1, so its whole input sequence is op_l applied to the source sequence
 shifted by one step (zeros at t = 0, the initial state's spikes). Recurrent (rdense) layers,
 recorded fields other than z and v, and devices without a kernel keep the per-step path
@@ -17,6 +18,7 @@ import torch
 from neurosim.models import NeuronState
 
 from ..layers import SNNState
+from .event import project
 from .function import Constants, available, fused_dynamics, surrogate_args
 from .kernels import SURROGATES, KernelKey
 
@@ -61,7 +63,11 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
         lo, hi = model.slices[s.name]
         n = hi - lo
         pre = src if b["src"] is None else zs[b["src"]]
-        x = model.layer_input(k, pre[:-1].reshape((T - 1) * B, -1)).reshape(T - 1, B, n)  # step t reads t - 1
+        flat = pre[:-1].reshape((T - 1) * B, -1)  # step t reads t - 1
+        if s.kind == "dense":  # event-driven below the measured crossover density (training.fused.event)
+            x = project(flat, model.weights[s.name]).reshape(T - 1, B, n)
+        else:
+            x = model.layer_input(k, flat).reshape(T - 1, B, n)
         refr = model.p_refractory[lo:hi]
         key = KernelKey(KINDS[s.neuron], s.neuron != "li" and s.reset == "zero", bool((refr > 0).any()),
                         model.surrogate)
