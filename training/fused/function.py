@@ -6,7 +6,8 @@ over all T steps of an already projected input x (T, B, N): forward in one compi
 backward in one compiled call (training.fused.kernels), saving h (the pre-reset potential), the
 spikes, and a (alif) / the active mask (refractory) only. Gradients: x, bias, and the trained
 per-neuron beta and theta; alpha, gain, rho, adapt, adapt_gain, refractory and the initial
-state are constants (buffers of the modules that call it).
+state's refractory counter are constants (buffers of the modules that call it); the initial
+i, v, a, z and the final i, v, a carry gradient, so a recurrent layer chains one-step calls.
 
 Devices: :data:`BACKENDS` maps a torch device type to the object that runs the kernels; the CPU
 entry is numba. A GPU kernel (Triton or CuPy) registers itself there with the same two methods;
@@ -28,7 +29,7 @@ from .kernels import MODEL_KINDS, SURROGATES, KernelKey, as_array, kernels
 
 class Constants(NamedTuple):
     """Per-neuron (N,) constants of one population: alpha, gain, rho, adapt, adapt_gain,
-    refractory; and its initial state (B, N) i0, v0, a0, z0, r0 (no gradient)."""
+    refractory; and its initial state (B, N) i0, v0, a0, z0, r0 (i0 .. z0 may carry gradient)."""
 
     alpha: torch.Tensor
     gain: torch.Tensor
@@ -44,7 +45,7 @@ class Constants(NamedTuple):
 
 
 class FinalState(NamedTuple):
-    """State after the last step (B, N), without gradient history: i, v, a, r."""
+    """State after the last step (B, N): i, v, a (differentiable; a for ALIF only), r."""
 
     i: torch.Tensor
     v: torch.Tensor
@@ -70,20 +71,23 @@ class NumbaBackend:
                                               a_seq, act, *fin))
         return (h, z, a_seq, act, *fin)
 
-    def backward(self, key: KernelKey, lag: int, gz: np.ndarray, gv: np.ndarray, saved: tuple[np.ndarray, ...],
-                 beta: np.ndarray, theta: np.ndarray, c: Constants, sp: tuple[float, float]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(dx (T - lag, B, N), and per batch row (B, N), summed by the caller: dbias (every step's
-        gain * di), dbeta, dtheta)."""
+    def backward(self, key: KernelKey, lag: int, gz: np.ndarray, gv: np.ndarray, gfin: np.ndarray,
+                 saved: tuple[np.ndarray, ...], beta: np.ndarray, theta: np.ndarray, c: Constants,
+                 sp: tuple[float, float]) -> tuple[np.ndarray, ...]:
+        """(dx (T - lag, B, N); per batch row (B, N), summed by the caller: dbias (every step's
+        gain * di), dbeta, dtheta; d0 (4, B, N): gradients of the initial i, v, a, z), from the
+        outputs' gradients gz, gv and the final state's gfin (3, B, N: i, v, a)."""
         _, bwd = kernels(key)
         h, z, a_seq, act = saved
         dx = np.empty((h.shape[0] - lag,) + h.shape[1:], h.dtype)
         dbias = np.zeros(h.shape[1:], h.dtype)
         dbeta = np.zeros(h.shape[1:], h.dtype)
         dtheta = np.zeros(h.shape[1:], h.dtype)
-        _split(h.shape[1], lambda b0, b1: bwd(b0, b1, lag, gz, gv, h, z, a_seq, act, c.v0, c.gain, c.alpha, beta, theta,
-                                              c.rho, c.adapt, c.adapt_gain, sp[0], sp[1], dx, dbias, dbeta, dtheta))
-        return dx, dbias, dbeta, dtheta
+        d0 = np.empty((4,) + h.shape[1:], h.dtype)
+        _split(h.shape[1], lambda b0, b1: bwd(b0, b1, lag, gz, gv, gfin, h, z, a_seq, act, c.v0, c.gain, c.alpha,
+                                              beta, theta, c.rho, c.adapt, c.adapt_gain, sp[0], sp[1], dx, dbias,
+                                              dbeta, dtheta, d0))
+        return dx, dbias, dbeta, dtheta, d0
 
 
 _POOL: list[ThreadPoolExecutor] = []
@@ -129,6 +133,7 @@ def surrogate_args(name: str, params: dict[str, float]) -> tuple[float, float]:
 class _Dynamics(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor,
+                i0: torch.Tensor, v0: torch.Tensor, a0: torch.Tensor, z0: torch.Tensor,
                 key: KernelKey, c: Constants, sp: tuple[float, float], lag: int, want_v: bool
                 ) -> tuple[torch.Tensor, ...]:
         be = BACKENDS[x.device.type]
@@ -148,21 +153,27 @@ class _Dynamics(torch.autograd.Function):
         ctx.saved = (h, z, a_seq, act)
         ctx.params = (as_array(beta), as_array(theta))
         fin = tuple(torch.from_numpy(f) for f in arrs[4:])
-        ctx.mark_non_differentiable(*fin)
+        ctx.mark_non_differentiable(fin[3])  # r: a counter, no gradient
         return (zt, v, *fin)
 
     @staticmethod
-    def backward(ctx: Any, gz: Optional[torch.Tensor], gv: Optional[torch.Tensor], *unused: Any) -> tuple[Any, ...]:
+    def backward(ctx: Any, gz: Optional[torch.Tensor], gv: Optional[torch.Tensor], gi: Optional[torch.Tensor],
+                 gvf: Optional[torch.Tensor], ga: Optional[torch.Tensor], *unused: Any) -> tuple[Any, ...]:
         h = ctx.saved[0]
         gz_a = np.zeros_like(h) if gz is None else as_array(gz)
         gv_a = np.zeros_like(h) if gv is None or gv.numel() == 0 else as_array(gv)
-        dx, dbias, dbeta, dtheta = ctx.be.backward(ctx.key, ctx.lag, gz_a, gv_a, ctx.saved, *ctx.params, ctx.c, ctx.sp)
-        dx_t = torch.from_numpy(dx)
+        gfin = np.zeros((3,) + h.shape[1:], h.dtype)
+        for k, g in enumerate((gi, gvf, ga)):
+            if g is not None:
+                gfin[k] = as_array(g)
+        dx, dbias, dbeta, dtheta, d0 = ctx.be.backward(ctx.key, ctx.lag, gz_a, gv_a, gfin, ctx.saved, *ctx.params,
+                                                       ctx.c, ctx.sp)
         need = ctx.needs_input_grad
-        return (dx_t if need[0] else None,
+        return (torch.from_numpy(dx) if need[0] else None,
                 torch.from_numpy(dbias.sum(0)) if need[1] else None,
                 torch.from_numpy(dbeta.sum(0)) if need[2] else None,
                 torch.from_numpy(dtheta.sum(0)) if need[3] else None,
+                *(torch.from_numpy(d0[k]) if need[4 + k] else None for k in range(4)),
                 None, None, None, None, None)
 
 
@@ -171,12 +182,14 @@ def fused_dynamics(x: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor, thet
                    ) -> tuple[torch.Tensor, torch.Tensor, FinalState]:
     """(z, v, final state): spikes and post-reset potentials (T, B, N) of the canonical map
     (module docstring) over T = lag + len(x) steps, the input x (T - lag, B, N) arriving from
-    step `lag` on; differentiable in x, bias, beta and theta. Without `want_v`, v is empty."""
+    step `lag` on; differentiable in x, bias, beta, theta, the initial i, v, a, z (c.i0 .. c.z0) and
+    through the final i, v, a (ALIF: a; other models do not track a). Without `want_v`, v is empty."""
     if key.kind not in MODEL_KINDS or key.surrogate not in SURROGATES:
         raise NetworkError("fused", f"no fused kernel for {key}")
     if not available(x.device):
         raise NetworkError("fused", f"no fused kernel registered for device {x.device.type!r}")
     if key.kind == "li":  # never spikes: one kernel serves every reset and surrogate
         key = KernelKey("li", False, False, "fast_sigmoid")
-    z, v, i, vv, a, r = _Dynamics.apply(x.contiguous(), bias, beta, theta, key, c, sp, lag, want_v)
+    z, v, i, vv, a, r = _Dynamics.apply(x.contiguous(), bias, beta, theta, c.i0, c.v0, c.a0, c.z0, key, c, sp, lag,
+                                        want_v)
     return z, v, FinalState(i, vv, a, r)

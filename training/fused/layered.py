@@ -5,9 +5,10 @@ steps as one fused call (training.fused.function).
 Dense layers project event-driven where their input is sparser than the measured crossover
 (training.fused.event.project). Same map as the per-step loop (training.layered.model's docstring): layer l reads its source's
 spikes of step t - 1, so its whole input sequence is op_l applied to the source sequence
-shifted by one step (zeros at t = 0, the initial state's spikes). Recurrent (rdense) layers,
-recorded fields other than z and v, and devices without a kernel keep the per-step path
-(:func:`unsupported` says why).
+shifted by one step (zeros at t = 0, the initial state's spikes). A recurrent (rdense) layer
+adds ``z[t-1] @ W_rec`` step by step and runs the fused kernel one step per call, the state
+chained through the calls with its gradient. Recorded fields other than z and v, and devices
+without a kernel, keep the per-step path (:func:`unsupported` says why).
 """
 from __future__ import annotations
 
@@ -37,8 +38,6 @@ def unsupported(model: Any, src: torch.Tensor, record: Sequence[str]) -> Optiona
         return "fewer than 2 steps"
     for b in model.blocks:
         s = b["spec"]
-        if s.kind == "rdense":
-            return f"layer {s.name} is recurrent"
         if s.neuron not in KINDS:
             return f"layer {s.name}: no fused kernel for neuron {s.neuron!r}"
     return None
@@ -64,7 +63,7 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
         n = hi - lo
         pre = src if b["src"] is None else zs[b["src"]]
         flat = pre[:-1].reshape((T - 1) * B, -1)  # step t reads t - 1
-        if s.kind == "dense":  # event-driven below the measured crossover density (training.fused.event)
+        if s.kind in ("dense", "rdense"):  # event-driven below the measured crossover density (training.fused.event)
             x = project(flat, model.weights[s.name]).reshape(T - 1, B, n)
         else:
             x = model.layer_input(k, flat).reshape(T - 1, B, n)
@@ -75,8 +74,12 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
         c = Constants(*(getattr(model, f"p_{f}")[lo:hi] for f in ("alpha", "gain", "rho", "adapt", "adapt_gain",
                                                                    "refractory")),
                       zero, zero, zero, zero, zero)
-        z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp, lag=1,
-                                 want_v="v" in record)
+        if s.kind == "rdense":
+            z, v, f = recurrent_steps(x, model.weights[f"{s.name}_rec"], p.bias[lo:hi], p.beta[lo:hi],
+                                      p.theta[lo:hi], key, c, sp, "v" in record)
+        else:
+            z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp, lag=1,
+                                     want_v="v" in record)
         zs.append(z)
         vs.append(v)
         fin.append(f)
@@ -87,6 +90,23 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
     state = SNNState(neurons, (torch.cat([z_last, src[-1]], dim=1),))
     fields = {"z": zs, "v": vs}
     return {k: cat(fields[k]) for k in record}, state
+
+
+def recurrent_steps(x: torch.Tensor, w_rec: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor,
+                    theta: torch.Tensor, key: KernelKey, c: Constants, sp: tuple[float, float], want_v: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """(z, v (T, B, n), final state) of a recurrent layer: input x (T - 1, B, n) from step 1 on
+    plus z[t-1] @ w_rec, the dynamics one fused step per call from the initial state in `c`."""
+    i, v, a, z, r = c.i0, c.v0, c.a0, c.z0, c.r0
+    zs, vs = [], []
+    for t in range(x.shape[0] + 1):
+        xt = z @ w_rec if t == 0 else torch.addmm(x[t - 1], z, w_rec)
+        zt, vt, f = fused_dynamics(xt[None], bias, beta, theta, key, c._replace(i0=i, v0=v, a0=a, z0=z, r0=r),
+                                   sp, lag=0, want_v=want_v)
+        z, i, v, a, r = zt[0], f.i, f.v, f.a, f.r
+        zs.append(z)
+        vs.append(vt[0] if want_v else vt)
+    return torch.stack(zs), (torch.stack(vs) if want_v else vs[0]), f
 
 
 def readout_sequence(model: Any, inputs: torch.Tensor, readout: str) -> Optional[torch.Tensor]:

@@ -86,16 +86,20 @@ def forward(b0, b1, lag, x, bias, gain, alpha, beta, theta, rho, adapt, adapt_ga
 
 
 @numba.njit(nogil=True, cache=True)
-def backward(b0, b1, lag, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta, rho, adapt, adapt_gain, sp0, sp1,
-             dx, dbias, dbeta, dtheta):  # pragma: no cover (compiled)
+def backward(b0, b1, lag, gz, gv, gfin, h, z, a_seq, act, v0, gain, alpha, beta, theta, rho, adapt, adapt_gain,
+             sp0, sp1, dx, dbias, dbeta, dtheta, d0):  # pragma: no cover (compiled)
+    """Carries: pi, pv, pa = gradient reaching i, v, a of step t from later steps (at T - 1: the
+    final state's gradients gfin[0:3]); pz = gradient reaching z[t] through a[t + 1]. d0 gets the
+    gradients of the initial state (i0, v0, a0, z0)."""
     T, B, N = h.shape
     for b in range(b0, b1):
-        ci = np.zeros(N, h.dtype)
-        cv = np.zeros(N, h.dtype)
-        ca = np.zeros(N, h.dtype)
+        pi = gfin[0, b].copy()
+        pv = gfin[1, b].copy()
+        pa = gfin[2, b].copy()
+        pz = np.zeros(N, h.dtype)
         for t in range(T - 1, -1, -1):
             for n in range(N):
-                G = gv[t, b, n] + cv[n]
+                G = gv[t, b, n] + pv[n]
                 hv = h[t, b, n]
                 on = True
                 if LI:
@@ -104,7 +108,7 @@ def backward(b0, b1, lag, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta
                     s = z[t, b, n]
                     dz = gz[t, b, n]
                     if ALIF:
-                        dz += adapt_gain[n] * ca[n]
+                        dz += pz[n]
                     if ZERO:
                         dh = G * (1.0 - s)
                         dz -= hv * G
@@ -117,16 +121,19 @@ def backward(b0, b1, lag, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta
                     if on:
                         if ALIF:
                             du = dz * sg(hv - (theta[n] + adapt[n] * a_seq[t, b, n]), sp0, sp1)
-                            ca[n] = rho[n] * ca[n] - adapt[n] * du
+                            da = pa[n] - adapt[n] * du
                         else:
                             du = dz * sg(hv - theta[n], sp0, sp1)
                         dh += du
                         dtheta[b, n] -= du
                     elif ALIF:
-                        ca[n] = rho[n] * ca[n]
+                        da = pa[n]
+                    if ALIF:
+                        pa[n] = rho[n] * da
+                        pz[n] = adapt_gain[n] * da
                 if on:
-                    di = alpha[n] * ci[n] + dh
-                    cv[n] = beta[n] * dh
+                    di = pi[n] + dh
+                    pv[n] = beta[n] * dh
                     if t > 0:
                         hp = h[t - 1, b, n]
                         if LI:
@@ -139,10 +146,14 @@ def backward(b0, b1, lag, gz, gv, h, z, a_seq, act, v0, gain, alpha, beta, theta
                         vp = v0[b, n]
                     dbeta[b, n] += vp * dh
                 else:
-                    di = alpha[n] * ci[n]
-                    cv[n] = dh
-                ci[n] = di
+                    di = pi[n]
+                    pv[n] = dh
+                pi[n] = alpha[n] * di
                 dxv = gain[n] * di
                 dbias[b, n] += dxv
                 if t >= lag:
                     dx[t - lag, b, n] = dxv
+        d0[0, b] = pi
+        d0[1, b] = pv
+        d0[2, b] = pa if ALIF else pa * 0.0
+        d0[3, b] = pz
