@@ -99,8 +99,9 @@ def recurrent_steps(x: torch.Tensor, w_rec: torch.Tensor, bias: torch.Tensor, be
     plus z[t-1] @ w_rec, the dynamics one fused step per call from the initial state in `c`."""
     i, v, a, z, r = c.i0, c.v0, c.a0, c.z0, c.r0
     zs, vs = [], []
+    xs = x.unbind(0)  # one gradient assembly for all steps (indexing would zero-fill (T, B, n) per step)
     for t in range(x.shape[0] + 1):
-        xt = z @ w_rec if t == 0 else torch.addmm(x[t - 1], z, w_rec)
+        xt = z @ w_rec if t == 0 else torch.addmm(xs[t - 1], z, w_rec)
         zt, vt, f = fused_dynamics(xt[None], bias, beta, theta, key, c._replace(i0=i, v0=v, a0=a, z0=z, r0=r),
                                    sp, lag=0, want_v=want_v)
         z, i, v, a, r = zt[0], f.i, f.v, f.a, f.r
