@@ -3,6 +3,7 @@ and snnTorch / Norse / SpikingJelly in the same process, round-robin, medians ov
 ratio = peer time / neurosim time (> 1: neurosim is faster).
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python bench/peers.py [--cases ff rec conv] [--threads 1 2] [--rounds 7]
+    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python bench/peers.py --crossover [--rounds 5]
 
 Cases (float32, CPU, input spikes 5% dense, fixed seed):
 - ff: Linear 700 -> 1024 LIF (beta 0.9, theta 1, subtract reset), batch 32, T = 250, loss = sum of
@@ -241,6 +242,26 @@ def conv_cases(T: int = 18, B: int = 32) -> dict[str, Runner]:
 CASES = {"ff": ff_cases, "rec": rec_cases, "conv": conv_cases}
 
 
+def crossover(rounds: int) -> None:
+    """Event-driven projection against the GEMM (training.fused.event): 700 -> 1024, 8000 rows
+    (T = 250 x B = 32), forward + weight gradient, at several input densities; 1 thread."""
+    from training.fused.event import event_matmul
+
+    torch.set_num_threads(1)
+    w = torch.randn(700, 1024, requires_grad=True)
+    print("| input density | GEMM s | event-driven s | GEMM / event |\n|---|---|---|---|")
+    for d in (0.01, 0.05, 0.1, 0.2, 0.3):
+        s = (torch.rand(8000, 700) < d).float()
+
+        def run(f: Callable[[], torch.Tensor]) -> Runner:
+            def go() -> None:
+                y = f()
+                y.backward(torch.ones_like(y))
+            return go
+        med = measure({"gemm": run(lambda: s @ w), "event": run(lambda: event_matmul(s, w))}, rounds)
+        print(f"| {d:.0%} | {med['gemm']:.3f} | {med['event']:.3f} | {med['gemm'] / med['event']:.2f} |")
+
+
 def measure(runners: dict[str, Runner], rounds: int) -> dict[str, float]:
     """Median seconds per call of each runner, round-robin (one warm-up call each first)."""
     for run in runners.values():
@@ -261,7 +282,11 @@ def main() -> int:
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--crossover", action="store_true", help="only the event-driven / GEMM crossover table")
     args = ap.parse_args()
+    if args.crossover:
+        crossover(args.rounds)
+        return 0
     for case in args.cases:
         runners = CASES[case]()
         for n in args.threads:

@@ -5,8 +5,9 @@ gradient, where s needs one, is the dense ``dx @ W^T``.
 
 Cost per row of s: density * n_in * n_out additions, against n_in * n_out multiply-adds of a
 GEMM running at several times the scalar rate; :data:`CROSSOVER` is the density below which the
-event-driven form was measured faster (700 -> 1024, 8000 rows, 1 thread, forward +
-weight gradient: 7x faster at 1%, 2.8x at 5%, 1.5x at 20%, 3.6x slower at 30%; bench/RESULTS.md). :func:`project` chooses per call from the measured density of s.
+event-driven form was measured faster (``bench/peers.py --crossover``: 700 -> 1024, 8000 rows,
+1 thread, forward + weight gradient, 2-core machine under load: 7.2x faster at 1%, 4.0x at 5%,
+2.0x at 10%, 1.03x at 20%, 0.75x at 30%; break-even near 20%; bench/RESULTS.md). :func:`project` chooses per call from the measured density of s.
 """
 from __future__ import annotations
 
