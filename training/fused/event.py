@@ -7,7 +7,8 @@ Cost per row of s: density * n_in * n_out additions, against n_in * n_out multip
 GEMM running at several times the scalar rate; :data:`CROSSOVER` is the density below which the
 event-driven form was measured faster (``bench/peers.py --crossover``: 700 -> 1024, 8000 rows,
 1 thread, forward + weight gradient, 2-core machine under load: 7.2x faster at 1%, 4.0x at 5%,
-2.0x at 10%, 1.03x at 20%, 0.75x at 30%; break-even near 20%; bench/RESULTS.md). :func:`project` chooses per call from the measured density of s.
+2.0x at 10%, 1.03x at 20%, 0.75x at 30%; break-even near 20%; bench/RESULTS.md).
+:func:`project` chooses per call from the measured density of s.
 """
 from __future__ import annotations
 
