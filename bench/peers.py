@@ -4,6 +4,7 @@ ratio = peer time / neurosim time (> 1: neurosim is faster).
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python bench/peers.py [--cases ff rec conv] [--threads 1 2] [--rounds 7]
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python bench/peers.py --crossover [--rounds 5]
+    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python bench/peers.py --item2 [--rounds 5]
 
 Cases (float32, CPU, input spikes 5% dense, fixed seed):
 - ff: Linear 700 -> 1024 LIF (beta 0.9, theta 1, subtract reset), batch 32, T = 250, loss = sum of
@@ -242,6 +243,40 @@ def conv_cases(T: int = 18, B: int = 32) -> dict[str, Runner]:
 CASES = {"ff": ff_cases, "rec": rec_cases, "conv": conv_cases}
 
 
+def item2(rounds: int, T: int = 100, B: int = 32) -> None:
+    """Issue 20 item 2 on the per-step (canonical) path: training.layers.SNN 700 -> 1024 LIF -> 20
+    LI (no recurrence), BPTT with a loss at every step; before = input spikes kept in the graph
+    (input_grad) and one cross-entropy call per step, after = rules.BPTT as it stands; 1 thread."""
+    import torch.nn.functional as F
+
+    from training.nets import recurrent_network
+    from training.layers import from_network
+    from training.rules import BPTT, Batch, Objective
+
+    torch.set_num_threads(1)
+    model = from_network(recurrent_network(700, 1024, 20, model="lif", recurrent=False, seed=0))
+    batch = Batch(spikes(T, B, (700,)), torch.randint(0, 20, (B,)), torch.ones(T, dtype=torch.bool))
+
+    def before() -> None:
+        model.zero_grad()
+        model.input_grad = True
+        obj = Objective(model, batch)
+        state, total = model.initial_state(B), 0
+        for t in range(T):
+            state = model.step(state, batch.inputs[t])
+            v = state.neurons.v[:, obj.lo:obj.hi]
+            total = total + F.cross_entropy(v, batch.targets) * obj.weight
+        total.backward()
+        model.input_grad = False
+
+    def after() -> None:
+        model.zero_grad()
+        BPTT().backward(model, batch)
+    med = measure({"before": before, "after": after}, rounds)
+    print(f"| per-step BPTT, T = {T}, B = {B} | before {med['before']:.3f} s | after {med['after']:.3f} s | "
+          f"{med['before'] / med['after']:.2f}x |")
+
+
 def crossover(rounds: int) -> None:
     """Event-driven projection against the GEMM (training.fused.event): 700 -> 1024, 8000 rows
     (T = 250 x B = 32), forward + weight gradient, at several input densities; 1 thread."""
@@ -283,9 +318,13 @@ def main() -> int:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--crossover", action="store_true", help="only the event-driven / GEMM crossover table")
+    ap.add_argument("--item2", action="store_true", help="only the per-step BPTT before / after item 2")
     args = ap.parse_args()
     if args.crossover:
         crossover(args.rounds)
+        return 0
+    if args.item2:
+        item2(args.rounds)
         return 0
     for case in args.cases:
         runners = CASES[case]()
