@@ -35,7 +35,10 @@ class SNNState(NamedTuple):
 class SNN(nn.Module):
     """Differentiable simulation of `network` (SpikeInputs and PoissonInputs are both given as
     spike tensors to :meth:`forward`); `surrogate` names the pseudo-derivative (see
-    training.surrogate)."""
+    training.surrogate). Input spikes are data: the graph leaves them out (no dL/d(input) product
+    per step) unless a step's sources require grad or `input_grad` is set."""
+
+    input_grad = False
 
     def __init__(self, network: Network, surrogate: str = "fast_sigmoid",
                  dtype: torch.dtype = torch.float32, fused: Optional[bool] = None,
@@ -125,14 +128,17 @@ class SNN(nn.Module):
         hist = tuple(torch.zeros(batch, n + self.n_sources, dtype=dt, device=dev) for _ in range(self.max_delay))
         return SNNState(neurons, hist)
 
-    def synaptic_input(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
-        """x[t] = sum over projections and delays d of z_pre[t - d] @ (W * mask_d), shape (B, N)."""
+    def synaptic_input(self, history: Sequence[torch.Tensor], input_grad: bool = True) -> torch.Tensor:
+        """x[t] = sum over projections and delays d of z_pre[t - d] @ (W * mask_d), shape (B, N);
+        without `input_grad` the input channels' columns are read detached (no gradient to them)."""
         batch = history[0].shape[0]
         parts: dict[tuple[int, int], torch.Tensor] = {}
         for w, per_delay, (plo, phi), post in self._refs()[1]:
             for d, mask, layer in per_delay:
                 wd = w if layer is None else w[layer]
-                term = history[d - 1][:, plo:phi] @ (wd if mask is None else wd * mask)
+                pre = history[d - 1][:, plo:phi]
+                pre = pre if input_grad or plo < self.n_neurons else pre.detach()
+                term = pre @ (wd if mask is None else wd * mask)
                 parts[post] = parts[post] + term if post in parts else term
         x = [parts[key] if key in parts else history[0].new_zeros(batch, key[1] - key[0])
              for key in self._post_order]
@@ -144,7 +150,7 @@ class SNN(nn.Module):
         Without a graph (``torch.no_grad``) on the CPU, and with ``fused`` (default when numba is
         installed), the neuron update runs as numba's fused loop form of ``neuron_step``, bit for
         bit the same values (tests/test_training_layers.py) at a fraction of the dispatch cost."""
-        x = self.synaptic_input(state.history)
+        x = self.synaptic_input(state.history, self.input_grad or sources.requires_grad)
         if self.uses_fused(x):
             neurons, _ = self.fused_neurons(state.neurons, x)
         else:

@@ -81,6 +81,7 @@ class LayeredSNN(nn.Module):
     Network: training.layered.to_network(model, dt)."""
 
     max_delay = 1
+    input_grad = False  # as training.layers.SNN: input spikes stay out of the graph unless they require grad
 
     def __init__(self, layers: Sequence[LayerSpec], in_shape: Shape, *, surrogate: str = "fast_sigmoid",
                  dtype: torch.dtype = torch.float32, seed: int = 0, **surrogate_params: float) -> None:
@@ -89,7 +90,7 @@ class LayeredSNN(nn.Module):
         self.in_shape = tuple(int(n) for n in in_shape)
         self.spike_fn = make_spike_fn(surrogate, **surrogate_params)
         self.surrogate = surrogate
-        self.fused = False
+        self.fused = True  # the fused sequence path in forward() where it applies (training.fused.layered)
         gen = torch.Generator().manual_seed(seed)
         shape: Shape = self.in_shape
         src: Optional[int] = None  # index into self.blocks of the layer feeding the next one (None: input)
@@ -192,13 +193,15 @@ class LayeredSNN(nn.Module):
             return (self.n_neurons, self.n_neurons + self.n_sources)
         return self.slices[self.blocks[src]["spec"].name]
 
-    def synaptic_input(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
-        """x[t] (B, N) of all layers from the spikes of t - 1 (module docstring)."""
+    def synaptic_input(self, history: Sequence[torch.Tensor], input_grad: bool = True) -> torch.Tensor:
+        """x[t] (B, N) of all layers from the spikes of t - 1 (module docstring); without
+        `input_grad` the input channels are read detached (no gradient to them)."""
         h = history[0]
         parts = []
         for k, b in enumerate(self.blocks):
             a, z = self.source_columns(k)
-            x = self.layer_input(k, h[:, a:z])
+            pre = h[:, a:z] if input_grad or b["src"] is not None else h[:, a:z].detach()
+            x = self.layer_input(k, pre)
             s = b["spec"]
             if s.kind == "rdense":
                 lo, hi = self.slices[s.name]
@@ -208,7 +211,7 @@ class LayeredSNN(nn.Module):
 
     def step(self, state: SNNState, sources: torch.Tensor) -> SNNState:
         """One canonical step; `sources` are this step's input spikes (B, S), flattened row-major."""
-        x = self.synaptic_input(state.history)
+        x = self.synaptic_input(state.history, self.input_grad or sources.requires_grad)
         neurons = neuron_step(self.params, state.neurons, x, self.spike_fn)
         z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
         return SNNState(neurons, (z_all,))
@@ -224,7 +227,12 @@ class LayeredSNN(nn.Module):
         if src.shape[2] != self.n_sources:
             raise NetworkError("inputs", f"expected (T, B, {self.n_sources}) or (T, B, *{self.in_shape}), "
                                          f"got {tuple(inputs.shape)}")
-        stacked, state = run_recorded(self.step, self.initial_state(src.shape[1]), src, record)
+        from ..fused.layered import fused_forward, unsupported
+
+        if self.fused and unsupported(self, src, record) is None:
+            stacked, state = fused_forward(self, src, record)
+        else:
+            stacked, state = run_recorded(self.step, self.initial_state(src.shape[1]), src, record)
         return ({name: {k: v[:, :, a:z] for k, v in stacked.items()} for name, (a, z) in self.slices.items()},
                 state)
 

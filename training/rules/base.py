@@ -75,6 +75,27 @@ class Objective:
         return F.mse_loss(v, y[:, t].to(v.dtype), reduction="mean") * self.weight
 
 
+    def stacked(self, vs: dict[int, torch.Tensor]) -> torch.Tensor:
+        """The whole loss from the readout potentials `vs` {t: (B, n_out)} of the masked steps, in
+        one call (equal to the sum of :meth:`__call__` over those steps)."""
+        if not vs:
+            return self.batch.inputs.new_zeros(())
+        steps = sorted(vs)
+        v = torch.stack([vs[t] for t in steps])  # (M, B, n_out)
+        for t in steps:
+            self.readouts[t] = vs[t].detach().clone()
+        y = self.batch.targets
+        m, b = v.shape[:2]
+        if y.ndim == 1:
+            return F.cross_entropy(v.reshape(m * b, -1), y.repeat(m), reduction="sum") * (self.weight / b)
+        target = y[:, steps].transpose(0, 1).to(v.dtype)
+        return F.mse_loss(v, target, reduction="sum") * (self.weight / (b * v.shape[2]))
+
+    def masked_steps(self) -> list[int]:
+        """The steps whose readout enters the loss."""
+        return [int(t) for t in torch.nonzero(self.batch.loss_mask).flatten()]
+
+
 class Rule(ABC):
     """A credit-assignment rule: `backward` accumulates `.grad` of the model's parameters."""
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from neurosim.errors import NetworkError
 
+from ..fused.layered import readout_sequence
 from ..layers import SNN
 from .base import Batch, Objective, Rule, RuleOutput, detach_state
 
@@ -13,13 +14,23 @@ class BPTT(Rule):
     name = "bptt"
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        """One graph; the loss is evaluated once, on the masked steps' readouts. A layered model
+        whose layers all have fused kernels runs its whole sequence fused (training.fused)."""
         obj = Objective(model, batch)
-        state = model.initial_state(batch.inputs.shape[1])
-        total = batch.inputs.new_zeros(())
-        for t in range(batch.steps):
-            state = model.step(state, batch.inputs[t])
-            total = total + obj(state, t)
-        total.backward()
+        keep = set(obj.masked_steps())
+        seq = readout_sequence(model, batch.inputs, "out")
+        if seq is not None:
+            vs = {t: seq[t] for t in sorted(keep)}
+        else:
+            state = model.initial_state(batch.inputs.shape[1])
+            vs = {}
+            for t in range(batch.steps):
+                state = model.step(state, batch.inputs[t])
+                if t in keep:
+                    vs[t] = state.neurons.v[:, obj.lo:obj.hi]
+        total = obj.stacked(vs)
+        if total.requires_grad:
+            total.backward()
         return RuleOutput(float(total.detach()), obj.readouts)
 
 
@@ -35,14 +46,17 @@ class TruncatedBPTT(Rule):
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
         obj = Objective(model, batch)
+        keep = set(obj.masked_steps())
         state = model.initial_state(batch.inputs.shape[1])
         loss = 0.0
         for t0 in range(0, batch.steps, self.k):
             state = detach_state(state)
-            chunk = batch.inputs.new_zeros(())
+            vs = {}
             for t in range(t0, min(t0 + self.k, batch.steps)):
                 state = model.step(state, batch.inputs[t])
-                chunk = chunk + obj(state, t)
+                if t in keep:
+                    vs[t] = state.neurons.v[:, obj.lo:obj.hi]
+            chunk = obj.stacked(vs)  # the chunk's loss, evaluated once on its masked steps
             if chunk.requires_grad:
                 chunk.backward()
             loss += float(chunk.detach())

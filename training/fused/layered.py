@@ -1,0 +1,123 @@
+"""The fused sequence path of training.layered.LayeredSNN: layer after layer, the input
+projection of all T steps as one GEMM / conv / pool call, then the neuron dynamics of all T
+steps as one fused call (training.fused.function).
+
+Dense layers project event-driven where their input is sparser than the measured crossover
+(training.fused.event.project). Same map as the per-step loop (training.layered.model's docstring): layer l reads its source's
+spikes of step t - 1, so its whole input sequence is op_l applied to the source sequence
+shifted by one step (zeros at t = 0, the initial state's spikes). A recurrent (rdense) layer
+adds ``z[t-1] @ W_rec`` step by step and runs the fused kernel one step per call, the state
+chained through the calls with its gradient. Recorded fields other than z and v, and devices
+without a kernel, keep the per-step path (:func:`unsupported` says why).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+
+from neurosim.models import NeuronState
+
+from ..layers import SNNState
+from .event import project
+from .function import Constants, available, fused_dynamics, surrogate_args
+from .kernels import SURROGATES, KernelKey
+
+KINDS = {"lif": "lif", "if": "lif", "alif": "alif", "li": "li"}
+
+
+def unsupported(model: Any, src: torch.Tensor, record: Sequence[str]) -> Optional[str]:
+    """None when :func:`fused_forward` can run `model` on `src` recording `record`; else why not."""
+    if not available(src.device):
+        return f"no fused kernel for device {src.device.type!r}"
+    if model.surrogate not in SURROGATES:
+        return f"no fused kernel for surrogate {model.surrogate!r}"
+    if any(k not in ("z", "v") for k in record):
+        return "only z and v are recorded by the fused path"
+    if src.shape[0] < 2:
+        return "fewer than 2 steps"
+    for b in model.blocks:
+        s = b["spec"]
+        if s.neuron not in KINDS:
+            return f"layer {s.name}: no fused kernel for neuron {s.neuron!r}"
+    return None
+
+
+def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
+                  ) -> tuple[dict[str, torch.Tensor], SNNState]:
+    """({field: (T, B, N)} for `record` (z, v), final state) of `model` on inputs `src` (T, B, S);
+    equal to training.layers.run_recorded(model.step, ...) from the initial state."""
+    T, B, _ = src.shape
+    if T < 2:  # the one-step shift below needs a step to shift
+        raise ValueError("the fused path needs at least 2 steps")
+    dtype = model.v0.dtype
+    src = src.to(dtype)
+    p = model.params
+    sp = surrogate_args(model.surrogate, model.spike_fn.params)
+    zs: list[torch.Tensor] = []
+    vs: list[torch.Tensor] = []
+    fin: list[Any] = []
+    for k, b in enumerate(model.blocks):
+        s = b["spec"]
+        lo, hi = model.slices[s.name]
+        n = hi - lo
+        pre = src if b["src"] is None else zs[b["src"]]
+        flat = pre[:-1].reshape((T - 1) * B, -1)  # step t reads t - 1
+        if s.kind in ("dense", "rdense"):  # event-driven below the measured crossover density (training.fused.event)
+            x = project(flat, model.weights[s.name]).reshape(T - 1, B, n)
+        else:
+            x = model.layer_input(k, flat).reshape(T - 1, B, n)
+        refr = model.p_refractory[lo:hi]
+        key = KernelKey(KINDS[s.neuron], s.neuron != "li" and s.reset == "zero", bool((refr > 0).any()),
+                        model.surrogate)
+        zero = torch.zeros(B, n, dtype=dtype)
+        c = Constants(*(getattr(model, f"p_{f}")[lo:hi] for f in ("alpha", "gain", "rho", "adapt", "adapt_gain",
+                                                                   "refractory")),
+                      zero, zero, zero, zero, zero)
+        if s.kind == "rdense":
+            z, v, f = recurrent_steps(x, model.weights[f"{s.name}_rec"], p.bias[lo:hi], p.beta[lo:hi],
+                                      p.theta[lo:hi], key, c, sp, "v" in record)
+        else:
+            z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp, lag=1,
+                                     want_v="v" in record)
+        zs.append(z)
+        vs.append(v)
+        fin.append(f)
+    cat = lambda parts: torch.cat(parts, dim=-1)  # noqa: E731
+    z_last = cat([z[-1] for z in zs])
+    neurons = NeuronState(cat([f.i for f in fin]), cat([f.v for f in fin]), cat([f.a for f in fin]), z_last,
+                          cat([f.r for f in fin]))
+    state = SNNState(neurons, (torch.cat([z_last, src[-1]], dim=1),))
+    fields = {"z": zs, "v": vs}
+    return {k: cat(fields[k]) for k in record}, state
+
+
+def recurrent_steps(x: torch.Tensor, w_rec: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor,
+                    theta: torch.Tensor, key: KernelKey, c: Constants, sp: tuple[float, float], want_v: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """(z, v (T, B, n), final state) of a recurrent layer: input x (T - 1, B, n) from step 1 on
+    plus z[t-1] @ w_rec, the dynamics one fused step per call from the initial state in `c`."""
+    i, v, a, z, r = c.i0, c.v0, c.a0, c.z0, c.r0
+    zs, vs = [], []
+    xs = x.unbind(0)  # one gradient assembly for all steps (indexing would zero-fill (T, B, n) per step)
+    for t in range(x.shape[0] + 1):
+        xt = z @ w_rec if t == 0 else torch.addmm(xs[t - 1], z, w_rec)
+        zt, vt, f = fused_dynamics(xt[None], bias, beta, theta, key, c._replace(i0=i, v0=v, a0=a, z0=z, r0=r),
+                                   sp, lag=0, want_v=want_v)
+        z, i, v, a, r = zt[0], f.i, f.v, f.a, f.r
+        zs.append(z)
+        vs.append(vt[0] if want_v else vt)
+    return torch.stack(zs), (torch.stack(vs) if want_v else vs[0]), f
+
+
+def readout_sequence(model: Any, inputs: torch.Tensor, readout: str) -> Optional[torch.Tensor]:
+    """The potentials v (T, B, n) of layer `readout` of a layered `model` by the fused path, or
+    None where that path does not apply (not a layered model, fused off, :func:`unsupported`)."""
+    if not (getattr(model, "fused", False) and hasattr(model, "blocks") and readout in model.slices):
+        return None
+    src = inputs.reshape(inputs.shape[0], inputs.shape[1], -1)
+    if src.shape[2] != model.n_sources or unsupported(model, src, ("v",)) is not None:
+        return None
+    stacked, _ = fused_forward(model, src, ("v",))
+    lo, hi = model.slices[readout]
+    return stacked["v"][:, :, lo:hi]
