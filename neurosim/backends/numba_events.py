@@ -1,0 +1,142 @@
+"""The compiled chunk loop of the numba backend: a second target of the NumPy reference.
+
+Per step t (one compiled call runs a whole chunk):
+
+1. neuron update of every (trial, neuron) from ring slot ``t mod R``: the loop form of
+   :func:`neurosim.models.neuron_step` written without branches (selects only), so that the
+   compiler vectorises it across neurons; the slot is cleared;
+2. traces and spike events (t, b, j) of the neurons;
+3. propagation, trial by trial, spikes in index order (neurons, then input sources with their
+   event counts): each spike's row segments (:mod:`neurosim.propagation`), each to the slot
+   ``t mod R + delay`` (minus R past the end) computed once per segment, a consecutive
+   segment as a contiguous (vectorised) add; then its convolution patches
+   (:mod:`neurosim.conv_plan`), in op order;
+4. the dense blocks switched on for this chunk (``dense_on``): their rows are skipped in 3 and
+   their product, computed over the batch before the call (``dense_cur[k]``, one GEMM for the
+   chunk), is added to slot ``t mod R + delay`` instead.
+
+With no block switched on, every target receives its terms in the reference order, so spikes
+and states equal the NumPy backend's bit for bit (tests/test_backends.py,
+tests/test_fast_sim.py). Single-threaded; no fastmath (no contraction into FMA).
+"""
+from __future__ import annotations
+
+
+def run_events(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
+               refractory, reset_zero, spiking, I, V, A, Z, R, buf, seg_ptr, seg_start, seg_delay,
+               seg_block, seg_lo, indices, weights, dense_on, dense_tab, dense_cur,
+               ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
+               c_ops, c_kernel, c_delay, c_ptr, c_k, c_out):
+    """Advance n_steps; returns (steps done, events written). Stops early if events may overflow."""
+    batch, n = V.shape
+    n_src = src.shape[2]
+    cap = ev_t.shape[0]
+    n_tr = trace_idx.shape[0]
+    for k in range(n_steps):
+        if n_ev + batch * n > cap:
+            return k, n_ev
+        t = t0 + k
+        base = t % ring
+        for b in range(batch):
+            x_row = buf[base, b]
+            for j in range(n):  # the canonical step, branch-free (selects) so that it vectorises
+                r_old = R[b, j]
+                i_new = alpha[j] * I[b, j] + gain[j] * (x_row[j] + bias[j])
+                a_new = rho[j] * A[b, j] + adapt_gain[j] * Z[b, j]
+                active = r_old <= 0
+                v_new = beta[j] * V[b, j] + i_new if active else V[b, j]
+                u = v_new - (theta[j] + adapt[j] * a_new)
+                fire = active and spiking[j] > 0 and u > 0
+                v_reset = v_new - v_new if reset_zero[j] > 0 else v_new - theta[j]
+                V[b, j] = v_reset if fire else v_new
+                r_down = r_old - 1 if r_old > 0 else r_old
+                R[b, j] = refractory[j] if fire else r_down
+                Z[b, j] = 1.0 if fire else 0.0
+                I[b, j] = i_new
+                A[b, j] = a_new
+                x_row[j] = 0.0
+            for q in range(n_tr):
+                j = trace_idx[q]
+                if tr_v.shape[0]:
+                    tr_v[k, b, q] = V[b, j]
+                if tr_i.shape[0]:
+                    tr_i[k, b, q] = I[b, j]
+                if tr_a.shape[0]:
+                    tr_a[k, b, q] = A[b, j]
+                if tr_thr.shape[0]:
+                    tr_thr[k, b, q] = theta[j] + adapt[j] * A[b, j]
+        for b in range(batch):
+            for j in range(n + n_src):
+                if j < n:
+                    if Z[b, j] <= 0:
+                        continue
+                    ev_t[n_ev] = t
+                    ev_b[n_ev] = b
+                    ev_j[n_ev] = j
+                    n_ev += 1
+                    cnt = Z[b, j]
+                else:
+                    cnt = src[k, b, j - n]  # an input's event count: cnt * w on each synapse
+                    if cnt == 0:
+                        continue
+                for s in range(seg_ptr[j], seg_ptr[j + 1]):
+                    blk = seg_block[s]
+                    if blk >= 0 and dense_on[blk]:
+                        continue
+                    slot = base + seg_delay[s]
+                    if slot >= ring:
+                        slot -= ring
+                    row = buf[slot, b]
+                    lo, q0, q1 = seg_lo[s], seg_start[s], seg_start[s + 1]
+                    if j < n:  # a spike: w on each synapse
+                        if lo >= 0:
+                            for m in range(q1 - q0):
+                                row[lo + m] += weights[q0 + m]
+                        else:
+                            for q in range(q0, q1):
+                                row[indices[q]] += weights[q]
+                    elif lo >= 0:
+                        for m in range(q1 - q0):
+                            row[lo + m] += weights[q0 + m] * cnt
+                    else:
+                        for q in range(q0, q1):
+                            row[indices[q]] += weights[q] * cnt
+                for o in range(c_ops.shape[0]):
+                    if j < c_ops[o, 0] or j >= c_ops[o, 1]:
+                        continue
+                    hw, cig, cog, howo, kk = c_ops[o, 3], c_ops[o, 4], c_ops[o, 5], c_ops[o, 6], c_ops[o, 7]
+                    c = (j - c_ops[o, 0]) // hw
+                    pos = (j - c_ops[o, 0]) - c * hw
+                    co0 = (c // cig) * cog
+                    w0 = c_ops[o, 8] + (co0 * cig + c % cig) * kk  # kernel[co0, c % cig, 0]
+                    w_step = cig * kk  # to the next output channel
+                    p0 = c_ops[o, 9] + pos
+                    d_uniform = c_ops[o, 11]
+                    c_slot = base + d_uniform
+                    if c_slot >= ring:
+                        c_slot -= ring
+                    for e in range(c_ptr[p0], c_ptr[p0 + 1]):
+                        tap = c_ops[o, 10] + e
+                        target = c_ops[o, 2] + co0 * howo + c_out[tap]
+                        w = w0 + c_k[tap]
+                        for _ in range(cog):
+                            if d_uniform == 0:
+                                c_slot = base + c_delay[w]
+                                if c_slot >= ring:
+                                    c_slot -= ring
+                            if j < n:
+                                buf[c_slot, b, target] += c_kernel[w]
+                            else:  # an input's event count scales the patch as it scales a CSR row
+                                buf[c_slot, b, target] += c_kernel[w] * cnt
+                            target += howo
+                            w += w_step
+        for p in range(dense_tab.shape[0]):  # blocks run as a product: add their precomputed input
+            slot = base + dense_tab[p, 3]
+            if slot >= ring:
+                slot -= ring
+            lo, width, col = dense_tab[p, 0], dense_tab[p, 1], dense_tab[p, 2]
+            for b in range(batch):
+                row = buf[slot, b]
+                for m in range(width):
+                    row[lo + m] += dense_cur[k, b, col + m]
+    return n_steps, n_ev
