@@ -1,12 +1,12 @@
 """Compiled CPU backend (numba): the whole chunk of steps runs in one compiled call
 (:mod:`neurosim.backends.numba_events`, the event loop over delay segments of the rows).
 
-The neuron update below (:func:`_update`) is a fused, loop form of
-:func:`neurosim.models.neuron_step`; it is not the definition of the model. It serves one step
-on (B, N) arrays (:func:`_step_arrays`), which the torch layers use for steps without a graph
-(training.layers.SNN.step); the chunk loop writes the same map branch-free so that it
-vectorises. tests/test_backends.py and tests/test_fast_sim.py check both spike-for-spike and
-bit-for-bit against the NumPy reference. Single-threaded; no fastmath.
+The neuron update (:func:`neurosim.backends.numba_events.lane`) is a fused, branch-free loop
+form of :func:`neurosim.models.neuron_step`; it is not the definition of the model. It serves
+the chunk loop and one step on (B, N) arrays (:func:`_step_arrays`), which the torch layers use
+for steps without a graph (training.layers.SNN.step). tests/test_backends.py and
+tests/test_fast_sim.py check it spike-for-spike and bit-for-bit against the NumPy reference.
+Single-threaded; no fastmath.
 
 Dense switch (:data:`OPTIONS`): a dense projection from an input source with one delay
 (:class:`neurosim.plan.DenseBlock`) runs, for a chunk whose input density reaches
@@ -27,7 +27,7 @@ from ..plan import Plan
 NAME = "numba"
 _KERNEL = None
 _STEP = None
-update = None  # the compiled _update, inlined into both kernels
+update = None  # the compiled numba_events.lane, inlined into _step_arrays
 
 
 def check() -> None:
@@ -45,7 +45,9 @@ def _jit(fn):
     import numba
 
     if update is None:
-        update = numba.njit(cache=True, inline="always")(_update)
+        from .numba_events import lane
+
+        update = lane
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -67,29 +69,6 @@ def step_kernel():
     return _STEP
 
 
-def _update(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory,
-            reset_zero, spiking):
-    """One neuron's canonical step (the loop form of neuron_step); returns (i, v, a, z, r, u)
-    with u = v~ - A the spike function's argument (before the reset)."""
-    i = alpha * i + gain * (x + bias)
-    a = rho * a + adapt_gain * z
-    active = r <= 0
-    if active:
-        v = beta * v + i
-    u = v - (theta + adapt * a)
-    z = v - v  # zero of the state dtype
-    if active and spiking > 0 and u > 0:
-        z = z + 1
-        if reset_zero > 0:
-            v = v - v
-        else:
-            v = v - theta
-        r = refractory
-    elif r > 0:
-        r = r - 1
-    return i, v, a, z, r, u
-
-
 def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory, reset_zero,
                  spiking, I, V, A, Z, R, I2, V2, A2, Z2, R2, U2):
     """Write the step of state (I, V, A, Z, R) under input X into (I2, V2, A2, Z2, R2) and the
@@ -101,6 +80,16 @@ def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refr
                 X[b, j], I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], alpha[j], beta[j], theta[j],
                 bias[j], gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j],
                 spiking[j])
+
+
+def uniform_groups(plan: Plan) -> np.ndarray:
+    """int64 (populations, 3): (first neuron, end, 1 if every parameter is one value over them)."""
+    stacked = np.stack([np.asarray(a) for a in plan.params])
+    rows = []
+    for lo, hi in sorted(v for v in plan.slices.values() if v[1] <= plan.n_neurons):
+        part = stacked[:, lo:hi]
+        rows.append((lo, hi, int(bool(np.all(part == part[:, :1])))))
+    return np.array(rows, np.int64).reshape(-1, 3)
 
 
 DENSE = ("auto", "never", "always")
@@ -131,6 +120,7 @@ class Runner:
         self.R = np.zeros((batch, n), dt)
         self.buf = np.zeros((plan.ring, batch, n), dt)
         self.params = tuple(np.ascontiguousarray(a) for a in plan.params)
+        self.groups = uniform_groups(plan)
         seg = plan.segments
         self.rows = (seg.seg_ptr, seg.seg_start, seg.seg_delay, seg.seg_block, seg.seg_lo, seg.indices, seg.weights)
         self.trace_idx = np.asarray(trace_idx, np.int64)
@@ -204,7 +194,7 @@ class Runner:
             ev_b = np.empty(self.cap, np.int32)
             ev_j = np.empty(self.cap, np.int64)
             views = [traces[v][p0 + done:] if v in traces else empty for v in ("v", "i", "a", "threshold")]
-            k, n_ev = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, *self.params,
+            k, n_ev = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, self.groups, *self.params,
                                   self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, tab,
                                   cur[done:], ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
             parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))

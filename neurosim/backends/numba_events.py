@@ -2,9 +2,10 @@
 
 Per step t (one compiled call runs a whole chunk):
 
-1. neuron update of every (trial, neuron) from ring slot ``t mod R``: the loop form of
-   :func:`neurosim.models.neuron_step` written without branches (selects only), so that the
-   compiler vectorises it across neurons; the slot is cleared;
+1. neuron update of every (trial, neuron) from ring slot ``t mod R``: :func:`lane`, the loop
+   form of :func:`neurosim.models.neuron_step` written without branches (selects only), so that
+   the compiler vectorises it across neurons, with a population's parameters read as scalars
+   when they are all one value (``groups``); the slot is cleared;
 2. traces and spike events (t, b, j) of the neurons;
 3. propagation, trial by trial, spikes in index order (neurons, then input sources with their
    event counts): each spike's row segments (:mod:`neurosim.propagation`), each to the slot
@@ -21,8 +22,50 @@ tests/test_fast_sim.py). Single-threaded; no fastmath (no contraction into FMA).
 """
 from __future__ import annotations
 
+import numba
 
-def run_events(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
+
+@numba.njit(cache=True, inline="always")
+def lane(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory, reset_zero,
+         spiking):
+    """One neuron's canonical step, branch-free (the loop form of neuron_step); returns
+    (i, v, a, z, r, u) with u = v~ - A the spike function's argument (before the reset)."""
+    i_new = alpha * i + gain * (x + bias)
+    a_new = rho * a + adapt_gain * z
+    active = r <= 0
+    v_up = beta * v + i_new
+    v_new = v_up if active else v
+    u = v_new - (theta + adapt * a_new)
+    fire = active & (spiking > 0) & (u > 0)  # no short-circuit: selects, not branches
+    v_reset = v_new - v_new if reset_zero > 0 else v_new - theta
+    r_down = r - 1 if r > 0 else r
+    return (i_new, v_reset if fire else v_new, a_new, 1.0 if fire else 0.0, refractory if fire else r_down, u)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def update_row(groups, x_row, Ib, Vb, Ab, Zb, Rb, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
+               refractory, reset_zero, spiking):
+    """One trial's step of every neuron (:func:`lane`) from its input row `x_row`, which is
+    cleared; a group (population) whose parameters are all one value reads them as scalars.
+    Compiled on its own so that the compiler vectorises it (as part of the chunk loop it did not)."""
+    for g in range(groups.shape[0]):
+        lo, hi = groups[g, 0], groups[g, 1]
+        if groups[g, 2]:
+            al, be, th, bi, ga, rh = alpha[lo], beta[lo], theta[lo], bias[lo], gain[lo], rho[lo]
+            ad, ag, rf, rz, sp = adapt[lo], adapt_gain[lo], refractory[lo], reset_zero[lo], spiking[lo]
+            for j in range(lo, hi):
+                Ib[j], Vb[j], Ab[j], Zb[j], Rb[j], _ = lane(x_row[j], Ib[j], Vb[j], Ab[j], Zb[j], Rb[j],
+                                                            al, be, th, bi, ga, rh, ad, ag, rf, rz, sp)
+                x_row[j] = 0.0
+        else:
+            for j in range(lo, hi):
+                Ib[j], Vb[j], Ab[j], Zb[j], Rb[j], _ = lane(
+                    x_row[j], Ib[j], Vb[j], Ab[j], Zb[j], Rb[j], alpha[j], beta[j], theta[j], bias[j],
+                    gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j], spiking[j])
+                x_row[j] = 0.0
+
+
+def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
                refractory, reset_zero, spiking, I, V, A, Z, R, buf, seg_ptr, seg_start, seg_delay,
                seg_block, seg_lo, indices, weights, dense_on, dense_tab, dense_cur,
                ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
@@ -38,23 +81,8 @@ def run_events(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adap
         t = t0 + k
         base = t % ring
         for b in range(batch):
-            x_row = buf[base, b]
-            for j in range(n):  # the canonical step, branch-free (selects) so that it vectorises
-                r_old = R[b, j]
-                i_new = alpha[j] * I[b, j] + gain[j] * (x_row[j] + bias[j])
-                a_new = rho[j] * A[b, j] + adapt_gain[j] * Z[b, j]
-                active = r_old <= 0
-                v_new = beta[j] * V[b, j] + i_new if active else V[b, j]
-                u = v_new - (theta[j] + adapt[j] * a_new)
-                fire = active and spiking[j] > 0 and u > 0
-                v_reset = v_new - v_new if reset_zero[j] > 0 else v_new - theta[j]
-                V[b, j] = v_reset if fire else v_new
-                r_down = r_old - 1 if r_old > 0 else r_old
-                R[b, j] = refractory[j] if fire else r_down
-                Z[b, j] = 1.0 if fire else 0.0
-                I[b, j] = i_new
-                A[b, j] = a_new
-                x_row[j] = 0.0
+            update_row(groups, buf[base, b], I[b], V[b], A[b], Z[b], R[b], alpha, beta, theta, bias, gain, rho,
+                       adapt, adapt_gain, refractory, reset_zero, spiking)
             for q in range(n_tr):
                 j = trace_idx[q]
                 if tr_v.shape[0]:
