@@ -51,12 +51,18 @@ def simulate(
     trace_limit: refuse (NetworkError on 'trace_limit', before running) a request whose traces
     would take more than this many bytes (:func:`neurosim.traces.trace_bytes`); None: no limit.
     backend_options: settings of the chosen backend, e.g. ``{'propagation': 'gather'}`` for
-    cupy (see the backend module's ``OPTIONS``); a backend without options refuses any.
+    cupy, ``{'dense': 'never'}`` for numba or numpy (see the backend module's ``OPTIONS``); a
+    backend without options refuses any. The dense switch (neurosim.dense_blocks; numba: 'auto'
+    by default, numpy: 'never') runs a dense projection from an input as one product over the
+    batch when the chunk's input density reaches the backend's ``DENSE_CROSSOVER``; its sums
+    then equal the event-driven ones to rounding (bit for bit where they are exact).
+    The network is lowered once (:func:`neurosim.plan.cached_lower`, keyed on its identity).
     partitions: split the neurons into this many parts that exchange spike lists (numpy
     backend; neurosim.partition, the model of a multi-GPU run); the spikes are identical.
     convolution: 'events' (a spike adds the kernel patch it reaches, neurosim.conv_plan) or
     'lowered' (convolutions run as their CSR lowering, the reference); numpy and numba give the
-    same spikes and states bit for bit either way. Partitioned runs use the lowering.
+    same spikes and states bit for bit either way (numba with ``dense='never'``, or exact sums).
+    Partitioned runs use the lowering.
     """
     t_start = time.perf_counter()
     if not isinstance(network, Network):

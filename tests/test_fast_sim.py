@@ -94,16 +94,18 @@ def test_event_path_equals_reference_on_conv_networks_and_partitioned_runs():
     _same(parts, got, "partitioned")
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("counts", [False, True])
-def test_dense_switch_equals_reference_bit_for_bit_when_sums_are_exact(counts):
+def test_dense_switch_equals_reference_bit_for_bit_when_sums_are_exact(counts, backend):
     """Weights on a grid of 1/64 (and inputs, counts up to 3) make every partial sum exact, so
     the product over the batch (BLAS order) must give the reference's states exactly."""
     net = multapse_network(4, dyadic=True)
     inp = _inputs(4, 70, 4, 0.4, counts)
     ref = ns.simulate(net, inp, 70, seed=4, traces=_all_traces(net))
-    got = ns.simulate(net, inp, 70, seed=4, traces=_all_traces(net), backend="numba", chunk=25,
+    got = ns.simulate(net, inp, 70, seed=4, traces=_all_traces(net), backend=backend, chunk=25,
                       backend_options={"dense": "always"})
     assert got.meta["backend_stats"] == {"dense_chunks": 3, "event_chunks": 0}
+    assert ref.meta["backend_stats"] == {"dense_chunks": 0, "event_chunks": 1}  # numpy: 'never' by default
     _same(ref, got, "dense switch")
     assert len(ref.spikes["l1"]) > 100
 

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailable, NetworkError
+from ..dense_blocks import OPTION, check_mode, switched_on
+from ..errors import BackendUnavailable
 from ..conv_plan import N_COLUMNS
 from ..plan import Plan
 
@@ -92,10 +93,7 @@ def uniform_groups(plan: Plan) -> np.ndarray:
     return np.array(rows, np.int64).reshape(-1, 3)
 
 
-DENSE = ("auto", "never", "always")
-OPTIONS = {"dense": "when a dense projection from an input runs as one product over the batch and chunk "
-                    "instead of its spikes' rows: 'auto' (default: when the chunk's input density is at least "
-                    "DENSE_CROSSOVER), 'never' (always event-driven: bit for bit the NumPy reference) or 'always'"}
+OPTIONS = {"dense": OPTION + "; default 'auto'"}
 # Input density (active sources / sources, over the chunk and batch) from which one GEMM over the
 # batch beats the event loop, measured with bench/sim_speed.py --crossover (700 -> 1024, batch 32,
 # 1 thread, 2-core AMD EPYC with AVX2): see bench/RESULTS.md, issue 20 item 3.
@@ -109,8 +107,7 @@ class Runner:
 
     def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str],
                  dense: str = "auto") -> None:
-        if dense not in DENSE:
-            raise NetworkError("backend_options.dense", f"expected one of {DENSE}, got {dense!r}")
+        check_mode(dense)
         self.kernel = _kernel()
         self.plan, self.dense = plan, dense
         n, dt = plan.n_neurons, plan.dtype
@@ -132,18 +129,6 @@ class Runner:
                      (np.zeros((0, N_COLUMNS), np.int64), np.zeros(0, dt), np.zeros(0, np.int32), np.zeros(1, np.int64),
                       np.zeros(0, np.int32), np.zeros(0, np.int32)))
 
-    def _dense_on(self, src: np.ndarray) -> np.ndarray:
-        """Per dense block: whether it runs as a product over this chunk (the `dense` option)."""
-        n = self.plan.n_neurons
-        on = np.zeros(len(self.plan.blocks), np.bool_)
-        for k, blk in enumerate(self.plan.blocks):
-            if self.dense == "always":
-                on[k] = True
-            elif self.dense == "auto":
-                part = src[:, :, blk.pre_lo - n:blk.pre_hi - n]
-                on[k] = np.count_nonzero(part) >= DENSE_CROSSOVER[self.plan.dtype.name] * max(part.size, 1)
-        return on
-
     def run(self, t0: int, src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         plan = self.plan
         steps, batch = src.shape[0], src.shape[1]
@@ -151,7 +136,7 @@ class Runner:
         src = np.ascontiguousarray(src, dtype=np.bool_ if src.dtype == np.bool_ else plan.dtype)
         k_tr = len(self.trace_idx)
         traces = {v: np.empty((steps, batch, k_tr), plan.dtype) for v in self.trace_vars}
-        on = self._dense_on(src)
+        on = switched_on(plan, src, self.dense, DENSE_CROSSOVER[plan.dtype.name])
         blocks = [b for b, o in zip(plan.blocks, on) if o]
         width = sum(b.post_hi - b.post_lo for b in blocks)
         self.stats["dense_chunks" if blocks else "event_chunks"] += 1
