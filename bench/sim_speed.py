@@ -138,15 +138,16 @@ def cuba(repeats: int, workdir: str) -> dict:
     return out
 
 
-CROSSOVER_DENSITIES = {"numba": [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], "numpy": [0.0005, 0.001, 0.002, 0.005, 0.01]}
+CROSSOVER_DENSITIES = {"numba": [0.02, 0.05, 0.1, 0.2, 0.4], "numpy": [0.001, 0.002, 0.005, 0.01, 0.02]}
 
 
-def crossover(repeats: int) -> None:
+def crossover(repeats: int, backends: list[str]) -> None:
     """Event-driven against product run time per backend, dtype and density (numpy: 20 steps)."""
     net = ff_network()
     print("| backend | dtype | density | event-driven s | product s | faster |")
     print("|---|---|---|---|---|---|")
-    for backend, densities in CROSSOVER_DENSITIES.items():
+    for backend in backends:
+        densities = CROSSOVER_DENSITIES[backend]
         for dtype in ("float32", "float64"):
             first = None
             for dens in densities:
@@ -173,11 +174,12 @@ def main() -> int:
     ap.add_argument("--backend", default="numba")
     ap.add_argument("--no-cuba", action="store_true")
     ap.add_argument("--crossover", action="store_true")
+    ap.add_argument("--crossover-backends", nargs="+", default=["numba", "numpy"])
     ap.add_argument("--workdir", default="bench/out")
     args = ap.parse_args()
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, numpy {np.__version__}")
     if args.crossover:
-        crossover(args.repeats)
+        crossover(args.repeats, args.crossover_backends)
         return 0
     print(f"Feed-forward {S} -> {N} LIF, batch {B}, T = {T}, float32, backend {args.backend}; seconds, medians of "
           f"{args.repeats}; ratio = neurosim / faster torch")

@@ -113,7 +113,9 @@ def simulate(
     finally:
         bar.close()
     t_rec = time.perf_counter()
-    spikes = _split_events(network, plan, events + src_events, steps, batch)
+    spikes = {**_split_events(network.populations, plan, events, steps, batch),
+              **_split_events(network.inputs, plan, src_events, steps, batch)}
+    spikes = {node.name: spikes[node.name] for node in (*network.populations, *network.inputs)}
     trace_out = {pop: {v: np.concatenate([part[pop][v] for part in trace_parts], axis=0) for v in vs}
                  for pop, vs in trace_spec.items()}
     t_end = time.perf_counter()
@@ -191,18 +193,21 @@ def _sources(network: Network, plan: Plan, spike_inputs: Mapping[str, np.ndarray
     return np.concatenate(parts, axis=2)
 
 
-def _split_events(network: Network, plan: Plan, events: list, steps: int, batch: int) -> dict[str, SpikeTrains]:
-    """Per population and input, its events sorted by (step, batch, index). Runners return
+def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int) -> dict[str, SpikeTrains]:
+    """Per node (populations or inputs), its events sorted by (step, batch, index). Runners return
     each chunk's events sorted (backends' contract) and chunks come in step order, so a node's
     events are usually sorted already: checked in one pass, sorted only when they are not."""
     t = np.concatenate([e[0] for e in events]) if events else np.zeros(0, np.int64)
     b = np.concatenate([e[1] for e in events]) if events else np.zeros(0, np.int64)
     j = np.concatenate([e[2] for e in events]) if events else np.zeros(0, np.int64)
     out = {}
-    for node in (*network.populations, *network.inputs):
+    for node in nodes:
         lo, hi = plan.slices[node.name]
-        m = (j >= lo) & (j < hi)
-        tt, bb, jj = t[m].astype(np.int64), b[m].astype(np.int32), (j[m] - lo).astype(np.int32)
+        if len(nodes) == 1:  # every event is this node's
+            tt, bb, jj = t.astype(np.int64), b.astype(np.int32), (j - lo).astype(np.int32)
+        else:
+            m = (j >= lo) & (j < hi)
+            tt, bb, jj = t[m].astype(np.int64), b[m].astype(np.int32), (j[m] - lo).astype(np.int32)
         key = (tt * batch + bb) * node.size + jj
         if key.size > 1 and np.any(key[1:] < key[:-1]):
             order = np.argsort(key, kind="stable")

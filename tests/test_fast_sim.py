@@ -32,27 +32,27 @@ def _all_traces(net: ns.Network) -> dict[str, list[str]]:
 
 
 def multapse_network(seed: int, dyadic: bool = False, max_delay: int = 6) -> ns.Network:
-    """Input (40) -> LIF (30) dense with one delay (a dense block), input -> LIF as CSR with
-    multapses on delays 1..max_delay (same pair, same and different delays), recurrent CSR with
-    multapses, LIF -> ALIF dense; Poisson input -> ALIF. dyadic: weights on a grid of 1/64, so
-    every sum is exact in any order."""
+    """Input (40) -> LIF (30) dense with one delay (a dense block), input -> ALIF (12) as CSR
+    with multapses on delays 1..max_delay (same pair, same and different delays), recurrent CSR
+    with multapses, LIF -> ALIF dense; Poisson input -> ALIF (a second block). dyadic: weights
+    on a grid of 1/64, so every sum is exact in any order."""
     r = np.random.default_rng(seed)
     grid = (lambda w: np.round(w * 64) / 64) if dyadic else (lambda w: w)
     n_in, n1, n2 = 40, 30, 12
     pre = r.integers(0, n_in, 300)
-    post = r.integers(0, n1, 300)
+    post = r.integers(0, n2, 300)
     pre = np.concatenate([pre, pre[:40], pre[40:60]])  # multapses: repeated pairs
     post = np.concatenate([post, post[:40], post[40:60]])
     d = np.concatenate([r.integers(1, max_delay + 1, 300), np.full(40, 1), r.integers(1, max_delay + 1, 20)])
     order = np.argsort(pre, kind="stable")
-    csr = ns.CSR.from_coo(pre[order], post[order], grid(r.normal(0.1, 0.4, len(pre)))[order], (n_in, n1))
+    csr = ns.CSR.from_coo(pre[order], post[order], grid(r.normal(0.05, 0.3, len(pre)))[order], (n_in, n2))
     rec = ns.CSR.from_coo(np.repeat(np.arange(n1), 3), r.integers(0, n1, 3 * n1), grid(r.normal(0, 0.3, 3 * n1)),
                           (n1, n1))
     pops = [ns.Population("l1", n1, ns.LIF(beta=0.9, alpha=0.3, theta=1.0, refractory=1)),
             ns.Population("l2", n2, ns.ALIF(beta=r.uniform(0.8, 0.95, n2), adapt=0.5, rho=0.9, theta=1.0,
                                             reset="zero"))]
     projs = [ns.Projection("dense_in", "x", "l1", grid(r.normal(0.05, 0.3, (n_in, n1))), delay=2),
-             ns.Projection("csr_in", "x", "l1", csr, delay=d[order]),
+             ns.Projection("csr_in", "x", "l2", csr, delay=d[order]),
              ns.Projection("rec", "l1", "l1", rec, delay=np.repeat([1, 2, 3], n1)[:rec.nnz]),
              ns.Projection("l1_l2", "l1", "l2", grid(r.normal(0.2, 0.4, (n1, n2))), delay=max_delay),
              ns.Projection("poi_l2", "poi", "l2", grid(r.normal(0.3, 0.2, (8, n2))), delay=1)]
@@ -105,6 +105,7 @@ def test_dense_switch_equals_reference_bit_for_bit_when_sums_are_exact(counts, b
     got = ns.simulate(net, inp, 70, seed=4, traces=_all_traces(net), backend=backend, chunk=25,
                       backend_options={"dense": "always"})
     assert got.meta["backend_stats"] == {"dense_chunks": 3, "event_chunks": 0}
+    assert [b.name for b in cached_lower(net, "float64", "events").blocks] == ["dense_in", "poi_l2"]
     assert ref.meta["backend_stats"] == {"dense_chunks": 0, "event_chunks": 1}  # numpy: 'never' by default
     _same(ref, got, "dense switch")
     assert len(ref.spikes["l1"]) > 100

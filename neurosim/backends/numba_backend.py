@@ -95,9 +95,10 @@ def uniform_groups(plan: Plan) -> np.ndarray:
 
 OPTIONS = {"dense": OPTION + "; default 'auto'"}
 # Input density (active sources / sources, over the chunk and batch) from which one GEMM over the
-# batch beats the event loop, measured with bench/sim_speed.py --crossover (700 -> 1024, batch 32,
-# 1 thread, 2-core AMD EPYC with AVX2): see bench/RESULTS.md, issue 20 item 3.
-DENSE_CROSSOVER = {"float32": 0.05, "float64": 0.05}
+# batch beats the event loop, measured with `bench/sim_speed.py --crossover` (700 -> 1024 LIF,
+# batch 32, T = 250, 1 thread, 2-core AMD EPYC with AVX2, shared): float32 events and product tie
+# at 10-20%, float64 at 20% (bench/RESULTS.md, issue 20 item 3).
+DENSE_CROSSOVER = {"float32": 0.15, "float64": 0.2}
 DENSE_BYTES = 32 << 20  # the product's output is computed in pieces of at most this many bytes
 
 
@@ -146,11 +147,12 @@ class Runner:
         for k, b in enumerate(blocks):
             tab[k] = (b.post_lo, b.post_hi - b.post_lo, col, b.delay)
             col += b.post_hi - b.post_lo
+        off = self._sources_off(on)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for p0 in range(0, steps, piece):
             p1 = min(steps, p0 + piece)
             cur = self._product(blocks, src[p0:p1], width)
-            parts += self._run_piece(t0, p0, src[p0:p1], traces, on, tab, cur)
+            parts += self._run_piece(t0, p0, src[p0:p1], traces, on, off, tab, cur)
         ev = [np.concatenate([p[c] for p in parts]) for c in range(3)]
         return ev[0], ev[1], ev[2], traces
 
@@ -167,8 +169,23 @@ class Runner:
             col += w
         return cur
 
+    def _sources_off(self, on: np.ndarray) -> np.ndarray:
+        """bool (n_sources,): the sources all of whose synapses belong to switched-on blocks and
+        that have no convolution patch (the chunk loop skips them)."""
+        plan, seg = self.plan, self.plan.segments
+        n = plan.n_neurons
+        off = np.zeros(plan.n_sources, np.bool_)
+        if not on.any():
+            return off
+        handled = np.append(on, False)[seg.seg_block]  # per segment (-1: the last entry, False)
+        left = np.concatenate([[0], np.cumsum(~handled)])  # segments not handled, cumulated
+        off[:] = (np.diff(seg.seg_ptr[n:]) > 0) & (left[seg.seg_ptr[n + 1:]] == left[seg.seg_ptr[n:-1]])
+        for o in (plan.conv.ops if plan.conv is not None else ()):
+            off[max(o[0] - n, 0):max(o[1] - n, 0)] = False
+        return off
+
     def _run_piece(self, t0: int, p0: int, src: np.ndarray, traces: dict[str, np.ndarray], on: np.ndarray,
-                   tab: np.ndarray, cur: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                   off: np.ndarray, tab: np.ndarray, cur: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         plan = self.plan
         steps, batch = src.shape[0], src.shape[1]
         empty = np.zeros((0, batch, len(self.trace_idx)), plan.dtype)
@@ -180,7 +197,7 @@ class Runner:
             ev_j = np.empty(self.cap, np.int64)
             views = [traces[v][p0 + done:] if v in traces else empty for v in ("v", "i", "a", "threshold")]
             k, n_ev = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, self.groups, *self.params,
-                                  self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, tab,
+                                  self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, off, tab,
                                   cur[done:], ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
             parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))
             done += k

@@ -98,7 +98,7 @@ def update_row(groups, x_row, Ib, Vb, Ab, Zb, Rb, alpha, beta, theta, bias, gain
 
 def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
                refractory, reset_zero, spiking, I, V, A, Z, R, buf, seg_ptr, seg_start, seg_delay,
-               seg_block, seg_lo, indices, weights, dense_on, dense_tab, dense_cur,
+               seg_block, seg_lo, indices, weights, dense_on, src_off, dense_tab, dense_cur,
                ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
                c_ops, c_kernel, c_delay, c_ptr, c_k, c_out):
     """Advance n_steps; returns (steps done, events written). Stops early if events may overflow."""
@@ -135,6 +135,8 @@ def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, r
                     n_ev += 1
                     cnt = Z[b, j]
                 else:
+                    if src_off[j - n]:  # every synapse of this source runs in a product this chunk
+                        continue
                     cnt = src[k, b, j - n]  # an input's event count: cnt * w on each synapse
                     if cnt == 0:
                         continue
