@@ -124,6 +124,8 @@ class Runner:
         self.trace_idx = np.asarray(trace_idx, np.int64)
         self.trace_vars = tuple(trace_vars)
         self.cap = max(1 << 16, 4 * batch * n)
+        pairs = batch * plan.n_total  # a step's (trial, presynaptic index, count) to propagate
+        self.pairs = (np.empty(pairs, np.int64), np.empty(pairs, np.int64), np.empty(pairs, dt))
         self.stats = {"dense_chunks": 0, "event_chunks": 0}
         c = plan.conv
         self.conv = ((c.ops, c.kernel, c.delay, c.tap_ptr, c.tap_k, c.tap_out) if c is not None else
@@ -198,7 +200,7 @@ class Runner:
             views = [traces[v][p0 + done:] if v in traces else empty for v in ("v", "i", "a", "threshold")]
             k, n_ev = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, self.groups, *self.params,
                                   self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, off, tab,
-                                  cur[done:], ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
+                                  cur[done:], *self.pairs, ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
             parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))
             done += k
             if k == 0 or n_ev > self.cap // 2:

@@ -7,8 +7,10 @@ Per step t (one compiled call runs a whole chunk):
    the compiler vectorises it across neurons, with a population's parameters read as scalars
    when they are all one value (``groups``); the slot is cleared;
 2. traces and spike events (t, b, j) of the neurons;
-3. propagation, trial by trial, spikes in index order (neurons, then input sources with their
-   event counts): each spike's row segments (:mod:`neurosim.propagation`), each to the slot
+3. propagation of the neurons' spikes trial by trial, then of the inputs source by source
+   over the trials (a row is read once per step and reused across the batch; each trial still
+   receives its terms in index order, neurons first, as in the reference), each input with its
+   event count: each spike's row segments (:mod:`neurosim.propagation`), each to the slot
    ``t mod R + delay`` (minus R past the end) computed once per segment, a consecutive
    segment as a contiguous (vectorised) add; then its convolution patches
    (:mod:`neurosim.conv_plan`), in op order;
@@ -98,7 +100,7 @@ def update_row(groups, x_row, Ib, Vb, Ab, Zb, Rb, alpha, beta, theta, bias, gain
 
 def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
                refractory, reset_zero, spiking, I, V, A, Z, R, buf, seg_ptr, seg_start, seg_delay,
-               seg_block, seg_lo, indices, weights, dense_on, src_off, dense_tab, dense_cur,
+               seg_block, seg_lo, indices, weights, dense_on, src_off, dense_tab, dense_cur, pair_b, pair_j, pair_c,
                ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
                c_ops, c_kernel, c_delay, c_ptr, c_k, c_out):
     """Advance n_steps; returns (steps done, events written). Stops early if events may overflow."""
@@ -124,71 +126,78 @@ def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, r
                     tr_a[k, b, q] = A[b, j]
                 if tr_thr.shape[0]:
                     tr_thr[k, b, q] = theta[j] + adapt[j] * A[b, j]
-        for b in range(batch):
-            for j in range(n + n_src):
-                if j < n:
-                    if Z[b, j] <= 0:
-                        continue
+        n_pairs = 0
+        for b in range(batch):  # neurons' spikes, trial by trial, in index order
+            for j in range(n):
+                if Z[b, j] > 0:
                     ev_t[n_ev] = t
                     ev_b[n_ev] = b
                     ev_j[n_ev] = j
                     n_ev += 1
-                    cnt = Z[b, j]
-                else:
-                    if src_off[j - n]:  # every synapse of this source runs in a product this chunk
-                        continue
-                    cnt = src[k, b, j - n]  # an input's event count: cnt * w on each synapse
-                    if cnt == 0:
-                        continue
-                for s in range(seg_ptr[j], seg_ptr[j + 1]):
-                    blk = seg_block[s]
-                    if blk >= 0 and dense_on[blk]:
-                        continue
-                    slot = base + seg_delay[s]
-                    if slot >= ring:
-                        slot -= ring
-                    row = buf[slot, b]
-                    lo, q0, q1 = seg_lo[s], seg_start[s], seg_start[s + 1]
-                    if j < n:  # a spike: w on each synapse
-                        if lo >= 0:  # consecutive targets: slices indexed from 0 vectorise
-                            add_into(row[lo:lo + q1 - q0], weights[q0:q1])
-                        else:
-                            for q in range(q0, q1):
-                                row[indices[q]] += weights[q]
-                    elif lo >= 0:
-                        add_scaled_into(row[lo:lo + q1 - q0], weights[q0:q1], cnt)
+                    pair_b[n_pairs] = b
+                    pair_j[n_pairs] = j
+                    pair_c[n_pairs] = 1
+                    n_pairs += 1
+        for j in range(n, n + n_src):  # then inputs source by source: one row serves every trial in turn
+            if src_off[j - n]:  # every synapse of this source runs in a product this chunk
+                continue
+            for b in range(batch):
+                if src[k, b, j - n] != 0:
+                    pair_b[n_pairs] = b
+                    pair_j[n_pairs] = j
+                    pair_c[n_pairs] = src[k, b, j - n]  # an input's event count: cnt * w on each synapse
+                    n_pairs += 1
+        for e in range(n_pairs):  # per trial, spikes in index order: the reference's order of every sum
+            b, j, cnt = pair_b[e], pair_j[e], pair_c[e]
+            for s in range(seg_ptr[j], seg_ptr[j + 1]):
+                blk = seg_block[s]
+                if blk >= 0 and dense_on[blk]:
+                    continue
+                slot = base + seg_delay[s]
+                if slot >= ring:
+                    slot -= ring
+                row = buf[slot, b]
+                lo, q0, q1 = seg_lo[s], seg_start[s], seg_start[s + 1]
+                if j < n:  # a spike: w on each synapse
+                    if lo >= 0:  # consecutive targets: slices indexed from 0 vectorise
+                        add_into(row[lo:lo + q1 - q0], weights[q0:q1])
                     else:
                         for q in range(q0, q1):
-                            row[indices[q]] += weights[q] * cnt
-                for o in range(c_ops.shape[0]):
-                    if j < c_ops[o, 0] or j >= c_ops[o, 1]:
-                        continue
-                    hw, cig, cog, howo, kk = c_ops[o, 3], c_ops[o, 4], c_ops[o, 5], c_ops[o, 6], c_ops[o, 7]
-                    c = (j - c_ops[o, 0]) // hw
-                    pos = (j - c_ops[o, 0]) - c * hw
-                    co0 = (c // cig) * cog
-                    w0 = c_ops[o, 8] + (co0 * cig + c % cig) * kk  # kernel[co0, c % cig, 0]
-                    w_step = cig * kk  # to the next output channel
-                    p0 = c_ops[o, 9] + pos
-                    d_uniform = c_ops[o, 11]
-                    c_slot = base + d_uniform
-                    if c_slot >= ring:
-                        c_slot -= ring
-                    for e in range(c_ptr[p0], c_ptr[p0 + 1]):
-                        tap = c_ops[o, 10] + e
-                        target = c_ops[o, 2] + co0 * howo + c_out[tap]
-                        w = w0 + c_k[tap]
-                        for _ in range(cog):
-                            if d_uniform == 0:
-                                c_slot = base + c_delay[w]
-                                if c_slot >= ring:
-                                    c_slot -= ring
-                            if j < n:
-                                buf[c_slot, b, target] += c_kernel[w]
-                            else:  # an input's event count scales the patch as it scales a CSR row
-                                buf[c_slot, b, target] += c_kernel[w] * cnt
-                            target += howo
-                            w += w_step
+                            row[indices[q]] += weights[q]
+                elif lo >= 0:
+                    add_scaled_into(row[lo:lo + q1 - q0], weights[q0:q1], cnt)
+                else:
+                    for q in range(q0, q1):
+                        row[indices[q]] += weights[q] * cnt
+            for o in range(c_ops.shape[0]):
+                if j < c_ops[o, 0] or j >= c_ops[o, 1]:
+                    continue
+                hw, cig, cog, howo, kk = c_ops[o, 3], c_ops[o, 4], c_ops[o, 5], c_ops[o, 6], c_ops[o, 7]
+                c = (j - c_ops[o, 0]) // hw
+                pos = (j - c_ops[o, 0]) - c * hw
+                co0 = (c // cig) * cog
+                w0 = c_ops[o, 8] + (co0 * cig + c % cig) * kk  # kernel[co0, c % cig, 0]
+                w_step = cig * kk  # to the next output channel
+                p0 = c_ops[o, 9] + pos
+                d_uniform = c_ops[o, 11]
+                c_slot = base + d_uniform
+                if c_slot >= ring:
+                    c_slot -= ring
+                for e in range(c_ptr[p0], c_ptr[p0 + 1]):
+                    tap = c_ops[o, 10] + e
+                    target = c_ops[o, 2] + co0 * howo + c_out[tap]
+                    w = w0 + c_k[tap]
+                    for _ in range(cog):
+                        if d_uniform == 0:
+                            c_slot = base + c_delay[w]
+                            if c_slot >= ring:
+                                c_slot -= ring
+                        if j < n:
+                            buf[c_slot, b, target] += c_kernel[w]
+                        else:  # an input's event count scales the patch as it scales a CSR row
+                            buf[c_slot, b, target] += c_kernel[w] * cnt
+                        target += howo
+                        w += w_step
         for p in range(dense_tab.shape[0]):  # blocks run as a product: add their precomputed input
             slot = base + dense_tab[p, 3]
             if slot >= ring:
