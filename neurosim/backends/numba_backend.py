@@ -97,8 +97,8 @@ OPTIONS = {"dense": OPTION + "; default 'auto'"}
 # Input density (active sources / sources, over the chunk and batch) from which one GEMM over the
 # batch beats the event loop, measured with `bench/sim_speed.py --crossover` (700 -> 1024 LIF,
 # batch 32, T = 250, 1 thread, 2-core AMD EPYC with AVX2, shared): float32 events and product tie
-# at 10-20%, float64 at 20% (bench/RESULTS.md, issue 20 item 3).
-DENSE_CROSSOVER = {"float32": 0.15, "float64": 0.2}
+# at 20%, float64 between 20% (tie) and 40% (bench/RESULTS.md, issue 20 item 3).
+DENSE_CROSSOVER = {"float32": 0.2, "float64": 0.25}
 DENSE_BYTES = 32 << 20  # the product's output is computed in pieces of at most this many bytes
 
 
