@@ -114,7 +114,7 @@ def simulate(
         bar.close()
     t_rec = time.perf_counter()
     spikes = {**_split_events(network.populations, plan, events, steps, batch),
-              **_split_events(network.inputs, plan, src_events, steps, batch)}
+              **_split_events(network.inputs, plan, src_events, steps, batch, known_sorted=True)}
     spikes = {node.name: spikes[node.name] for node in (*network.populations, *network.inputs)}
     trace_out = {pop: {v: np.concatenate([part[pop][v] for part in trace_parts], axis=0) for v in vs}
                  for pop, vs in trace_spec.items()}
@@ -190,13 +190,15 @@ def _sources(network: Network, plan: Plan, spike_inputs: Mapping[str, np.ndarray
             parts.append(rngs[s.name].random((n, batch, s.size)) < plan.poisson[s.name])
     if not parts:
         return np.zeros((n, batch, 0), dtype=bool)
-    return np.concatenate(parts, axis=2)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)  # read-only for runners
 
 
-def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int) -> dict[str, SpikeTrains]:
+def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int,
+                  known_sorted: bool = False) -> dict[str, SpikeTrains]:
     """Per node (populations or inputs), its events sorted by (step, batch, index). Runners return
     each chunk's events sorted (backends' contract) and chunks come in step order, so a node's
-    events are usually sorted already: checked in one pass, sorted only when they are not."""
+    events are usually sorted already: checked in one pass, sorted only when they are not
+    (`known_sorted`: the inputs' events, np.nonzero of each chunk in step order, are)."""
     t = np.concatenate([e[0] for e in events]) if events else np.zeros(0, np.int64)
     b = np.concatenate([e[1] for e in events]) if events else np.zeros(0, np.int64)
     j = np.concatenate([e[2] for e in events]) if events else np.zeros(0, np.int64)
@@ -208,8 +210,8 @@ def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int) 
         else:
             m = (j >= lo) & (j < hi)
             tt, bb, jj = t[m].astype(np.int64), b[m].astype(np.int32), (j[m] - lo).astype(np.int32)
-        key = (tt * batch + bb) * node.size + jj
-        if key.size > 1 and np.any(key[1:] < key[:-1]):
+        key = None if known_sorted else (tt * batch + bb) * node.size + jj
+        if key is not None and key.size > 1 and np.any(key[1:] < key[:-1]):
             order = np.argsort(key, kind="stable")
             tt, bb, jj = tt[order], bb[order], jj[order]
         out[node.name] = SpikeTrains(tt, bb, jj, node.size, steps, batch)

@@ -65,6 +65,29 @@ def varying_span(x_row, Ib, Vb, Ab, Zb, Rb, alpha, beta, theta, bias, gain, rho,
 
 
 @numba.njit(cache=True, boundscheck=False)
+def spikes_of(z, out):
+    """Write the indices j with z[j] > 0 into out (ascending); return how many. Blocks of 16 are
+    tested at once (a vectorised count) and scanned one by one only when one of them spiked."""
+    count = 0
+    n = len(z)
+    full = n - n % 16
+    for j0 in range(0, full, 16):
+        hit = 0
+        for q in range(16):
+            hit += 1 if z[j0 + q] > 0 else 0
+        if hit:
+            for q in range(16):
+                if z[j0 + q] > 0:
+                    out[count] = j0 + q
+                    count += 1
+    for j in range(full, n):
+        if z[j] > 0:
+            out[count] = j
+            count += 1
+    return count
+
+
+@numba.njit(cache=True, boundscheck=False)
 def add_into(row, w):
     """row += w, element by element (a contiguous segment: vectorised)."""
     for m in range(len(w)):
@@ -128,16 +151,15 @@ def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, r
                     tr_thr[k, b, q] = theta[j] + adapt[j] * A[b, j]
         n_pairs = 0
         for b in range(batch):  # neurons' spikes, trial by trial, in index order
-            for j in range(n):
-                if Z[b, j] > 0:
-                    ev_t[n_ev] = t
-                    ev_b[n_ev] = b
-                    ev_j[n_ev] = j
-                    n_ev += 1
-                    pair_b[n_pairs] = b
-                    pair_j[n_pairs] = j
-                    pair_c[n_pairs] = 1
-                    n_pairs += 1
+            for q in range(spikes_of(Z[b], pair_j[n_pairs:])):
+                j = pair_j[n_pairs]
+                ev_t[n_ev] = t
+                ev_b[n_ev] = b
+                ev_j[n_ev] = j
+                n_ev += 1
+                pair_b[n_pairs] = b
+                pair_c[n_pairs] = 1
+                n_pairs += 1
         for j in range(n, n + n_src):  # then inputs source by source: one row serves every trial in turn
             if src_off[j - n]:  # every synapse of this source runs in a product this chunk
                 continue
