@@ -79,6 +79,21 @@ def test_event_path_equals_reference_with_multapses_delays_counts_batches_and_po
         assert got.meta["backend_stats"] == {"dense_chunks": 0, "event_chunks": 3}
 
 
+def test_populations_without_adaptation_skip_its_state_and_keep_every_bit():
+    """A uniform LIF population with `a` unrecorded runs the lane without the adaptation state
+    (uniform_groups' last column); spikes and v, i, threshold stay the reference's."""
+    net = multapse_network(9)
+    tr = {"l1": ["v", "i", "threshold"], "l2": ["v", "threshold"]}
+    plan = cached_lower(net, "float64", "events")
+    assert numba_backend.uniform_groups(plan, record_a=False)[:, 2:].tolist() == [[1, 1], [0, 0]]
+    assert numba_backend.uniform_groups(plan, record_a=True)[:, 2:].tolist() == [[1, 0], [0, 0]]
+    inp = _inputs(9, 80, 2, 0.3)
+    ref = ns.simulate(net, inp, 80, seed=9, traces=tr)
+    got = ns.simulate(net, inp, 80, seed=9, traces=tr, backend="numba", backend_options={"dense": "never"})
+    _same(ref, got, "without adaptation")
+    assert len(ref.spikes["l1"]) > 100
+
+
 def test_event_path_equals_reference_on_conv_networks_and_partitioned_runs():
     for seed in range(3):
         net = random_conv_network(seed)

@@ -83,14 +83,17 @@ def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refr
                 spiking[j])
 
 
-def uniform_groups(plan: Plan) -> np.ndarray:
-    """int64 (populations, 3): (first neuron, end, 1 if every parameter is one value over them)."""
+def uniform_groups(plan: Plan, record_a: bool = True) -> np.ndarray:
+    """int64 (populations, 4): (first neuron, end, 1 if every parameter is one value over them,
+    1 if moreover adapt = 0 and `a` is not recorded: the chunk loop then skips the adaptation state)."""
     stacked = np.stack([np.asarray(a) for a in plan.params])
+    adapt = plan.params._fields.index("adapt")
     rows = []
     for lo, hi in sorted(v for v in plan.slices.values() if v[1] <= plan.n_neurons):
         part = stacked[:, lo:hi]
-        rows.append((lo, hi, int(bool(np.all(part == part[:, :1])))))
-    return np.array(rows, np.int64).reshape(-1, 3)
+        uniform = bool(np.all(part == part[:, :1]))
+        rows.append((lo, hi, int(uniform), int(uniform and not record_a and part[adapt, 0] == 0)))
+    return np.array(rows, np.int64).reshape(-1, 4)
 
 
 OPTIONS = {"dense": OPTION + "; default 'auto'"}
@@ -118,7 +121,7 @@ class Runner:
         self.R = np.zeros((batch, n), dt)
         self.buf = np.zeros((plan.ring, batch, n), dt)
         self.params = tuple(np.ascontiguousarray(a) for a in plan.params)
-        self.groups = uniform_groups(plan)
+        self.groups = uniform_groups(plan, record_a="a" in trace_vars)
         seg = plan.segments
         self.rows = (seg.seg_ptr, seg.seg_start, seg.seg_delay, seg.seg_block, seg.seg_lo, seg.indices, seg.weights)
         self.trace_idx = np.asarray(trace_idx, np.int64)

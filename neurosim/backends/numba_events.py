@@ -44,6 +44,31 @@ def lane(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_gai
     return (i_new, v_reset if fire else v_new, a_new, 1.0 if fire else 0.0, refractory if fire else r_down, u)
 
 
+@numba.njit(cache=True, inline="always")
+def lane_without_adaptation(x, i, v, r, alpha, beta, theta, bias, gain, refractory, reset_zero, spiking):
+    """:func:`lane` for adapt = 0 (LIF, IF, LI), without the adaptation state: returns (i, v, z, r).
+    Same bits: with adapt = 0 the threshold theta + adapt * a is theta, whatever (finite) a is."""
+    i_new = alpha * i + gain * (x + bias)
+    active = r <= 0
+    v_up = beta * v + i_new
+    v_new = v_up if active else v
+    u = v_new - theta
+    fire = active & (spiking > 0) & (u > 0)
+    v_reset = v_new - v_new if reset_zero > 0 else v_new - theta
+    r_down = r - 1 if r > 0 else r
+    return (i_new, v_reset if fire else v_new, 1.0 if fire else 0.0, refractory if fire else r_down)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def uniform_span_without_adaptation(x_row, Ib, Vb, Zb, Rb, al, be, th, bi, ga, rf, rz, sp):
+    """Neurons of one trial (the slices given), scalar parameters, adapt = 0, `a` not recorded:
+    :func:`lane_without_adaptation` (the adaptation state is neither read nor written)."""
+    for j in range(len(x_row)):
+        Ib[j], Vb[j], Zb[j], Rb[j] = lane_without_adaptation(x_row[j], Ib[j], Vb[j], Rb[j], al, be, th, bi, ga,
+                                                             rf, rz, sp)
+        x_row[j] = 0.0
+
+
 @numba.njit(cache=True, boundscheck=False)
 def uniform_span(x_row, Ib, Vb, Ab, Zb, Rb, al, be, th, bi, ga, rh, ad, ag, rf, rz, sp):
     """Neurons of one trial (the slices given), all with the scalar parameters given (:func:`lane`)."""
@@ -105,14 +130,18 @@ def add_scaled_into(row, w, c):
 def update_row(groups, x_row, Ib, Vb, Ab, Zb, Rb, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
                refractory, reset_zero, spiking):
     """One trial's step of every neuron (:func:`lane`) from its input row `x_row`, which is
-    cleared; a group (population) whose parameters are all one value passes them as scalars.
+    cleared; a group (population) whose parameters are all one value passes them as scalars,
+    and skips the adaptation state when its adapt is 0 and `a` is not recorded (``groups[g, 3]``).
     Each span is compiled on its own and indexed from 0 (slices): the compiler then proves the
     indices non-negative, drops numba's wraparound of negative indices and vectorises the loop
     (indexed from a run-time offset it did not: 3-6x slower)."""
     for g in range(groups.shape[0]):
         lo, hi = groups[g, 0], groups[g, 1]
         x, i, v, a, z, r = x_row[lo:hi], Ib[lo:hi], Vb[lo:hi], Ab[lo:hi], Zb[lo:hi], Rb[lo:hi]
-        if groups[g, 2]:
+        if groups[g, 2] and groups[g, 3]:
+            uniform_span_without_adaptation(x, i, v, z, r, alpha[lo], beta[lo], theta[lo], bias[lo], gain[lo],
+                                            refractory[lo], reset_zero[lo], spiking[lo])
+        elif groups[g, 2]:
             uniform_span(x, i, v, a, z, r, alpha[lo], beta[lo], theta[lo], bias[lo], gain[lo], rho[lo], adapt[lo],
                          adapt_gain[lo], refractory[lo], reset_zero[lo], spiking[lo])
         else:
