@@ -50,7 +50,8 @@ class Population:
         for init in ("v0", "i0", "a0"):
             vals = per_neuron_vector(getattr(self, init), self.size, f"{where}.{init}")
             object.__setattr__(self, init, readonly(vals))
-        object.__setattr__(self, "_params", self.model.lower(self.size, f"{where}.model"))
+        params = self.model.lower(self.size, f"{where}.model")  # read-only: plans are cached per network
+        object.__setattr__(self, "_params", type(params)(*(readonly(a) for a in params)))
 
     def __repr__(self) -> str:
         init = "".join(f", {k}={short_repr(getattr(self, k))}" for k in ("v0", "i0", "a0")

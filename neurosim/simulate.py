@@ -11,7 +11,7 @@ from . import backends
 from .errors import NetworkError
 from .memory import available_memory
 from .network import Network, SpikeInput
-from .plan import Plan, lower
+from .plan import Plan, cached_lower
 from .result import SimulationResult, SpikeTrains
 from .run import COUNT_MAX, TraceSpec, describe_run, trace_selection
 from .traces import TraceSelection, describe_bytes, trace_bytes
@@ -51,12 +51,18 @@ def simulate(
     trace_limit: refuse (NetworkError on 'trace_limit', before running) a request whose traces
     would take more than this many bytes (:func:`neurosim.traces.trace_bytes`); None: no limit.
     backend_options: settings of the chosen backend, e.g. ``{'propagation': 'gather'}`` for
-    cupy (see the backend module's ``OPTIONS``); a backend without options refuses any.
+    cupy, ``{'dense': 'never'}`` for numba or numpy (see the backend module's ``OPTIONS``); a
+    backend without options refuses any. The dense switch (neurosim.dense_blocks; numba: 'auto'
+    by default, numpy: 'never') runs a dense projection from an input as one product over the
+    batch when the chunk's input density reaches the backend's ``DENSE_CROSSOVER``; its sums
+    then equal the event-driven ones to rounding (bit for bit where they are exact).
+    The network is lowered once (:func:`neurosim.plan.cached_lower`, keyed on its identity).
     partitions: split the neurons into this many parts that exchange spike lists (numpy
     backend; neurosim.partition, the model of a multi-GPU run); the spikes are identical.
     convolution: 'events' (a spike adds the kernel patch it reaches, neurosim.conv_plan) or
     'lowered' (convolutions run as their CSR lowering, the reference); numpy and numba give the
-    same spikes and states bit for bit either way. Partitioned runs use the lowering.
+    same spikes and states bit for bit either way (numba with ``dense='never'``, or exact sums).
+    Partitioned runs use the lowering.
     """
     t_start = time.perf_counter()
     if not isinstance(network, Network):
@@ -65,7 +71,7 @@ def simulate(
     run = describe_run(network, inputs, steps, batch=batch, traces=traces, max_count=COUNT_MAX, selectable=True)
     steps, batch, spike_inputs, trace_spec = run.steps, run.batch, run.inputs, run.traces
     selection = trace_selection(network.populations, traces)
-    plan = lower(network, dtype, "lowered" if partitions != 1 else convolution)
+    plan = cached_lower(network, dtype, "lowered" if partitions != 1 else convolution)  # once per network
     check_trace_size(network, trace_spec, selection, steps, batch, plan.dtype.itemsize, trace_limit)
     name = backends.resolve(backend)
     _check_counts(spike_inputs, name, partitions)
@@ -107,7 +113,9 @@ def simulate(
     finally:
         bar.close()
     t_rec = time.perf_counter()
-    spikes = _split_events(network, plan, events + src_events, steps, batch)
+    spikes = {**_split_events(network.populations, plan, events, steps, batch),
+              **_split_events(network.inputs, plan, src_events, steps, batch, known_sorted=True)}
+    spikes = {node.name: spikes[node.name] for node in (*network.populations, *network.inputs)}
     trace_out = {pop: {v: np.concatenate([part[pop][v] for part in trace_parts], axis=0) for v in vs}
                  for pop, vs in trace_spec.items()}
     t_end = time.perf_counter()
@@ -182,20 +190,31 @@ def _sources(network: Network, plan: Plan, spike_inputs: Mapping[str, np.ndarray
             parts.append(rngs[s.name].random((n, batch, s.size)) < plan.poisson[s.name])
     if not parts:
         return np.zeros((n, batch, 0), dtype=bool)
-    return np.concatenate(parts, axis=2)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)  # read-only for runners
 
 
-def _split_events(network: Network, plan: Plan, events: list, steps: int, batch: int) -> dict[str, SpikeTrains]:
+def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int,
+                  known_sorted: bool = False) -> dict[str, SpikeTrains]:
+    """Per node (populations or inputs), its events sorted by (step, batch, index). Runners return
+    each chunk's events sorted (backends' contract) and chunks come in step order, so a node's
+    events are usually sorted already: checked in one pass, sorted only when they are not
+    (`known_sorted`: the inputs' events, np.nonzero of each chunk in step order, are)."""
     t = np.concatenate([e[0] for e in events]) if events else np.zeros(0, np.int64)
     b = np.concatenate([e[1] for e in events]) if events else np.zeros(0, np.int64)
     j = np.concatenate([e[2] for e in events]) if events else np.zeros(0, np.int64)
     out = {}
-    for node in (*network.populations, *network.inputs):
+    for node in nodes:
         lo, hi = plan.slices[node.name]
-        m = (j >= lo) & (j < hi)
-        tt, bb, jj = t[m], b[m].astype(np.int32), (j[m] - lo).astype(np.int32)
-        order = np.lexsort((jj, bb, tt))
-        out[node.name] = SpikeTrains(tt[order].astype(np.int64), bb[order], jj[order], node.size, steps, batch)
+        if len(nodes) == 1:  # every event is this node's
+            tt, bb, jj = t.astype(np.int64), b.astype(np.int32), (j - lo).astype(np.int32)
+        else:
+            m = (j >= lo) & (j < hi)
+            tt, bb, jj = t[m].astype(np.int64), b[m].astype(np.int32), (j[m] - lo).astype(np.int32)
+        key = None if known_sorted else (tt * batch + bb) * node.size + jj
+        if key is not None and key.size > 1 and np.any(key[1:] < key[:-1]):
+            order = np.argsort(key, kind="stable")
+            tt, bb, jj = tt[order], bb[order], jj[order]
+        out[node.name] = SpikeTrains(tt, bb, jj, node.size, steps, batch)
     return out
 
 

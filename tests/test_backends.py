@@ -8,9 +8,10 @@ from helpers import random_inputs, random_network
 import neurosim as ns
 from neurosim import backends
 
-# Bitwise parity: numba always; cupy in its exact 'gather' mode (its default 'event' mode adds
-# simultaneous inputs in another order: tests/test_cupy_backend.py checks it up to counted ties).
-FAST = {"numba": {}, "cupy": {"propagation": "gather"}}
+# Bitwise parity: numba event-driven (its dense switch sums in BLAS's order: tests/test_fast_sim.py);
+# cupy in its exact 'gather' mode (its default 'event' mode adds simultaneous inputs in another
+# order: tests/test_cupy_backend.py checks it up to counted ties).
+FAST = {"numba": {"dense": "never"}, "cupy": {"propagation": "gather"}}
 
 
 def _skip_unless_usable(name):

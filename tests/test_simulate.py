@@ -115,7 +115,8 @@ def test_event_driven_touches_only_rows_of_spiking_neurons():
         lo, hi = plan.slices[s.name]
         src[:, :, lo - plan.n_neurons:hi - plan.n_neurons] = res.spikes[s.name].dense()
     for module in (numpy_backend, pytest.importorskip("neurosim.backends.numba_backend")):
-        runner = module.Runner(poisoned, 2, np.arange(plan.n_neurons), ["v"])
+        exact = {"dense": "never"} if module.NAME == "numba" else {}  # event-driven: the reference's sums
+        runner = module.Runner(poisoned, 2, np.arange(plan.n_neurons), ["v"], **exact)
         _, _, _, tr = runner.run(0, src)
         assert np.all(np.isfinite(tr["v"])), module.NAME
         ref = np.concatenate([res.traces[p.name]["v"] for p in net.populations], axis=2)

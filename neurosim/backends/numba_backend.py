@@ -1,14 +1,18 @@
-"""Compiled CPU backend (numba): the whole chunk of steps runs in one compiled call.
+"""Compiled CPU backend (numba): the whole chunk of steps runs in one compiled call
+(:mod:`neurosim.backends.numba_events`, the event loop over delay segments of the rows).
 
-The neuron update below (:func:`_update`) is a fused, loop form of
-:func:`neurosim.models.neuron_step`; it is not the definition of the model.
-tests/test_backends.py checks it spike-for-spike and bit-for-bit against the NumPy reference on
-random networks in float32 and float64. It serves two kernels: the simulator's whole-chunk
-loop (:func:`_run_steps`) and one step on (B, N) arrays (:func:`_step_arrays`), which the
-torch layers use for steps without a graph (training.layers.SNN.step).
-Single-threaded; no fastmath, so the arithmetic and its order match the reference exactly.
-Event-driven convolution (:mod:`neurosim.conv_plan`): after a spike's CSR row, the kernel patch
-of every op that holds it, in op order, as the NumPy reference adds them.
+The neuron update (:func:`neurosim.backends.numba_events.lane`) is a fused, branch-free loop
+form of :func:`neurosim.models.neuron_step`; it is not the definition of the model. It serves
+the chunk loop and one step on (B, N) arrays (:func:`_step_arrays`), which the torch layers use
+for steps without a graph (training.layers.SNN.step). tests/test_backends.py and
+tests/test_fast_sim.py check it spike-for-spike and bit-for-bit against the NumPy reference.
+Single-threaded; no fastmath.
+
+Dense switch (:data:`OPTIONS`): a dense projection from an input source with one delay
+(:class:`neurosim.plan.DenseBlock`) runs, for a chunk whose input density reaches
+:data:`DENSE_CROSSOVER`, as one product over the chunk and batch (BLAS GEMM) instead of its
+spikes' rows. The product sums in BLAS's order: the inputs then equal the reference's to
+rounding (bit for bit where the sums are exact, e.g. weights on a grid of 2**-k).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..dense_blocks import OPTION, check_mode, switched_on
 from ..errors import BackendUnavailable
 from ..conv_plan import N_COLUMNS
 from ..plan import Plan
@@ -23,7 +28,7 @@ from ..plan import Plan
 NAME = "numba"
 _KERNEL = None
 _STEP = None
-update = None  # the compiled _update, inlined into both kernels
+update = None  # the compiled numba_events.lane, inlined into _step_arrays
 
 
 def check() -> None:
@@ -41,14 +46,19 @@ def _jit(fn):
     import numba
 
     if update is None:
-        update = numba.njit(cache=True, inline="always")(_update)
+        from .numba_events import lane
+
+        update = lane
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
 def _kernel():
+    """The compiled chunk loop (:func:`neurosim.backends.numba_events.run_events`)."""
     global _KERNEL
     if _KERNEL is None:
-        _KERNEL = _jit(_run_steps)
+        from .numba_events import run_events
+
+        _KERNEL = _jit(run_events)
     return _KERNEL
 
 
@@ -58,29 +68,6 @@ def step_kernel():
     if _STEP is None:
         _STEP = _jit(_step_arrays)
     return _STEP
-
-
-def _update(x, i, v, a, z, r, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory,
-            reset_zero, spiking):
-    """One neuron's canonical step (the loop form of neuron_step); returns (i, v, a, z, r, u)
-    with u = v~ - A the spike function's argument (before the reset)."""
-    i = alpha * i + gain * (x + bias)
-    a = rho * a + adapt_gain * z
-    active = r <= 0
-    if active:
-        v = beta * v + i
-    u = v - (theta + adapt * a)
-    z = v - v  # zero of the state dtype
-    if active and spiking > 0 and u > 0:
-        z = z + 1
-        if reset_zero > 0:
-            v = v - v
-        else:
-            v = v - theta
-        r = refractory
-    elif r > 0:
-        r = r - 1
-    return i, v, a, z, r, u
 
 
 def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refractory, reset_zero,
@@ -96,88 +83,37 @@ def _step_arrays(X, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain, refr
                 spiking[j])
 
 
-def _run_steps(t0, n_steps, src, ring, alpha, beta, theta, bias, gain, rho, adapt, adapt_gain,
-               refractory, reset_zero, spiking, I, V, A, Z, R, buf, indptr, indices, weights,
-               delays, ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
-               c_ops, c_kernel, c_delay, c_ptr, c_k, c_out):
-    """Advance n_steps; returns (steps done, events written). Stops early if events may overflow."""
-    batch, n = V.shape
-    n_src = src.shape[2]
-    cap = ev_t.shape[0]
-    n_tr = trace_idx.shape[0]
-    for k in range(n_steps):
-        if n_ev + batch * n > cap:
-            return k, n_ev
-        t = t0 + k
-        slot = t % ring
-        for b in range(batch):
-            for j in range(n):
-                x = buf[slot, b, j]
-                buf[slot, b, j] = 0
-                I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], _ = update(
-                    x, I[b, j], V[b, j], A[b, j], Z[b, j], R[b, j], alpha[j], beta[j], theta[j],
-                    bias[j], gain[j], rho[j], adapt[j], adapt_gain[j], refractory[j], reset_zero[j],
-                    spiking[j])
-            for q in range(n_tr):
-                j = trace_idx[q]
-                if tr_v.shape[0]:
-                    tr_v[k, b, q] = V[b, j]
-                if tr_i.shape[0]:
-                    tr_i[k, b, q] = I[b, j]
-                if tr_a.shape[0]:
-                    tr_a[k, b, q] = A[b, j]
-                if tr_thr.shape[0]:
-                    tr_thr[k, b, q] = theta[j] + adapt[j] * A[b, j]
-            for j in range(n + n_src):
-                if j < n:
-                    if Z[b, j] <= 0:
-                        continue
-                    ev_t[n_ev] = t
-                    ev_b[n_ev] = b
-                    ev_j[n_ev] = j
-                    n_ev += 1
-                    for syn in range(indptr[j], indptr[j + 1]):
-                        buf[(t + delays[syn]) % ring, b, indices[syn]] += weights[syn]
-                else:
-                    cnt = src[k, b, j - n]  # an input's event count: cnt * w on each synapse
-                    if cnt == 0:
-                        continue
-                    for syn in range(indptr[j], indptr[j + 1]):
-                        buf[(t + delays[syn]) % ring, b, indices[syn]] += weights[syn] * cnt
-                for o in range(c_ops.shape[0]):
-                    if j < c_ops[o, 0] or j >= c_ops[o, 1]:
-                        continue
-                    hw, cig, cog, howo, kk = c_ops[o, 3], c_ops[o, 4], c_ops[o, 5], c_ops[o, 6], c_ops[o, 7]
-                    c = (j - c_ops[o, 0]) // hw
-                    pos = (j - c_ops[o, 0]) - c * hw
-                    co0 = (c // cig) * cog
-                    w0 = c_ops[o, 8] + (co0 * cig + c % cig) * kk  # kernel[co0, c % cig, 0]
-                    w_step = cig * kk  # to the next output channel
-                    p0 = c_ops[o, 9] + pos
-                    d_uniform = c_ops[o, 11]
-                    c_slot = (t + d_uniform) % ring
-                    for e in range(c_ptr[p0], c_ptr[p0 + 1]):
-                        tap = c_ops[o, 10] + e
-                        target = c_ops[o, 2] + co0 * howo + c_out[tap]
-                        w = w0 + c_k[tap]
-                        for _ in range(cog):
-                            if d_uniform == 0:
-                                c_slot = (t + c_delay[w]) % ring
-                            if j < n:
-                                buf[c_slot, b, target] += c_kernel[w]
-                            else:  # an input's event count scales the patch as it scales a CSR row
-                                buf[c_slot, b, target] += c_kernel[w] * src[k, b, j - n]
-                            target += howo
-                            w += w_step
-    return n_steps, n_ev
+def uniform_groups(plan: Plan, record_a: bool = True) -> np.ndarray:
+    """int64 (populations, 4): (first neuron, end, 1 if every parameter is one value over them,
+    1 if moreover adapt = 0 and `a` is not recorded: the chunk loop then skips the adaptation state)."""
+    stacked = np.stack([np.asarray(a) for a in plan.params])
+    adapt = plan.params._fields.index("adapt")
+    rows = []
+    for lo, hi in sorted(v for v in plan.slices.values() if v[1] <= plan.n_neurons):
+        part = stacked[:, lo:hi]
+        uniform = bool(np.all(part == part[:, :1]))
+        rows.append((lo, hi, int(uniform), int(uniform and not record_a and part[adapt, 0] == 0)))
+    return np.array(rows, np.int64).reshape(-1, 4)
+
+
+OPTIONS = {"dense": OPTION + "; default 'auto'"}
+# Input density (active sources / sources, over the chunk and batch) from which one GEMM over the
+# batch beats the event loop, measured with `bench/sim_speed.py --crossover` (700 -> 1024 LIF,
+# batch 32, T = 250, 1 thread, 2-core AMD EPYC with AVX2, shared): float32 events and product tie
+# at 20%, float64 between 20% (tie) and 40% (bench/RESULTS.md, issue 20 item 3).
+DENSE_CROSSOVER = {"float32": 0.2, "float64": 0.25}
+DENSE_BYTES = 32 << 20  # the product's output is computed in pieces of at most this many bytes
 
 
 class Runner:
-    """Holds state and buffers; each :meth:`run` is one compiled call per chunk."""
+    """Holds state and buffers; each :meth:`run` is one compiled call per chunk (or per piece
+    of a chunk when a dense block runs as a product, :data:`OPTIONS`)."""
 
-    def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str]) -> None:
+    def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str],
+                 dense: str = "auto") -> None:
+        check_mode(dense)
         self.kernel = _kernel()
-        self.plan = plan
+        self.plan, self.dense = plan, dense
         n, dt = plan.n_neurons, plan.dtype
         tile = lambda a: np.ascontiguousarray(np.broadcast_to(a, (batch, n)))  # noqa: E731
         self.I, self.V, self.A = tile(plan.i0).copy(), tile(plan.v0).copy(), tile(plan.a0).copy()
@@ -185,9 +121,15 @@ class Runner:
         self.R = np.zeros((batch, n), dt)
         self.buf = np.zeros((plan.ring, batch, n), dt)
         self.params = tuple(np.ascontiguousarray(a) for a in plan.params)
+        self.groups = uniform_groups(plan, record_a="a" in trace_vars)
+        seg = plan.segments
+        self.rows = (seg.seg_ptr, seg.seg_start, seg.seg_delay, seg.seg_block, seg.seg_lo, seg.indices, seg.weights)
         self.trace_idx = np.asarray(trace_idx, np.int64)
         self.trace_vars = tuple(trace_vars)
         self.cap = max(1 << 16, 4 * batch * n)
+        pairs = batch * plan.n_total  # a step's (trial, presynaptic index, count) to propagate
+        self.pairs = (np.empty(pairs, np.int64), np.empty(pairs, np.int64), np.empty(pairs, dt))
+        self.stats = {"dense_chunks": 0, "event_chunks": 0}
         c = plan.conv
         self.conv = ((c.ops, c.kernel, c.delay, c.tap_ptr, c.tap_k, c.tap_out) if c is not None else
                      (np.zeros((0, N_COLUMNS), np.int64), np.zeros(0, dt), np.zeros(0, np.int32), np.zeros(1, np.int64),
@@ -199,22 +141,71 @@ class Runner:
         # 0/1 spikes stay bool (1 byte a source); event counts as the plan's dtype, so w * c rounds as in numpy
         src = np.ascontiguousarray(src, dtype=np.bool_ if src.dtype == np.bool_ else plan.dtype)
         k_tr = len(self.trace_idx)
-        empty = np.zeros((0, batch, k_tr), plan.dtype)
         traces = {v: np.empty((steps, batch, k_tr), plan.dtype) for v in self.trace_vars}
+        on = switched_on(plan, src, self.dense, DENSE_CROSSOVER[plan.dtype.name])
+        blocks = [b for b, o in zip(plan.blocks, on) if o]
+        width = sum(b.post_hi - b.post_lo for b in blocks)
+        self.stats["dense_chunks" if blocks else "event_chunks"] += 1
+        piece = max(1, DENSE_BYTES // max(1, batch * width * plan.dtype.itemsize)) if blocks else steps
+        tab = np.zeros((len(blocks), 4), np.int64)
+        col = 0
+        for k, b in enumerate(blocks):
+            tab[k] = (b.post_lo, b.post_hi - b.post_lo, col, b.delay)
+            col += b.post_hi - b.post_lo
+        off = self._sources_off(on)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for p0 in range(0, steps, piece):
+            p1 = min(steps, p0 + piece)
+            cur = self._product(blocks, src[p0:p1], width)
+            parts += self._run_piece(t0, p0, src[p0:p1], traces, on, off, tab, cur)
+        ev = [np.concatenate([p[c] for p in parts]) for c in range(3)]
+        return ev[0], ev[1], ev[2], traces
+
+    def _product(self, blocks: list, src: np.ndarray, width: int) -> np.ndarray:
+        """(steps, batch, width): each switched-on block's input ``s[t] @ W``, one GEMM per block."""
+        steps, batch = src.shape[0], src.shape[1]
+        dt, n = self.plan.dtype, self.plan.n_neurons
+        cur = np.empty((steps, batch, width), dt)
+        col = 0
+        for b in blocks:
+            s = src[:, :, b.pre_lo - n:b.pre_hi - n].reshape(steps * batch, -1).astype(dt)
+            w = b.post_hi - b.post_lo
+            cur[:, :, col:col + w] = (s @ b.weights).reshape(steps, batch, w)
+            col += w
+        return cur
+
+    def _sources_off(self, on: np.ndarray) -> np.ndarray:
+        """bool (n_sources,): the sources all of whose synapses belong to switched-on blocks and
+        that have no convolution patch (the chunk loop skips them)."""
+        plan, seg = self.plan, self.plan.segments
+        n = plan.n_neurons
+        off = np.zeros(plan.n_sources, np.bool_)
+        if not on.any():
+            return off
+        handled = np.append(on, False)[seg.seg_block]  # per segment (-1: the last entry, False)
+        left = np.concatenate([[0], np.cumsum(~handled)])  # segments not handled, cumulated
+        off[:] = (np.diff(seg.seg_ptr[n:]) > 0) & (left[seg.seg_ptr[n + 1:]] == left[seg.seg_ptr[n:-1]])
+        for o in (plan.conv.ops if plan.conv is not None else ()):
+            off[max(o[0] - n, 0):max(o[1] - n, 0)] = False
+        return off
+
+    def _run_piece(self, t0: int, p0: int, src: np.ndarray, traces: dict[str, np.ndarray], on: np.ndarray,
+                   off: np.ndarray, tab: np.ndarray, cur: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        plan = self.plan
+        steps, batch = src.shape[0], src.shape[1]
+        empty = np.zeros((0, batch, len(self.trace_idx)), plan.dtype)
+        parts = []
         done = 0
         while done < steps:
             ev_t = np.empty(self.cap, np.int64)
             ev_b = np.empty(self.cap, np.int32)
             ev_j = np.empty(self.cap, np.int64)
-            views = [traces[v][done:] if v in traces else empty for v in ("v", "i", "a", "threshold")]
-            k, n_ev = self.kernel(t0 + done, steps - done, src[done:], plan.ring, *self.params,
-                                  self.I, self.V, self.A, self.Z, self.R, self.buf, plan.indptr,
-                                  plan.indices, plan.weights, plan.delays, ev_t, ev_b, ev_j, 0,
-                                  self.trace_idx, *views, *self.conv)
+            views = [traces[v][p0 + done:] if v in traces else empty for v in ("v", "i", "a", "threshold")]
+            k, n_ev = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, self.groups, *self.params,
+                                  self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, off, tab,
+                                  cur[done:], *self.pairs, ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
             parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))
             done += k
             if k == 0 or n_ev > self.cap // 2:
                 self.cap *= 2
-        ev = [np.concatenate([p[c] for p in parts]) for c in range(3)]
-        return ev[0], ev[1], ev[2], traces
+        return parts

@@ -10,10 +10,16 @@ from typing import Sequence
 import numpy as np
 
 from ..conv_plan import mixed_targets, scatter
+from ..dense_blocks import OPTION, check_mode, switched_on
 from ..models import NeuronState, neuron_step, threshold
 from ..plan import Plan
 
 NAME = "numpy"
+OPTIONS = {"dense": OPTION + "; default 'never': this backend is the reference"}
+# Input density from which a product per step beats np.add.at over the spikes' rows, measured
+# with `bench/sim_speed.py --crossover` (700 -> 1024, batch 32, 20 steps, 1 thread, shared 2-core
+# machine): float32 between 0.5% and 1%, float64 above 1% (bench/RESULTS.md, issue 20 item 3).
+DENSE_CROSSOVER = {"float32": 0.01, "float64": 0.02}
 
 
 def check() -> None:
@@ -23,8 +29,10 @@ def check() -> None:
 class Runner:
     """Steps a lowered network; state persists across :meth:`run` calls."""
 
-    def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str]) -> None:
-        self.plan = plan
+    def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str],
+                 dense: str = "never") -> None:
+        self.plan, self.dense = plan, check_mode(dense)
+        self.stats = {"dense_chunks": 0, "event_chunks": 0}
         n, dt = plan.n_neurons, plan.dtype
         self.p = plan.params
         tile = lambda a: np.broadcast_to(a, (batch, n)).copy()  # noqa: E731
@@ -43,6 +51,9 @@ class Runner:
         flat = self.buf.reshape(-1)
         traces = {v: np.empty((steps, batch, len(self.trace_idx)), plan.dtype) for v in self.trace_vars}
         ev_t, ev_b, ev_j = [], [], []
+        on = switched_on(plan, src, self.dense, DENSE_CROSSOVER[plan.dtype.name])
+        self.stats["dense_chunks" if on.any() else "event_chunks"] += 1
+        skip = np.append(on, False)  # by synapse_block (-1: the last entry, never skipped)
         for k in range(steps):
             t = t0 + k
             slot = t % ring
@@ -52,6 +63,9 @@ class Runner:
             for var in self.trace_vars:
                 val = threshold(p, s) if var == "threshold" else getattr(s, var)
                 traces[var][k] = val[:, self.trace_idx]
+            for blk in (b for b, o in zip(plan.blocks, on) if o):  # the dense switch: one product
+                cols = src[k][:, blk.pre_lo - n:blk.pre_hi - n].astype(plan.dtype)
+                self.buf[(t + blk.delay) % ring, :, blk.post_lo:blk.post_hi] += cols @ blk.weights
             z_all = np.concatenate([s.z > 0, src[k]], axis=1)
             b, j = np.nonzero(z_all)
             if not len(b):
@@ -64,6 +78,9 @@ class Runner:
             count = plan.indptr[j + 1] - start
             total = int(count.sum())
             syn = np.repeat(start - np.cumsum(count) + count, count) + np.arange(total)
+            if on.any():
+                keep = ~skip[plan.synapse_block[syn]]
+                syn, count = syn[keep], np.bincount(np.repeat(np.arange(len(j)), count)[keep], minlength=len(j))
             slots = (t + plan.delays[syn]) % ring
             target = (slots * batch + np.repeat(b, count)) * n + plan.indices[syn]
             weights = plan.weights[syn]
