@@ -49,6 +49,10 @@ def inputs(tmp_path_factory) -> Path:
     write_nir(net, d / "model.nir", extensions=True)
     to_netx(net, d / "model.netx")
     np.savez(d / "in.npz", **{"in": np.random.default_rng(1).random((300, 100)) < 0.1})
+    # numba writes its compiled kernels to __pycache__ on a fresh install's first run (100+ KB
+    # files): under the limits below that write, not the command's output, would fail first
+    warm = tmp_path_factory.mktemp("warm")
+    assert _run(COMMANDS["simulate"], d, warm).returncode == 0
     return d
 
 

@@ -80,6 +80,12 @@ def wrap24(u: torch.Tensor) -> torch.Tensor:
                                                      torch.where(y <= -UV_MAX, y + 2 * UV_MAX, y)))
 
 
+def wrap24_sum(x: torch.Tensor) -> torch.Tensor:
+    """Signed 24-bit wrap-around of a summed input, ``(x + 2**23) mod 2**24 - 2**23`` (Lava's
+    fixed-point Conv output, :func:`neurosim.fixed_point.wrap24`), straight through."""
+    return straight_through(x, lambda y: y - 2 * UV_MAX * torch.floor((y + UV_MAX) / (2 * UV_MAX)))
+
+
 def clip24(x: torch.Tensor) -> torch.Tensor:
     """x clipped to +-(2**23 - 1) (gradient 0 outside, as torch.clamp)."""
     return torch.clamp(x, -UV_MAX + 1, UV_MAX - 1)

@@ -1,12 +1,13 @@
 """Quantisation-aware training of a layered (convolutional) model: :class:`QuantizedLayeredSNN`,
 the :class:`training.layered.LayeredSNN` whose forward pass is its Network's fixed-point run.
 
-The fixed-point mode runs a conv or pooling layer as its exact CSR lowering
-(:meth:`neurosim.Network.lowered`), whose synapses carry the kernel's taps; with one gain and one
-scale S per output channel, the lowered projection's mantissas are the kernel's mantissas
-(:func:`training.quantized.weights.quantize_weight` on the kernel, the exponent from its largest
-taps), so the layer runs as torch's conv2d on integer mantissas, shifted by the exponent. Pooling
-windows (fixed weights) take quantize's own mantissa and exponent. The neurons: as the recurrent
+The fixed-point mode runs a conv or pooling layer as Lava's Conv process does
+(:class:`neurosim.fixed_point.FixedConv`: kernel mantissas shifted by an exponent in [0, 7], the
+step's sum wrapped to signed 24 bits), or, where quantize lowers it, as its exact CSR lowering
+(exponent in [-8, 7], no wrap); with one gain and one scale S per output channel the mantissas are
+the kernel's (:func:`training.quantized.weights.quantize_weight` on the kernel, the exponent from
+its largest taps) either way, so the layer runs as torch's conv2d on integer mantissas, shifted by
+the exponent. Pooling windows (fixed weights) take quantize's own mantissa and exponent. The neurons: as the recurrent
 model (:mod:`training.quantized.neurons`). Only weights train: trainable beta, theta or biases
 would change the neurons' integers, and are refused.
 """
@@ -18,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from neurosim.errors import NetworkError
-from neurosim.fixed_point import quantize
+from neurosim.fixed_point import CONV_WEIGHT_EXP_RANGE, WEIGHT_EXP_RANGE, FixedConv, quantize
 
 from ..layered import LayeredSNN, to_network
 from ..layers import SNNState
+from .integer_step import wrap24_sum
 from .neurons import FixedPointNeurons, check_float64
 from .weights import QuantizedWeight, quantize_weight, shift_input
 
@@ -45,6 +47,7 @@ class QuantizedLayeredSNN(FixedPointNeurons, LayeredSNN):
         net = to_network(self, dt)
         fixed = quantize(net)  # the neurons' integers and the pooling windows' mantissas: the one definition
         self.init_fixed_neurons(fixed)
+        self._lava_conv = {q.name for q in fixed.projections if isinstance(q, FixedConv)}  # else lowered
         self._pool: dict[str, tuple[float, int]] = {}
         self._channel: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for b in self.blocks:
@@ -82,7 +85,8 @@ class QuantizedLayeredSNN(FixedPointNeurons, LayeredSNN):
                 cached = self._quantized.get(name)
                 if cached is None or cached[0] != key:
                     gain, scale = self._channel[s.name]
-                    cached = (key, quantize_weight(w.detach(), gain, scale, f"arch.{name}.weights"))
+                    exps = CONV_WEIGHT_EXP_RANGE if name in self._lava_conv else WEIGHT_EXP_RANGE
+                    cached = (key, quantize_weight(w.detach(), gain, scale, f"arch.{name}.weights", exps))
                     self._quantized[name] = cached
                 out[name] = cached[1]
         return out
@@ -100,7 +104,8 @@ class QuantizedLayeredSNN(FixedPointNeurons, LayeredSNN):
             y = (F.conv2d(x, w, stride=s.stride, padding=s.padding, dilation=s.dilation, groups=s.groups)
                  if s.kind == "conv" else x @ w)
             e = qw.exponent
-        return shift_input(y.reshape(pre.shape[0], -1), e)
+        a_in = shift_input(y.reshape(pre.shape[0], -1), e)
+        return wrap24_sum(a_in) if s.name in self._lava_conv else a_in
 
     def synaptic_input(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
         """a_in[t] (B, N) of all layers from the spikes of t - 1, on the mantissas (module docstring)."""

@@ -68,10 +68,12 @@ def _round(x: torch.Tensor, mode: str) -> torch.Tensor:
     return 2.0 * torch.round(x / 2.0) if mode == "mixed" else torch.round(x)
 
 
-def quantize_weight(w: torch.Tensor, gain: torch.Tensor, scale: torch.Tensor, name: str = "weights") -> QuantizedWeight:
+def quantize_weight(w: torch.Tensor, gain: torch.Tensor, scale: torch.Tensor, name: str = "weights",
+                    exp_range: tuple[int, int] = WEIGHT_EXP_RANGE) -> QuantizedWeight:
     """Mantissas, exponent and sign mode of float weights `w` (float64, (..., n_post) or a kernel whose
     first axis is the output channel when `gain`/`scale` are given per output channel, shaped to
-    broadcast) onto targets of `gain` and `scale` (module docstring). Raises NetworkError naming
+    broadcast) onto targets of `gain` and `scale` (module docstring); `exp_range`: the exponents
+    allowed (Dense's [-8, 7]; a kernel for Lava's Conv, CONV_WEIGHT_EXP_RANGE [0, 7]). Raises NetworkError naming
     `name` when no exponent holds the largest weight (as quantize's ExportError). No graph:
     :meth:`QuantizedWeight.attach` passes gradients straight through to the float weights."""
     with torch.no_grad():
@@ -79,7 +81,7 @@ def quantize_weight(w: torch.Tensor, gain: torch.Tensor, scale: torch.Tensor, na
         mode = sign_mode(w * gain)
         lo, hi = WEIGHT_LIMITS[mode]
         top, bottom = (float(units.max()), float(units.min())) if units.numel() else (0.0, 0.0)
-        exps = range(WEIGHT_EXP_RANGE[0], WEIGHT_EXP_RANGE[1] + 1) if (top or bottom) else [0]
+        exps = range(exp_range[0], exp_range[1] + 1) if (top or bottom) else [max(0, exp_range[0])]
         for e in exps:  # round is monotone: the extreme mantissas are those of the extreme units
             m_hi = _round(torch.tensor(top / 2.0 ** e, dtype=torch.float64), mode)
             m_lo = _round(torch.tensor(bottom / 2.0 ** e, dtype=torch.float64), mode)
