@@ -100,6 +100,25 @@ def test_report_carries_the_neurobench_metrics_of_the_test_simulation(demo):
     assert "NeuroBench metrics" in open(res.files["html"]).read()
 
 
+def test_report_carries_the_loihi2_resource_report_of_the_test_simulation(demo):
+    """The demo's resource section is chip_report of the saved model and test-set run, the same
+    figures `neurosim map` would give (cores, binding limit, SynOps, energy), with cited constants."""
+    import json
+
+    from mapping.chip_report import chip_report
+    from mapping.chips import load_chip
+
+    out, res = demo
+    want = chip_report(ns.load(res.files["model"]), ns.load_result(res.files["simulation"]), load_chip("loihi2"))
+    assert json.loads(open(res.files["chip_json"]).read()) == json.loads(want.to_json())
+    assert want.summary["cores"] >= 1 and want.summary["synaptic_events"] > 0
+    text = open(res.files["report"]).read()
+    assert "## Resource and cost report" in text and "| binding limit |" in text
+    for k, v in want.rows():
+        assert f"| {k} | {v} |" in text
+    assert "Resource and cost report: Loihi 2" in open(res.files["html"]).read()
+
+
 # ------------------------------------------------------------------ accuracy where it will run
 
 

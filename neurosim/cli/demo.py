@@ -102,6 +102,7 @@ class DemoResult:
     accuracy: list[Any] = field(default_factory=list)  # demo_accuracy.Scores, one per arithmetic
     columns: list[tuple[str, int]] = field(default_factory=list)
     epoch: str = ""  # which epoch was kept and why
+    chip: Any = None  # mapping.chip_report.ChipReport on Loihi 2 of the test-set run, or the refusal (str)
 
 
 def register(sub: Any) -> None:
@@ -257,6 +258,9 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     files["simulation"] = os.path.join(out, "simulate.h5")
     storage.save_result(sim, files["simulation"])
     stages[f"simulate test set ({backend})"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    chip = _chip_report(net, sim, out, files, log)
+    stages["resource and cost report (Loihi 2)"] = time.perf_counter() - t0
 
     # 3. accuracy in every arithmetic --------------------------------------------------------
     t0 = time.perf_counter()
@@ -315,13 +319,32 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
     stages["report"] = time.perf_counter() - t0
     stages["total"] = time.perf_counter() - t_all
     res = DemoResult(config, test_acc, sim_acc, task.bar, stages, files, exports, check, quantisation, versions(),
-                     metrics, evals, columns, epoch)
+                     metrics, evals, columns, epoch, chip)
     files["report"] = os.path.join(out, "report.md")
     files["html"] = os.path.join(out, "report.html")
     write_text(files["report"], report_markdown(res, out))
     write_text(files["html"], report_html(res, out))
     log(f"[demo] wrote {files['report']} and {files['html']} ({stages['total']:.1f} s in all)")
     return res
+
+
+def _chip_report(net: Any, sim: Any, out: str, files: dict[str, str], log: Any) -> Any:
+    """mapping.chip_report of `net` on Loihi 2 with the activity of the test-set run `sim`
+    (written to DIR/loihi2.md and .json, as ``neurosim map`` writes them); the refusal's reason
+    (str) when no placement exists."""
+    from mapping.chip_report import chip_report
+    from mapping.chips import ChipError, load_chip
+
+    try:
+        rep = chip_report(net, sim, load_chip("loihi2"))
+    except ChipError as exc:
+        log(f"[demo] resource report (Loihi 2): does not fit: {exc}")
+        return f"does not fit: {exc}"
+    files["chip_md"], files["chip_json"] = os.path.join(out, "loihi2.md"), os.path.join(out, "loihi2.json")
+    write_text(files["chip_md"], rep.markdown())
+    write_text(files["chip_json"], rep.to_json())
+    log("[demo] resource report (Loihi 2): " + "; ".join(f"{k} {v}" for k, v in rep.rows()[1:4]))
+    return rep
 
 
 def _exporters(out: str) -> list[tuple[str, str, Any]]:

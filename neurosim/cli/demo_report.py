@@ -168,6 +168,10 @@ def report_markdown(res: Any, out: str) -> str:
     if res.metrics is not None:
         lines += ["## NeuroBench metrics (the test set in neurosim, per trial)", "", "```", res.metrics.table(),
                   "```", ""]
+    if isinstance(res.chip, str):
+        lines += ["## Resource and cost report: Loihi 2", "", res.chip, ""]
+    elif res.chip is not None:
+        lines += [res.chip.markdown(heading=2), ""]
     lines += ["## Exports", ""] + [f"- **{k}**: {v}" for k, v in res.exports.items()] + [""]
     lines += ["## Fixed-point quantisation", "", "```", res.quantisation, "```", ""]
     lines += ["## Stage timings", "", "| stage | seconds |", "|---|---|"]
@@ -218,6 +222,7 @@ def report_html(res: Any, out: str) -> str:
         *overlays,
         *(["<h2>NeuroBench metrics (the test set in neurosim, per trial)</h2>", f"<pre>{e(res.metrics.table())}</pre>"]
           if res.metrics is not None else []),
+        *_chip_html(res.chip, table),
         "<h2>Exports</h2><ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in res.exports.items()) + "</ul>",
         f"<h2>Fixed-point quantisation</h2><pre>{e(res.quantisation)}</pre>",
         "<h2>Stage timings</h2>", table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in res.stages.items()]),
@@ -227,6 +232,17 @@ def report_html(res: Any, out: str) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _chip_html(chip: Any, table: Any) -> list[str]:
+    """The resource report's headline table (its full text: loihi2.md), or the refusal."""
+    if chip is None:
+        return []
+    head = "<h2>Resource and cost report: Loihi 2</h2>"
+    if isinstance(chip, str):
+        return [head, f"<p>{html.escape(chip)}</p>"]
+    return [head, table(["quantity", "value"], [list(r) for r in chip.rows()]),
+            "<p>Every constant with its source, per-core use and per-population figures: loihi2.md.</p>"]
 
 
 def check_bar(res: Any, min_agreement: float = 1.0) -> list[str]:
