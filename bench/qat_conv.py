@@ -1,5 +1,6 @@
 """Fixed-point accuracy without and with QAT (fine-tuning) on the event-digit conv task (issue 24,
-item 2, bar line 1): the conv network of bench/conv_train.py (issue 19) on nmnist_digits.
+item 2, bar line 1): the conv demo's network (issue 19's, every layer resetting to zero as Lava's
+LIF does) on nmnist_digits.
 
 Per seed: a float run of ``training.trainer.train`` (float32, BPTT, the epoch chosen on the task's
 validation split); its network at that epoch, quantised ("no QAT"), and then fine-tuned with
@@ -32,7 +33,7 @@ from training.rules import make_rule  # noqa: E402
 from training.runfiles import load_tensors, shuffled, to_batch  # noqa: E402
 from training.trainer import build_model, evaluate, train  # noqa: E402
 
-ARCH = "conv(16,k=5,s=2,p=2),pool(2),conv(32,k=3,p=1),pool(2),flatten,dense(10)"
+from neurosim.cli.demo_train import CONV_ARCH as ARCH  # noqa: E402  (the conv demo's network: reset to zero)
 
 
 def main() -> None:
