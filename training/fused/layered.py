@@ -28,10 +28,7 @@ KINDS = {"lif": "lif", "if": "lif", "alif": "alif", "li": "li"}
 
 def unsupported(model: Any, src: torch.Tensor, record: Sequence[str]) -> Optional[str]:
     """None when :func:`fused_forward` can run `model` on `src` recording `record`; else why not."""
-    from ..layered.model import LayeredSNN
-
-    overridden = [f for f in ("step", "synaptic_input", "initial_state")
-                  if getattr(type(model), f) is not getattr(LayeredSNN, f)]
+    overridden = model.overridden_step()
     if overridden:  # e.g. training.quantized's fixed-point model: its own step is its forward pass
         return f"{type(model).__name__} overrides {', '.join(overridden)}; the fused path runs LayeredSNN's step"
     if not available(src.device):

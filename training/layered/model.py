@@ -216,6 +216,12 @@ class LayeredSNN(nn.Module):
         z_all = torch.cat([neurons.z, sources.to(neurons.z.dtype)], dim=1)
         return SNNState(neurons, (z_all,))
 
+    def overridden_step(self) -> list[str]:
+        """The methods of the canonical step a subclass replaces (its forward then loops its own
+        step; the fused path, which runs this class's dynamics, refuses it)."""
+        return [f for f in ("step", "synaptic_input", "initial_state")
+                if getattr(type(self), f) is not getattr(LayeredSNN, f)]
+
     def uses_fused(self, x: torch.Tensor) -> bool:
         """Never: the layered step always runs neuron_step in torch."""
         return False
