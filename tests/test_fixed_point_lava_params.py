@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fixed_point import _reference_chain
+from test_fixed_point_step import _reference_chain
 
 import neurosim as ns
 from neurosim.fixed_point import (DECAY_ONE, FixedPointNetwork, FixedPopulation, FixedProjection, dequantize,

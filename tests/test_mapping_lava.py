@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fixed_point import ALIF_CASES, alif_network, lif_network, spike_input
+from test_fixed_point import alif_network, lif_network, spike_input
+from test_fixed_point_step import ALIF_CASES
 
 import neurosim as ns
 from neurosim.errors import BackendUnavailable
