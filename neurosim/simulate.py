@@ -206,7 +206,8 @@ def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int,
     for node in nodes:
         lo, hi = plan.slices[node.name]
         if len(nodes) == 1:  # every event is this node's
-            tt, bb, jj = t.astype(np.int64), b.astype(np.int32), (j - lo).astype(np.int32)
+            tt, bb = np.asarray(t, np.int64), np.asarray(b, np.int32)  # no copy where the type is already right
+            jj = (j - lo).astype(np.int32) if lo else j.astype(np.int32)
         else:
             m = (j >= lo) & (j < hi)
             tt, bb, jj = t[m].astype(np.int64), b[m].astype(np.int32), (j[m] - lo).astype(np.int32)

@@ -165,6 +165,10 @@ class Runner:
         """(steps, batch, width): each switched-on block's input ``s[t] @ W``, one GEMM per block."""
         steps, batch = src.shape[0], src.shape[1]
         dt, n = self.plan.dtype, self.plan.n_neurons
+        if len(blocks) == 1:  # one block: the GEMM's output is the buffer (no copy into a wider one)
+            b = blocks[0]
+            s = src[:, :, b.pre_lo - n:b.pre_hi - n].reshape(steps * batch, -1).astype(dt)
+            return (s @ b.weights).reshape(steps, batch, width)
         cur = np.empty((steps, batch, width), dt)
         col = 0
         for b in blocks:
