@@ -242,10 +242,13 @@ def test_event_driven_projection_equals_the_gemm():
 
 
 @pytest.mark.parametrize("arch", ["rdense(10,neuron=alif,train=beta+theta),dense(3,train=beta)",
-                                  "rdense(10,neuron=lif,reset=zero,bias=1),dense(3)"])
+                                  "rdense(10,neuron=lif,reset=zero,bias=1),dense(3)",
+                                  "dense(12,neuron=if,train=theta),rdense(10,neuron=alif),rdense(3,neuron=lif,theta=0.5)"])
 def test_recurrent_layers_fused_per_step_equal_the_per_step_rule(arch):
-    """Recurrent layers: the fused kernel one step per call, state and its gradient chained
-    through the calls, gives the per-step rule's spikes and gradients, float64, to 1e-10."""
+    """Recurrent layers: the whole sequence as one autograd function (training.fused.recurrent:
+    the fused kernel one step per call, state and its gradient chained by hand) gives the per-step
+    rule's spikes and gradients, float64, to 1e-10; the last case's loss reads a recurrent LIF
+    layer's v (the gradient of recorded potentials) after a recurrent layer fed by a dense one."""
     model = LayeredSNN(parse_arch(arch), (8,), dtype=D, seed=5)
     x = (torch.rand(30, 3, 8, generator=torch.Generator().manual_seed(3), dtype=D) < 0.3).to(D)
     batch = Batch(x, torch.tensor([0, 1, 2]), torch.arange(30) >= 5)

@@ -21,6 +21,7 @@ from neurosim.models import NeuronState
 from ..layers import SNNState
 from .event import project
 from .function import Constants, available, fused_dynamics, surrogate_args
+from .recurrent import recurrent_sequence
 from .kernels import SURROGATES, KernelKey
 
 KINDS = {"lif": "lif", "if": "lif", "alif": "alif", "li": "li"}
@@ -78,7 +79,7 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
                                                                    "refractory")),
                       zero, zero, zero, zero, zero)
         if s.kind == "rdense":
-            z, v, f = recurrent_steps(x, model.weights[f"{s.name}_rec"], p.bias[lo:hi], p.beta[lo:hi],
+            z, v, f = recurrent_sequence(x, model.weights[f"{s.name}_rec"], p.bias[lo:hi], p.beta[lo:hi],
                                       p.theta[lo:hi], key, c, sp, "v" in record)
         else:
             z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp, lag=1,
@@ -93,24 +94,6 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
     state = SNNState(neurons, (torch.cat([z_last, src[-1]], dim=1),))
     fields = {"z": zs, "v": vs}
     return {k: cat(fields[k]) for k in record}, state
-
-
-def recurrent_steps(x: torch.Tensor, w_rec: torch.Tensor, bias: torch.Tensor, beta: torch.Tensor,
-                    theta: torch.Tensor, key: KernelKey, c: Constants, sp: tuple[float, float], want_v: bool
-                    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """(z, v (T, B, n), final state) of a recurrent layer: input x (T - 1, B, n) from step 1 on
-    plus z[t-1] @ w_rec, the dynamics one fused step per call from the initial state in `c`."""
-    i, v, a, z, r = c.i0, c.v0, c.a0, c.z0, c.r0
-    zs, vs = [], []
-    xs = x.unbind(0)  # one gradient assembly for all steps (indexing would zero-fill (T, B, n) per step)
-    for t in range(x.shape[0] + 1):
-        xt = z @ w_rec if t == 0 else torch.addmm(xs[t - 1], z, w_rec)
-        zt, vt, f = fused_dynamics(xt[None], bias, beta, theta, key, c._replace(i0=i, v0=v, a0=a, z0=z, r0=r),
-                                   sp, lag=0, want_v=want_v)
-        z, i, v, a, r = zt[0], f.i, f.v, f.a, f.r
-        zs.append(z)
-        vs.append(vt[0] if want_v else vt)
-    return torch.stack(zs), (torch.stack(vs) if want_v else vs[0]), f
 
 
 def readout_sequence(model: Any, inputs: torch.Tensor, readout: str) -> Optional[torch.Tensor]:
