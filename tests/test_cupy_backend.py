@@ -15,9 +15,11 @@ counted and bounded: none in float64, at most TIES_FLOAT32 trials in float32.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -405,3 +407,67 @@ def test_cuba_plan_is_the_lowered_cuba_network(dtype):
             np.testing.assert_array_equal(getattr(got.params, f), getattr(want.params, f), err_msg=f)
             assert getattr(got.params, f).dtype == np.dtype(dtype)
         assert got.indices.dtype == np.int32 and got.weights.dtype == np.dtype(dtype)
+
+
+# ------------------------------------------------------------- the probe compiles before auto picks cupy
+
+
+_find = importlib.util.find_spec
+
+
+class _FakeCupy:
+    """A cupy whose runtime reports a usable device (driver 12.0, compute capability 9.0) and whose
+    NVRTC fails as cupy-cuda12x does on a driver-only host (no libnvrtc), or, with `compiles`,
+    whose test kernel runs through the host emulator's arithmetic (x[i] = 2 i + 1)."""
+
+    float64 = np.float64
+
+    def __init__(self, compiles: bool, wrong: bool = False) -> None:
+        class Runtime:
+            driverGetVersion = staticmethod(lambda: 12000)
+            getDeviceCount = staticmethod(lambda: 1)
+
+        class Cuda:
+            runtime = Runtime
+            Device = staticmethod(lambda i: type("D", (), {"compute_capability": "90"})())
+
+        self.cuda, self.compiles, self.wrong = Cuda, compiles, wrong
+
+    def RawKernel(self, source, name, options=()):  # noqa: N802 (cupy's name)
+        if not self.compiles:
+            raise RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open shared "
+                               "object file: No such file or directory")
+        assert name in source and "-fmad=false" in options
+
+        def run(grid, block, args):
+            (x,) = args
+            x[:] = 2.0 * np.arange(block[0]) + (2.0 if self.wrong else 1.0)
+        return run
+
+    zeros = staticmethod(np.zeros)
+    asnumpy = staticmethod(np.asarray)
+
+
+@pytest.mark.parametrize("compiles,wrong,expect", [(False, False, "libnvrtc"), (True, True, "wrong values"),
+                                                   (True, False, "")])
+def test_auto_picks_cupy_only_when_a_test_kernel_compiles_and_runs(monkeypatch, capsys, compiles, wrong, expect):
+    """A device that answers is not enough: before 'auto' picks cupy the probe compiles and runs a
+    tiny kernel; when that fails, auto falls back and the CLI says why in its one backend line."""
+    from neurosim.backends import cupy_backend
+    from neurosim.cli.common import resolve_backend
+
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupy(compiles, wrong))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "cupy" else _find(name, *a))
+    cupy_backend._probe.cache_clear()
+    try:
+        reason = cupy_backend._probe()
+        if not expect:
+            assert reason == "" and backends.resolve("auto") == "cupy"
+            return
+        assert reason.startswith("backend 'cupy': ") and expect in reason and "\n" not in reason
+        assert backends.resolve("auto") == "numba"
+        assert resolve_backend("auto") == "numba"
+        line = capsys.readouterr().out.strip()
+        assert line == f"backend: auto -> numba (not cupy: {reason})"
+    finally:
+        cupy_backend._probe.cache_clear()

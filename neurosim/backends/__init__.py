@@ -7,6 +7,7 @@ sorted by (t, b, j) plus the chunk's traces. Backends are imported lazily.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from ..errors import BackendUnavailable
@@ -38,6 +39,19 @@ def load(name: str) -> Any:
             raise BackendUnavailable(f"backend {name!r} is not part of this neurosim build yet; "
                                      "the 'numba' and 'numpy' backends run here") from None
         raise BackendUnavailable(f"backend {name!r} is not installed here ({exc})") from None
+
+
+def passed_over(chosen: str) -> str:
+    """Why `auto` did not pick cupy although its package is installed here (no device, no driver,
+    a test kernel that would not compile or run), one line; '' when cupy was chosen or is not
+    installed at all."""
+    if chosen == "cupy" or importlib.util.find_spec("cupy") is None:
+        return ""
+    try:
+        load("cupy").check()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return ""
 
 
 def resolve(name: str) -> str:

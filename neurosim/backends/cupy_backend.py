@@ -120,6 +120,26 @@ def _probe() -> str:
         return "backend 'cupy': CuPy sees no CUDA device"
     if major < 6:
         return f"backend 'cupy' needs compute capability >= 6.0 (float64 atomicAdd); device 0 has {major}.x"
+    return _run_probe_kernel(cupy)
+
+
+PROBE_SOURCE = 'extern "C" __global__ void neurosim_probe(double* x) { x[threadIdx.x] = 2.0 * threadIdx.x + 1.0; }'
+
+
+def _run_probe_kernel(cupy: Any) -> str:
+    """'' if NVRTC compiles a tiny kernel and the device runs it right, else why not: a driver-only
+    host (cupy without libnvrtc) fails here, before `auto` picks cupy, not after a demo trained."""
+    try:
+        kernel = cupy.RawKernel(PROBE_SOURCE, "neurosim_probe", options=NVRTC_OPTIONS)
+        x = cupy.zeros(32, dtype=cupy.float64)
+        kernel((1,), (32,), (x,))
+        got = np.asarray(cupy.asnumpy(x))
+    except Exception as exc:  # NVRTC missing, a driver too old for the toolkit, a launch failure
+        text = str(exc).strip().splitlines()
+        return (f"backend 'cupy': compiling and running a test kernel failed ({type(exc).__name__}: "
+                f"{text[0] if text else ''})")
+    if not np.array_equal(got, 2.0 * np.arange(32) + 1.0):
+        return "backend 'cupy': a test kernel ran but wrote wrong values"
     return ""
 
 

@@ -131,7 +131,8 @@ def resolve_backend(name: str) -> str:
     except Exception as exc:  # e.g. a CUDA driver error while probing the GPU: no traceback for that
         raise BackendUnavailable(f"backend {name!r} cannot run here: {type(exc).__name__}: {exc}") from None
     if name == "auto":
-        print(f"backend: auto -> {chosen}")
+        why = backends.passed_over(chosen)
+        print(f"backend: auto -> {chosen}" + (f" (not cupy: {why})" if why else ""))
     return chosen
 
 
