@@ -75,7 +75,8 @@ class DemoConfig:
 
 
 def conv_config(**changes: Any) -> DemoConfig:
-    """The conv demo: issue 19's conv SNN on the event digits, 8 epochs as issue 19 measured it
+    """The conv demo: issue 19's conv SNN (every layer resetting to zero, as Lava's LIF, NIR and NetX
+    do) on the event digits, 8 epochs as issue 19 measured it
     (the kept epoch chosen on the validation split), the fixed-point accuracy on every test trial
     (simulate_fixed runs the convolutions as FixedConv: about 0.05 s a trial) and Lava on 4."""
     base = dict(task="nmnist_digits", arch=CONV_ARCH, epochs=8, n_check=4)
@@ -119,7 +120,8 @@ def register(sub: Any) -> None:
                     "NetX and a Brian2 script, cross-check it in Brian2 and Lava (floating and fixed point) "
                     "and write DIR/report.md and DIR/report.html (training curve, test accuracy in torch, "
                     "neurosim float64, neurosim fixed point and Lava fixed point, rasters of "
-                    "every simulator, activity maps of shaped layers, agreement table, quantisation error, "
+                    "every simulator, activity maps of shaped layers, agreement table, the Loihi 2 resource "
+                    "and cost report, quantisation error, "
                     "timings, versions). Exit code 1 "
                     "when the task bar or exact cross-check agreement is not reached (a skipped target, or no "
                     "exact comparison, counts as not reached). A failed run removes the directory it created, "
