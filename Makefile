@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-slow fuzz bench docs venv clean
+.PHONY: demo test test-numpy2 test-slow fuzz bench docs venv clean
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@echo "[make] building $(VENV) from requirements.lock"
@@ -24,6 +24,22 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --durations=20 tests
+
+# the same tests under numpy 2 in a second environment without the mapping peers (their tests skip):
+# a numpy-2 break of the core, the simulators or training shows here (requirements-numpy2.lock)
+NP2       := .venv-numpy2
+NP2_STAMP := $(NP2)/.installed
+
+$(NP2_STAMP): requirements-numpy2.lock pyproject.toml
+	@echo "[make] building $(NP2) from requirements-numpy2.lock"
+	@rm -rf $(NP2)
+	$(PYTHON) -m venv $(NP2)
+	$(NP2)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-numpy2.lock
+	$(NP2)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(NP2_STAMP)
+
+test-numpy2: $(NP2_STAMP)
+	$(NP2)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider tests
 
 # the slow cases too (Brian2 cpp_standalone builds, extra Lava networks): several more minutes
 test-slow: $(STAMP)
@@ -44,4 +60,4 @@ docs: $(STAMP)
 	@echo "[make] docs/_build/html/index.html"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache docs/_build
+	rm -rf $(VENV) $(NP2) runs .pytest_cache docs/_build

@@ -192,7 +192,7 @@ def _spikes_or_counts(name: str, given: np.ndarray, arr: np.ndarray, max_count: 
         raise NetworkError(f"inputs.{name}", f"expected {expected}, got dtype {arr.dtype}")
     bad = (given < 0) | (given > max_count) | (given != np.floor(given))  # NaN compares unequal: bad
     if np.any(bad):
-        found = given[bad].flat[0]
+        found = given[bad].flat[0].item()  # a Python number: numpy 2 would print np.int64(5)
         why = f" ({no_counts})" if max_count == 1 and no_counts and found > 1 and found == np.floor(found) else ""
         raise NetworkError(f"inputs.{name}", f"expected {expected}, found {found!r} at index "
                                              f"{np.argwhere(bad)[0].tolist()}{why}")

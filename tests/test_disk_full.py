@@ -92,9 +92,19 @@ def _check(proc: subprocess.CompletedProcess, out: Path, reason: str) -> None:
     assert sorted(os.listdir(out)) == []  # no partial, no temporary file, no run directory
 
 
+NEEDS = {"export-brian2": "brian2", "export-nir": "nir", "import-nir": "nir", "train": "torch"}  # optional packages
+
+
+def _needs(name: str) -> None:
+    """Skip, with the reason, a command whose optional package this environment lacks."""
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name], reason=f"neurosim {name} needs {NEEDS[name]}")
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_file_size_limit(name, inputs, tmp_path):
     """``ulimit -f`` (100 KB): Python ignores SIGXFSZ, so the write fails with EFBIG."""
+    _needs(name)
     out = tmp_path / "out"
     out.mkdir()
     _check(_run(COMMANDS[name], inputs, out, fsize=LIMIT), out, "File too large")
@@ -121,6 +131,7 @@ def test_full_disk(name, inputs, small_tmpfs):
     """ENOSPC on a 200 KB tmpfs (emptied by each case: a failed command leaves nothing). The train
     case is @slow (about 30 s here, torch's import on a busy machine); its ulimit case above runs
     in every `make test` and goes through the same writer."""
+    _needs(name)
     out = small_tmpfs / name
     out.mkdir()
     try:
@@ -137,6 +148,7 @@ def test_full_disk(name, inputs, small_tmpfs):
 
 def test_the_commands_succeed_without_the_limit(inputs, tmp_path):
     """The same commands write their files when there is room: the failures above are the disk's."""
+    pytest.importorskip("brian2", reason="the Brian2 export needs brian2")
     for name in ("simulate", "export-nir", "export-brian2", "import-nir"):
         out = tmp_path / name
         out.mkdir()

@@ -274,7 +274,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, baseline
 def test_graph_task_trains_on_user_files_and_names_missing_options(tmp_path, capsys):
     g = sbm(n_nodes=40, n_features=3, p_in=0.3, p_out=0.05, seed=2)
     (tmp_path / "e.txt").write_text("# i j\n" + "".join(f"{i} {j}\n" for i, j in g.edges))
-    (tmp_path / "f.csv").write_text("".join(",".join(repr(v) for v in row) + "\n" for row in g.features))
+    (tmp_path / "f.csv").write_text("".join(",".join(repr(float(v)) for v in row) + "\n" for row in g.features))
     (tmp_path / "l.txt").write_text("".join(f"{y}\n" for y in g.labels))
     files = [f"--task-option=edges={tmp_path / 'e.txt'}", f"--task-option=features={tmp_path / 'f.csv'}",
              f"--task-option=labels={tmp_path / 'l.txt'}"]
