@@ -46,3 +46,13 @@ def random_network(seed: int, dt: float = 1e-3) -> ns.Network:
 
 def random_inputs(seed: int, steps: int, batch: int, p: float = 0.1) -> dict[str, np.ndarray]:
     return {"in": np.random.default_rng(seed + 1000).random((steps, batch, 12)) < p}
+
+
+def assert_bitwise(ref: ns.SimulationResult, got: ns.SimulationResult, what: str) -> None:
+    """Identical spike events (step, batch, index) of every node and bitwise-equal traces."""
+    for name, sp in ref.spikes.items():
+        for f in ("step", "batch", "index"):
+            np.testing.assert_array_equal(getattr(got.spikes[name], f), getattr(sp, f), err_msg=f"{what} {name}.{f}")
+    for pop, vs in ref.traces.items():
+        for var, arr in vs.items():
+            np.testing.assert_array_equal(got.traces[pop][var], arr, err_msg=f"{what} {pop}.{var}")

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import random_inputs, random_network
+from helpers import assert_bitwise, random_inputs, random_network
 
 import cuda_emulator
 import neurosim as ns
@@ -51,13 +51,6 @@ def _pair(seed: int, dtype: str, options: dict, steps: int = STEPS, chunk: int =
     return net, ref, got
 
 
-def assert_bitwise(ref: ns.SimulationResult, got: ns.SimulationResult, what: str) -> None:
-    for name, sp in ref.spikes.items():
-        for f in ("step", "batch", "index"):
-            np.testing.assert_array_equal(getattr(got.spikes[name], f), getattr(sp, f), err_msg=f"{what} {name}.{f}")
-    for pop, vs in ref.traces.items():
-        for var, arr in vs.items():
-            np.testing.assert_array_equal(got.traces[pop][var], arr, err_msg=f"{what} {pop}.{var}")
 
 
 def parted_at_ties(net: ns.Network, ref: ns.SimulationResult, got: ns.SimulationResult, tol: float, what: str) -> int:

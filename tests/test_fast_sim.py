@@ -8,23 +8,13 @@ import weakref
 import numpy as np
 import pytest
 from conv_nets import conv_inputs, random_conv_network
-from helpers import random_inputs, random_network
+from helpers import assert_bitwise, random_inputs, random_network
 
 import neurosim as ns
 from neurosim.plan import cached_lower, lower
 from neurosim.propagation import row_segments
 
 numba_backend = pytest.importorskip("neurosim.backends.numba_backend")
-
-
-def _same(ref: ns.SimulationResult, got: ns.SimulationResult, what: str) -> None:
-    """Identical spikes of every node and bitwise-equal traces."""
-    for name, sp in ref.spikes.items():
-        for f in ("step", "batch", "index"):
-            np.testing.assert_array_equal(getattr(got.spikes[name], f), getattr(sp, f), err_msg=f"{what} {name}.{f}")
-    for pop, vs in ref.traces.items():
-        for var, arr in vs.items():
-            np.testing.assert_array_equal(got.traces[pop][var], arr, err_msg=f"{what} {pop}.{var}")
 
 
 def _all_traces(net: ns.Network) -> dict[str, list[str]]:
@@ -74,7 +64,7 @@ def test_event_path_equals_reference_with_multapses_delays_counts_batches_and_po
         ref = ns.simulate(net, inp, 80, seed=seed, dtype=dtype, traces=_all_traces(net))
         got = ns.simulate(net, inp, 80, seed=seed, dtype=dtype, traces=_all_traces(net), backend="numba",
                           chunk=30, backend_options={"dense": "never"})
-        _same(ref, got, f"seed {seed} counts {counts}")
+        assert_bitwise(ref, got, f"seed {seed} counts {counts}")
         assert len(ref.spikes["l1"]) > 100 and len(ref.spikes["l2"]) > 10
         assert got.meta["backend_stats"] == {"dense_chunks": 0, "event_chunks": 3}
 
@@ -90,7 +80,7 @@ def test_populations_without_adaptation_skip_its_state_and_keep_every_bit():
     inp = _inputs(9, 80, 2, 0.3)
     ref = ns.simulate(net, inp, 80, seed=9, traces=tr)
     got = ns.simulate(net, inp, 80, seed=9, traces=tr, backend="numba", backend_options={"dense": "never"})
-    _same(ref, got, "without adaptation")
+    assert_bitwise(ref, got, "without adaptation")
     assert len(ref.spikes["l1"]) > 100
 
 
@@ -100,13 +90,13 @@ def test_event_path_equals_reference_on_conv_networks_and_partitioned_runs():
         inp = conv_inputs(net, seed, 40, 2)
         ref = ns.simulate(net, inp, 40, traces=_all_traces(net), convolution="lowered")
         got = ns.simulate(net, inp, 40, traces=_all_traces(net), backend="numba", backend_options={"dense": "never"})
-        _same(ref, got, f"conv seed {seed}")
+        assert_bitwise(ref, got, f"conv seed {seed}")
         assert sum(len(s) for s in ref.spikes.values()) > 50
     net = random_network(3)
     inp = random_inputs(3, 60, 2)
     parts = ns.simulate(net, inp, 60, seed=3, partitions=3, traces=_all_traces(net))
     got = ns.simulate(net, inp, 60, seed=3, backend="numba", traces=_all_traces(net), backend_options={"dense": "never"})
-    _same(parts, got, "partitioned")
+    assert_bitwise(parts, got, "partitioned")
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -122,7 +112,7 @@ def test_dense_switch_equals_reference_bit_for_bit_when_sums_are_exact(counts, b
     assert got.meta["backend_stats"] == {"dense_chunks": 3, "event_chunks": 0}
     assert [b.name for b in cached_lower(net, "float64", "events").blocks] == ["dense_in", "poi_l2"]
     assert ref.meta["backend_stats"] == {"dense_chunks": 0, "event_chunks": 1}  # numpy: 'never' by default
-    _same(ref, got, "dense switch")
+    assert_bitwise(ref, got, "dense switch")
     assert len(ref.spikes["l1"]) > 100
 
 
