@@ -75,6 +75,18 @@ def unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
+def after_delay(src: str, name: str, shape: Any, seconds: float, nodes: dict[str, Any],
+                edges: list[tuple[str, str]], taken: set[str]) -> str:
+    """The node a projection reads: `src`, or (`seconds` > 0) a new nir.Delay node `name` (made
+    unique) of that delay on every element of `shape`, fed by `src`."""
+    if seconds <= 0:
+        return src
+    dname = unique_name(name, taken)
+    nodes[dname] = nir.Delay(delay=np.full(shape, seconds))
+    edges.append((src, dname))
+    return dname
+
+
 def as_text(x: Any) -> str:
     """Text of a value read from a graph (bytes decoded as UTF-8)."""
     return x.decode("utf8") if isinstance(x, bytes) else str(x)

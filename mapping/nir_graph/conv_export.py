@@ -25,7 +25,7 @@ import numpy as np
 from neurosim.conv import Convolution, Flatten, Pooling, ShapedProjection, SumPool2d
 from neurosim.network import Network
 
-from .common import NS, unique_name
+from .common import NS, after_delay, unique_name
 from .targets import Refusal
 
 # what each peer's NIR importer builds (read from their source: snntorch/import_nir.py,
@@ -124,20 +124,15 @@ def export_shaped(network: Network, proj: ShapedProjection, nodes: dict[str, Any
                   taken: set[str], bias_open: set[str]) -> None:
     """The NIR nodes and edges of shaped projection `proj` (module docstring)."""
     in_shape, out_shape = tuple(proj.in_shape), tuple(proj.out_shape)
-    bias = None
-    if proj.post in bias_open and channel_values(network, proj) is not None:
+    bias = channel_values(network, proj) if proj.post in bias_open else None
+    if bias is not None:
         bias_open.discard(proj.post)
-        bias = channel_values(network, proj)
     delays = np.asarray(proj.delay)
     classes = [int(d) for d in np.unique(delays)]
     for d in classes:
         suffix = "" if len(classes) == 1 else f"_d{d}"
         src = proj.pre
-        if d > 1:
-            dname = unique_name(f"{proj.name}_delay{suffix}", taken)
-            nodes[dname] = nir.Delay(delay=np.full(in_shape, (d - 1) * network.dt))
-            edges.append((src, dname))
-            src = dname
+        src = after_delay(src, f"{proj.name}_delay{suffix}", in_shape, (d - 1) * network.dt, nodes, edges, taken)
         name = unique_name(f"{proj.name}{suffix}", taken)
         meta: dict[str, Any] = {NS + "projection": proj.name, NS + "delay": d, NS + "kind": proj.kind}
         if isinstance(proj, Convolution):

@@ -13,7 +13,7 @@ from neurosim.errors import ExportError
 from neurosim.models import Discretization
 from neurosim.network import Network, PoissonInput, Population, Projection
 
-from .common import NS, ALIFNode, check_method, unique_name
+from .common import NS, ALIFNode, after_delay, check_method, unique_name
 from .conv_export import channel_values, export_shaped, flat_source, shape_neuron, shaped_refusals
 from .targets import PEERS, TARGET_DT, first_refusal
 
@@ -121,11 +121,7 @@ def _export_projection(network: Network, proj: Projection, nodes: dict[str, Any]
     for d, w in classes:
         suffix = "" if len(classes) == 1 else f"_d{d}"
         src = flat_source(network, proj.pre, nodes, edges, taken, flats)
-        if d > 1:
-            dname = unique_name(f"{proj.name}_delay{suffix}", taken)
-            nodes[dname] = nir.Delay(delay=np.full(n_pre, (d - 1) * network.dt))
-            edges.append((src, dname))
-            src = dname
+        src = after_delay(src, f"{proj.name}_delay{suffix}", n_pre, (d - 1) * network.dt, nodes, edges, taken)
         lname = unique_name(f"{proj.name}{suffix}", taken)
         meta = {NS + "projection": proj.name, NS + "delay": d, NS + "sparse": int(proj.is_sparse)}
         if proj.post in bias_open:
