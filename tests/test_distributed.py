@@ -181,6 +181,10 @@ def _rank(rank: int, port: int, config: dict, out: str, stop_after: int, misweig
 
     def stop(row: dict) -> None:
         if row["epoch"] == stop_after:
+            # every rank stops here; wait until all have arrived (rank 0 still writes the checkpoint)
+            # so that no rank tears its gloo connections down while another still uses them: an
+            # early teardown aborted rank 1 ("terminate called without an active exception", CI)
+            torch.distributed.barrier()
             raise _Stop
 
     try:
