@@ -3,18 +3,24 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 PIPQ   := $(PY) -m pip install --quiet --disable-pip-version-check
+# GPU=1 where nvidia-smi lists a GPU: the environment also gets requirements-gpu.txt (CuPy for the
+# CUDA 13 that the pinned torch is built for, NVRTC from pip); `make GPU=0 ...` or GPU=1 forces it.
+# The stamp names the choice, so switching rebuilds the environment.
+GPU    ?= $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU ' && echo 1 || echo 0)
+STAMP  := $(VENV)/.installed$(if $(filter 1,$(GPU)),-gpu)
 
 .PHONY: demo test test-numpy2 test-slow fuzz bench docs venv clean
 
-$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
-	@echo "[make] building $(VENV) from requirements.lock"
+$(STAMP): requirements.lock requirements-nodeps.txt requirements-gpu.txt pyproject.toml
+	@echo "[make] building $(VENV) from requirements.lock$(if $(filter 1,$(GPU)), and requirements-gpu.txt (GPU=1))"
 	@rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PIPQ) -r requirements.lock
+	$(if $(filter 1,$(GPU)),$(PY) -m pip uninstall --quiet -y cupy-cuda12x && $(PIPQ) -r requirements-gpu.txt)
 	$(PIPQ) --no-deps --ignore-requires-python -r requirements-nodeps.txt
 	$(PIPQ) --no-deps --no-build-isolation -e .
+	$(if $(filter 1,$(GPU)),$(PY) -m neurosim backends)
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -361,6 +361,10 @@ def test_backends_lists_all(capsys):
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     assert "numpy  usable" in out and "cupy" in out and f"auto -> {ns.backends.resolve('auto')}" in out
+    torch = pytest.importorskip("torch")
+    line = out.strip().splitlines()[-1]
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert line.startswith(f"training: --device auto -> {want} (") and torch.__version__ in line
 
 
 def test_python_dash_m_entry_point():

@@ -418,6 +418,7 @@ class _FakeCupy:
     def __init__(self, compiles: bool, wrong: bool = False) -> None:
         class Runtime:
             driverGetVersion = staticmethod(lambda: 12000)
+            runtimeGetVersion = staticmethod(lambda: 12000)
             getDeviceCount = staticmethod(lambda: 1)
 
         class Cuda:

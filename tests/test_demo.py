@@ -172,6 +172,48 @@ def test_demo_cli_refuses_a_bad_arch_before_making_the_directory(tmp_path, capsy
     assert len(err) == 1 and err[0].startswith("neurosim: error: --arch: ") and not out.exists()
 
 
+def test_demo_cli_refuses_cuda_without_a_gpu_before_making_the_directory(tmp_path, capsys):
+    import torch
+
+    from neurosim.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA device here")
+    out = tmp_path / "d"
+    assert main(["demo", "--device", "cuda", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("neurosim: error: --device cuda: torch sees no CUDA device")
+    assert not out.exists()
+
+
+def test_report_names_the_training_device_that_auto_chose(demo):
+    """DemoConfig.device is 'auto'; the report's configuration names the device used."""
+    import torch
+
+    out, res = demo
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert res.config.device == want
+    assert f"device = {want}" in open(res.files["report"]).read()
+
+
+def test_cuda_training_rounds_float32_as_the_cpu_does(monkeypatch):
+    """pick_device('auto') on a GPU switches TF32 off (matmul and cuDNN): float32 must mean a
+    24-bit significand on CUDA too, or the trained network's spikes part from its CPU export."""
+    import torch
+
+    from training.trainer import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:  # torch's flag objects take assignment, not monkeypatch's undo
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        assert pick_device("cpu").type == "cpu" and torch.backends.cudnn.allow_tf32 is True  # the CPU: untouched
+        assert pick_device("auto").type == "cuda"
+        assert torch.backends.cuda.matmul.allow_tf32 is False and torch.backends.cudnn.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 # --------------------------------------------------------------------------------- conv demo
 
 CONV_SMALL = "conv(4,k=5,s=4,p=2),pool(3),flatten,dense(10)"  # 2x34x34 -> 4x9x9 -> 4x3x3 -> 10

@@ -50,13 +50,21 @@ def evaluate(model: SNN, split: Any, task: Any, batch_size: int = 256) -> tuple[
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto': CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is an error."""
+    """'auto': CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is an error.
+
+    On CUDA, TF32 is switched off for matrix products and cuDNN convolutions: float32 training
+    then rounds as on the CPU (a 24-bit significand, not TF32's 11), which the exported network's
+    spikes and the float64 cross-check assume."""
     if name not in ("auto", "cpu", "cuda"):
         raise NeurosimError(f"--device: expected auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise NeurosimError("--device cuda: torch sees no CUDA device here (this torch build: "
                             f"{torch.__version__}); use --device cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    device = torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,

@@ -71,6 +71,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, NetworkError
 from ..plan import Plan
+from .cuda_libs import preload_nvrtc
 
 NAME = "cupy"
 OPTIONS = {
@@ -120,7 +121,12 @@ def _probe() -> str:
         return "backend 'cupy': CuPy sees no CUDA device"
     if major < 6:
         return f"backend 'cupy' needs compute capability >= 6.0 (float64 atomicAdd); device 0 has {major}.x"
-    return _run_probe_kernel(cupy)
+    try:  # pip's NVRTC (torch's CUDA wheel brings it) where no toolkit is on the loader's path
+        missing = preload_nvrtc(int(cupy.cuda.runtime.runtimeGetVersion()) // 1000)
+    except Exception as exc:  # a runtime that will not say its version: the test kernel decides
+        missing = f"CUDA runtime version unknown ({type(exc).__name__})"
+    reason = _run_probe_kernel(cupy)
+    return f"{reason}; {missing}" if reason and missing else reason
 
 
 PROBE_SOURCE = 'extern "C" __global__ void neurosim_probe(double* x) { x[threadIdx.x] = 2.0 * threadIdx.x + 1.0; }'

@@ -67,6 +67,9 @@ class DemoConfig:
     n_test: Optional[int] = None
     seed: int = 0
     backend: str = "auto"
+    # where training runs: 'auto' is CUDA when torch sees a GPU (training.trainer.pick_device); the
+    # configuration table records the device that was used
+    device: str = "auto"
     n_check: int = 2
     targets: tuple[str, ...] = ("brian2", "lava-float", "lava-fixed")
     # a layered model (training.layered spec, or 'conv' for demo_train.CONV_ARCH) instead of the LSNN
@@ -151,6 +154,8 @@ def register(sub: Any) -> None:
                    help=f"cross-check targets (default {','.join(d.targets)})")
     p.add_argument("--backend", default=d.backend, choices=("numpy", "numba", "cupy", "auto"),
                    help="neurosim backend for the test-set simulation (default auto)")
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"),
+                   help="where training runs (default auto: CUDA when torch sees a GPU, else the CPU)")
     p.add_argument("--seed", type=seed_arg, default=d.seed, metavar="S",
                    help="seed of data and weights (whole number, 0 <= S < 2**63, default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -186,11 +191,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _check_arch(arch)
     paths.check_directory(args.out, "--out")
     resolve_backend(args.backend)  # an unusable backend fails now, not after training
+    from training.trainer import pick_device
+
+    device = str(pick_device(args.device).type)  # --device cuda without a GPU fails now, in one line
     pick = lambda given, default: default if given is None else given  # noqa: E731
     config = dataclasses.replace(
         base, task=task, rule=args.rule, hidden=args.hidden, epochs=pick(args.epochs, base.epochs),
         n_train=args.n_train, n_test=args.n_test, n_check=pick(args.n_check, base.n_check),
-        n_fixed=pick(args.n_fixed, base.n_fixed), targets=targets, backend=args.backend, seed=args.seed, arch=arch)
+        n_fixed=pick(args.n_fixed, base.n_fixed), targets=targets, backend=args.backend, device=device, seed=args.seed,
+        arch=arch)
     # a failure removes what the run created, unless training already saved a checkpoint (resumable)
     with paths.output_directory(args.out, "--out", keep=("checkpoint.pt",)):
         result = run_demo(config, args.out, progress=not args.no_progress)
@@ -213,7 +222,7 @@ def _check_arch(arch: str) -> None:
 def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = print) -> DemoResult:
     """Run every stage into directory `out` (created if missing); see the module docstring."""
     from mapping.agreement import crosscheck
-    from training.trainer import TrainConfig
+    from training.trainer import TrainConfig, pick_device
 
     from .. import backends, storage
     from ..metrics import neurobench_metrics
@@ -234,7 +243,9 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
                      n_test=config.n_test, tau_adapt=config.tau_adapt, clip=config.clip,
                      arch=resolve_arch(config.arch))
     run_dir = os.path.join(out, "train")
-    trained = train_stage(tc, run_dir, progress=progress)  # the demo owns its directory
+    device = str(pick_device(config.device).type)
+    config = dataclasses.replace(config, device=device)  # the report names the device used, not 'auto'
+    trained = train_stage(tc, run_dir, progress=progress, device=device)  # the demo owns its directory
     task, net = trained.task, trained.network
     # the report's configuration table gives the trial counts used, not None for "the default"
     n_fixed = len(task.test) if config.n_fixed is None else min(config.n_fixed, len(task.test))
@@ -246,7 +257,7 @@ def run_demo(config: DemoConfig, out: str, *, progress: bool = True, log: Any = 
                  checkpoint=os.path.join(run_dir, "checkpoint.pt"))
     what = f"layered {config.arch}" if config.arch else f"{config.model} x {config.hidden}"
     epoch = f"epoch {trained.epoch + 1} of {len(trained.history)}, {trained.chosen_by}"
-    log(f"[demo] trained {what} on {config.task} with {config.rule}: kept {epoch}; test accuracy {test_acc:.3f} "
+    log(f"[demo] trained {what} on {config.task} with {config.rule} on {device}: kept {epoch}; test accuracy {test_acc:.3f} "
         f"(bar {task.bar}) in {stages['train']:.1f} s")
 
     # 2. simulate the trained network on the test set --------------------------------------

@@ -45,9 +45,9 @@ def resolve_arch(arch: Optional[str]) -> Optional[str]:
     return None if arch is None else ARCH_ALIASES.get(arch, arch)
 
 
-def train_stage(tc: Any, run_dir: str, *, progress: bool) -> Trained:
-    """Train `tc` (training.config.TrainConfig) into `run_dir` and keep the epoch chosen on the
-    validation split (module docstring)."""
+def train_stage(tc: Any, run_dir: str, *, progress: bool, device: str = "auto") -> Trained:
+    """Train `tc` (training.config.TrainConfig) into `run_dir` on `device` ('auto': CUDA when torch
+    sees a GPU) and keep the epoch chosen on the validation split (module docstring)."""
     import torch
 
     from training.runfiles import read_checkpoint
@@ -63,7 +63,7 @@ def train_stage(tc: Any, run_dir: str, *, progress: bool) -> Trained:
         best.update(val_acc=row["val_acc"], epoch=int(row["epoch"]),
                     model={k: v.clone() for k, v in state["model"].items()})
 
-    trained = train(tc, run_dir, progress=progress, device="cpu", overwrite=True, on_epoch=keep_best)
+    trained = train(tc, run_dir, progress=progress, device=device, overwrite=True, on_epoch=keep_best)
     model, task, history = trained["model"], trained["task"], trained["history"]
     if best:
         model.load_state_dict(best["model"])

@@ -112,7 +112,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("backends", help="list the simulation backends and whether each can run here",
                        description="List the backends (numpy, numba, cupy), whether each is usable on this "
-                                   "machine (and why not), and which one --backend auto picks.")
+                                   "machine (and why not), which one --backend auto picks, and where "
+                                   "training's --device auto runs (CUDA or the CPU, and why).")
     p.set_defaults(func=cmd_backends)
 
     p = sub.add_parser("cuba", help="build, simulate and plot the CUBA benchmark network in one go",
@@ -306,7 +307,24 @@ def cmd_backends(args: argparse.Namespace) -> int:
         for key, text in options.items():
             print(f"{name} option {key}: {text}")
     print(f"auto -> {backends.resolve('auto')}")
+    print(training_device())
     return 0
+
+
+def training_device() -> str:
+    """One line: where ``neurosim train --device auto`` would run, and why not on a GPU."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "training: torch is not installed (pip install 'neurosim[train]')"
+    import torch
+
+    cuda = torch.version.cuda
+    if torch.cuda.is_available():
+        return f"training: --device auto -> cuda ({torch.cuda.get_device_name(0)}; torch {torch.__version__}, CUDA {cuda})"
+    why = (f"torch {torch.__version__} is a CPU build" if cuda is None else
+           f"torch {torch.__version__} (CUDA {cuda}) sees no GPU")
+    return f"training: --device auto -> cpu ({why})"
 
 
 def cmd_cuba(args: argparse.Namespace) -> int:
