@@ -201,3 +201,20 @@ def test_numba_step_kernel_still_matches_canonical_step():
     numba_backend.step_kernel()(x, *p, *s, *out)
     for k, name in enumerate(("i", "v", "a", "z", "r")):
         np.testing.assert_array_equal(out[k], getattr(ref, name), err_msg=name)
+
+
+@pytest.mark.parametrize("dense", ["never", "always"])
+def test_event_buffer_refills_keep_every_event_in_order(dense):
+    """A chunk with ~38x the event buffer's first size (65536): the compiled loop stops when the
+    buffer could overflow and the runner sizes the next buffer from the rate so far; the events
+    concatenated over the calls equal the reference's, in order (SpikeTrains sorted by
+    (step, trial, index)), and every step's spikes are there once."""
+    n, batch, steps = 600, 4, 1200
+    net = ns.Network(dt=1e-3, populations=[ns.Population("h", n, ns.LIF(beta=0.5, theta=1.0, bias=np.linspace(
+        0.2, 3.0, n)))], projections=[ns.Projection("in", "x", "h", np.full((3, n), 0.25))],
+        inputs=[ns.SpikeInput("x", 3)])
+    x = np.random.default_rng(0).random((steps, batch, 3)) < 0.3
+    ref = ns.simulate(net, {"x": x}, steps, backend="numpy")
+    got = ns.simulate(net, {"x": x}, steps, backend="numba", chunk=steps, backend_options={"dense": dense})
+    assert len(ref.spikes["h"]) > 30 * 65536
+    assert_bitwise(ref, got, f"dense={dense}")

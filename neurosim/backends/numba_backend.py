@@ -158,6 +158,8 @@ class Runner:
             p1 = min(steps, p0 + piece)
             cur = self._product(blocks, src[p0:p1], width)
             parts += self._run_piece(t0, p0, src[p0:p1], traces, on, off, tab, cur)
+        if len(parts) == 1:
+            return parts[0][0], parts[0][1], parts[0][2], traces
         ev = [np.concatenate([p[c] for p in parts]) for c in range(3)]
         return ev[0], ev[1], ev[2], traces
 
@@ -210,6 +212,9 @@ class Runner:
                                   cur[done:], *self.pairs, ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
             parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))
             done += k
-            if k == 0 or n_ev > self.cap // 2:
+            if done < steps:  # stopped early: room for the rest at this call's event rate (and one step)
+                rest = int(n_ev / max(k, 1) * (steps - done) * 1.25) + batch * plan.n_neurons
+                self.cap = max(2 * self.cap, rest)
+            elif n_ev > self.cap // 2:
                 self.cap *= 2
         return parts
