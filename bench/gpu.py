@@ -31,7 +31,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -118,7 +118,26 @@ def run_runner(runner: Any, plan: Plan, steps: int, chunk: int, seconds: Optiona
             "steps_per_s": done / run_s, "events_per_s": events / run_s}
 
 
-def cuba_row(n: int, k: int, args: argparse.Namespace, copy_bw: float, cupy: Any) -> dict[str, Any]:
+def device_meta(cupy: Any) -> dict[str, Any]:
+    """The device's name and the CUDA, CuPy, NumPy and Python versions."""
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"]
+    return {"device": name.decode() if isinstance(name, bytes) else str(name), "cupy": cupy.__version__,
+            "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(), "cuda_driver": cupy.cuda.runtime.driverGetVersion(),
+            "numpy": np.__version__, "python": platform.python_version(), "cpus": os.cpu_count()}
+
+
+def warm_up(dtype: str) -> float:
+    """Seconds to compile the kernels of `dtype` and run a small CUBA plan once."""
+    t = time.perf_counter()
+    warm = cuba_plan(1000, 50, dtype=dtype)
+    run_runner(cupy_backend.Runner(warm, 1, np.zeros(0, np.int64), ()), warm, 200, 100)
+    return time.perf_counter() - t
+
+
+def cuba_row(n: int, k: int, args: argparse.Namespace, copy_bw: float, cupy: Any = None) -> dict[str, Any]:
+    """One CUBA row (module docstring, item 2) with `args` of :func:`parser`; `cupy` (None: the
+    backend's device is not CuPy's, e.g. tests/cuda_emulator.py) frees its memory pool after the run."""
     steps = int(round(args.duration / DT))
     t = time.perf_counter()
     plan = cuba_plan(n, k, seed=args.seed, dtype=args.dtype)
@@ -136,7 +155,8 @@ def cuba_row(n: int, k: int, args: argparse.Namespace, copy_bw: float, cupy: Any
     row["bytes_per_s"] = gpu["events_per_s"] * row["bytes_per_event"]
     row["fraction_of_copy_bw"] = row["bytes_per_s"] / copy_bw
     del runner
-    cupy.get_default_memory_pool().free_all_blocks()
+    if cupy is not None:
+        cupy.get_default_memory_pool().free_all_blocks()
     ref = run_runner(numpy_backend.Runner(plan, 1, np.zeros(0, np.int64), ()), plan, steps, 10, args.numpy_seconds)
     row.update({f"numpy_{key}": v for key, v in ref.items()})
     row["x_numpy_per_step"] = gpu["steps_per_s"] / ref["steps_per_s"]
@@ -240,14 +260,15 @@ def _time_layer(name: str, module: Any, forward: Any, torch: Any, reps: int = 3)
 # ------------------------------------------------------------------------------------ tables
 
 
-def print_tables(report: dict[str, Any]) -> None:
+def print_tables(report: dict[str, Any], out: Callable[[str], None] = log) -> None:
+    """The device, CUBA and layer tables of `report` (markdown) through `out`, line by line."""
     d = report.get("device") or {}
     if d:
-        log("\n## Device\n| copy bandwidth (read+write) | direct launch | graph node |\n|---|---|---|")
-        log(f"| {d['copy_bytes_per_s'] / 1e12:.2f} TB/s | {d['launch_direct_us']:.2f} us | "
+        out("\n## Device\n| copy bandwidth (read+write) | direct launch | graph node |\n|---|---|---|")
+        out(f"| {d['copy_bytes_per_s'] / 1e12:.2f} TB/s | {d['launch_direct_us']:.2f} us | "
             f"{d['launch_graph_node_us']:.2f} us |")
     if report["cuba"]:
-        log(f"\n## CUBA, {report['args']['duration']} s at dt 0.1 ms, {report['args']['dtype']}, propagation=event\n"
+        out(f"\n## CUBA, {report['args']['duration']} s at dt 0.1 ms, {report['args']['dtype']}, propagation=event\n"
             "| n | syn/n | synapses | steps/s | events/s | rate Hz | GB/s (idx+w) | of copy bw | "
             "numpy steps/s | x numpy/step | x numpy/event | Brian2 cpp sim s | x Brian2 |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -255,33 +276,34 @@ def print_tables(report: dict[str, Any]) -> None:
             b2 = r["brian2"]
             xe = f"{r['x_numpy_per_event']:.3g}" if r["x_numpy_per_event"] else "-"
             b2_cells = f"{b2['sim_s']:.3f} | {b2['x_brian2_sim']:.3g}" if "sim_s" in b2 else "- | -"
-            log(f"| {r['n']} | {r['syn_per_neuron']} | {r['synapses']:.3g} | {r['gpu_steps_per_s']:.0f} | "
+            out(f"| {r['n']} | {r['syn_per_neuron']} | {r['synapses']:.3g} | {r['gpu_steps_per_s']:.0f} | "
                 f"{r['gpu_events_per_s']:.3g} | {r['rate_hz']:.1f} | {r['bytes_per_s'] / 1e9:.3g} | "
                 f"{100 * r['fraction_of_copy_bw']:.2g}% | {r['numpy_steps_per_s']:.3g} | {r['x_numpy_per_step']:.3g} | "
                 f"{xe} | {b2_cells} |")
         skipped = {r["brian2"]["skipped"] for r in report["cuba"] if "skipped" in r["brian2"]}
         for reason in sorted(skipped):
-            log(f"Brian2: {reason}")
+            out(f"Brian2: {reason}")
     if report["layer"]:
         a = report["args"]
-        log(f"\n## Training layer: {a['layer_inputs']} -> {a['layer_neurons']} LIF, batch {a['layer_batch']}, "
+        out(f"\n## Training layer: {a['layer_inputs']} -> {a['layer_neurons']} LIF, batch {a['layer_batch']}, "
             f"T = {a['layer_steps']}, float32\n| implementation | forward ms | backward ms | peak GiB | note |\n|---|---|---|---|---|")
         for r in report["layer"]:
             if "skipped" in r:
-                log(f"| {r['impl']} | - | - | - | {r['skipped']} |")
+                out(f"| {r['impl']} | - | - | - | {r['skipped']} |")
             else:
                 note = f"spike prob {r['spike_prob']:.3f}"
                 if "spikes_agree" in r:
                     note += f"; spikes equal to ours: {100 * r['spikes_agree']:.2f}%"
-                log(f"| {r['impl']} | {r['forward_ms']:.1f} | {r['backward_ms']:.1f} | {r['peak_gib']:.2f} | {note} |")
+                out(f"| {r['impl']} | {r['forward_ms']:.1f} | {r['backward_ms']:.1f} | {r['peak_gib']:.2f} | {note} |")
     for note in report["notes"]:
-        log(f"note: {note}")
+        out(f"note: {note}")
 
 
 # -------------------------------------------------------------------------------------- main
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of this script (its defaults are the full benchmark's settings)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="directory for gpu.json (created)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[4000, 64000, 256000, 1000000])
@@ -298,7 +320,11 @@ def main() -> int:
     ap.add_argument("--layer-batch", type=int, default=16)
     ap.add_argument("--layer-steps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> int:
+    args = parser().parse_args()
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -314,20 +340,12 @@ def main() -> int:
         return 2
     import cupy
 
-    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-    name = props["name"]
-    report["meta"] = {"device": name.decode() if isinstance(name, bytes) else str(name), "cupy": cupy.__version__,
-                      "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
-                      "cuda_driver": cupy.cuda.runtime.driverGetVersion(), "numpy": np.__version__,
-                      "python": platform.python_version(), "cpus": os.cpu_count()}
+    report["meta"] = device_meta(cupy)
     log(f"device: {report['meta']['device']}; cupy {cupy.__version__}; numpy {np.__version__}")
     report["device"] = device_figures(cupy)
     log(f"copy {report['device']['copy_bytes_per_s'] / 1e12:.2f} TB/s; launch {report['device']['launch_direct_us']:.2f} us "
         f"direct, {report['device']['launch_graph_node_us']:.2f} us per graph node")
-    t = time.perf_counter()
-    warm = cuba_plan(1000, 50, dtype=args.dtype)
-    run_runner(cupy_backend.Runner(warm, 1, np.zeros(0, np.int64), ()), warm, 200, 100)
-    report["meta"]["kernel_compile_and_first_run_s"] = time.perf_counter() - t
+    report["meta"]["kernel_compile_and_first_run_s"] = warm_up(args.dtype)
     save()
     for k in args.syn:
         for n in args.sizes:

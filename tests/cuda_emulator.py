@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
 import numpy as np
 
@@ -47,6 +47,26 @@ _SCALARS = {"int": (np.int32, ctypes.c_int32), "i64": (np.int64, ctypes.c_int64)
 def available() -> str:
     """'' if g++ is here, else the reason the emulator cannot run."""
     return "" if shutil.which("g++") else "g++ is not installed"
+
+
+@contextlib.contextmanager
+def installed(max_blocks: int = 2, block: int = 64) -> Iterator[list["HostDevice"]]:
+    """Inside the block backend 'cupy' runs here: ``cupy_backend.check`` passes and every runner
+    gets a new ``HostDevice(dtype, max_blocks, block)``, appended to the list yielded. Few
+    blocks, so grid-stride loops wrap and spike lists leave presynaptic order (as atomics do on a
+    GPU). Restores the backend on exit; callers check :func:`available` first."""
+    made: list[HostDevice] = []
+
+    def device(dtype: Any) -> HostDevice:
+        made.append(HostDevice(dtype, max_blocks=max_blocks, block=block))
+        return made[-1]
+
+    saved = cupy_backend.check, cupy_backend._device
+    cupy_backend.check, cupy_backend._device = (lambda: None), device
+    try:
+        yield made
+    finally:
+        cupy_backend.check, cupy_backend._device = saved
 
 
 def signatures(source: str) -> dict[str, tuple[str, list[tuple[str, str]]]]:

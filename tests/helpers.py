@@ -1,5 +1,9 @@
-"""Shared builders for tests: random networks that exercise every feature."""
+"""Shared builders for tests: random networks that exercise every feature, and the CuPy
+backend's parity check against NumPy (also run by bench/gpu_accept.py)."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -56,3 +60,128 @@ def assert_bitwise(ref: ns.SimulationResult, got: ns.SimulationResult, what: str
     for pop, vs in ref.traces.items():
         for var, arr in vs.items():
             np.testing.assert_array_equal(got.traces[pop][var], arr, err_msg=f"{what} {pop}.{var}")
+
+
+# ------------------------------------------- CuPy backend against NumPy (tests and bench/gpu_accept.py)
+
+TOL = {"float64": 1e-12, "float32": 1e-4}  # relative trace error allowed where the summation order differs
+TIES_FLOAT32 = 3  # trials (of the 39 in 20 parity cases) that may part at a float32 threshold tie
+PARITY_STEPS = 120
+
+
+def parity_case(seed: int, steps: int = PARITY_STEPS) -> tuple[ns.Network, dict[str, np.ndarray], dict[str, list[str]]]:
+    """(network, inputs (batch 1 + seed % 3), traces v/i/a/threshold of every population) of case `seed`."""
+    net = random_network(seed)
+    return net, random_inputs(seed, steps, 1 + seed % 3), {p.name: ["v", "i", "a", "threshold"] for p in net.populations}
+
+
+def reference(seed: int, dtype: str, steps: int = PARITY_STEPS,
+              inputs: Optional[dict[str, np.ndarray]] = None) -> ns.SimulationResult:
+    """The NumPy backend's run of parity case `seed` (`inputs`, if given, replace the case's own)."""
+    net, inp, tr = parity_case(seed, steps)
+    return ns.simulate(net, inp if inputs is None else inputs, steps, seed=seed, dtype=dtype, traces=tr)
+
+
+def cupy_pair(seed: int, dtype: str, options: dict[str, Any], steps: int = PARITY_STEPS, chunk: int = 50,
+              ref: Optional[ns.SimulationResult] = None) -> tuple[ns.Network, ns.SimulationResult, ns.SimulationResult]:
+    """(network, NumPy's result (`ref` if given), backend 'cupy''s result with `options`) of case `seed`."""
+    net, inp, tr = parity_case(seed, steps)
+    ref = reference(seed, dtype, steps) if ref is None else ref
+    got = ns.simulate(net, inp, steps, seed=seed, dtype=dtype, traces=tr, backend="cupy", chunk=chunk,
+                      backend_options=options)
+    return net, ref, got
+
+
+def parted_at_ties(net: ns.Network, ref: ns.SimulationResult, got: ns.SimulationResult, tol: float, what: str) -> int:
+    """Per trial: spikes equal and traces within `tol` (relative to max(1, |value|)) up to the
+    first step where any spike differs; at that step every differing neuron must sit on its
+    threshold within `tol` on the side that did not spike (a tie the summation order decided).
+    Returns the number of trials that parted at a tie; AssertionError (naming `what`) otherwise."""
+    pops = [p.name for p in net.populations]
+    parted = 0
+    for b in range(ref.batch):
+        r = np.concatenate([ref.spikes[p].dense()[:, b] for p in pops], axis=1)
+        g = np.concatenate([got.spikes[p].dense()[:, b] for p in pops], axis=1)
+        rows = np.nonzero((r != g).any(axis=1))[0]
+        stop = int(rows[0]) if rows.size else ref.steps
+        for p in pops:
+            for var, arr in ref.traces[p].items():
+                want, have = arr[:stop, b], got.traces[p][var][:stop, b]
+                err = np.abs(have - want) / np.maximum(1.0, np.abs(want))
+                if not np.all(err <= tol):
+                    raise AssertionError(f"{what} trial {b} {p}.{var}: error {err.max():.3g} > {tol}")
+        if rows.size:
+            def at(res: ns.SimulationResult, var: str) -> np.ndarray:
+                return np.concatenate([res.traces[p][var][stop, b] for p in pops])
+
+            j = np.nonzero(r[stop] != g[stop])[0]
+            v = np.where(r[stop, j], at(got, "v")[j], at(ref, "v")[j])  # the side that did not spike
+            thr = np.where(r[stop, j], at(got, "threshold")[j], at(ref, "threshold")[j])
+            gap = np.abs(v - thr) / np.maximum(1.0, np.abs(thr))
+            if not np.all(gap <= tol):
+                raise AssertionError(f"{what} trial {b} step {stop}: spikes differ {gap.max():.3g} from threshold")
+            parted += 1
+    return parted
+
+
+@dataclass
+class Parity:
+    """What :func:`mode_parity` found: counts over the cases and one message per failed case."""
+
+    mode: str
+    dtype: str
+    options: dict[str, Any]
+    networks: int = 0
+    trials: int = 0
+    spikes: int = 0
+    parted: int = 0
+    graph_replays: int = 0
+    devices: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ties_allowed(self) -> int:
+        """Trials that may part at a tie: none in 'gather' mode or in float64, TIES_FLOAT32 else."""
+        return 0 if self.mode == "gather" or self.dtype == "float64" else TIES_FLOAT32
+
+    def problems(self, min_spikes: int) -> list[str]:
+        """Why this is not the backend's parity contract ([] when it is); fewer than `min_spikes`
+        spikes in all would make the comparison vacuous."""
+        out = list(self.errors)
+        if self.parted > self.ties_allowed:
+            out.append(f"{self.parted} trials parted at ties (allowed {self.ties_allowed})")
+        if self.spikes < min_spikes:
+            out.append(f"only {self.spikes} spikes (the comparison needs at least {min_spikes})")
+        return out
+
+
+def mode_parity(mode: str, dtype: str, options: dict[str, Any], seeds: Sequence[int] = range(20),
+                steps: int = PARITY_STEPS, chunk: int = 50,
+                refs: Optional[dict[int, ns.SimulationResult]] = None) -> Parity:
+    """Backend 'cupy' with propagation `mode` (plus `options`) against NumPy (`refs[seed]` where
+    given) on parity cases `seeds`: 'gather' bitwise (assert_bitwise), 'event' and 'matmul' up to
+    counted ties (parted_at_ties). The runs must report the mode, and replay CUDA graphs when
+    graph_steps > 0 (not 'matmul', which launches directly). A failed case adds one message."""
+    res = Parity(mode, dtype, dict(options))
+    graphs = options.get("graph_steps", 64) > 0 and mode != "matmul"
+    for seed in seeds:
+        net, ref, got = cupy_pair(seed, dtype, {"propagation": mode, **options}, steps, chunk,
+                                  None if refs is None else refs.get(seed))
+        stats = got.meta["backend_stats"]
+        res.networks, res.trials = res.networks + 1, res.trials + ref.batch
+        res.spikes += sum(len(s) for s in ref.spikes.values())
+        res.graph_replays += stats["graph_replays"]
+        res.devices.add(str(stats["device"]))
+        try:
+            if got.backend != "cupy" or stats["propagation"] != mode:
+                raise AssertionError(f"ran on {got.backend} in mode {stats['propagation']}, not cupy in {mode}")
+            if graphs and (stats["graph_replays"] == 0 or "graph_error" in stats):
+                raise AssertionError(f"no CUDA graph replayed ({stats.get('graph_error', 'no replay')})")
+            if mode == "gather":
+                assert_bitwise(ref, got, f"seed {seed}")
+            else:
+                res.parted += parted_at_ties(net, ref, got, TOL[dtype], f"seed {seed}")
+        except AssertionError as exc:
+            text = " / ".join([s.strip() for s in str(exc).splitlines() if s.strip()][:3])[:300]
+            res.errors.append(text if text.startswith(f"seed {seed}") else f"seed {seed}: {text}")
+    return res

@@ -11,7 +11,8 @@ Parity contract (see cupy_backend's docstring): 'gather' is bitwise equal to Num
 (the default) and 'matmul' add simultaneous inputs in another order, so traces agree to
 1e-12 (float64) or 1e-4 (float32) relative, and spikes agree until a neuron sits on its
 threshold within that error (a tie), after which its trial is no longer compared. Ties are
-counted and bounded: none in float64, at most TIES_FLOAT32 trials in float32.
+counted and bounded: none in float64, at most helpers.TIES_FLOAT32 trials in float32. The check
+itself (helpers.mode_parity) is shared with bench/gpu_accept.py.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_bitwise, random_inputs, random_network
+from helpers import TOL, assert_bitwise, cupy_pair, mode_parity, parted_at_ties, random_inputs, random_network
 
 import cuda_emulator
 import neurosim as ns
@@ -35,67 +36,15 @@ from neurosim.plan import lower
 GPU_REASON = backends.available()["cupy"]
 needs_gpu = pytest.mark.skipif(bool(GPU_REASON), reason=f"no usable CUDA device through CuPy: {GPU_REASON}")
 DTYPES = ["float64", "float32"]
-TOL = {"float64": 1e-12, "float32": 1e-4}
-TIES_FLOAT32 = 3  # trials (of 40) that may part at a float32 threshold tie
-STEPS = 120
-
-
-def _pair(seed: int, dtype: str, options: dict, steps: int = STEPS, chunk: int = 50):
-    net = random_network(seed)
-    batch = 1 + seed % 3
-    inp = random_inputs(seed, steps, batch)
-    tr = {p.name: ["v", "i", "a", "threshold"] for p in net.populations}
-    ref = ns.simulate(net, inp, steps, seed=seed, dtype=dtype, traces=tr)
-    got = ns.simulate(net, inp, steps, seed=seed, dtype=dtype, traces=tr, backend="cupy", chunk=chunk,
-                      backend_options=options)
-    return net, ref, got
-
-
-
-
-def parted_at_ties(net: ns.Network, ref: ns.SimulationResult, got: ns.SimulationResult, tol: float, what: str) -> int:
-    """Per trial: spikes equal and traces within `tol` (relative to max(1, |value|)) up to the
-    first step where any spike differs; at that step every differing neuron must sit on its
-    threshold within `tol` on the side that did not spike (a tie the summation order decided).
-    Returns the number of trials that parted at a tie."""
-    pops = [p.name for p in net.populations]
-    parted = 0
-    for b in range(ref.batch):
-        r = np.concatenate([ref.spikes[p].dense()[:, b] for p in pops], axis=1)
-        g = np.concatenate([got.spikes[p].dense()[:, b] for p in pops], axis=1)
-        rows = np.nonzero((r != g).any(axis=1))[0]
-        stop = int(rows[0]) if rows.size else ref.steps
-        for p in pops:
-            for var, arr in ref.traces[p].items():
-                want, have = arr[:stop, b], got.traces[p][var][:stop, b]
-                err = np.abs(have - want) / np.maximum(1.0, np.abs(want))
-                assert np.all(err <= tol), f"{what} trial {b} {p}.{var}: error {err.max():.3g} > {tol}"
-        if rows.size:
-            def at(res: ns.SimulationResult, var: str) -> np.ndarray:
-                return np.concatenate([res.traces[p][var][stop, b] for p in pops])
-
-            j = np.nonzero(r[stop] != g[stop])[0]
-            v = np.where(r[stop, j], at(got, "v")[j], at(ref, "v")[j])  # the side that did not spike
-            thr = np.where(r[stop, j], at(got, "threshold")[j], at(ref, "threshold")[j])
-            gap = np.abs(v - thr) / np.maximum(1.0, np.abs(thr))
-            assert np.all(gap <= tol), f"{what} trial {b} step {stop}: spikes differ {gap.max():.3g} from threshold"
-            parted += 1
-    return parted
 
 
 def _check_modes(mode: str, dtype: str) -> None:
-    """20 random networks in `mode`: bitwise ('gather') or up to counted ties."""
-    total, parted = 0, 0
-    for seed in range(20):
-        net, ref, got = _pair(seed, dtype, {"propagation": mode, "graph_steps": 8})
-        assert got.backend == "cupy" and got.meta["backend_stats"]["propagation"] == mode
-        total += sum(len(s) for s in ref.spikes.values())
-        if mode == "gather":
-            assert_bitwise(ref, got, f"seed {seed}")
-        else:
-            parted += parted_at_ties(net, ref, got, TOL[dtype], f"seed {seed}")
-    assert total > 10000
-    assert parted <= (0 if dtype == "float64" else TIES_FLOAT32), f"{parted} trials parted at ties"
+    """20 random networks in `mode`: bitwise ('gather') or up to counted ties (helpers.mode_parity)."""
+    found = mode_parity(mode, dtype, {"graph_steps": 8})
+    assert found.networks == 20 and found.trials == 39 and len(found.devices) == 1
+    assert (found.graph_replays > 0) == (mode != "matmul")  # matmul launches directly
+    problems = found.problems(min_spikes=10000)
+    assert not problems, "\n".join(problems)
 
 
 # ------------------------------------------------------------------ without a GPU: availability
@@ -231,20 +180,12 @@ def test_uniform_delay():
 
 
 @pytest.fixture
-def emulated(monkeypatch):
-    """backend='cupy' runs here, its kernels executed by tests/cuda_emulator.py; few blocks, so
-    grid-stride loops wrap and spike lists leave presynaptic order (as atomics do on a GPU)."""
+def emulated():
+    """backend='cupy' runs here, its kernels executed by tests/cuda_emulator.py (cuda_emulator.installed)."""
     if cuda_emulator.available():
         pytest.skip(cuda_emulator.available())
-    made = []
-
-    def device(dtype):
-        made.append(cuda_emulator.HostDevice(dtype, max_blocks=2, block=64))
-        return made[-1]
-
-    monkeypatch.setattr(cupy_backend, "check", lambda: None)
-    monkeypatch.setattr(cupy_backend, "_device", device)
-    return made
+    with cuda_emulator.installed() as made:
+        yield made
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -259,8 +200,8 @@ def test_emulated_event_and_matmul_equal_numpy_up_to_counted_ties(emulated, mode
 
 
 def test_emulated_graphs_and_direct_launches_agree(emulated):
-    _, ref, direct = _pair(7, "float64", {"propagation": "gather", "graph_steps": 0})
-    _, _, graphed = _pair(7, "float64", {"propagation": "gather", "graph_steps": 7})
+    _, ref, direct = cupy_pair(7, "float64", {"propagation": "gather", "graph_steps": 0})
+    _, _, graphed = cupy_pair(7, "float64", {"propagation": "gather", "graph_steps": 7})
     assert_bitwise(ref, direct, "direct")
     assert_bitwise(ref, graphed, "graphs")
     assert direct.meta["backend_stats"]["graph_replays"] == 0
@@ -271,7 +212,7 @@ def test_emulated_graphs_and_direct_launches_agree(emulated):
 
 
 def test_emulated_event_overflow_reruns_the_chunk(emulated):
-    net, ref, got = _pair(8, "float64", {"propagation": "gather", "event_capacity": 16}, steps=120, chunk=60)
+    net, ref, got = cupy_pair(8, "float64", {"propagation": "gather", "event_capacity": 16}, steps=120, chunk=60)
     assert got.meta["backend_stats"]["reruns"] >= 1
     assert_bitwise(ref, got, "after reruns")
 
@@ -375,7 +316,7 @@ def test_gpu_fast_path_really_ran_on_the_device():
 def test_gpu_overflow_rerun_and_a_cuba_network_bitwise_in_gather_mode():
     from assets.cuba import cuba_network
 
-    net, ref, got = _pair(8, "float64", {"event_capacity": 16}, chunk=60)
+    net, ref, got = cupy_pair(8, "float64", {"event_capacity": 16}, chunk=60)
     assert got.meta["backend_stats"]["reruns"] >= 1
     assert parted_at_ties(net, ref, got, TOL["float64"], "rerun") == 0
     net = cuba_network(4000, seed=3)
