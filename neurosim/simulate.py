@@ -105,14 +105,16 @@ def simulate(
             ev_t, ev_b, ev_j, tr_chunk = runner.run(t0, src)
             run_s += time.perf_counter() - tr
             events.append((ev_t, ev_b, ev_j))
-            src_events.append(source_events(src, t0, plan.n_neurons))
+            src_events.append(runner.source_events(src, t0) if hasattr(runner, "source_events") else
+                              source_events(src, t0, plan.n_neurons))  # a compiled runner has its own
             trace_parts.append(_keep_traces(network, trace_spec, selection, tr_chunk, t0))
             bar.update(n)
             _check_projection(events, src_events, trace_parts, t0 + n, steps, run_s, bar)
     finally:
         bar.close()
     t_rec = time.perf_counter()
-    spikes = {**_split_events(network.populations, plan, events, steps, batch),
+    spikes = {**_split_events(network.populations, plan, events, steps, batch,
+                              known_sorted=getattr(runner, "events_sorted", False)),
               **_split_events(network.inputs, plan, src_events, steps, batch, known_sorted=True)}
     spikes = {node.name: spikes[node.name] for node in (*network.populations, *network.inputs)}
     trace_out = {pop: {v: np.concatenate([part[pop][v] for part in trace_parts], axis=0) for v in vs}
@@ -209,7 +211,8 @@ def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int,
     """Per node (populations or inputs), its events sorted by (step, batch, index). Runners return
     each chunk's events sorted (backends' contract) and chunks come in step order, so a node's
     events are usually sorted already: checked in one pass, sorted only when they are not
-    (`known_sorted`: the inputs' events, np.nonzero of each chunk in step order, are)."""
+    (`known_sorted`: the inputs' events, np.nonzero of each chunk in step order, are, and so are
+    the events of a runner whose ``events_sorted`` says its loop emits them in that order)."""
     t, b, j = (events[0] if len(events) == 1 else  # one chunk: its arrays, not copies
                [np.concatenate([e[c] for e in events]) if events else np.zeros(0, np.int64) for c in range(3)])
     out = {}

@@ -218,3 +218,46 @@ def test_event_buffer_refills_keep_every_event_in_order(dense):
     got = ns.simulate(net, {"x": x}, steps, backend="numba", chunk=steps, backend_options={"dense": dense})
     assert len(ref.spikes["h"]) > 30 * 65536
     assert_bitwise(ref, got, f"dense={dense}")
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint16])
+def test_compiled_source_events_equal_numpys_nonzero(dtype):
+    """The numba runner's input events of a chunk (fill_source_events) are np.nonzero's, shifted
+    to the chunk's first step and the sources' plan offset, for spikes and event counts."""
+    from neurosim.backends.numba_backend import Runner
+    from neurosim.simulate import source_events
+
+    net = random_network(2)
+    plan = lower(net, "float64")
+    src = (np.random.default_rng(3).random((37, 3, plan.n_sources)) < 0.3).astype(dtype)
+    if dtype == np.uint16:
+        src[5, 1, :] *= 7  # counts above 1
+    runner = Runner(plan, 3, np.zeros(0, np.int64), ())
+    want = np.nonzero(src)
+    for got, ref in zip(runner.source_events(src, 100), source_events(src, 100, plan.n_neurons)):
+        np.testing.assert_array_equal(got, ref)
+        assert got.dtype == ref.dtype == np.int64
+    for got, w, shift in zip(runner.source_events(src, 100), want, (100, 0, plan.n_neurons)):
+        np.testing.assert_array_equal(got, w + shift)
+
+
+def test_numba_events_come_sorted_as_its_runner_declares():
+    """simulate trusts a runner's ``events_sorted`` and skips its sort check: the numba runner's
+    raw events, over chunks, refills and a product-switched block, are strictly increasing in
+    (step, trial, neuron) on random networks."""
+    from neurosim.backends.numba_backend import Runner
+
+    assert Runner.events_sorted
+    for seed in range(6):
+        net = random_network(seed)
+        plan = lower(net, "float64")
+        batch = 1 + seed % 3
+        src = np.random.default_rng(seed).random((90, batch, plan.n_sources)) < 0.3
+        runner = Runner(plan, batch, np.zeros(0, np.int64), (), dense="always" if seed % 2 else "never")
+        runner.cap = 64  # refills from the first step on
+        keys = []
+        for t0 in range(0, 90, 40):
+            t, b, j, _ = runner.run(t0, src[t0:t0 + 40])
+            keys.append((t * batch + b) * plan.n_neurons + j)
+        key = np.concatenate(keys)
+        assert key.size > 500 and np.all(np.diff(key) > 0), seed

@@ -109,6 +109,9 @@ class Runner:
     """Holds state and buffers; each :meth:`run` is one compiled call per chunk (or per piece
     of a chunk when a dense block runs as a product, :data:`OPTIONS`)."""
 
+    # the loop emits events step by step, trial by trial, neurons in index order (spikes_of)
+    events_sorted = True
+
     def __init__(self, plan: Plan, batch: int, trace_idx: np.ndarray, trace_vars: Sequence[str],
                  dense: str = "auto") -> None:
         check_mode(dense)
@@ -131,6 +134,9 @@ class Runner:
         self.pairs = (np.empty(pairs, np.int64), np.empty(pairs, np.int64), np.empty(pairs, dt))
         self.stats = {"dense_chunks": 0, "event_chunks": 0}
         c = plan.conv
+        self.emits = np.diff(seg.seg_ptr) > 0  # (n_total,): a source with synapses ...
+        for o in (c.ops if c is not None else ()):
+            self.emits[o[0]:o[1]] = True  # ... or convolution patches to propagate
         self.conv = ((c.ops, c.kernel, c.delay, c.tap_ptr, c.tap_k, c.tap_out) if c is not None else
                      (np.zeros((0, N_COLUMNS), np.int64), np.zeros(0, dt), np.zeros(0, np.int32), np.zeros(1, np.int64),
                       np.zeros(0, np.int32), np.zeros(0, np.int32)))
@@ -162,6 +168,16 @@ class Runner:
             return parts[0][0], parts[0][1], parts[0][2], traces
         ev = [np.concatenate([p[c] for p in parts]) for c in range(3)]
         return ev[0], ev[1], ev[2], traces
+
+    def source_events(self, src: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The input events of a chunk as neurosim.simulate.source_events gives them (int64,
+        C order), compiled: one count and one pass (a quarter of numpy's time at 20% density)."""
+        from .numba_events import fill_source_events
+
+        k = np.count_nonzero(src)
+        ev = (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))
+        fill_source_events(np.ascontiguousarray(src), t0, self.plan.n_neurons, *ev)
+        return ev
 
     def _product(self, blocks: list, src: np.ndarray, width: int) -> np.ndarray:
         """(steps, batch, width): each switched-on block's input ``s[t] @ W``, one GEMM per block."""
@@ -200,21 +216,24 @@ class Runner:
         plan = self.plan
         steps, batch = src.shape[0], src.shape[1]
         empty = np.zeros((0, batch, len(self.trace_idx)), plan.dtype)
-        parts = []
-        done = 0
+        ev = (np.empty(self.cap, np.int64), np.empty(self.cap, np.int32), np.empty(self.cap, np.int64))
+        done = n_ev = 0
         while done < steps:
-            ev_t = np.empty(self.cap, np.int64)
-            ev_b = np.empty(self.cap, np.int32)
-            ev_j = np.empty(self.cap, np.int64)
             views = [traces[v][p0 + done:] if v in traces else empty for v in ("v", "i", "a", "threshold")]
-            k, n_ev = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, self.groups, *self.params,
-                                  self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, off, tab,
-                                  cur[done:], *self.pairs, ev_t, ev_b, ev_j, 0, self.trace_idx, *views, *self.conv)
-            parts.append((ev_t[:n_ev], ev_b[:n_ev], ev_j[:n_ev]))
+            k, got = self.kernel(t0 + p0 + done, steps - done, src[done:], plan.ring, self.groups, *self.params,
+                                 self.I, self.V, self.A, self.Z, self.R, self.buf, *self.rows, on, off, tab,
+                                 cur[done:], *self.pairs, *ev, n_ev, self.trace_idx, *views, *self.conv,
+                                 self.emits)
             done += k
-            if done < steps:  # stopped early: room for the rest at this call's event rate (and one step)
-                rest = int(n_ev / max(k, 1) * (steps - done) * 1.25) + batch * plan.n_neurons
-                self.cap = max(2 * self.cap, rest)
-            elif n_ev > self.cap // 2:
-                self.cap *= 2
-        return parts
+            if done < steps:  # stopped before the buffer could overflow: grow it for the rest at this
+                # call's event rate (and a step's worth), keeping the events so far (the kernel appends)
+                rest = int((got - n_ev) / max(k, 1) * (steps - done) * 1.25) + batch * plan.n_neurons
+                self.cap = max(2 * self.cap, got + rest)
+                grown = tuple(np.empty(self.cap, a.dtype) for a in ev)
+                for a, g in zip(ev, grown):
+                    g[:got] = a[:got]
+                ev = grown
+            n_ev = got
+        if n_ev > self.cap // 2:
+            self.cap *= 2
+        return [(ev[0][:n_ev], ev[1][:n_ev], ev[2][:n_ev])]

@@ -6,7 +6,8 @@ Per step t (one compiled call runs a whole chunk):
    form of :func:`neurosim.models.neuron_step` written without branches (selects only), so that
    the compiler vectorises it across neurons, with a population's parameters read as scalars
    when they are all one value (``groups``); the slot is cleared;
-2. traces and spike events (t, b, j) of the neurons;
+2. traces and spike events (t, b, j) of the neurons, trial by trial right after its update;
+   only neurons with synapses or patches (``emits``) are queued for propagation;
 3. propagation of the neurons' spikes trial by trial, then of the inputs source by source
    over the trials (a row is read once per step and reused across the batch; each trial still
    receives its terms in index order, neurons first, as in the reference), each input with its
@@ -113,6 +114,24 @@ def spikes_of(z, out):
 
 
 @numba.njit(cache=True, boundscheck=False)
+def fill_source_events(src, t0, offset, ev_t, ev_b, ev_j):
+    """(step + t0, trial, source + offset) of every nonzero entry of `src` (steps, batch,
+    sources) in C order, written into the arrays given (sized by np.count_nonzero): the
+    events of neurosim.simulate.source_events in one pass."""
+    e = 0
+    for t in range(src.shape[0]):
+        for b in range(src.shape[1]):
+            row = src[t, b]
+            for j in range(row.shape[0]):
+                if row[j] != 0:
+                    ev_t[e] = t + t0
+                    ev_b[e] = b
+                    ev_j[e] = j + offset
+                    e += 1
+    return e
+
+
+@numba.njit(cache=True, boundscheck=False)
 def add_into(row, w):
     """row += w, element by element (a contiguous segment: vectorised)."""
     for m in range(len(w)):
@@ -154,7 +173,7 @@ def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, r
                refractory, reset_zero, spiking, I, V, A, Z, R, buf, seg_ptr, seg_start, seg_delay,
                seg_block, seg_lo, indices, weights, dense_on, src_off, dense_tab, dense_cur, pair_b, pair_j, pair_c,
                ev_t, ev_b, ev_j, n_ev, trace_idx, tr_v, tr_i, tr_a, tr_thr,
-               c_ops, c_kernel, c_delay, c_ptr, c_k, c_out):
+               c_ops, c_kernel, c_delay, c_ptr, c_k, c_out, emits):
     """Advance n_steps; returns (steps done, events written). Stops early if events may overflow."""
     batch, n = V.shape
     n_src = src.shape[2]
@@ -165,6 +184,7 @@ def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, r
             return k, n_ev
         t = t0 + k
         base = t % ring
+        n_pairs = 0
         for b in range(batch):
             update_row(groups, buf[base, b], I[b], V[b], A[b], Z[b], R[b], alpha, beta, theta, bias, gain, rho,
                        adapt, adapt_gain, refractory, reset_zero, spiking)
@@ -178,17 +198,20 @@ def run_events(t0, n_steps, src, ring, groups, alpha, beta, theta, bias, gain, r
                     tr_a[k, b, q] = A[b, j]
                 if tr_thr.shape[0]:
                     tr_thr[k, b, q] = theta[j] + adapt[j] * A[b, j]
-        n_pairs = 0
-        for b in range(batch):  # neurons' spikes, trial by trial, in index order
-            for q in range(spikes_of(Z[b], pair_j[n_pairs:])):
-                j = pair_j[n_pairs]
+            # this trial's spikes in index order (Z[b] still in cache): events, and pairs to propagate
+            # for the neurons that have synapses or patches (compacted in place: n_pairs <= first + q)
+            first = n_pairs
+            for q in range(spikes_of(Z[b], pair_j[first:])):
+                j = pair_j[first + q]
                 ev_t[n_ev] = t
                 ev_b[n_ev] = b
                 ev_j[n_ev] = j
                 n_ev += 1
-                pair_b[n_pairs] = b
-                pair_c[n_pairs] = 1
-                n_pairs += 1
+                if emits[j]:
+                    pair_j[n_pairs] = j
+                    pair_b[n_pairs] = b
+                    pair_c[n_pairs] = 1
+                    n_pairs += 1
         for j in range(n, n + n_src):  # then inputs source by source: one row serves every trial in turn
             if src_off[j - n]:  # every synapse of this source runs in a product this chunk
                 continue
