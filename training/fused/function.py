@@ -16,6 +16,7 @@ without one, :func:`available` is False and callers keep the canonical per-step 
 from __future__ import annotations
 
 import importlib.util
+import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -79,6 +80,7 @@ class NumbaBackend:
         outputs' gradients gz, gv and the final state's gfin (3, B, N: i, v, a)."""
         _, bwd = kernels(key)
         h, z, a_seq, act = saved
+        sp = tuple(h.dtype.type(p) for p in sp)  # in the arrays' dtype: float32 arithmetic stays float32
         dx = np.empty((h.shape[0] - lag,) + h.shape[1:], h.dtype)
         dbias = np.zeros(h.shape[1:], h.dtype)
         dbeta = np.zeros(h.shape[1:], h.dtype)
@@ -123,8 +125,8 @@ def surrogate_args(name: str, params: dict[str, float]) -> tuple[float, float]:
     """The two run-time surrogate parameters the kernels take (training.surrogate's names)."""
     if name == "fast_sigmoid":
         return float(params["slope"]), 0.0
-    if name == "atan":
-        return float(params["alpha"]), 0.0
+    if name == "atan":  # the kernel's w = (pi/2 * alpha) * u, the product rounded here as torch's step does
+        return float(params["alpha"]), math.pi / 2 * float(params["alpha"])
     if name == "triangle":
         return float(params["dampening"]), float(params["width"])
     raise NetworkError("surrogate", f"expected one of {list(SURROGATES)}, got {name!r}")
