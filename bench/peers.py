@@ -18,7 +18,10 @@ Cases (float32, CPU, input spikes 5% dense, fixed seed):
   on 2 x 34 x 34 events, batch 32, T = 18 (the task's default), loss = mean square of the readout;
   every layer has LIF neurons (pools too, as in neurosim), readout LI (neurosim) / leaky without
   reset (snnTorch) / LIF membrane (SpikingJelly, ``store_v_seq``).
-The peers' weights are neurosim's (same matrices), so activity is comparable.
+In rec and conv neurosim runs the path its BPTT rule trains with
+(``training.fused.layered.readout_sequence``: only the readout's v is built), as the peers' loops
+keep only their readout's potentials. The peers' weights are neurosim's (same matrices), so
+activity is comparable.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
+from training.fused.layered import readout_sequence  # noqa: E402
 from training.layered import LayeredSNN, parse_arch  # noqa: E402
 
 CONV = "conv(16,k=5,s=2,p=2),pool(2),conv(32,k=3,p=1),pool(2),flatten,dense(10)"
@@ -125,10 +129,9 @@ def rec_cases(T: int = 250, B: int = 32) -> dict[str, Runner]:
     model = LayeredSNN(parse_arch("rdense(256,neuron=alif,beta=0.9),dense(20,beta=0.9)"), (700,), seed=0)
     out: dict[str, Runner] = {}
 
-    def ns() -> None:
+    def ns() -> None:  # BPTT's own path: the readout's v alone (the peers keep only theirs too)
         model.zero_grad()
-        o, _ = model(x, record=("v",))
-        o["out"]["v"].pow(2).mean().backward()
+        readout_sequence(model, x, "out").pow(2).mean().backward()
     out["neurosim"] = ns
 
     try:
@@ -181,10 +184,9 @@ def conv_cases(T: int = 18, B: int = 32) -> dict[str, Runner]:
     model = LayeredSNN(parse_arch(CONV), shape, seed=0)
     out: dict[str, Runner] = {}
 
-    def ns() -> None:
+    def ns() -> None:  # BPTT's own path: the readout's v alone (the peers keep only theirs too)
         model.zero_grad()
-        o, _ = model(x, record=("v",))
-        o["out"]["v"].pow(2).mean().backward()
+        readout_sequence(model, x, "out").pow(2).mean().backward()
     out["neurosim"] = ns
 
     def convs() -> tuple[nn.Conv2d, nn.Conv2d, nn.Linear]:

@@ -47,10 +47,12 @@ def unsupported(model: Any, src: torch.Tensor, record: Sequence[str]) -> Optiona
     return None
 
 
-def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
+def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str], v_of: Optional[str] = None
                   ) -> tuple[dict[str, torch.Tensor], SNNState]:
     """({field: (T, B, N)} for `record` (z, v), final state) of `model` on inputs `src` (T, B, S);
-    equal to training.layers.run_recorded(model.step, ...) from the initial state."""
+    equal to training.layers.run_recorded(model.step, ...) from the initial state. With `v_of`
+    (a layer name), v is that layer's alone (T, B, n): the other layers neither build nor
+    concatenate theirs, and their backward reads no zero gradient of it."""
     T, B, _ = src.shape
     if T < 2:  # the one-step shift below needs a step to shift
         raise ValueError("the fused path needs at least 2 steps")
@@ -78,12 +80,13 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
         c = Constants(*(getattr(model, f"p_{f}")[lo:hi] for f in ("alpha", "gain", "rho", "adapt", "adapt_gain",
                                                                    "refractory")),
                       zero, zero, zero, zero, zero)
+        want_v = "v" in record and v_of in (None, s.name)
         if s.kind == "rdense":
             z, v, f = recurrent_sequence(x, model.weights[f"{s.name}_rec"], p.bias[lo:hi], p.beta[lo:hi],
-                                      p.theta[lo:hi], key, c, sp, "v" in record)
+                                      p.theta[lo:hi], key, c, sp, want_v)
         else:
             z, v, f = fused_dynamics(x, p.bias[lo:hi], p.beta[lo:hi], p.theta[lo:hi], key, c, sp, lag=1,
-                                     want_v="v" in record)
+                                     want_v=want_v)
         zs.append(z)
         vs.append(v)
         fin.append(f)
@@ -92,7 +95,7 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str]
     neurons = NeuronState(cat([f.i for f in fin]), cat([f.v for f in fin]), cat([f.a for f in fin]), z_last,
                           cat([f.r for f in fin]))
     state = SNNState(neurons, (torch.cat([z_last, src[-1]], dim=1),))
-    fields = {"z": zs, "v": vs}
+    fields = {"z": zs, "v": vs if v_of is None else [v for v in vs if v.numel()]}
     return {k: cat(fields[k]) for k in record}, state
 
 
@@ -104,6 +107,5 @@ def readout_sequence(model: Any, inputs: torch.Tensor, readout: str) -> Optional
     src = inputs.reshape(inputs.shape[0], inputs.shape[1], -1)
     if src.shape[2] != model.n_sources or unsupported(model, src, ("v",)) is not None:
         return None
-    stacked, _ = fused_forward(model, src, ("v",))
-    lo, hi = model.slices[readout]
-    return stacked["v"][:, :, lo:hi]
+    stacked, _ = fused_forward(model, src, ("v",), v_of=readout)
+    return stacked["v"]
