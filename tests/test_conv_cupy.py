@@ -14,7 +14,6 @@ from conv_nets import conv_inputs, random_conv_network
 import cuda_emulator
 import neurosim as ns
 from neurosim import backends
-from neurosim.backends import cupy_backend
 
 GPU_REASON = backends.available()["cupy"]
 needs_gpu = pytest.mark.skipif(bool(GPU_REASON), reason=f"no usable CUDA device through CuPy: {GPU_REASON}")
@@ -23,13 +22,13 @@ TOL = 1e-12
 
 
 @pytest.fixture
-def emulated(monkeypatch):
-    """backend='cupy' with its kernels executed on the host by the emulator (2 blocks of 64
-    threads, so grid-stride loops wrap and spike lists leave presynaptic order)."""
+def emulated():
+    """backend='cupy' with its kernels executed on the host by the emulator (cuda_emulator.installed:
+    2 blocks of 64 threads, so grid-stride loops wrap and spike lists leave presynaptic order)."""
     if cuda_emulator.available():
         pytest.skip(cuda_emulator.available())
-    monkeypatch.setattr(cupy_backend, "check", lambda: None)
-    monkeypatch.setattr(cupy_backend, "_device", lambda dtype: cuda_emulator.HostDevice(dtype, max_blocks=2, block=64))
+    with cuda_emulator.installed():
+        yield
 
 
 def _compare(seeds, options) -> int:
