@@ -127,11 +127,13 @@ def h5_image(path: PathLike) -> Iterator[io.BytesIO]:
 
 def write_h5(path: PathLike, fill: Callable[[Any], None]) -> None:
     """Atomically replace `path` with the HDF5 file that `fill(f)` writes into the h5py.File `f`
-    (built in memory first, see :func:`h5_image`)."""
+    (built in memory first, see :func:`h5_image`). Object headers in the HDF5 1.10 file format
+    (``libver='v110'``: about a third of the 1.8 format's per-dataset overhead; read by any HDF5
+    since 1.10, 2018)."""
     import h5py
 
     with h5_image(path) as buf:
-        with h5py.File(buf, "w") as f:
+        with h5py.File(buf, "w", libver=("v110", "v110")) as f:
             fill(f)
 
 

@@ -28,6 +28,8 @@ backend, dtype, dt, steps, batch, seed, ``meta`` as a JSON object)::
     /spikes/<name>/        attrs size, order; datasets step (int64), batch (int32), index (int32)
     /traces/<pop>/<var>    float array (steps, batch, size); attr order on groups and datasets
 
+A network's arrays of 256 elements or more are stored chunked, byte-shuffled and deflated
+(lossless; :func:`neurosim.native_shapes.write_array`), in the HDF5 1.10 file format.
 HDF5 sorts names, so the ``order`` attrs keep the user's order. Writes are atomic (temporary
 file in the same directory, then ``os.replace``). Readers check every attribute, dtype and shape
 before reading data and raise :class:`FileFormatError` naming the file and the field, an HDF5

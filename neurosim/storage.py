@@ -20,7 +20,7 @@ from .errors import NetworkError
 from .h5read import INT, PathLike, attr_text, global_heap_problem, storage_problem
 from .native_format import MAX_SIZE, MAX_STEPS, NETWORK_FORMAT, RESULT_FORMAT, SCHEMA_VERSION
 from .native_read import read_network, read_result
-from .native_shapes import compact, write_shape, write_shaped
+from .native_shapes import compact, write_array, write_shape, write_shaped
 from .conv import ShapedProjection
 from .network import CSR, AnyProjection, Network, PoissonInput, Population, SpikeInput
 from .result import SimulationResult
@@ -112,9 +112,9 @@ def _write_population(parent: h5py.Group, pop: Population, order: int) -> None:
     g.attrs["order"] = order
     write_shape(g, pop.shape)
     for name, values in pop.model.per_neuron(pop.size, f"populations.{pop.name}.model").items():
-        g.create_dataset(name, data=compact(values, pop.shape))
+        write_array(g, name, compact(values, pop.shape))
     for name in ("v0", "i0", "a0"):
-        g.create_dataset(name, data=compact(getattr(pop, name), pop.shape))
+        write_array(g, name, compact(getattr(pop, name), pop.shape))
 
 
 def _write_input(parent: h5py.Group, src: Union[SpikeInput, PoissonInput], order: int) -> None:
@@ -124,7 +124,7 @@ def _write_input(parent: h5py.Group, src: Union[SpikeInput, PoissonInput], order
     g.attrs["order"] = order
     write_shape(g, src.shape)
     if isinstance(src, PoissonInput):
-        g.create_dataset("rate", data=compact(src.rate, src.shape))
+        write_array(g, "rate", compact(src.rate, src.shape))
 
 
 def _write_projection(parent: h5py.Group, proj: AnyProjection, order: int) -> None:
@@ -140,13 +140,13 @@ def _write_projection(parent: h5py.Group, proj: AnyProjection, order: int) -> No
     if isinstance(w, CSR):
         _set_text(g, "format", "csr")
         g.attrs["shape"] = np.asarray(w.shape, dtype=np.int64)
-        g.create_dataset("indptr", data=np.asarray(w.indptr, dtype=np.int64))
-        g.create_dataset("indices", data=np.asarray(w.indices, dtype=np.int64))
-        g.create_dataset("values", data=np.asarray(w.values, dtype=np.float64))
+        write_array(g, "indptr", np.asarray(w.indptr, dtype=np.int64))
+        write_array(g, "indices", np.asarray(w.indices, dtype=np.int64))
+        write_array(g, "values", np.asarray(w.values, dtype=np.float64))
     else:
         _set_text(g, "format", "dense")
-        g.create_dataset("weights", data=np.asarray(w, dtype=np.float64))
-    g.create_dataset("delay", data=np.asarray(proj.delay, dtype=np.int64))
+        write_array(g, "weights", np.asarray(w, dtype=np.float64))
+    write_array(g, "delay", np.asarray(proj.delay, dtype=np.int64))
 
 
 def _write_result(f: h5py.File, res: SimulationResult) -> None:

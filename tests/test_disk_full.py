@@ -29,13 +29,14 @@ LIMIT = 100_000  # bytes: below every output of COMMANDS, above what the command
 
 
 def _network() -> ns.Network:
-    """input (100) -> h (400 LIF) -> o (20 LIF): every export target can hold it (NetX: one spike
-    input, LIF only) and each output file is > 200 KB (the 40 000 random input weights)."""
+    """input (250) -> h (1000 LIF) -> o (20 LIF): every export target can hold it (NetX: one spike
+    input, LIF only) and each output file is > 200 KB (the 250 000 random input weights: after
+    NetX's 8-bit quantisation a native file of them still deflates to about 8 bits a weight)."""
     r = np.random.default_rng(0)
-    return ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 100)], projections=[
-        ns.Projection("in_h", "in", "h", r.normal(0.3, 0.4, (100, 400))),
-        ns.Projection("h_o", "h", "o", r.normal(0.1, 0.3, (400, 20)))], populations=[
-        ns.Population("h", 400, ns.LIF(beta=0.9, alpha=0.5, theta=1.0, reset="zero")),
+    return ns.Network(dt=1e-3, inputs=[ns.SpikeInput("in", 250)], projections=[
+        ns.Projection("in_h", "in", "h", r.normal(0.3, 0.4, (250, 1000))),
+        ns.Projection("h_o", "h", "o", r.normal(0.1, 0.3, (1000, 20)))], populations=[
+        ns.Population("h", 1000, ns.LIF(beta=0.9, alpha=0.5, theta=1.0, reset="zero")),
         ns.Population("o", 20, ns.LIF(beta=0.85, theta=1.0, reset="zero"))])
 
 
@@ -48,7 +49,7 @@ def inputs(tmp_path_factory) -> Path:
     ns.save(net, d / "model.h5")
     write_nir(net, d / "model.nir", extensions=True)
     to_netx(net, d / "model.netx")
-    np.savez(d / "in.npz", **{"in": np.random.default_rng(1).random((300, 100)) < 0.1})
+    np.savez(d / "in.npz", **{"in": np.random.default_rng(1).random((300, 250)) < 0.1})
     # numba writes its compiled kernels to __pycache__ on a fresh install's first run (100+ KB
     # files): under the limits below that write, not the command's output, would fail first
     warm = tmp_path_factory.mktemp("warm")
