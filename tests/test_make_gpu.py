@@ -28,8 +28,11 @@ def _dry_run(tmp_path: Path, smi: str | None, *args: str) -> list[str]:
         fake.chmod(0o755)
     path = os.pathsep.join([str(bin_dir), *(p for p in os.environ["PATH"].split(os.pathsep)
                                              if not (Path(p) / "nvidia-smi").exists())])
-    proc = subprocess.run(["make", "-n", "venv", *args], cwd=tmp_path, capture_output=True, text=True,
-                          env=dict(os.environ, PATH=path), timeout=60)
+    # a clean make: under `make test` the parent's MAKEFLAGS/MAKELEVEL would make this one print
+    # "make[1]: Entering directory" lines around the recipe
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    proc = subprocess.run(["make", "--no-print-directory", "-n", "venv", *args], cwd=tmp_path, capture_output=True,
+                          text=True, env=dict(env, PATH=path), timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()
 
