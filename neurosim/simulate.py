@@ -213,8 +213,10 @@ def _split_events(nodes: Any, plan: Plan, events: list, steps: int, batch: int,
     events are usually sorted already: checked in one pass, sorted only when they are not
     (`known_sorted`: the inputs' events, np.nonzero of each chunk in step order, are, and so are
     the events of a runner whose ``events_sorted`` says its loop emits them in that order)."""
-    t, b, j = (events[0] if len(events) == 1 else  # one chunk: its arrays, not copies
-               [np.concatenate([e[c] for e in events]) if events else np.zeros(0, np.int64) for c in range(3)])
+    if len(events) == 1:  # one chunk: its arrays, not copies
+        t, b, j = events[0]
+    else:
+        t, b, j = (np.concatenate([e[c] for e in events]) if events else np.zeros(0, np.int64) for c in range(3))
     out = {}
     for node in nodes:
         lo, hi = plan.slices[node.name]

@@ -163,7 +163,7 @@ class Runner:
         for p0 in range(0, steps, piece):
             p1 = min(steps, p0 + piece)
             cur = self._product(blocks, src[p0:p1], width)
-            parts += self._run_piece(t0, p0, src[p0:p1], traces, on, off, tab, cur)
+            parts.append(self._run_piece(t0, p0, src[p0:p1], traces, on, off, tab, cur))
         if len(parts) == 1:
             return parts[0][0], parts[0][1], parts[0][2], traces
         ev = [np.concatenate([p[c] for p in parts]) for c in range(3)]
@@ -212,7 +212,7 @@ class Runner:
         return off
 
     def _run_piece(self, t0: int, p0: int, src: np.ndarray, traces: dict[str, np.ndarray], on: np.ndarray,
-                   off: np.ndarray, tab: np.ndarray, cur: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                   off: np.ndarray, tab: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         plan = self.plan
         steps, batch = src.shape[0], src.shape[1]
         empty = np.zeros((0, batch, len(self.trace_idx)), plan.dtype)
@@ -236,4 +236,4 @@ class Runner:
             n_ev = got
         if n_ev > self.cap // 2:
             self.cap *= 2
-        return [(ev[0][:n_ev], ev[1][:n_ev], ev[2][:n_ev])]
+        return ev[0][:n_ev], ev[1][:n_ev], ev[2][:n_ev]

@@ -193,12 +193,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     resolve_backend(args.backend)  # an unusable backend fails now, not after training
     from training.trainer import pick_device
 
-    device = str(pick_device(args.device).type)  # --device cuda without a GPU fails now, in one line
+    pick_device(args.device)  # --device cuda without a GPU fails now, in one line (run_demo records the device)
     pick = lambda given, default: default if given is None else given  # noqa: E731
     config = dataclasses.replace(
         base, task=task, rule=args.rule, hidden=args.hidden, epochs=pick(args.epochs, base.epochs),
         n_train=args.n_train, n_test=args.n_test, n_check=pick(args.n_check, base.n_check),
-        n_fixed=pick(args.n_fixed, base.n_fixed), targets=targets, backend=args.backend, device=device, seed=args.seed,
+        n_fixed=pick(args.n_fixed, base.n_fixed), targets=targets, backend=args.backend, device=args.device, seed=args.seed,
         arch=arch)
     # a failure removes what the run created, unless training already saved a checkpoint (resumable)
     with paths.output_directory(args.out, "--out", keep=("checkpoint.pt",)):
