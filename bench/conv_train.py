@@ -2,17 +2,19 @@
 per epoch, and budgeted BPTT's gradient and peak memory against full BPTT.
 
     python bench/conv_train.py accuracy --rules bptt ottt ratebp --seeds 0 1 2 --epochs 8 --threads 2
-    python bench/conv_train.py memory [--saccade-steps 6|20] [--budget N]
+    python bench/conv_train.py memory [--saccade-steps 6|20|30] [--budget N|8MB] [--block W|auto]
 
 accuracy: ``neurosim train``'s own loop (training.trainer.train, TrainConfig) per (rule, seed);
 the epoch is chosen on the validation split (144 samples drawn from the training data), and the
 test accuracy reported is that epoch's (the test split never chooses anything). Time: wall
 seconds of training and evaluation per epoch, the whole run's wall time (data generation
 included) and its CPU time (all threads of the process; under load, the machine-independent one).
-memory: float64, one batch; gradients of budgeted BPTT (a budget of `--budget` stored states)
-against BPTT's (max |difference| / max |gradient| per weight), and the peak bytes of tensors
-alive during each backward (training.budget.memory.LiveBytes: storages created inside, model
-and data excluded).
+memory: float64, one batch; gradients of budgeted BPTT (`--budget`: stored states, or bytes
+such as 8MB; `--block`) against BPTT's (max |difference| / max |gradient| per weight), and the
+peak bytes alive during each backward (training.budget.memory.LiveBytes with numpy: torch
+storages and numpy arrays created inside, the fused kernels' saved h and z among them; model and
+data excluded). Both rules run as `neurosim train` runs them: fused where the layers have
+kernels. BPTT through the per-step graph (the fused path off) is measured too, as a reference.
 """
 from __future__ import annotations
 
@@ -81,19 +83,30 @@ def memory(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     task = make_task("nmnist_digits", seed=0, n_train=40, n_test=10, n_val=0, saccade_steps=args.saccade_steps)
     batch = to_batch(task.train, np.arange(args.batch_size), torch.float64)
-    out = {"T": batch.steps, "batch": args.batch_size, "budget_states": args.budget}
+    budget = int(args.budget) if args.budget.isdigit() else args.budget
+    block = args.block if args.block == "auto" else int(args.block)
+    out = {"T": batch.steps, "batch": args.batch_size, "budget": budget, "block": block}
     grads = {}
-    for name, rule in (("bptt", make_rule("bptt")), ("budgeted", make_rule("budgeted", budget=args.budget))):
+    runs = (("bptt_per_step", make_rule("bptt"), False), ("bptt", make_rule("bptt"), True),
+            ("budgeted", make_rule("budgeted", budget=budget, block=block), True))
+    for name, rule, fused in runs:
         model = LayeredSNN(parse_arch(args.arch), (2, 34, 34), dtype=torch.float64, seed=0)
+        model.fused = fused
+        rule.backward(model, batch)  # warm: numba's compilation and torch's first calls are not the rule's memory
         t0 = time.perf_counter()
-        with LiveBytes() as mem:
+        rule.backward(model, batch)  # timed apart: the memory probe slows every op
+        out[f"{name}_seconds"] = round(time.perf_counter() - t0, 3)
+        model.zero_grad(set_to_none=True)
+        with LiveBytes(numpy=True) as mem:
             rule.backward(model, batch)
-        out[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
         out[f"{name}_peak_bytes"] = mem.peak
         grads[name] = {k: p.grad.clone() for k, p in model.weights.items()}
+    if getattr(runs[2][1], "block", None) is not None:
+        out["block_used"] = runs[2][1].block
     out["max_rel_grad_diff"] = max(float((grads["budgeted"][k] - g).abs().max() / g.abs().max())
                                    for k, g in grads["bptt"].items())
     out["memory_ratio"] = round(out["bptt_peak_bytes"] / out["budgeted_peak_bytes"], 2)
+    out["memory_ratio_per_step"] = round(out["bptt_per_step_peak_bytes"] / out["budgeted_peak_bytes"], 2)
     print(json.dumps(out), flush=True)
     return out
 
@@ -108,7 +121,8 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--arch", default=ARCH)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--budget", type=int, default=1, help="memory: stored states of budgeted BPTT")
+    p.add_argument("--budget", default="1", help="memory: budgeted BPTT's budget, stored states (an integer) or bytes (8MB)")
+    p.add_argument("--block", default="1", help="memory: budgeted BPTT's block length, or auto")
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
                    help="accuracy: an option of the nmnist_digits task (repeatable)")
     p.add_argument("--saccade-steps", type=int, default=6, help="memory: steps per saccade (T = 3x; 6 is the task's default)")

@@ -151,7 +151,9 @@ class _Dynamics(torch.autograd.Function):
             v = ht - zt * ht
         else:
             v = ht - zt * theta.detach()
-        ctx.key, ctx.c, ctx.sp, ctx.be, ctx.lag = key, cn, sp, be, lag
+        # the backward reads the initial v only: the other initial arrays (copies of the state's
+        # columns where it is wider than this layer) are not kept with the graph
+        ctx.key, ctx.c, ctx.sp, ctx.be, ctx.lag = key, cn._replace(i0=None, a0=None, z0=None, r0=None), sp, be, lag
         ctx.saved = (h, z, a_seq, act)
         ctx.params = (as_array(beta), as_array(theta))
         fin = tuple(torch.from_numpy(f) for f in arrs[4:])

@@ -35,6 +35,7 @@ from neurosim.errors import NetworkError
 from ..budget.execute import StepGraph, backprop_step, budgeted_backward
 from ..budget.memory import LiveBytes
 from ..budget.schedule import plan
+from ..fused.layered import applies, readout_block
 from ..layers import SNN
 from .base import Batch, Objective, Rule, RuleOutput, differentiable_flags, flatten_state, state_nbytes
 
@@ -49,7 +50,13 @@ class BudgetedBPTT(Rule):
     ours; the plan is Gruslys's DP on ceil(T / w) such steps). It trades w steps' graph as
     working memory (subtracted from a byte budget) for w times fewer autograd calls and
     stored-state boundaries; gradients stay exact. ``block='auto'`` picks w on the first batch
-    by the cost model of :meth:`choose_block`."""
+    by the cost model of :meth:`choose_block`.
+
+    A layered model whose layers all have fused kernels runs each block as one fused call from
+    its stored state (:func:`block_step`), so a block's graph keeps each layer's h and z, not a
+    per-step autograd graph; the parts of the state the model never reads (i when alpha = 0,
+    a when adapt = 0, r without refractoriness: :class:`StateCodec`) are carried as expanded
+    zeros, out of the graph and out of memory."""
 
     name = "budgeted"
 
@@ -80,25 +87,17 @@ class BudgetedBPTT(Rule):
             self.alpha, self.working_bytes = self._measured.get(shape, (None, None))
 
     def measure_alpha(self, model: SNN, batch: Batch) -> float:
-        """Internal-state size of one step (bytes autograd saves, storages counted once) over
-        the stored hidden-state size (:class:`StateCodec`), for the plan's cost model."""
-        sizes: dict[int, int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            st = t.untyped_storage()
-            sizes[st.data_ptr()] = st.nbytes()
-            return t
-
-        state = model.initial_state(batch.inputs.shape[1])
-        flat, unflatten = flatten_state(state)
-        flat = tuple(x.detach().requires_grad_(x.is_floating_point()) for x in flat)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model.step(unflatten(flat), batch.inputs[0])
-        for x in flatten_state(out)[0]:  # a kept step graph also keeps its output state
-            sizes[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
-        existing = [*flat, *model.parameters(), *model.buffers(), batch.inputs]  # not per-step memory
-        known = {x.untyped_storage().data_ptr() for x in existing}
-        internal = sum(n for k, n in sizes.items() if k not in known)
+        """Internal-state size of one step over the stored hidden-state size (:class:`StateCodec`),
+        for the plan's cost model: the bytes a one-step graph keeps alive (what autograd saves,
+        the fused kernels' saved arrays, its output state; training.budget.memory.LiveBytes) from
+        a state made before."""
+        flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+        leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, differentiable_flags(flat)))
+        step = block_step(model, batch, Objective(model, batch), 1, unflatten)
+        with LiveBytes(numpy=fused_blocks(model, batch)) as mem, torch.enable_grad():
+            kept = step(leaves, 0)
+            internal = mem.now()
+        del kept
         return max(internal / stored_state_nbytes(model, batch), 1.0)
 
     def graph_units(self, model: SNN, batch: Batch, block: int) -> float:
@@ -121,19 +120,15 @@ class BudgetedBPTT(Rule):
         saved = [(p, p.grad) for p in model.parameters()]
         for p, _ in saved:
             p.grad = None
-        obj = Objective(model, batch)
         flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+        step = block_step(model, batch, Objective(model, batch), min(block, batch.steps), unflatten)
         try:
-            with LiveBytes() as mem:
+            with LiveBytes(numpy=fused_blocks(model, batch)) as mem, torch.enable_grad():
                 leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, differentiable_flags(flat)))
-                s, loss = unflatten(leaves), leaves[1].sum() * 0
-                for t in range(min(block, batch.steps)):
-                    s = model.step(s, batch.inputs[t])
-                    loss = loss + obj(s, t)
-                out = flatten_state(s)[0]
+                out, loss = step(leaves, 0)
                 backprop_step(StepGraph(leaves, out, loss), tuple(torch.ones_like(o) if o.requires_grad else None
                                                           for o in out))
-                del s, out, loss, leaves
+                del out, loss, leaves
             return int(mem.peak)
         finally:
             for p, g in saved:
@@ -213,28 +208,64 @@ class BudgetedBPTT(Rule):
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
         obj = Objective(model, batch)
-        state0 = model.initial_state(batch.inputs.shape[1])
-        flat0, unflatten = flatten_state(state0)
+        flat0, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+        flat0 = tuple(_one_row(x) for x in flat0)
 
         if self.auto and not self.estimates:
             self.block = self.choose_block(model, batch)
         self._measure_for(batch)
         w, T = self.block, batch.steps
+        codec = StateCodec(model, batch)
+        inner = block_step(model, batch, obj, w, unflatten)
 
         def step(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-            s, loss = unflatten(flat), None
-            for t in range(k * w, min((k + 1) * w, T)):
-                s = model.step(s, batch.inputs[t])
-                loss = obj(s, t) if loss is None else loss + obj(s, t)
-            return flatten_state(s)[0], loss
+            out, loss = inner(flat, k)
+            return codec.trim(out), loss
 
         n_blocks = -(-T // w)
         schedule = _cached_plan(n_blocks, min(self.slots(model, batch), n_blocks), self.policy,
                                 self.graph_units(model, batch, w))
-        codec = StateCodec(model, batch)
-        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=differentiable_flags(flat0),
+        loss = budgeted_backward(step, flat0, n_blocks, schedule, differentiable=codec.differentiable(flat0),
                                  codec=(codec.pack, codec.unpack))
         return RuleOutput(float(loss), obj.readouts)
+
+
+BlockFn = Callable[[tuple[torch.Tensor, ...], int], tuple[tuple[torch.Tensor, ...], torch.Tensor]]
+
+
+def fused_blocks(model: SNN, batch: Batch) -> bool:
+    """Whether :func:`block_step` runs `model`'s blocks fused (their saved arrays are numpy's,
+    so measuring them counts numpy allocations: training.budget.memory.LiveBytes)."""
+    return applies(model, batch.inputs, "out", from_state=True)
+
+
+def block_step(model: SNN, batch: Batch, obj: Objective, w: int,
+               unflatten: Callable[[tuple[torch.Tensor, ...]], Any]) -> BlockFn:
+    """The executor's unit step (training.budget.execute): ``step(flat, k)`` runs steps
+    k*w .. (k+1)*w - 1 from the flattened state `flat`, giving (the next flattened state, the
+    block's loss). A layered model whose layers all have fused kernels runs the block as one
+    fused call from the state (training.fused.layered.readout_block): its graph keeps each
+    layer's h and z instead of a per-step graph; the loss is then 0 when no gradient is being
+    recorded (no rule reads the loss of a recomputation sweep, as Objective). Otherwise the
+    block is the chain of model.step calls."""
+    T = batch.steps
+    if fused_blocks(model, batch):
+        def fused(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+            t0, t1 = k * w, min((k + 1) * w, T)
+            v, s = readout_block(model, batch.inputs[t0:t1], "out", unflatten(flat))
+            if not torch.is_grad_enabled():
+                return flatten_state(s)[0], v.new_zeros(())
+            loss = obj.stacked({t: v[t - t0] for t in range(t0, t1) if bool(batch.loss_mask[t])})
+            return flatten_state(s)[0], loss
+        return fused
+
+    def chain(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        s, loss = unflatten(flat), None
+        for t in range(k * w, min((k + 1) * w, T)):
+            s = model.step(s, batch.inputs[t])
+            loss = obj(s, t) if loss is None else loss + obj(s, t)
+        return flatten_state(s)[0], loss
+    return chain
 
 
 class StateCodec:
@@ -260,14 +291,34 @@ class StateCodec:
                 *(h.bool() if self.binary else h for h in hist))
 
     def unpack(self, stored: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """The flat state; a part left out is zeros of one element expanded to its shape (read
+        as zeros, no memory)."""
         v, i, a_kept, r, *hist = stored
+        zeros = v.new_zeros(()).expand_as(v)
         if self.all_a:
             a = a_kept
-        else:
+        elif len(self.a_cols):
             a = torch.zeros_like(v)
             a[:, self.a_cols] = a_kept
-        return (i if i is not None else torch.zeros_like(v), v, a, r if r is not None else torch.zeros_like(v),
-                *(h.to(v.dtype) for h in hist))
+        else:
+            a = zeros
+        return (i if i is not None else zeros, v, a, r if r is not None else zeros, *(h.to(v.dtype) for h in hist))
+
+    def trim(self, flat: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """`flat` with the parts the next step never reads (as :meth:`pack` leaves out: i, a, r)
+        as expanded zeros, so a block's graph does not keep them alive."""
+        i, v, a, r, *hist = flat
+        zeros = v.new_zeros(()).expand_as(v)
+        return (i if self.keep_i else zeros, v, a if len(self.a_cols) else zeros, r if self.keep_r else zeros, *hist)
+
+    def differentiable(self, flat: tuple[torch.Tensor, ...]) -> tuple[bool, ...]:
+        """training.rules.base.differentiable_flags, less the parts the step never reads: i when
+        every alpha is 0 (``alpha * i``), a when every adapt is 0 (``theta + adapt * a``); their
+        gradients are exactly 0, so leaving them out of the graph changes no gradient."""
+        flags = list(differentiable_flags(flat))
+        flags[0] = flags[0] and self.keep_i
+        flags[2] = flags[2] and len(self.a_cols) > 0
+        return tuple(flags)
 
     def nbytes(self, flat: tuple[torch.Tensor, ...]) -> int:
         return int(sum(t.numel() * t.element_size() for t in self.pack(flat) if t is not None))
@@ -281,6 +332,13 @@ CALL_COST = 3.0  # one block's autograd call + state pack/unpack, in no-graph st
 def _cached_plan(T: int, slots: int, policy: str, alpha: float) -> Any:
     """Plans depend only on these four numbers; the dynamic program is O(T^2 m), seconds at T = 3000."""
     return plan(T, slots, policy, alpha=alpha)
+
+
+def _one_row(x: torch.Tensor) -> torch.Tensor:
+    """`x` (B, ...) as its first row expanded over the batch when every row equals it (the
+    initial state, the same for every trial): equal values, one row of memory."""
+    first = x[:1]
+    return first.clone().expand_as(x) if bool((x == first).all()) else x
 
 
 def stored_state_nbytes(model: SNN, batch: Batch) -> int:
