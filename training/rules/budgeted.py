@@ -91,8 +91,8 @@ class BudgetedBPTT(Rule):
         for the plan's cost model: the bytes a one-step graph keeps alive (what autograd saves,
         the fused kernels' saved arrays, its output state; training.budget.memory.LiveBytes) from
         a state made before."""
-        flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
-        leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, differentiable_flags(flat)))
+        codec, flat, unflatten = carried_start(model, batch)
+        leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, codec.differentiable(flat)))
         step = block_step(model, batch, Objective(model, batch), 1, unflatten)
         with LiveBytes(numpy=fused_blocks(model, batch)) as mem, torch.enable_grad():
             kept = step(leaves, 0)
@@ -108,8 +108,8 @@ class BudgetedBPTT(Rule):
         self._measure_for(batch)
         if self.alpha is None:
             self.alpha = self.measure_alpha(model, batch)
-        leaves = state_nbytes(model.initial_state(batch.inputs.shape[1]))
-        return self.alpha * block + leaves / stored_state_nbytes(model, batch)
+        codec, flat, _ = carried_start(model, batch)
+        return self.alpha * block + codec.carried_nbytes(flat) / stored_state_nbytes(model, batch)
 
     def measure_working(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Peak live bytes (training.budget.memory.LiveBytes) of the work every schedule does besides
@@ -118,32 +118,39 @@ class BudgetedBPTT(Rule):
         parameters' `.grad` are left as they were."""
         block = self.block if block is None else block
         saved = [(p, p.grad) for p in model.parameters()]
-        for p, _ in saved:
-            p.grad = None
-        flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+        codec, flat, unflatten = carried_start(model, batch)
         step = block_step(model, batch, Objective(model, batch), min(block, batch.steps), unflatten)
+        numpy = fused_blocks(model, batch)
         try:
-            with LiveBytes(numpy=fused_blocks(model, batch)) as mem, torch.enable_grad():
-                leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, differentiable_flags(flat)))
-                out, loss = step(leaves, 0)
-                backprop_step(StepGraph(leaves, out, loss), tuple(torch.ones_like(o) if o.requires_grad else None
-                                                          for o in out))
-                del out, loss, leaves
-            return int(mem.peak)
+            peak = 0
+            for measured in (False, True):  # first unmeasured: compilation and first-call caches are not working memory
+                for p, _ in saved:
+                    p.grad = None
+                with LiveBytes(numpy=numpy and measured) as mem, torch.enable_grad():
+                    leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, codec.differentiable(flat)))
+                    out, loss = step(leaves, 0)
+                    backprop_step(StepGraph(leaves, out, loss), tuple(torch.ones_like(o) if o.requires_grad else None
+                                                                      for o in out))
+                    del out, loss, leaves
+                peak = int(mem.peak)
+            return peak
         finally:
             for p, g in saved:
                 p.grad = g
 
     def working_memory(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Bytes a byte budget pays before any stored state: the measured block
-        (:meth:`measure_working`) plus 5 full states (the running state and its successor in a
-        no-grad sweep, the gradient carried between blocks, an unpacked stored state and one
-        being packed); measured once per rule for its own block."""
+        (:meth:`measure_working`) plus the running state and its successor in a no-grad sweep
+        (2 full states, as the step makes them) and 3 carried states
+        (:meth:`StateCodec.carried_nbytes`: the gradient carried between blocks, an unpacked
+        stored state and one being packed); measured once per rule for its own block."""
         self._measure_for(batch)
         block = self.block if block is None else block
         if block == self.block and self.working_bytes is not None:
             return self.working_bytes
-        working = self.measure_working(model, batch, block) + 5 * state_nbytes(model.initial_state(batch.inputs.shape[1]))
+        codec, flat, _ = carried_start(model, batch)
+        full = state_nbytes(model.initial_state(batch.inputs.shape[1]))
+        working = self.measure_working(model, batch, block) + 2 * full + 3 * codec.carried_nbytes(flat)
         if block == self.block:
             self.working_bytes = working
         return working
@@ -208,14 +215,13 @@ class BudgetedBPTT(Rule):
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
         obj = Objective(model, batch)
-        flat0, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+        codec, flat0, unflatten = carried_start(model, batch)
         flat0 = tuple(_one_row(x) for x in flat0)
 
         if self.auto and not self.estimates:
             self.block = self.choose_block(model, batch)
         self._measure_for(batch)
         w, T = self.block, batch.steps
-        codec = StateCodec(model, batch)
         inner = block_step(model, batch, obj, w, unflatten)
 
         def step(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -311,6 +317,11 @@ class StateCodec:
         zeros = v.new_zeros(()).expand_as(v)
         return (i if self.keep_i else zeros, v, a if len(self.a_cols) else zeros, r if self.keep_r else zeros, *hist)
 
+    def carried_nbytes(self, flat: tuple[torch.Tensor, ...]) -> int:
+        """Bytes of the state as blocks carry it (:meth:`trim`; an expanded zero takes one
+        element)."""
+        return int(sum(t.untyped_storage().nbytes() for t in self.trim(flat)))
+
     def differentiable(self, flat: tuple[torch.Tensor, ...]) -> tuple[bool, ...]:
         """training.rules.base.differentiable_flags, less the parts the step never reads: i when
         every alpha is 0 (``alpha * i``), a when every adapt is 0 (``theta + adapt * a``); their
@@ -332,6 +343,14 @@ CALL_COST = 3.0  # one block's autograd call + state pack/unpack, in no-graph st
 def _cached_plan(T: int, slots: int, policy: str, alpha: float) -> Any:
     """Plans depend only on these four numbers; the dynamic program is O(T^2 m), seconds at T = 3000."""
     return plan(T, slots, policy, alpha=alpha)
+
+
+def carried_start(model: SNN, batch: Batch) -> tuple[StateCodec, tuple[torch.Tensor, ...], Callable[..., Any]]:
+    """(the batch's StateCodec, the initial state flattened and trimmed as blocks carry it, the
+    function rebuilding an SNNState from such a tuple)."""
+    codec = StateCodec(model, batch)
+    flat, unflatten = flatten_state(model.initial_state(batch.inputs.shape[1]))
+    return codec, codec.trim(flat), unflatten
 
 
 def _one_row(x: torch.Tensor) -> torch.Tensor:
