@@ -52,9 +52,9 @@ class BudgetedBPTT(Rule):
     stored-state boundaries; gradients stay exact. ``block='auto'`` picks w on the first batch
     by the cost model of :meth:`choose_block`.
 
-    A layered model whose layers all have fused kernels runs each block as one fused call from
-    its stored state (:func:`block_step`), so a block's graph keeps each layer's h and z, not a
-    per-step autograd graph; the parts of the state the model never reads (i when alpha = 0,
+    A layered model whose layers all have fused kernels runs each block of 2 steps or more as one
+    fused call from its stored state (:func:`block_step`), so a block's graph keeps each layer's
+    h and z, not a per-step autograd graph; the parts of the state the model never reads (i when alpha = 0,
     a when adapt = 0, r without refractoriness: :class:`StateCodec`) are carried as expanded
     zeros, out of the graph and out of memory."""
 
@@ -94,7 +94,7 @@ class BudgetedBPTT(Rule):
         codec, flat, unflatten = carried_start(model, batch)
         leaves = tuple(x.detach().requires_grad_(d) for x, d in zip(flat, codec.differentiable(flat)))
         step = block_step(model, batch, Objective(model, batch), 1, unflatten)
-        with LiveBytes(numpy=fused_blocks(model, batch)) as mem, torch.enable_grad():
+        with LiveBytes(numpy=fused_blocks(model, batch, 1)) as mem, torch.enable_grad():
             kept = step(leaves, 0)
             internal = mem.now()
         del kept
@@ -120,7 +120,7 @@ class BudgetedBPTT(Rule):
         saved = [(p, p.grad) for p in model.parameters()]
         codec, flat, unflatten = carried_start(model, batch)
         step = block_step(model, batch, Objective(model, batch), min(block, batch.steps), unflatten)
-        numpy = fused_blocks(model, batch)
+        numpy = fused_blocks(model, batch, min(block, batch.steps))
         try:
             peak = 0
             for measured in (False, True):  # first unmeasured: compilation and first-call caches are not working memory
@@ -239,23 +239,30 @@ class BudgetedBPTT(Rule):
 BlockFn = Callable[[tuple[torch.Tensor, ...], int], tuple[tuple[torch.Tensor, ...], torch.Tensor]]
 
 
-def fused_blocks(model: SNN, batch: Batch) -> bool:
-    """Whether :func:`block_step` runs `model`'s blocks fused (their saved arrays are numpy's,
-    so measuring them counts numpy allocations: training.budget.memory.LiveBytes)."""
-    return applies(model, batch.inputs, "out", from_state=True)
+def fused_blocks(model: SNN, batch: Batch, w: int) -> bool:
+    """Whether :func:`block_step` runs `model`'s blocks of `w` steps fused (their saved arrays
+    are numpy's, so measuring them counts numpy allocations: training.budget.memory.LiveBytes):
+    blocks of 2 steps or more of a layered model whose layers all have fused kernels. A one-step
+    block has no sequence to fuse, and its fused call's fixed arrays (the kernels' per-layer
+    initial-state copies and backward temporaries) outweigh a one-step graph: measured on issue
+    19's conv net (float64, batch 16, T = 18, 2 stored states), blocks of 1, 2, 4 and 8 steps
+    peak at 18.7, 28.6, 40.0 and 61.8 MB with per-step graphs and at 25.9, 29.9, 38.2 and
+    53.9 MB fused, and take 0.43, 0.36, 0.30 and 0.30 s per backward with per-step graphs and
+    0.50, 0.28, 0.20 and 0.17 s fused."""
+    return w > 1 and applies(model, batch.inputs, "out", from_state=True)
 
 
 def block_step(model: SNN, batch: Batch, obj: Objective, w: int,
                unflatten: Callable[[tuple[torch.Tensor, ...]], Any]) -> BlockFn:
     """The executor's unit step (training.budget.execute): ``step(flat, k)`` runs steps
     k*w .. (k+1)*w - 1 from the flattened state `flat`, giving (the next flattened state, the
-    block's loss). A layered model whose layers all have fused kernels runs the block as one
-    fused call from the state (training.fused.layered.readout_block): its graph keeps each
-    layer's h and z instead of a per-step graph; the loss is then 0 when no gradient is being
-    recorded (no rule reads the loss of a recomputation sweep, as Objective). Otherwise the
-    block is the chain of model.step calls."""
+    block's loss). Where :func:`fused_blocks` holds, the block is one fused call from the state
+    (training.fused.layered.readout_block): its graph keeps each layer's h and z instead of a
+    per-step graph; the loss is then 0 when no gradient is being recorded (no rule reads the
+    loss of a recomputation sweep, as Objective). Otherwise the block is the chain of model.step
+    calls."""
     T = batch.steps
-    if fused_blocks(model, batch):
+    if fused_blocks(model, batch, w):
         def fused(flat: tuple[torch.Tensor, ...], k: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
             t0, t1 = k * w, min((k + 1) * w, T)
             v, s = readout_block(model, batch.inputs[t0:t1], "out", unflatten(flat))
