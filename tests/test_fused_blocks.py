@@ -179,3 +179,29 @@ def test_live_bytes_counts_numpy_arrays_once_and_nests():
         f = torch.from_numpy(e) * 2
     assert torch_only.peak == mb
     del a, c, e, f
+
+
+@pytest.mark.parametrize("arch,shape", ARCHS)
+@pytest.mark.parametrize("k", [1, 4, 15])
+def test_truncated_bptt_runs_fused_chunks_with_the_per_step_gradients(arch, shape, k, monkeypatch):
+    """Truncated BPTT on a layered model runs each chunk as one fused call from the detached
+    state, with the per-step chunks' loss and gradients (float64, 1e-10); k = 15 = T is full
+    BPTT's gradient."""
+    model = _model(arch, shape)
+    T = 15
+    batch = Batch(_inputs(model, T, 3), torch.tensor([0, 2, 1]), torch.arange(T) >= 4)
+    model.fused = False
+    ref = make_rule("tbptt", k=k).backward(model, batch)
+    g_ref = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.fused = True
+    calls = []
+    real = fused_layered.fused_forward
+    monkeypatch.setattr(fused_layered, "fused_forward", lambda *a, **kw: calls.append(kw.get("state")) or real(*a, **kw))
+    model.zero_grad(set_to_none=True)
+    out = make_rule("tbptt", k=k).backward(model, batch)
+    assert len(calls) == -(-T // k) and all(s is not None for s in calls)
+    assert out.loss == pytest.approx(ref.loss, rel=1e-12)
+    assert float(g_ref["weights.out"].abs().max()) > 0  # (with k = 1 the first layers' gradient is truly 0)
+    for n, a in g_ref.items():
+        b = dict(model.named_parameters())[n].grad
+        assert float((b - a).abs().max()) <= TOL * float(a.abs().max()), n

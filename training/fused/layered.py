@@ -9,6 +9,10 @@ shifted by one step (zeros at t = 0, the initial state's spikes). A recurrent (r
 adds ``z[t-1] @ W_rec`` step by step and runs the fused kernel one step per call, the state
 chained through the calls with its gradient. Recorded fields other than z and v, and devices
 without a kernel, keep the per-step path (:func:`unsupported` says why).
+
+From a given state (``state=``), step 0 reads that state's spike history instead of rest, and
+the gradient reaches the state: truncated BPTT runs its chunks and budgeted BPTT its blocks
+this way (training.rules.bptt, training.rules.budgeted).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from neurosim.errors import NetworkError
 
-from ..fused.layered import readout_sequence
+from ..fused.layered import applies, readout_block, readout_sequence
 from ..layers import SNN
 from .base import Batch, Objective, Rule, RuleOutput, detach_state
 
@@ -45,17 +45,25 @@ class TruncatedBPTT(Rule):
         self.k = k
 
     def backward(self, model: SNN, batch: Batch) -> RuleOutput:
+        """Chunk after chunk from the detached state; a layered model whose layers all have
+        fused kernels runs each chunk as one fused call from that state (training.fused)."""
         obj = Objective(model, batch)
         keep = set(obj.masked_steps())
         state = model.initial_state(batch.inputs.shape[1])
+        fused = applies(model, batch.inputs, "out", from_state=True)
         loss = 0.0
         for t0 in range(0, batch.steps, self.k):
             state = detach_state(state)
+            t1 = min(t0 + self.k, batch.steps)
             vs = {}
-            for t in range(t0, min(t0 + self.k, batch.steps)):
-                state = model.step(state, batch.inputs[t])
-                if t in keep:
-                    vs[t] = state.neurons.v[:, obj.lo:obj.hi]
+            if fused:
+                seq, state = readout_block(model, batch.inputs[t0:t1], "out", state)
+                vs = {t: seq[t - t0] for t in range(t0, t1) if t in keep}
+            else:
+                for t in range(t0, t1):
+                    state = model.step(state, batch.inputs[t])
+                    if t in keep:
+                        vs[t] = state.neurons.v[:, obj.lo:obj.hi]
             chunk = obj.stacked(vs)  # the chunk's loss, evaluated once on its masked steps
             if chunk.requires_grad:
                 chunk.backward()
