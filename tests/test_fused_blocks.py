@@ -174,6 +174,12 @@ def test_live_bytes_counts_numpy_arrays_once_and_nests():
     assert 4 * mb <= inner.peak <= 4 * mb + 65536
     assert 7 * mb <= outer.peak <= 7 * mb + 65536
     assert outer.live == 3 * mb
+    x = np.zeros(mb // 8)  # 1 MiB made before the context and freed inside: new bytes fill its place
+    with LiveBytes(numpy=True) as refill:
+        del x
+        y = np.zeros(2 * mb // 8)
+    assert 2 * mb <= refill.peak <= 2 * mb + 65536
+    del y
     with LiveBytes() as torch_only:
         e = np.zeros(mb // 8)
         f = torch.from_numpy(e) * 2
@@ -205,3 +211,33 @@ def test_truncated_bptt_runs_fused_chunks_with_the_per_step_gradients(arch, shap
     for n, a in g_ref.items():
         b = dict(model.named_parameters())[n].grad
         assert float((b - a).abs().max()) <= TOL * float(a.abs().max()), n
+
+
+def test_trimmed_state_refractory_and_input_gradients_keep_the_per_step_gradients():
+    """An all-LIF conv stack without synaptic current (alpha = 0: i is never read, a neither)
+    and with a refractory period (r is read): budgeted BPTT (fused blocks and one-step chains)
+    and truncated BPTT carry i and a as expanded zeros, and with model.input_grad give the
+    per-step chain's gradients, the input's included (float64, 1e-10)."""
+    from training.rules import StateCodec
+
+    model = _model("conv(3,k=3,p=1),pool(2),conv(4,k=3,s=2,p=1,reset=zero),flatten,dense(5),dense(3)", (2, 8, 8))
+    lo, hi = model.slices[model.blocks[0]["spec"].name]
+    model.p_refractory[lo:hi] = 2.0
+    model.input_grad = True
+    T = 15
+    batch = Batch(_inputs(model, T, 3), torch.tensor([0, 2, 1]), torch.arange(T) >= 4)
+    codec = StateCodec(model, batch)
+    assert not codec.keep_i and len(codec.a_cols) == 0 and codec.keep_r
+    grads = []
+    for fused, rule in [(False, make_rule("bptt")), (True, make_rule("budgeted", budget=2, block=2)),
+                        (True, make_rule("budgeted", budget=2, block=1)), (True, make_rule("tbptt", k=15))]:
+        model.fused = fused
+        model.zero_grad(set_to_none=True)
+        x = batch.inputs.clone().requires_grad_()
+        rule.backward(model, Batch(x, batch.targets, batch.loss_mask))
+        grads.append({**{n: p.grad.clone() for n, p in model.named_parameters()}, "input": x.grad.clone()})
+    ref = grads[0]
+    assert float(ref["input"].abs().max()) > 0 and float(ref["weights.l1"].abs().max()) > 0
+    for g in grads[1:]:
+        for n, a in ref.items():
+            assert float((g[n] - a).abs().max()) <= TOL * float(a.abs().max()), n

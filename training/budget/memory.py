@@ -84,16 +84,20 @@ class LiveBytes:
         numpy (they share tracemalloc's one peak), and start a new interval."""
         if not self.numpy or not tracemalloc.is_tracing():
             return
-        _, traced_peak = tracemalloc.get_traced_memory()
+        traced, traced_peak = tracemalloc.get_traced_memory()
         for t in LiveBytes._open:
             t.peak = max(t.peak, t._high + max(traced_peak - t._base, 0))
             t._high = t.live
+            t._base = min(t._base, traced)  # memory made before entry and freed since: new bytes fill its place
         tracemalloc.reset_peak()
 
     def now(self) -> int:
         """Bytes alive now that the context counts: torch's plus (with `numpy`) the traced ones."""
-        traced = tracemalloc.get_traced_memory()[0] - self._base if self.numpy and tracemalloc.is_tracing() else 0
-        return self.live + max(traced, 0)
+        if not (self.numpy and tracemalloc.is_tracing()):
+            return self.live
+        traced = tracemalloc.get_traced_memory()[0]
+        self._base = min(self._base, traced)
+        return self.live + traced - self._base
 
     def __enter__(self) -> "LiveBytes":
         if self.numpy and not LiveBytes._warm:  # the first op in a dispatch mode imports modules: not the user's memory

@@ -56,11 +56,13 @@ def fused_forward(model: Any, src: torch.Tensor, record: Sequence[str], v_of: Op
                   state: Optional[SNNState] = None) -> tuple[dict[str, torch.Tensor], SNNState]:
     """({field: (T, B, N)} for `record` (z, v), final state) of `model` on inputs `src` (T, B, S);
     equal to training.layers.run_recorded(model.step, state, ...) from `state` (default: the
-    initial state, at rest). With `v_of` (a layer name), v is that layer's alone (T, B, n): the
-    other layers neither build nor concatenate theirs, and their backward reads no zero gradient
-    of it. From a given state, gradients reach its i, v, a and spike history (the input channels
-    only with model.input_grad), as through the per-step chain; that is how budgeted BPTT runs
-    its blocks fused (training.rules.budgeted)."""
+    initial state, at rest), except the final a of non-ALIF neurons, which the kernels do not
+    track (it stays the incoming a; nothing reads it). With `v_of` (a layer name), v is that
+    layer's alone (T, B, n): the other layers neither build nor concatenate theirs, and their
+    backward reads no zero gradient of it. From a given state, gradients reach its i, v, a and
+    spike history (the input channels only with model.input_grad or inputs that require grad),
+    as through the per-step chain; that is how truncated and budgeted BPTT run their chunks and
+    blocks fused (training.rules)."""
     T, B, _ = src.shape
     if T < (1 if state is not None else 2):  # from rest, the one-step shift below needs a step to shift
         raise ValueError("the fused path needs at least 2 steps from rest, 1 from a given state")

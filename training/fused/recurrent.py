@@ -55,7 +55,8 @@ class _Sequence(torch.autograd.Function):
             if want_v:
                 v_all[t] = h[0] if key.kind == "li" else (h[0] - z[0] * h[0] if key.reset_zero else h[0] - z[0] * th)
             state = (i_t, v_t, a_t, z[0], r_t)
-        ctx.key, ctx.c, ctx.sp, ctx.be, ctx.lag = key, cn, sp, be, lag
+        # the backward reads z0 and the per-step v starts: the initial i, a, r copies are not kept
+        ctx.key, ctx.c, ctx.sp, ctx.be, ctx.lag = key, cn._replace(i0=None, a0=None, r0=None), sp, be, lag
         ctx.saved, ctx.v_starts, ctx.z_all, ctx.w, ctx.params = saved, v_starts, z_all, w, (be_, th)
         fin = tuple(torch.from_numpy(np.ascontiguousarray(f)) for f in state[:3]) + (torch.from_numpy(state[4]),)
         ctx.mark_non_differentiable(fin[3])  # r: a counter, no gradient
