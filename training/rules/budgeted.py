@@ -100,7 +100,7 @@ class BudgetedBPTT(Rule):
             kept = step(leaves, 0)
             internal = mem.now()
         del kept
-        return max(internal / stored_state_nbytes(model, batch), 1.0)
+        return max(internal / codec.nbytes(flat), 1.0)
 
     def graph_units(self, model: SNN, batch: Batch, block: int) -> float:
         """Units (stored hidden states) one stored graph of `block` steps keeps alive:
@@ -111,7 +111,7 @@ class BudgetedBPTT(Rule):
         if self.alpha is None:
             self.alpha = self.measure_alpha(model, batch)
         codec, flat, _ = carried_start(model, batch)
-        return self.alpha * block + codec.carried_nbytes(flat) / stored_state_nbytes(model, batch)
+        return self.alpha * block + codec.carried_nbytes(flat) / codec.nbytes(flat)
 
     def measure_working(self, model: SNN, batch: Batch, block: Optional[int] = None) -> int:
         """Peak live bytes (training.budget.memory.LiveBytes) of the work every schedule does besides
